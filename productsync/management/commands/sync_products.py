@@ -1,0 +1,166 @@
+"""sync_products: parse arguments, run the sync service, show progress and a summary."""
+
+import argparse
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
+from productsync.models import SyncRun
+from productsync.records import BatchResult
+from productsync.services import sync_run_execute
+
+SHOWN_FAILURES = 20
+
+
+def _whole(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def printable(text: str) -> str:
+    """Feed text made safe for a terminal: control characters shown as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+class Command(BaseCommand):
+    help = "Sync products from a feed (JSON or JSON Lines) into the Oscar catalogue in batches."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.print_usage = lambda file=None: None  # argument errors stay one line
+        return parser
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--source", help="feed path (default: PRODUCTSYNC['SOURCE'])")
+        parser.add_argument(
+            "--batch-size",
+            type=_whole(1),
+            help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
+        parser.add_argument("--limit", type=_whole(0), help="stop after this many items")
+        parser.add_argument(
+            "--json", action="store_true", help="end stdout with one JSON summary line"
+        )
+        parser.add_argument(
+            "--no-progress", action="store_true", help="one line per batch instead of a bar"
+        )
+
+    def handle(self, *args, **options) -> None:
+        show_bar = not options["no_progress"] and sys.stderr.isatty() and sys.stdout.isatty()
+        progress = BarProgress() if show_bar else LineProgress(self.stdout)
+        try:
+            run = sync_run_execute(
+                options["source"],
+                batch_size=options["batch_size"],
+                dry_run=options["dry_run"],
+                limit=options["limit"],
+                on_start=progress.start,
+                on_batch=progress.batch,
+            )
+        except SourceError as exc:
+            raise CommandError(printable(str(exc)), returncode=2) from None
+        except RunActiveError as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        except ProductSyncError as exc:
+            raise CommandError(printable(str(exc)), returncode=2) from None
+        finally:
+            progress.close()
+        self._summary(run, options["json"])
+        if run.status != SyncRun.Status.SUCCEEDED:
+            sys.exit(1)
+
+    def _summary(self, run: SyncRun, as_json: bool) -> None:
+        duration = (run.finished_at - run.started_at).total_seconds()
+        out = self.stdout
+        for failure in run.failure_set.all()[:SHOWN_FAILURES]:
+            out.write(
+                f"  item {failure.position} (upc {printable(failure.upc) or '-'}): "
+                f"{printable(failure.message)}"
+            )
+        if run.failed > SHOWN_FAILURES:
+            out.write(f"  ... and {run.failed - SHOWN_FAILURES} more failures in run {run.pk}")
+        for note in run.notes:
+            out.write(f"Note: {printable(note)}")
+        if run.error:
+            out.write(f"Error: {printable(run.error)}")
+        dry = " (dry run, nothing kept)" if run.dry_run else ""
+        out.write(
+            f"Run {run.pk} {run.status}{dry}: {run.items} items, {run.created} created, "
+            f"{run.updated} updated, {run.unchanged} unchanged, {run.failed} failed; "
+            f"{run.batches} batches, {run.failed_batches} failed batches; {duration:.2f}s"
+        )
+        if as_json:
+            summary = {
+                "run_id": run.pk,
+                "status": run.status,
+                **{
+                    key: getattr(run, key)
+                    for key in (
+                        "items",
+                        "created",
+                        "updated",
+                        "unchanged",
+                        "failed",
+                        "batches",
+                        "failed_batches",
+                    )
+                },
+                "duration_s": round(duration, 3),
+            }
+            out.write(json.dumps(summary))
+
+
+class LineProgress:
+    """One line per batch, for logs and pipes."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.total_batches = None
+
+    def start(self, run: SyncRun) -> None:
+        if run.total_items is not None:
+            self.total_batches = -(-run.total_items // run.batch_size)
+
+    def batch(self, run: SyncRun, result: BatchResult) -> None:
+        of = f"/{self.total_batches}" if self.total_batches else ""
+        self.out.write(
+            f"Batch {result.number}{of}: {result.created} created, {result.updated} updated, "
+            f"{result.unchanged} unchanged, {result.failed} failed ({result.duration:.2f}s)"
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class BarProgress:
+    """A live bar on the terminal: items when the total is known, else bytes read."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.by_bytes = False
+
+    def start(self, run: SyncRun) -> None:
+        self.by_bytes = run.total_items is None
+        total = run.bytes_total if self.by_bytes else run.total_items
+        unit = "B" if self.by_bytes else " items"
+        self.bar = tqdm(total=total, unit=unit, unit_scale=self.by_bytes, file=sys.stderr)
+
+    def batch(self, run: SyncRun, result: BatchResult) -> None:
+        self.bar.update((run.bytes_read - self.bar.n) if self.by_bytes else result.items)
+        self.bar.set_postfix(failed=run.failed, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

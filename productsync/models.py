@@ -1,0 +1,148 @@
+"""Run history (SyncRun, SyncBatch, SyncFailure) and the per-product sync state."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        PARTIAL = "partial", "partial"
+        FAILED = "failed", "failed"
+        ABORTED = "aborted", "aborted"
+        SKIPPED = "skipped", "skipped"
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "command"
+        SCHEDULE = "schedule", "schedule"
+        ADMIN = "admin", "admin"
+
+    source = models.CharField("source", max_length=2000, help_text="Feed path or URL.")
+    trigger = models.CharField(
+        "trigger", max_length=16, choices=Trigger.choices, default=Trigger.COMMAND
+    )
+    status = models.CharField(
+        "status", max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True
+    )
+    batch_size = models.PositiveIntegerField("batch size")
+    dry_run = models.BooleanField(
+        "dry run", default=False, help_text="Every batch was rolled back after writing."
+    )
+    started_at = models.DateTimeField("started", default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField("finished", null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        "heartbeat", default=timezone.now, help_text="Last sign of life of the running process."
+    )
+    items = models.PositiveIntegerField("items", default=0, help_text="Feed items processed.")
+    created = models.PositiveIntegerField("created", default=0)
+    updated = models.PositiveIntegerField("updated", default=0)
+    unchanged = models.PositiveIntegerField("unchanged", default=0)
+    failed = models.PositiveIntegerField("failed", default=0)
+    batches = models.PositiveIntegerField("batches", default=0)
+    failed_batches = models.PositiveIntegerField(
+        "failed batches", default=0, help_text="Batches with at least one failed item."
+    )
+    warnings = models.PositiveIntegerField(
+        "warnings", default=0, help_text="Items with keys the feed format does not know."
+    )
+    total_items = models.PositiveIntegerField(
+        "total items", null=True, blank=True, help_text="Items in the feed, when known upfront."
+    )
+    bytes_read = models.PositiveBigIntegerField("bytes read", default=0)
+    bytes_total = models.PositiveBigIntegerField("bytes total", null=True, blank=True)
+    error = models.TextField("error", blank=True, help_text="Why the run stopped early.")
+    notes = models.JSONField(
+        "notes", default=list, blank=True, help_text="Warnings and remarks, one string each."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = "sync run"
+        permissions = [("run_sync", "Can start or retry a product sync")]
+        constraints = [
+            # The lease: one active non-dry run per source, enforced by the database.
+            models.UniqueConstraint(
+                fields=["source"],
+                condition=Q(status="running", dry_run=False),
+                name="productsync_one_active_run_per_source",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+
+class SyncBatch(models.Model):
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "succeeded"
+        PARTIAL = "partial", "partial"
+        FAILED = "failed", "failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batch_set")
+    number = models.PositiveIntegerField("number", help_text="1-based, in feed order.")
+    first_position = models.PositiveIntegerField("first position")
+    last_position = models.PositiveIntegerField("last position")
+    status = models.CharField("status", max_length=16, choices=Status.choices)
+    items = models.PositiveIntegerField("items", default=0)
+    created = models.PositiveIntegerField("created", default=0)
+    updated = models.PositiveIntegerField("updated", default=0)
+    unchanged = models.PositiveIntegerField("unchanged", default=0)
+    failed = models.PositiveIntegerField("failed", default=0)
+    duration = models.FloatField("duration (s)", default=0)
+    error = models.TextField("error", blank=True, help_text="Why the batch was retried by item.")
+    finished_at = models.DateTimeField("finished", default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "number"]
+        verbose_name = "sync batch"
+        verbose_name_plural = "sync batches"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="productsync_batch_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch {self.number} of run {self.run_id}"
+
+
+class SyncFailure(models.Model):
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="failure_set")
+    batch = models.ForeignKey(
+        SyncBatch, on_delete=models.CASCADE, related_name="failure_set", null=True, blank=True
+    )
+    position = models.PositiveIntegerField("position", help_text="0-based index in the feed.")
+    upc = models.CharField("UPC", max_length=255, blank=True)
+    field = models.CharField("field", max_length=255, blank=True)
+    message = models.TextField("message")
+    raw_payload = models.TextField("raw payload", help_text="The item exactly as read.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        verbose_name = "sync failure"
+        indexes = [models.Index(fields=["run", "position"], name="productsync_failure_pos")]
+
+    def __str__(self) -> str:
+        return f"Item {self.position} of run {self.run_id}"
+
+
+class SyncedProduct(models.Model):
+    """What the last sync wrote to a product, so an unchanged item costs no writes."""
+
+    product = models.OneToOneField(
+        "catalogue.Product",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="productsync_state",
+    )
+    source = models.CharField("source", max_length=2000)
+    fingerprint = models.CharField("fingerprint", max_length=32)
+    synced_at = models.DateTimeField("synced at")
+    last_run_id = models.BigIntegerField("last run", null=True, db_index=True)
+    last_position = models.PositiveIntegerField("last position", null=True)
+
+    class Meta:
+        verbose_name = "synced product"
+
+    def __str__(self) -> str:
+        return f"Sync state of product {self.product_id}"
