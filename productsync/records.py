@@ -15,7 +15,7 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 
 
 class StockRecordIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     partner: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
     partner_sku: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
@@ -27,7 +27,7 @@ class StockRecordIn(BaseModel):
 class ProductRecord(BaseModel):
     """One product of a feed, validated."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
     title: Annotated[Text, StringConstraints(min_length=1, max_length=255)]

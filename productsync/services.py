@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connection,
+    reset_queries,
+    transaction,
+)
 from django.db.utils import InterfaceError
 from django.utils import timezone
 
@@ -128,6 +135,10 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             result = _batch_process(writer, number, chunk, dry_run)
             _batch_record(run, result, bytes_read(), unknown_keys)
+            if not connection.force_debug_cursor:
+                # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk queries are
+                # large, so a long run would hold megabytes of SQL text.
+                reset_queries()
             if on_batch:
                 on_batch(run, result)
     except FeedError as exc:

@@ -217,7 +217,10 @@ class BatchWriter:
         return [i for i in new if allowed(i)], [(i, pid) for i, pid in changed if allowed(i)]
 
     def _write_categories(self, touched, changed) -> None:
-        ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed]).delete()
+        links = ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed])
+        # Nothing refers to a product-category link, so one DELETE does; .delete() would
+        # select the rows first and delete them a hundred at a time.
+        links._raw_delete(links.db)
         ProductCategory.objects.bulk_create(
             [
                 ProductCategory(product_id=product_id, category_id=category_id)

@@ -1,0 +1,57 @@
+"""records: validation names the field at fault; fingerprints follow content."""
+
+import pytest
+
+from productsync.exceptions import RecordError
+from productsync.records import Unparsed, record_fingerprint, record_parse
+from tests.conftest import product
+
+
+def first_stock(**fields):
+    return [{"partner": "Acme", "partner_sku": "S1", **fields}]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"title": "x", "product_class": "Book"}, "upc: Field required"),
+        (product("1", title=""), "title: String should have at least 1 character"),
+        (product("1", title="t" * 256), "title: String should have at most 255 characters"),
+        (product("u" * 65), "upc: String should have at most 64 characters"),
+        (product("1", product_class=None), "product_class: Input should be a valid string"),
+        (product("1", stockrecords=first_stock(price="-1")), "stockrecords[0].price"),
+        (product("1", stockrecords=first_stock(price="1.234")), "decimal places"),
+        (product("1", stockrecords=first_stock(price="abc")), "stockrecords[0].price"),
+        (product("1", stockrecords=first_stock(currency="POUNDS")), "stockrecords[0].currency"),
+        (product("1", stockrecords=first_stock(num_in_stock=-1)), "stockrecords[0].num_in_stock"),
+        (product("1", stockrecords=[{"partner": "Acme"}]), "stockrecords[0].partner_sku"),
+        (product("1", categories="Books"), "categories: Input should be a valid list"),
+        (product("1", is_public="maybe"), "is_public"),
+        ([1, 2], "item must be an object, not list"),
+        (Unparsed("{oops", "line 3: not valid JSON"), "line 3: not valid JSON"),
+    ],
+)
+def test_invalid_items_are_rejected_naming_the_field(item, message):
+    with pytest.raises(RecordError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        record_parse(item)
+
+
+def test_the_same_sku_twice_in_one_item_is_rejected():
+    item = product("1", stockrecords=first_stock() + first_stock())
+    with pytest.raises(RecordError, match="appears twice"):
+        record_parse(item)
+
+
+def test_valid_item_with_numbers_for_prices_and_unknown_keys():
+    record = record_parse(
+        product("1", stockrecords=first_stock(price=39.99, num_in_stock=None), colour="red")
+    )
+    assert str(record.stockrecords[0].price) == "39.99"
+    assert record.stockrecords[0].num_in_stock is None
+    assert record.is_public is True
+
+
+def test_fingerprint_changes_with_content_only():
+    a = record_parse(product("1"))
+    assert record_fingerprint(a) == record_fingerprint(record_parse(product("1")))
+    assert record_fingerprint(a) != record_fingerprint(record_parse(product("1", title="New")))

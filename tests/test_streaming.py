@@ -1,0 +1,34 @@
+"""Streaming: memory is bounded by the batch size, not by the size of the feed."""
+
+import json
+import tracemalloc
+
+import pytest
+
+from productsync.services import sync_run_execute
+from tests.conftest import product
+
+pytestmark = pytest.mark.django_db
+
+
+def peak_bytes(tmp_path, items: int, name: str) -> int:
+    path = tmp_path / name
+    with path.open("w", encoding="utf-8") as f:
+        f.write("[")
+        f.write(",".join(json.dumps(product(f"{name}-{i}")) for i in range(items)))
+        f.write("]")
+    tracemalloc.start()
+    try:
+        run = sync_run_execute(str(path), batch_size=50, dry_run=True)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        assert run.items == items
+
+
+def test_peak_memory_stays_flat_as_the_feed_grows_fivefold(tmp_path):
+    peak_bytes(tmp_path, 50, "warm")  # imports and caches that happen once
+    small = peak_bytes(tmp_path, 300, "small")
+    large = peak_bytes(tmp_path, 1500, "large")
+    # The large feed is 5x the small one; a reader that held the feed would peak ~5x higher.
+    assert large < small * 1.5, (small, large)
