@@ -80,7 +80,7 @@ def product(upc: str, **fields) -> dict:
     return item
 
 
-def run_command(*args: str, env: dict | None = None, timeout: int = 120):
+def run_command(*args: str, env: dict | None = None, timeout: int = 120, capture=True, **kw):
     """Run manage.py as a user would, in a subprocess, against the test database."""
     from django.conf import settings
 
@@ -94,9 +94,10 @@ def run_command(*args: str, env: dict | None = None, timeout: int = 120):
         )
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
-        capture_output=True,
+        capture_output=capture,
         text=True,
         env=full_env,
         cwd=ROOT,
         timeout=timeout,
+        **kw,
     )

@@ -102,3 +102,39 @@ def test_dry_run_is_said_in_the_summary(write_feed, capsys):
     call_command("sync_products", "--source", write_feed([product("1")]), "--dry-run")
     assert "succeeded (dry run, nothing kept): 1 items, 1 created" in capsys.readouterr().out
     assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_a_terminal_a_live_progress_bar_is_shown():
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        result = run_command(
+            "sync_products", "--limit", "30", stdout=terminal, stderr=terminal, capture=False
+        )
+        os.close(terminal)
+        terminal = None
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if terminal is not None:
+            os.close(terminal)
+        os.close(controller)
+    assert result.returncode == 0
+    text = output.decode()
+    assert "30/30" in text and "items/s" in text  # tqdm's bar: done/total and rate
+    assert "Batch 1/" not in text  # no per-batch lines on a terminal
+    assert "succeeded: 30 items, 30 created" in text
