@@ -2,10 +2,12 @@
 
 import csv
 import json
+import tracemalloc
 from pathlib import Path
 
 from oscar.core.loading import get_model
 
+from productsync.feeds import feed_open
 from tests.conftest import FIXTURES
 
 Category = get_model("catalogue", "Category")
@@ -136,3 +138,14 @@ def demo_without(*keys: str, stock_keys: tuple[str, ...] = ()) -> list[dict]:
             ]
         items.append(item)
     return items
+
+
+def reading_peak(source: str) -> tuple[int, int]:
+    """Items in a feed and the peak memory allocated while reading them."""
+    tracemalloc.start()
+    try:
+        with feed_open(source, count=False) as feed:
+            count = sum(1 for _ in feed)
+        return count, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -1,7 +1,6 @@
 """CSV feeds: our header CSV and Oscar's headerless CSV, against the JSON feed and Oscar."""
 
 import io
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests.catalogue import (
     demo_csv,
     demo_oscar_csv,
     demo_without,
+    reading_peak,
 )
 from tests.conftest import DATA, FIXTURES
 
@@ -267,17 +267,6 @@ def _large_csv(path, rows: int) -> str:
         for n in range(rows):
             f.write(f"U{n},Title {n},Book,<p>{'x' * 400}</p>,Books > Big,,Acme,S{n},1.00,GBP,5\n")
     return str(path)
-
-
-def reading_peak(source: str) -> tuple[int, int]:
-    """Items in a feed and the peak memory allocated while reading them."""
-    tracemalloc.start()
-    try:
-        with feed_open(source, count=False) as feed:
-            count = sum(1 for _ in feed)
-        return count, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def test_memory_stays_flat_for_a_large_csv(tmp_path):

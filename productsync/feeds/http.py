@@ -115,7 +115,9 @@ def http_open(url: str, options: FeedOptions, validators: tuple[str, str]) -> Fe
         return feed
     if response.status_code >= 400:
         body.close()
-        raise SourceError(f"{url}: HTTP {response.status_code} {response.reason}")
+        retried = len(getattr(response.raw.retries, "history", ()))
+        after = f" after {retried} retries" if retried else ""
+        raise SourceError(f"{url}: HTTP {response.status_code} {response.reason}{after}")
     content_type = response.headers.get("Content-Type", "")
     length = response.headers.get("Content-Length")
     encoded = response.headers.get("Content-Encoding", "identity") != "identity"
