@@ -1,7 +1,9 @@
 """HTTP sources against a real server on 127.0.0.1: retries, timeouts, gzip, 304, breaks."""
 
+import csv
 import gzip
 import io
+import json
 import threading
 import time
 from collections import Counter
@@ -12,20 +14,18 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from productsync.exceptions import SourceError
-from productsync.feeds import feed_open
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
-from tests.catalogue import catalogue_snapshot, demo_csv_rows, reading_peak
-from tests.conftest import FIXTURES, run_command
+from tests.catalogue import catalogue_clear, catalogue_snapshot, demo_csv_rows, reading_peak
+from tests.conftest import FIXTURES, product, run_command
 
 DEMO = (FIXTURES / "products.json").read_bytes()
+SMALL = json.dumps([product("S1"), product("S2"), product("S3")]).encode()
 TOKEN = "Bearer s3cret-token"
 
 
 def demo_csv_bytes() -> bytes:
     out = io.StringIO()
-    import csv
-
     csv.writer(out).writerows(demo_csv_rows())
     return out.getvalue().encode()
 
@@ -164,16 +164,20 @@ def server(settings):
     httpd.server_close()
 
 
+_JSON_STATE: dict = {}
+
+
 @pytest.fixture
 def json_state(db):
-    run = sync_run_execute(str(FIXTURES / "products.json"))
-    assert run.created == 194
-    state = catalogue_snapshot()
-    run.delete()
-    from tests.catalogue import catalogue_clear
-
-    catalogue_clear()
-    return state
+    """The catalogue the local JSON feed produces (computed once, then the catalogue is
+    emptied again)."""
+    if not _JSON_STATE:
+        run = sync_run_execute(str(FIXTURES / "products.json"))
+        assert run.created == 194
+        _JSON_STATE.update(catalogue_snapshot())
+        run.delete()
+        catalogue_clear()
+    return _JSON_STATE
 
 
 @pytest.mark.parametrize("path", ["/products.json", "/export", "/gzipped", "/products.csv.gz"])
@@ -189,6 +193,7 @@ def test_http_feeds_round_trip_the_demo_catalogue(server, json_state, path):
 @pytest.mark.django_db
 def test_an_unchanged_feed_costs_one_request_and_succeeds_with_a_note(server):
     url = server.url + "/products.json"
+    server.body = SMALL
     first = sync_run_execute(url)
     assert (first.status, first.http_etag) == ("succeeded", '"v1"')
 
@@ -201,22 +206,23 @@ def test_an_unchanged_feed_costs_one_request_and_succeeds_with_a_note(server):
     assert headers["If-Modified-Since"] == "Sat, 28 Nov 2026 10:00:00 GMT"
     assert server.hits["/products.json"] == 2
 
-    server.etag, server.body = '"v2"', DEMO.replace(b"39.99", b"38.99", 1)
+    server.etag, server.body = '"v2"', SMALL.replace(b"10.00", b"11.00", 1)
     third = sync_run_execute(url)
 
-    assert (third.status, third.updated, third.unchanged) == ("succeeded", 1, 193)
+    assert (third.status, third.updated, third.unchanged) == ("succeeded", 1, 2)
     assert third.http_etag == '"v2"'
 
 
 @pytest.mark.django_db
 def test_a_dry_run_or_a_limited_run_is_not_the_baseline_of_the_next(server):
     url = server.url + "/products.json"
+    server.body = SMALL
     sync_run_execute(url, dry_run=True)
-    sync_run_execute(url, limit=10)
+    sync_run_execute(url, limit=1)
 
     run = sync_run_execute(url)
 
-    assert (run.status, run.created) == ("succeeded", 184)
+    assert (run.status, run.created) == ("succeeded", 2)
     assert [h for _, h, _ in server.seen if "If-None-Match" in h] == []
 
 
