@@ -101,15 +101,15 @@ def sync_run_execute(
     if batch_size < 1 or (limit is not None and limit < 0):
         raise ProductSyncError("batch size must be at least 1 and limit at least 0")
     try:
+        options = FeedOptions(**(feed_options or {}))
+    except TypeError as exc:
+        raise ProductSyncError(f"bad feed options: {exc}") from None
+    try:
         run = sync_run_start(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger)
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {exc}") from None
     try:
-        options = FeedOptions(**(feed_options or {}))
         feed = feed_open(source, options=options, validators=_http_validators(source, run))
-    except TypeError as exc:
-        _finish(run, f"bad feed options: {exc}")
-        raise ProductSyncError(f"bad feed options: {exc}") from None
     except SourceError as exc:
         _finish(run, str(exc))
         raise

@@ -280,3 +280,19 @@ def test_memory_stays_flat_for_a_large_csv(tmp_path):
     assert Path(large).stat().st_size > 4_000_000
     # Twenty times the rows, about the same peak: a few buffers, not the file.
     assert peak < small_peak * 1.5 < 1_000_000, (small_peak, peak)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"encoding": "klingon"}, "unknown encoding 'klingon'"),
+        ({"delimiter": ";;"}, "the CSV delimiter must be one character"),
+        ({"format": "xml"}, "unknown feed format 'xml'"),
+    ],
+)
+@pytest.mark.django_db
+def test_bad_feed_options_fail_the_run_at_open(tmp_path, options, message):
+    with pytest.raises(SourceError, match=message):
+        sync_run_execute(demo_csv(tmp_path / "products.csv"), feed_options=options)
+
+    assert SyncRun.objects.get().status == "failed"

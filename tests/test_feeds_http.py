@@ -357,3 +357,30 @@ def test_memory_stays_flat_for_a_large_streamed_feed(server):
 
     assert count == 10_000
     assert peak < 1_000_000, peak
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error_id"),
+    [
+        ("HTTP_TIMEOUT", 5, "productsync.E005"),
+        ("HTTP_TIMEOUT", (5, 0), "productsync.E005"),
+        ("HTTP_RETRIES", -1, "productsync.E006"),
+        ("HTTP_BACKOFF", "fast", "productsync.E007"),
+        ("HTTP_HEADERS", {"erp.example": {"Authorization": "x"}}, "productsync.E008"),
+        ("HTTP_HEADERS", {"https://erp.example/": {"Authorization": 1}}, "productsync.E008"),
+    ],
+)
+def test_http_settings_are_checked(settings, key, value, error_id):
+    from productsync.checks import check_settings
+
+    settings.PRODUCTSYNC = {key: value}
+
+    assert [e.id for e in check_settings(None)] == [error_id]
+
+
+def test_default_http_settings_pass_the_checks(settings):
+    from productsync.checks import check_settings
+
+    settings.PRODUCTSYNC = {"HTTP_HEADERS": {"https://erp.example/": {"Authorization": "x"}}}
+
+    assert check_settings(None) == []

@@ -1,5 +1,6 @@
 """Opening a source as a counted byte stream and choosing the reader for its format."""
 
+import codecs
 import functools
 import gzip
 import io
@@ -170,6 +171,13 @@ def _reader_for(name: str, options: FeedOptions, content_type: str = ""):
     fmt = options.format or format_guess(name, content_type)
     if fmt is not None and fmt not in FORMATS:
         raise SourceError(f"{name}: unknown feed format {fmt!r} (known: {', '.join(FORMATS)})")
+    if options.delimiter is not None and len(options.delimiter) != 1:
+        raise SourceError(f"the CSV delimiter must be one character, not {options.delimiter!r}")
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError:
+            raise SourceError(f"unknown encoding {options.encoding!r}") from None
     field_map = mapping.mapping_load(options.mapping) if options.mapping else None
     if fmt is None and field_map is not None:
         fmt = field_map.format
@@ -233,8 +241,12 @@ def feed_open(
         raise SourceError(f"{source}: cannot open: {exc.strerror or exc}") from None
     total = None
     if count:
-        with Feed(source, open(source, "rb"), reader) as counting:
-            total = _count(counting)
+        try:
+            with Feed(source, open(source, "rb"), reader) as counting:
+                total = _count(counting)
+        except SourceError:
+            raw.close()
+            raise
     return Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
 
 

@@ -62,10 +62,7 @@ def csv_rows(
     """(first line number, fields) of each non-blank row. With backslash_escapes, \\" \\\\
     and a backslash before the delimiter are escapes, as in Oscar's files; any other backslash
     is kept as text."""
-    try:
-        text, first_line = _text(stream, encoding)
-    except LookupError:
-        raise SourceError(f"unknown encoding {encoding!r}") from None
+    text, first_line = _text(stream, encoding)
     delimiter = delimiter or delimiter_sniff(first_line)
     lines: Iterable[str] = text
     options = {"delimiter": delimiter}

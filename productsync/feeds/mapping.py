@@ -134,15 +134,18 @@ class Mapping:
         if fmt == "jsonl":
             jsonl_items = readers["jsonl"]
             return lambda stream: self._mapped(jsonl_items(stream), dotted=True)
+        if fmt is None:
+            raise SourceError(
+                f"mapping {self.name}: the source's format is unknown: set format in the "
+                "mapping or give --format"
+            )
         raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
 
     def _mapped(self, items: Iterator[FeedItem], dotted: bool) -> Iterator[FeedItem]:
         for item in items:
             payload = item.payload
-            if not isinstance(payload, Unparsed):
-                payload = self.apply(payload, dotted)
-                if isinstance(payload, dict):
-                    payload = flat_payload(payload)
+            if isinstance(payload, dict):
+                payload = flat_payload(self.apply(payload, dotted))
             yield FeedItem(item.position, payload)
 
     def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
@@ -160,7 +163,10 @@ class Mapping:
         position = 0
         try:
             for payload in ijson.items(stream, prefix, use_float=True):
-                yield FeedItem(position, flat_payload(self.apply(payload, True)))
+                mapped = self.apply(payload, True)
+                yield FeedItem(
+                    position, flat_payload(mapped) if isinstance(mapped, dict) else mapped
+                )
                 position += 1
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise FeedError(f"malformed JSON after item {position}: {exc}") from None
