@@ -144,7 +144,6 @@ def _http_validators(source: str, run: SyncRun) -> tuple[str, str]:
     last = (
         SyncRun.objects.filter(source=source, status=Status.SUCCEEDED, dry_run=False)
         .exclude(pk=run.pk)
-        .exclude(http_etag="", http_last_modified="")
         .order_by("-started_at", "-pk")
         .values_list("http_etag", "http_last_modified")
         .first()

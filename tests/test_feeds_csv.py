@@ -296,3 +296,14 @@ def test_bad_feed_options_fail_the_run_at_open(tmp_path, options, message):
         sync_run_execute(demo_csv(tmp_path / "products.csv"), feed_options=options)
 
     assert SyncRun.objects.get().status == "failed"
+
+
+def test_oscar_backslash_escapes_pair_up(tmp_path):
+    path = tmp_path / "escapes.csv"
+    path.write_text('Book,Books,U1,"Say \\"hi\\"",one\\ntwo\\\\nthree\\, four\n', encoding="utf-8")
+
+    (item,) = items_of(path, format="oscar-csv")
+
+    assert item.payload["title"] == 'Say "hi"'
+    # \n is kept as text, \\ is one backslash, \, a comma.
+    assert item.payload["description"] == "one\\ntwo\\nthree, four"

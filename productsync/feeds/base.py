@@ -5,6 +5,7 @@ import functools
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -139,7 +140,6 @@ def _replay(first: list[FeedItem], rest: Iterator[FeedItem], error: FeedError | 
 def _gunzipped(reader):
     """Wrap a reader so a gzip-compressed stream (by its magic bytes) is read decompressed."""
 
-    @functools.wraps(reader)
     def read(stream: io.BufferedReader) -> Iterator[FeedItem]:
         if stream.peek(2)[:2] == GZIP_MAGIC:
             plain = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), 64 * 1024)
@@ -147,7 +147,7 @@ def _gunzipped(reader):
                 plain.read(3)
             try:
                 yield from reader(plain)
-            except (gzip.BadGzipFile, EOFError) as exc:
+            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
                 raise FeedError(f"the gzip stream is corrupt or cut short: {exc}") from None
         else:
             yield from reader(stream)
@@ -192,7 +192,7 @@ def _reader_for(name: str, options: FeedOptions, content_type: str = ""):
     reader = readers[fmt]
     if field_map is not None:
         reader = field_map.reader(fmt, readers, csv_options)
-    elif fmt == "csv":
+    elif fmt == "csv" and options.format is None:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
         reader = functools.partial(csvfeed.csv_or_oscar_items, **csv_options)
     return fmt, _gunzipped(reader)

@@ -67,8 +67,13 @@ def csv_rows(
     lines: Iterable[str] = text
     options = {"delimiter": delimiter}
     if backslash_escapes:
-        lone = re.compile(r"\\(?=[^\"\\\r\n" + re.escape(delimiter) + "])")
-        lines = (lone.sub(r"\\\\", line) for line in text)
+        # A backslash and what it escapes are consumed as a pair, so `\\n` stays `\` + `n`.
+        pair = re.compile(r"\\([\\\"\r\n" + re.escape(delimiter) + "])?")
+
+        def keep_lone(match: re.Match) -> str:
+            return match.group(0) if match.group(1) else "\\\\"
+
+        lines = (pair.sub(keep_lone, line) for line in text)
         options["escapechar"] = "\\"
     reader = csv.reader(lines, **options)
     line = 1
