@@ -247,7 +247,14 @@ def feed_open(
         except SourceError:
             raw.close()
             raise
-    return Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
+    feed = Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
+    if not count:
+        try:
+            feed.prime()
+        except SourceError:
+            feed.close()
+            raise
+    return feed
 
 
 def _count(feed: Feed) -> int | None:
