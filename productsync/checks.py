@@ -32,4 +32,54 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     source = app_settings.SOURCE
     if source is not None and not isinstance(source, str):
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))
+    errors += _http_errors()
+    return errors
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _http_errors() -> list[Error]:
+    errors = []
+    timeout = app_settings.HTTP_TIMEOUT
+    if not (
+        isinstance(timeout, list | tuple)
+        and len(timeout) == 2
+        and all(_number(t) and t > 0 for t in timeout)
+    ):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['HTTP_TIMEOUT'] must be (connect, read): two positive seconds.",
+                id="productsync.E005",
+            )
+        )
+    retries = app_settings.HTTP_RETRIES
+    if not (isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0):
+        errors.append(
+            Error("PRODUCTSYNC['HTTP_RETRIES'] must be a whole number >= 0.", id="productsync.E006")
+        )
+    if not _number(app_settings.HTTP_BACKOFF):
+        errors.append(
+            Error("PRODUCTSYNC['HTTP_BACKOFF'] must be a number >= 0.", id="productsync.E007")
+        )
+    headers = app_settings.HTTP_HEADERS
+    if not (
+        isinstance(headers, dict)
+        and all(
+            isinstance(prefix, str)
+            and prefix.lower().startswith(("http://", "https://"))
+            and isinstance(values, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in values.items())
+            for prefix, values in headers.items()
+        )
+    ):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['HTTP_HEADERS'] must map URL prefixes (http:// or https://) to "
+                "dicts of header names to strings.",
+                hint='{"https://erp.example.com/": {"Authorization": "Bearer ..."}}',
+                id="productsync.E008",
+            )
+        )
     return errors

@@ -13,6 +13,15 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TIMEOUT": 10,
     # A running run whose heartbeat is older than this is taken for dead and marked aborted.
     "STALE_AFTER": 300,
+    # HTTP sources: (connect, read) timeouts in seconds; a read timeout applies per read.
+    "HTTP_TIMEOUT": (10, 60),
+    # Retries of a GET after a connection error, a read timeout, 429 or 5xx.
+    "HTTP_RETRIES": 3,
+    # Backoff factor of the retries: waits of 0, 2x, 4x... seconds unless Retry-After says.
+    "HTTP_BACKOFF": 1.0,
+    # Extra request headers (auth tokens) by URL prefix: {"https://erp.example/": {...}}.
+    # Sent only to URLs that start with the prefix; never printed nor stored.
+    "HTTP_HEADERS": {},
 }
 
 

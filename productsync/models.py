@@ -56,6 +56,18 @@ class SyncRun(models.Model):
     notes = models.JSONField(
         "notes", default=list, blank=True, help_text="Warnings and remarks, one string each."
     )
+    http_etag = models.CharField(
+        "HTTP ETag",
+        max_length=1000,
+        blank=True,
+        help_text="ETag of an HTTP source's response, sent as If-None-Match next time.",
+    )
+    http_last_modified = models.CharField(
+        "HTTP Last-Modified",
+        max_length=100,
+        blank=True,
+        help_text="Last-Modified of an HTTP source's response, sent as If-Modified-Since.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-pk"]

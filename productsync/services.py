@@ -28,6 +28,7 @@ from productsync.exceptions import (
     SourceError,
 )
 from productsync.feeds import feed_open
+from productsync.feeds.base import FeedOptions, is_url
 from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.records import (
     KNOWN_KEYS,
@@ -91,12 +92,15 @@ def sync_run_execute(
     trigger: str = SyncRun.Trigger.COMMAND,
     on_start: Callable[[SyncRun], None] | None = None,
     on_batch: OnBatch | None = None,
+    feed_options: dict | None = None,
 ) -> SyncRun:
     """Sync a feed into the catalogue, one transaction per batch, and record the run.
 
-    Raises SourceError when the feed cannot be opened and RunActiveError when another run of
+    feed_options are FeedOptions fields (format, delimiter, encoding, mapping). Raises
+    SourceError when the feed cannot be opened and RunActiveError when another run of
     the source is active; both after recording the run. Any other failure ends the run
-    `failed` with the reason; batches committed before it stay."""
+    `failed` with the reason; batches committed before it stay. An HTTP source unchanged
+    since the last successful run (304) ends at once `succeeded` with 0 items and a note."""
     source = source or app_settings.SOURCE
     batch_size = batch_size or app_settings.BATCH_SIZE
     if not source:
@@ -104,14 +108,28 @@ def sync_run_execute(
     if batch_size < 1 or (limit is not None and limit < 0):
         raise ProductSyncError("batch size must be at least 1 and limit at least 0")
     try:
+        options = FeedOptions(**(feed_options or {}))
+    except TypeError as exc:
+        raise ProductSyncError(f"bad feed options: {exc}") from None
+    try:
         run = sync_run_start(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger)
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {exc}") from None
     try:
-        feed = feed_open(source)
+        feed = feed_open(source, options=options, validators=_http_validators(source, run))
     except SourceError as exc:
         _finish(run, str(exc))
         raise
+    if is_url(source) and limit is None:
+        # A run cut short by --limit must not let the next run skip the rest as unchanged.
+        run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
+        run.save(update_fields=["http_etag", "http_last_modified"])
+    if feed.not_modified:
+        feed.close()
+        run.notes.append("the source is unchanged since the last successful run (HTTP 304)")
+        run.save(update_fields=["notes"])
+        _finish(run, "")
+        return run
     with feed:
         run.total_items = (
             feed.total_items if limit is None else min(limit, feed.total_items or limit)
@@ -124,6 +142,20 @@ def sync_run_execute(
         error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
     _finish(run, error)
     return run
+
+
+def _http_validators(source: str, run: SyncRun) -> tuple[str, str]:
+    """ETag and Last-Modified of the last successful non-dry run of this URL."""
+    if not is_url(source):
+        return "", ""
+    last = (
+        SyncRun.objects.filter(source=source, status=Status.SUCCEEDED, dry_run=False)
+        .exclude(pk=run.pk)
+        .order_by("-started_at", "-pk")
+        .values_list("http_etag", "http_last_modified")
+        .first()
+    )
+    return last or ("", "")
 
 
 def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, bytes_read) -> str:

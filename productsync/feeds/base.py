@@ -1,13 +1,50 @@
 """Opening a source as a counted byte stream and choosing the reader for its format."""
 
+import codecs
+import functools
+import gzip
 import io
 import os
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from productsync.exceptions import SourceError
+from productsync.exceptions import FeedError, SourceError
 from productsync.records import FeedItem
 
 BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+FORMATS = ("json", "jsonl", "csv", "oscar-csv")
+EXTENSIONS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+}
+CONTENT_TYPES = {
+    "application/json": "json",
+    "text/json": "json",
+    "application/x-ndjson": "jsonl",
+    "application/ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/tab-separated-values": "csv",
+}
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    """How to read a source when its name and content do not say it all."""
+
+    format: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    mapping: str | None = None
 
 
 class CountingReader(io.RawIOBase):
@@ -51,12 +88,36 @@ class Feed:
         self._reader = reader
         self.total_items = total_items
         self.bytes_total = bytes_total
+        # HTTP validators of the response, and whether the server said 304 Not Modified.
+        self.etag = ""
+        self.last_modified = ""
+        self.not_modified = False
+        self._primed: tuple[list[FeedItem], Iterator[FeedItem], FeedError | None] | None = None
+
+    def prime(self) -> None:
+        """Read the first item now, so a feed unusable from its start (a CSV header without
+        the required columns) raises SourceError at open; a FeedError waits for iteration."""
+        items = self._reader(self.stream)
+        try:
+            first = [next(items)]
+        except StopIteration:
+            first = []
+        except FeedError as exc:
+            self._primed = ([], iter(()), exc)
+            return
+        self._primed = (first, items, None)
 
     @property
     def bytes_read(self) -> int:
         return self._counter.bytes_read
 
     def __iter__(self) -> Iterator[FeedItem]:
+        if self.not_modified:
+            return iter(())
+        if self._primed is not None:
+            first, rest, error = self._primed
+            self._primed = None
+            return _replay(first, rest, error)
         return self._reader(self.stream)
 
     def close(self) -> None:
@@ -69,21 +130,109 @@ class Feed:
         self.close()
 
 
-def _reader_for(name: str, fmt: str | None):
-    from productsync.feeds import jsonfeed
-
-    readers = {"json": jsonfeed.json_items, "jsonl": jsonfeed.jsonl_items}
-    if fmt is None:
-        lowered = name.lower()
-        fmt = "jsonl" if lowered.endswith((".jsonl", ".ndjson")) else "json"
-    if fmt not in readers:
-        raise SourceError(f"{name}: unknown feed format {fmt!r} (known: {', '.join(readers)})")
-    return fmt, readers[fmt]
+def _replay(first: list[FeedItem], rest: Iterator[FeedItem], error: FeedError | None):
+    if error is not None:
+        raise error
+    yield from first
+    yield from rest
 
 
-def feed_open(source: str, fmt: str | None = None, count: bool = True) -> Feed:
-    """Open a local feed file; with count, pre-count its items so progress shows a total."""
-    fmt, reader = _reader_for(source, fmt)
+def _gunzipped(reader):
+    """Wrap a reader so a gzip-compressed stream (by its magic bytes) is read decompressed."""
+
+    def read(stream: io.BufferedReader) -> Iterator[FeedItem]:
+        if stream.peek(2)[:2] == GZIP_MAGIC:
+            plain = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), 64 * 1024)
+            if plain.peek(3)[:3] == BOM:
+                plain.read(3)
+            try:
+                yield from reader(plain)
+            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+                raise FeedError(f"the gzip stream is corrupt or cut short: {exc}") from None
+        else:
+            yield from reader(stream)
+
+    return read
+
+
+def format_guess(name: str, content_type: str = "") -> str | None:
+    """The feed format from a Content-Type, else from the name's extension (.gz ignored)."""
+    media = content_type.split(";")[0].strip().lower()
+    if media in CONTENT_TYPES:
+        return CONTENT_TYPES[media]
+    path = urlsplit(name).path if "://" in name else name
+    path = path.lower().removesuffix(".gz")
+    return EXTENSIONS.get(os.path.splitext(path)[1])
+
+
+def _reader_for(name: str, options: FeedOptions, content_type: str = ""):
+    from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv
+
+    fmt = options.format or format_guess(name, content_type)
+    if fmt is not None and fmt not in FORMATS:
+        raise SourceError(f"{name}: unknown feed format {fmt!r} (known: {', '.join(FORMATS)})")
+    if options.delimiter is not None and len(options.delimiter) != 1:
+        raise SourceError(f"the CSV delimiter must be one character, not {options.delimiter!r}")
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError:
+            raise SourceError(f"unknown encoding {options.encoding!r}") from None
+    field_map = mapping.mapping_load(options.mapping) if options.mapping else None
+    if fmt is None and field_map is not None:
+        fmt = field_map.format
+    csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
+    readers = {
+        "json": jsonfeed.json_items,
+        "jsonl": jsonfeed.jsonl_items,
+        "csv": functools.partial(csvfeed.csv_items, **csv_options),
+        "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
+        None: functools.partial(_sniffed, csv_options=csv_options),
+    }
+    reader = readers[fmt]
+    if field_map is not None:
+        reader = field_map.reader(fmt, readers, csv_options)
+    elif fmt == "csv" and options.format is None:
+        # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
+        reader = functools.partial(csvfeed.csv_or_oscar_items, **csv_options)
+    return fmt, _gunzipped(reader)
+
+
+def _sniffed(stream: io.BufferedReader, csv_options: dict) -> Iterator[FeedItem]:
+    """Neither name nor Content-Type tells: a JSON array, JSON Lines, else CSV."""
+    from productsync.feeds import csvfeed, jsonfeed
+
+    head = stream.peek(64).lstrip()[:1]
+    if head == b"[":
+        return jsonfeed.json_items(stream)
+    if head == b"{":
+        return jsonfeed.jsonl_items(stream)
+    return csvfeed.csv_or_oscar_items(stream, **csv_options)
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def feed_open(
+    source: str,
+    fmt: str | None = None,
+    count: bool = True,
+    *,
+    options: FeedOptions | None = None,
+    validators: tuple[str, str] = ("", ""),
+) -> Feed:
+    """Open a local feed file or an http(s) URL. For a file, with count, pre-count its items
+    so progress shows a total. For a URL, validators are the (ETag, Last-Modified) of the last
+    successful run: an unchanged feed opens as not_modified without a body."""
+    options = options or FeedOptions()
+    if fmt is not None:
+        options = FeedOptions(fmt, options.delimiter, options.encoding, options.mapping)
+    if is_url(source):
+        from productsync.feeds.http import http_open
+
+        return http_open(source, options, validators)
+    fmt, reader = _reader_for(source, options)
     if os.path.isdir(source):
         raise SourceError(f"{source}: is a directory, not a feed file")
     try:
@@ -92,15 +241,24 @@ def feed_open(source: str, fmt: str | None = None, count: bool = True) -> Feed:
         raise SourceError(f"{source}: cannot open: {exc.strerror or exc}") from None
     total = None
     if count:
-        with Feed(source, open(source, "rb"), reader) as counting:
-            total = _count(counting)
-    return Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
+        try:
+            with Feed(source, open(source, "rb"), reader) as counting:
+                total = _count(counting)
+        except SourceError:
+            raw.close()
+            raise
+    feed = Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
+    if not count:
+        try:
+            feed.prime()
+        except SourceError:
+            feed.close()
+            raise
+    return feed
 
 
 def _count(feed: Feed) -> int | None:
     """Items in a feed, or None when it is malformed (the real pass reports where)."""
-    from productsync.exceptions import FeedError
-
     try:
         return sum(1 for _ in feed)
     except FeedError:

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
+from productsync.feeds.base import FORMATS
 from productsync.models import SyncRun
 from productsync.records import BatchResult
 from productsync.services import sync_run_execute
@@ -28,13 +29,23 @@ def _whole(minimum: int):
     return parse
 
 
+def _one_char(text: str) -> str:
+    text = "\t" if text in ("\\t", "tab") else text
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character, got {text!r}")
+    return text
+
+
 def printable(text: str) -> str:
     """Feed text made safe for a terminal: control characters shown as escapes."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class Command(BaseCommand):
-    help = "Sync products from a feed (JSON or JSON Lines) into the Oscar catalogue in batches."
+    help = (
+        "Sync products from feeds (JSON, JSON Lines, CSV, Oscar's catalogue CSV; files or "
+        "http(s) URLs) into the Oscar catalogue in batches."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -42,7 +53,22 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--source", help="feed path (default: PRODUCTSYNC['SOURCE'])")
+        parser.add_argument(
+            "--source",
+            action="append",
+            help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
+            "one run each (default: PRODUCTSYNC['SOURCE'])",
+        )
+        parser.add_argument(
+            "--format",
+            choices=FORMATS,
+            help="feed format (default: from the Content-Type, the extension, or the content)",
+        )
+        parser.add_argument("--delimiter", type=_one_char, help="CSV delimiter (default: sniffed)")
+        parser.add_argument("--encoding", help="CSV encoding (default: sniffed, UTF-8 first)")
+        parser.add_argument(
+            "--mapping", help="mapping file (TOML or JSON) for a feed in a foreign shape"
+        )
         parser.add_argument(
             "--batch-size",
             type=_whole(1),
@@ -60,25 +86,36 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         show_bar = not options["no_progress"] and sys.stderr.isatty() and sys.stdout.isatty()
         progress = BarProgress() if show_bar else LineProgress(self.stdout)
-        try:
-            run = sync_run_execute(
-                options["source"],
-                batch_size=options["batch_size"],
-                dry_run=options["dry_run"],
-                limit=options["limit"],
-                on_start=progress.start,
-                on_batch=progress.batch,
-            )
-        except SourceError as exc:
-            raise CommandError(printable(str(exc)), returncode=2) from None
-        except RunActiveError as exc:
-            raise CommandError(str(exc), returncode=1) from None
-        except ProductSyncError as exc:
-            raise CommandError(printable(str(exc)), returncode=2) from None
-        finally:
-            progress.close()
-        self._summary(run, options["json"])
-        if run.status != SyncRun.Status.SUCCEEDED:
+        feed_options = {
+            key: options[key]
+            for key in ("format", "delimiter", "encoding", "mapping")
+            if options[key] is not None
+        }
+        all_succeeded = True
+        # Several sources run one after another, each its own run, as oscar_import_catalogue
+        # imports each file in turn; the first one that cannot be opened stops the command.
+        for source in options["source"] or [None]:
+            try:
+                run = sync_run_execute(
+                    source,
+                    batch_size=options["batch_size"],
+                    dry_run=options["dry_run"],
+                    limit=options["limit"],
+                    on_start=progress.start,
+                    on_batch=progress.batch,
+                    feed_options=feed_options,
+                )
+            except SourceError as exc:
+                raise CommandError(printable(str(exc)), returncode=2) from None
+            except RunActiveError as exc:
+                raise CommandError(str(exc), returncode=1) from None
+            except ProductSyncError as exc:
+                raise CommandError(printable(str(exc)), returncode=2) from None
+            finally:
+                progress.close()
+            self._summary(run, options["json"])
+            all_succeeded &= run.status == SyncRun.Status.SUCCEEDED
+        if not all_succeeded:
             sys.exit(1)
 
     def _summary(self, run: SyncRun, as_json: bool) -> None:

@@ -1,0 +1,226 @@
+"""CSV readers: header rows in our field names, streamed row by row with line numbers."""
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+
+from productsync.exceptions import FeedError, SourceError
+from productsync.records import FeedItem, Unparsed
+
+DELIMITERS = ",;\t|"
+CATEGORY_SEPARATOR = "|"
+PRODUCT_FIELDS = ("upc", "title", "product_class", "description", "categories", "is_public")
+STOCK_FIELDS = ("partner", "partner_sku", "price", "currency", "num_in_stock")
+FIELDS = PRODUCT_FIELDS + STOCK_FIELDS
+REQUIRED = ("upc", "title", "product_class")
+SAMPLE = 64 * 1024
+HINT = f": name the columns {', '.join(FIELDS)}, or give a --mapping for another shape"
+
+
+def encoding_sniff(sample: bytes) -> str:
+    """UTF-16 by its BOM, UTF-8 when the sample decodes as such, else Windows-1252."""
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8-sig"
+
+
+def delimiter_sniff(first_line: str) -> str:
+    """The candidate that splits the first line most often outside quotes (comma on a tie)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for char in first_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _text(stream: io.BufferedReader, encoding: str | None) -> tuple[io.TextIOWrapper, str]:
+    """The stream as text, and the first line to sniff the delimiter from."""
+    sample = stream.peek(SAMPLE)
+    encoding = encoding or encoding_sniff(sample)
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    first_line = sample.decode(encoding, errors="replace").splitlines()[:1]
+    return io.TextIOWrapper(stream, encoding=encoding, newline=""), "".join(first_line)
+
+
+def csv_rows(
+    stream: io.BufferedReader,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    backslash_escapes: bool = False,
+) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of each non-blank row. With backslash_escapes, \\" \\\\
+    and a backslash before the delimiter are escapes, as in Oscar's files; any other backslash
+    is kept as text."""
+    text, first_line = _text(stream, encoding)
+    delimiter = delimiter or delimiter_sniff(first_line)
+    lines: Iterable[str] = text
+    options = {"delimiter": delimiter}
+    if backslash_escapes:
+        # A backslash and what it escapes are consumed as a pair, so `\\n` stays `\` + `n`.
+        pair = re.compile(r"\\([\\\"\r\n" + re.escape(delimiter) + "])?")
+
+        def keep_lone(match: re.Match) -> str:
+            return match.group(0) if match.group(1) else "\\\\"
+
+        lines = (pair.sub(keep_lone, line) for line in text)
+        options["escapechar"] = "\\"
+    reader = csv.reader(lines, **options)
+    line = 1
+    try:
+        for row in reader:
+            if row:
+                yield line, row
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise FeedError(f"line {line}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FeedError(f"line {line}: not {text.encoding} text ({exc.reason})") from None
+
+
+def row_text(row: list[str]) -> str:
+    """A row written back as one CSV line, kept as the raw payload of a failed row."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(row)
+    return out.getvalue()
+
+
+def csv_dicts(
+    stream: io.BufferedReader,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    required: Iterable[str] = (),
+    hint: str = "",
+) -> Iterator[tuple[int, dict | Unparsed]]:
+    """Rows of a CSV with a header row, as {column: value}; a ragged row is Unparsed. A header
+    without a required column (compared in any letter case) is a SourceError."""
+    rows = csv_rows(stream, delimiter, encoding)
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        raise SourceError("the CSV is empty: expected a header row") from None
+    header = [name.strip() for name in header]
+    lowered = {name.lower() for name in header}
+    missing = [name for name in required if name.lower() not in lowered]
+    if missing:
+        raise SourceError(
+            f"the CSV header has no {', '.join(missing)} column (it has "
+            f"{', '.join(header[:12])}{', ...' if len(header) > 12 else ''}){hint}"
+        )
+    for line, row in rows:
+        if len(row) != len(header):
+            yield (
+                line,
+                Unparsed(
+                    row_text(row), f"line {line}: expected {len(header)} fields, got {len(row)}"
+                ),
+            )
+        else:
+            yield line, dict(zip(header, row, strict=True))
+
+
+def flat_payload(flat: dict) -> dict:
+    """A feed item from flat fields (a CSV row in our names): `|` separates breadcrumbs and
+    the partner columns make one stock record; empty cells are absent values."""
+    payload = {}
+    for key, value in flat.items():
+        if key in STOCK_FIELDS or (key == "is_public" and value in ("", None)):
+            continue
+        if key == "categories" and isinstance(value, str):
+            value = [part.strip() for part in value.split(CATEGORY_SEPARATOR) if part.strip()]
+        payload[key] = value
+    stock = {key: (None if flat.get(key) == "" else flat.get(key)) for key in STOCK_FIELDS}
+    if stock["partner"] or stock["partner_sku"]:
+        payload["stockrecords"] = [
+            {key: value for key, value in stock.items() if key in flat or value is not None}
+        ]
+    return payload
+
+
+def items_merged(rows: Iterable[dict | Unparsed]) -> Iterator[FeedItem]:
+    """One FeedItem per product: rows of the same upc in a row add their categories and
+    stock records, and their non-empty product fields win."""
+    position = 0
+    pending = None
+    for payload in rows:
+        if (
+            pending is not None
+            and isinstance(payload, dict)
+            and payload.get("upc")
+            and payload.get("upc") == pending.get("upc")
+        ):
+            _merge(pending, payload)
+            continue
+        if pending is not None:
+            yield FeedItem(position, pending)
+            position += 1
+            pending = None
+        if isinstance(payload, dict):
+            pending = payload
+        else:
+            yield FeedItem(position, payload)
+            position += 1
+    if pending is not None:
+        yield FeedItem(position, pending)
+
+
+def _merge(into: dict, row: dict) -> None:
+    for key, value in row.items():
+        if key == "categories":
+            into[key] = list(dict.fromkeys([*into.get(key, []), *value]))
+        elif key == "stockrecords":
+            # A later row for the same partner SKU replaces the earlier one, as in Oscar.
+            records = {(r.get("partner"), r.get("partner_sku")): r for r in into.get(key, [])}
+            records.update({(r.get("partner"), r.get("partner_sku")): r for r in value})
+            into[key] = list(records.values())
+        elif value not in ("", None):
+            into[key] = value
+
+
+def csv_items(
+    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
+) -> Iterator[FeedItem]:
+    """Items of a CSV whose header row names our fields (in any letter case)."""
+
+    def payloads():
+        for _, row in csv_dicts(stream, delimiter, encoding, REQUIRED, HINT):
+            if isinstance(row, Unparsed):
+                yield row
+            else:
+                yield flat_payload({_ours(key): value for key, value in row.items()})
+
+    yield from items_merged(payloads())
+
+
+def _ours(column: str) -> str:
+    return column.lower() if column.lower() in FIELDS else column
+
+
+def csv_or_oscar_items(
+    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
+) -> Iterator[FeedItem]:
+    """A CSV whose first row names a `upc` column, else Oscar's headerless 5/9-column file."""
+    from productsync.feeds.oscarcsv import OSCAR_WIDTHS, oscar_items
+
+    sample = stream.peek(SAMPLE)
+    text = sample.decode(encoding or encoding_sniff(sample), errors="replace").lstrip("\ufeff")
+    first_line = text.splitlines()[:1] or [""]
+    first = next(csv.reader(first_line, delimiter=delimiter or delimiter_sniff(first_line[0])), [])
+    if "upc" in (cell.strip().lower() for cell in first):
+        return csv_items(stream, delimiter, encoding)
+    if len(first) in OSCAR_WIDTHS:
+        return oscar_items(stream, delimiter, encoding)
+    raise SourceError(
+        f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
+        "5 or 9: give --format, or a --mapping for this shape"
+    )
