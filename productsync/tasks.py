@@ -9,6 +9,9 @@ def sync_products(
     batch_size: int | None = None,
     dry_run: bool = False,
     trigger: str = SyncRun.Trigger.SCHEDULE,
+    hide_missing: bool | None = None,
 ) -> int:
     """Run a sync (trigger `schedule` unless told otherwise) and return its run id."""
-    return sync_run_execute(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger).pk
+    return sync_run_execute(
+        source, batch_size=batch_size, dry_run=dry_run, trigger=trigger, hide_missing=hide_missing
+    ).pk
