@@ -227,7 +227,7 @@ def attribute_value(kind: str, value: Any) -> Any:
     try:
         return convert(value)
     except (ValueError, TypeError, OverflowError):
-        raise ValueError(f"expected {expected} for a {kind} attribute, got {value!r}") from None
+        raise ValueError(f"expected {expected} ({kind} attribute), got {value!r}") from None
 
 
 def record_fingerprint(record: ProductRecord) -> str:

@@ -419,7 +419,7 @@ class BatchWriter:
                         return False
             for _, member in item.record.members():
                 for sr in member.stockrecords:
-                    claimed[(self._partner_id(sr.partner), sr.partner_sku)] = item.record.upc
+                    claimed[(self._partner_id(sr.partner), sr.partner_sku)] = member.upc
             return True
 
         return [i for i in new if allowed(i)], [(i, pid) for i, pid in changed if allowed(i)]
