@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Q
 from django.utils import timezone
 from oscar.checks import use_productcategory_materialised_view
 from oscar.core.loading import get_class, get_model
@@ -67,6 +67,34 @@ def products_hide(product_ids: list[int], chunk: int = 5000) -> None:
             is_public=False, date_updated=now
         )
     search_index_update(product_ids)
+
+
+def _delete_quietly(queryset) -> None:
+    """One DELETE statement, whatever the number of rows: no collector fetching the rows in
+    chunks and no per-row signals. Only for rows nothing else points at."""
+    queryset._raw_delete(queryset.db)
+
+
+def _delete_with_dependents(model, pks: list[int]) -> None:
+    """Delete rows, cascading to the rows that point at them by their on_delete rules, in a
+    number of statements that does not grow with the rows (Django's collector deletes 100 rows
+    per statement). Rules other than CASCADE, SET_NULL and DO_NOTHING go through Django."""
+    if not pks:
+        return
+    rows = model._base_manager.filter(pk__in=pks)
+    relations = model._meta.related_objects
+    if any(r.many_to_many or r.on_delete not in (CASCADE, SET_NULL, DO_NOTHING) for r in relations):
+        rows.delete()
+        return
+    for relation in relations:
+        dependents = relation.related_model._base_manager.filter(
+            **{f"{relation.field.name}__in": pks}
+        )
+        if relation.on_delete is CASCADE:
+            dependents.delete()  # usually none: a single SELECT
+        elif relation.on_delete is SET_NULL:
+            dependents.update(**{relation.field.name: None})
+    _delete_quietly(rows)
 
 
 def _lift_sqlite_variable_limit() -> None:
@@ -489,10 +517,9 @@ class BatchWriter:
         return attribute, value
 
     def _write_categories(self, touched, changed) -> None:
-        stale = ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed])
-        # One DELETE without per-row signals: Oscar's receiver would refresh the category
-        # materialised view once per deleted row; the service refreshes it once per run.
-        stale._raw_delete(stale.db)
+        # Without per-row signals: Oscar's receiver would refresh the category materialised
+        # view once per deleted row; the service refreshes it once per run.
+        _delete_quietly(ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed]))
         ProductCategory.objects.bulk_create(
             [
                 ProductCategory(product_id=product_id, category_id=category_id)
@@ -531,7 +558,7 @@ class BatchWriter:
                 ).values_list("pk", "product_id", "partner_id", "partner_sku")
                 if (product_id, partner_id, sku) not in keep
             ]
-            StockRecord.objects.filter(pk__in=stale).delete()
+            _delete_with_dependents(StockRecord, stale)
         StockRecord.objects.bulk_create(
             [
                 StockRecord(
@@ -586,7 +613,9 @@ class BatchWriter:
             if (row.product_id, row.attribute_id) in multi
         }
         if multi_ids:
-            MultiOption.objects.filter(productattributevalue_id__in=list(multi_ids)).delete()
+            _delete_quietly(
+                MultiOption.objects.filter(productattributevalue_id__in=list(multi_ids))
+            )
             MultiOption.objects.bulk_create(
                 [
                     MultiOption(productattributevalue_id=pav_id, attributeoption_id=option_id)
