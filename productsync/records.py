@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 from django.conf import settings
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from productsync.exceptions import RecordError
 
@@ -32,8 +40,20 @@ Upc = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
 AttributeCode = Annotated[
     str, StringConstraints(pattern=r"^[a-zA-Z_][0-9a-zA-Z_]*$", max_length=128)
 ]
+
+
+def _plain_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise PydanticCustomError(
+        "attribute_value", "expected text, a number, true or false, a list of names, or null"
+    )
+
+
 # Typed against the product class's attribute in the writer (attribute_value); null removes.
-AttributeValue = str | bool | int | float | list[str] | None
+AttributeValue = Annotated[Any, AfterValidator(_plain_value)]
 Attributes = dict[AttributeCode, AttributeValue]
 ImageRef = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
 
@@ -81,6 +101,8 @@ KNOWN_KEYS = frozenset(ProductRecord.model_fields)
 def _location(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an invalid dict key: the key names it
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 

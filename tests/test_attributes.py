@@ -136,3 +136,15 @@ def test_attribute_value_conversion_rules():
             attribute_value(kind, value)
     with pytest.raises(ValueError, match="attributes of type 'file' cannot be synced"):
         attribute_value("file", "x.pdf")
+
+
+@pytest.mark.parametrize(
+    "attributes, message",
+    [
+        ({"bad-code": 1}, "attributes.bad-code: String should match pattern"),
+        ({"size": {"eu": 42}}, "attributes.size: expected text, a number, true or false, a list"),
+    ],
+)
+def test_attribute_shape_is_checked_with_the_record(db, write_feed, attributes, message):
+    run = sync_run_execute(write_feed([product("B1", attributes=attributes)]))
+    assert run.failure_set.get().message.startswith(message)

@@ -134,3 +134,19 @@ def test_command_option_and_summary(ten, write_feed, capsys):
     assert "Note: hide-missing: 1 products missing from the feed hidden" in out
     assert ", 1 hidden;" in out
     assert '"hidden": 1' in out.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "key, value, check_id",
+    [
+        ("HIDE_MISSING_MAX_FRACTION", 2, "productsync.E006"),
+        ("HIDE_MISSING", "yes", "productsync.E005"),
+        ("CREATE_ATTRIBUTES", 1, "productsync.E005"),
+        ("IMAGE_TIMEOUT", 0, "productsync.E003"),
+    ],
+)
+def test_bad_settings_are_reported_by_system_checks(settings, key, value, check_id):
+    from productsync.checks import check_settings
+
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, key: value}
+    assert [error.id for error in check_settings(None)] == [check_id]
