@@ -130,8 +130,11 @@ class ImageSync:
             raise ImageError(f"unsupported image format {kind}")
         digest = hashlib.sha256(data).hexdigest()
         name = f"{FOLDER}/{digest[:2]}/{digest}{EXTENSIONS[kind]}"
-        if not self.storage.exists(name):
-            name = self.storage.save(name, ContentFile(data))
+        try:
+            if not self.storage.exists(name):
+                name = self.storage.save(name, ContentFile(data))
+        except OSError as exc:
+            raise ImageError(f"cannot store it: {exc}") from None
         return name
 
     def _fetch(self, ref: str) -> bytes:

@@ -129,9 +129,14 @@ def sync_run_execute(
         items = iter(feed) if limit is None else itertools.islice(feed, limit)
         error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
     if not dry_run:
-        error = error or _catalogue_refresh(run)
+        # Also after an early stop: the batches committed before it changed the catalogue.
+        refresh_error = _catalogue_refresh(run)
+        error = error or refresh_error
     if hide_missing:
-        _hide_missing(run, error, limit)
+        try:
+            _hide_missing(run, error, limit)
+        except DatabaseError as exc:
+            error = error or f"hiding the products missing from the feed failed: {exc}"
     _finish(run, error)
     return run
 
