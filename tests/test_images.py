@@ -136,3 +136,15 @@ def test_images_fetched_after_commit_deduplicated_and_retried(
     assert [order for order, _ in images_of("A")] == [0]
     assert images_of("B") == [(0, red)]
     assert len(stored_files(media)) == 3
+
+
+def test_a_dry_run_fetches_no_image(db, image_server, write_feed, tmp_path, settings):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    (image_server.root / "red.png").write_bytes(png("red"))
+    feed = [product("A", images=[f"{image_server.url}/red.png?upc=A"])]
+
+    run = sync_run_execute(write_feed(feed), dry_run=True)
+
+    assert (run.created, run.warnings) == (1, 0)
+    assert image_server.seen == []
+    assert not ProductImage.objects.exists()
