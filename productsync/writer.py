@@ -283,11 +283,8 @@ class BatchWriter:
         ]
         member_ids = {(item.position, ""): product_id for item, product_id in touched}
         member_ids.update(self._write_children(touched, existing, updates, now))
-        Product.objects.bulk_update(
-            updates,
-            ["title", "description", "product_class", "is_public", "structure", "parent"]
-            + ["date_updated"],
-        )
+        fields = ["title", "description", "product_class", "is_public", "structure", "parent"]
+        Product.objects.bulk_update(updates, [*fields, "date_updated"])
         result.hidden += self._hide_left_children(changed, member_ids, now)
         self._write_categories(touched, changed)
         self._write_stockrecords(touched, member_ids)
