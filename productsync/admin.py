@@ -29,6 +29,8 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "updated",
         "unchanged",
         "failed",
+        "hidden",
+        "warnings",
         "failed_batches",
         "dry_run",
     ]
@@ -39,7 +41,17 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 @admin.register(SyncBatch)
 class SyncBatchAdmin(ReadOnlyAdmin):
-    list_display = ["run", "number", "status", "items", "created", "updated", "failed", "duration"]
+    list_display = [
+        "run",
+        "number",
+        "status",
+        "items",
+        "created",
+        "updated",
+        "failed",
+        "hidden",
+        "duration",
+    ]
     list_filter = ["status"]
     list_select_related = ["run"]
 

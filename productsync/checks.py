@@ -24,7 +24,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
                 id="productsync.E002",
             )
         )
-    for key in ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER"):
+    for key in ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES"):
         if not _positive_int(getattr(app_settings, key)):
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E003")
@@ -33,6 +33,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     if source is not None and not isinstance(source, str):
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))
     errors += _http_errors()
+    errors += _catalogue_errors()
     return errors
 
 
@@ -80,6 +81,28 @@ def _http_errors() -> list[Error]:
                 "dicts of header names to strings.",
                 hint='{"https://erp.example.com/": {"Authorization": "Bearer ..."}}',
                 id="productsync.E008",
+            )
+        )
+    return errors
+
+
+def _catalogue_errors() -> list[Error]:
+    errors = []
+    for key in ("CREATE_ATTRIBUTES", "CREATE_ATTRIBUTE_OPTIONS", "HIDE_MISSING"):
+        if not isinstance(getattr(app_settings, key), bool):
+            errors.append(
+                Error(f"PRODUCTSYNC[{key!r}] must be True or False.", id="productsync.E009")
+            )
+    fraction = app_settings.HIDE_MISSING_MAX_FRACTION
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float)
+        or not 0 <= fraction <= 1
+    ):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['HIDE_MISSING_MAX_FRACTION'] must be a number from 0 to 1.",
+                id="productsync.E010",
             )
         )
     return errors

@@ -22,6 +22,20 @@ DEFAULTS: dict[str, Any] = {
     # Extra request headers (auth tokens) by URL prefix: {"https://erp.example/": {...}}.
     # Sent only to URLs that start with the prefix; never printed nor stored.
     "HTTP_HEADERS": {},
+    # An attribute code the product class lacks becomes a new text attribute of the class;
+    # when False such an item fails.
+    "CREATE_ATTRIBUTES": False,
+    # An option or multi_option value missing from the attribute's option group is added to
+    # the group; when False such an item fails.
+    "CREATE_ATTRIBUTE_OPTIONS": False,
+    # Hide (is_public=False) products of the source that a complete run did not see, as
+    # `sync_products --hide-missing` does.
+    "HIDE_MISSING": False,
+    # ...unless more than this fraction of the source's products would be hidden at once.
+    "HIDE_MISSING_MAX_FRACTION": 0.2,
+    # Seconds to connect to / wait on an image server, and the largest image accepted.
+    "IMAGE_TIMEOUT": 10,
+    "IMAGE_MAX_BYTES": 10 * 1024 * 1024,
 }
 
 

@@ -40,12 +40,19 @@ class SyncRun(models.Model):
     updated = models.PositiveIntegerField("updated", default=0)
     unchanged = models.PositiveIntegerField("unchanged", default=0)
     failed = models.PositiveIntegerField("failed", default=0)
+    hidden = models.PositiveIntegerField(
+        "hidden",
+        default=0,
+        help_text="Products set non-public because they left the feed (never deleted).",
+    )
     batches = models.PositiveIntegerField("batches", default=0)
     failed_batches = models.PositiveIntegerField(
         "failed batches", default=0, help_text="Batches with at least one failed item."
     )
     warnings = models.PositiveIntegerField(
-        "warnings", default=0, help_text="Items with keys the feed format does not know."
+        "warnings",
+        default=0,
+        help_text="Items with keys the feed format does not know, and images not fetched.",
     )
     total_items = models.PositiveIntegerField(
         "total items", null=True, blank=True, help_text="Items in the feed, when known upfront."
@@ -102,6 +109,9 @@ class SyncBatch(models.Model):
     updated = models.PositiveIntegerField("updated", default=0)
     unchanged = models.PositiveIntegerField("unchanged", default=0)
     failed = models.PositiveIntegerField("failed", default=0)
+    hidden = models.PositiveIntegerField(
+        "hidden", default=0, help_text="Children hidden because they left their parent's item."
+    )
     duration = models.FloatField("duration (s)", default=0)
     error = models.TextField("error", blank=True, help_text="Why the batch was retried by item.")
     finished_at = models.DateTimeField("finished", default=timezone.now)

@@ -1,13 +1,24 @@
 """Typed feed records, their validation, and the outcome of each item and batch."""
 
+import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
 
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from django.utils import timezone
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from productsync.exceptions import RecordError
 
@@ -24,18 +35,64 @@ class StockRecordIn(BaseModel):
     num_in_stock: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
 
 
-class ProductRecord(BaseModel):
-    """One product of a feed, validated."""
+Upc = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+# Oscar's ProductAttribute.code rule: a Python identifier.
+AttributeCode = Annotated[
+    str, StringConstraints(pattern=r"^[a-zA-Z_][0-9a-zA-Z_]*$", max_length=128)
+]
+
+
+def _plain_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise PydanticCustomError(
+        "attribute_value", "expected text, a number, true or false, a list of names, or null"
+    )
+
+
+# Typed against the product class's attribute in the writer (attribute_value); null removes.
+AttributeValue = Annotated[Any, AfterValidator(_plain_value)]
+Attributes = dict[AttributeCode, AttributeValue]
+ImageRef = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
+
+
+class ChildRecord(BaseModel):
+    """One variant of a parent product. Class and categories are the parent's (Oscar's rule);
+    they are declared only so that a feed giving them gets a clear error."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
-    upc: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+    upc: Upc
+    title: Annotated[Text, StringConstraints(max_length=255)] = ""
+    description: str = ""
+    is_public: bool = True
+    attributes: Attributes = {}
+    stockrecords: list[StockRecordIn] = []
+    product_class: Any = None
+    categories: Any = None
+
+
+class ProductRecord(BaseModel):
+    """One product of a feed, validated; with children it is an Oscar parent product."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    upc: Upc
     title: Annotated[Text, StringConstraints(min_length=1, max_length=255)]
     product_class: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
     description: str = ""
     categories: list[Annotated[Text, StringConstraints(min_length=1, max_length=1024)]] = []
     is_public: bool = True
     stockrecords: list[StockRecordIn] = []
+    attributes: Attributes = {}
+    images: list[ImageRef] = []
+    children: list[ChildRecord] = []
+
+    def members(self) -> list[tuple[str, "ProductRecord | ChildRecord"]]:
+        """The products of this unit with their field path prefix: itself, then its children."""
+        return [("", self)] + [(f"children[{i}].", c) for i, c in enumerate(self.children)]
 
 
 KNOWN_KEYS = frozenset(ProductRecord.model_fields)
@@ -44,6 +101,8 @@ KNOWN_KEYS = frozenset(ProductRecord.model_fields)
 def _location(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an invalid dict key: the key names it
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -68,15 +127,129 @@ def record_parse(payload: Any) -> ProductRecord:
         first = exc.errors(include_url=False)[0]
         where = _location(first["loc"])
         raise RecordError(f"{where}: {first['msg']}", field=where) from None
+    _check_structure(record)
     skus = set()
-    for sr in record.stockrecords:
-        if (sr.partner, sr.partner_sku) in skus:
-            raise RecordError(
-                f"stockrecords: partner_sku {sr.partner_sku!r} of {sr.partner!r} appears twice",
-                field="stockrecords",
-            )
-        skus.add((sr.partner, sr.partner_sku))
+    for prefix, member in record.members():
+        for sr in member.stockrecords:
+            if (sr.partner, sr.partner_sku) in skus:
+                raise RecordError(
+                    f"{prefix}stockrecords: partner_sku {sr.partner_sku!r} of {sr.partner!r} "
+                    "appears twice",
+                    field=f"{prefix}stockrecords",
+                )
+            skus.add((sr.partner, sr.partner_sku))
     return record
+
+
+def _check_structure(record: ProductRecord) -> None:
+    """Oscar's structure rules (Product.clean), checked before anything is written."""
+    if not record.children:
+        return
+    if record.stockrecords:
+        raise RecordError(
+            "stockrecords: a product with children is an Oscar parent product, which has no "
+            "stock records; give them to its children",
+            field="stockrecords",
+        )
+    seen = {record.upc: "the parent"}
+    for i, child in enumerate(record.children):
+        where = f"children[{i}]"
+        for key in ("product_class", "categories"):
+            if getattr(child, key) is not None:
+                raise RecordError(
+                    f"{where}.{key}: a child product ({child.upc!r}) takes its parent's "
+                    f"{key.replace('_', ' ')}; remove it from the child",
+                    field=f"{where}.{key}",
+                )
+        if child.upc in seen:
+            raise RecordError(
+                f"{where}.upc: {child.upc!r} is also the upc of {seen[child.upc]}",
+                field=f"{where}.upc",
+            )
+        seen[child.upc] = where
+
+
+def _as_number(value: Any, kind: type):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError
+    number = kind(value.strip()) if isinstance(value, str) else value
+    if not math.isfinite(number):
+        raise ValueError
+    if kind is int:
+        if number != int(number):
+            raise ValueError
+        number = int(number)
+        if not -(2**31) <= number < 2**31:
+            raise ValueError  # Oscar's value_integer is a 32-bit IntegerField
+    return kind(number)
+
+
+def _as_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if isinstance(value, str | int) and str(value).strip().lower() in words:
+        return words[str(value).strip().lower()]
+    raise ValueError
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError
+    return str(value)
+
+
+def _as_date(value: Any) -> dt.date:
+    if not isinstance(value, str):
+        raise ValueError
+    return dt.date.fromisoformat(value.strip())
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValueError
+    moment = dt.datetime.fromisoformat(value.strip())
+    if settings.USE_TZ and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def _as_option(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise ValueError
+    return value.strip()
+
+
+def _as_options(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ValueError
+    return list(dict.fromkeys(_as_option(v) for v in value))
+
+
+# Oscar attribute type -> (converter of a feed value, what the error message says is expected).
+ATTRIBUTE_TYPES = {
+    "text": (_as_text, "text"),
+    "richtext": (_as_text, "text"),
+    "integer": (lambda v: _as_number(v, int), "an integer"),
+    "float": (lambda v: _as_number(v, float), "a number"),
+    "boolean": (_as_boolean, "true or false"),
+    "date": (_as_date, "a date (YYYY-MM-DD)"),
+    "datetime": (_as_datetime, "an ISO 8601 date and time"),
+    "option": (_as_option, "the name of one option"),
+    "multi_option": (_as_options, "a list of option names"),
+}
+
+
+def attribute_value(kind: str, value: Any) -> Any:
+    """The Python value of a feed value for an Oscar attribute of type kind; ValueError with
+    the reason when the value does not fit (the caller names the attribute)."""
+    if kind not in ATTRIBUTE_TYPES:
+        raise ValueError(f"attributes of type {kind!r} cannot be synced from a feed")
+    convert, expected = ATTRIBUTE_TYPES[kind]
+    try:
+        return convert(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"expected {expected} ({kind} attribute), got {value!r}") from None
 
 
 def record_fingerprint(record: ProductRecord) -> str:
@@ -132,6 +305,10 @@ class BatchResult:
     unchanged: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     product_ids: list[int] = field(default_factory=list)
+    hidden: int = 0
+    # (product id, upc, image references) of the written or unchanged items with images.
+    images: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     unknown_keys: set[str] = field(default_factory=set)
     warnings: int = 0
     duration: float = 0.0
@@ -148,6 +325,8 @@ class BatchResult:
         self.unchanged += other.unchanged
         self.failures.extend(other.failures)
         self.product_ids.extend(other.product_ids)
+        self.hidden += other.hidden
+        self.images.extend(other.images)
 
     @property
     def status(self) -> str:

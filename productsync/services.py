@@ -29,7 +29,8 @@ from productsync.exceptions import (
 )
 from productsync.feeds import feed_open
 from productsync.feeds.base import FeedOptions, is_url
-from productsync.models import SyncBatch, SyncFailure, SyncRun
+from productsync.images import ImageSync
+from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
 from productsync.records import (
     KNOWN_KEYS,
     BatchResult,
@@ -41,7 +42,13 @@ from productsync.records import (
     record_fingerprint,
     record_parse,
 )
-from productsync.writer import BatchWriter
+from productsync.signals import batch_committed
+from productsync.writer import (
+    BatchWriter,
+    catalogue_category_view_refresh,
+    products_hide,
+    products_missing,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ OnBatch = Callable[[SyncRun, BatchResult], None]
 # Errors of the connection or of locks: not the fault of one item, so the batch is retried
 # whole once, not item by item.
 TRANSIENT = (OperationalError, InterfaceError)
+# Batch warnings (images not fetched) listed in run.notes at most; run.warnings counts all.
+MAX_NOTES = 20
 
 
 def sync_run_abort_stale() -> int:
@@ -90,6 +99,7 @@ def sync_run_execute(
     dry_run: bool = False,
     limit: int | None = None,
     trigger: str = SyncRun.Trigger.COMMAND,
+    hide_missing: bool | None = None,
     on_start: Callable[[SyncRun], None] | None = None,
     on_batch: OnBatch | None = None,
     feed_options: dict | None = None,
@@ -100,8 +110,12 @@ def sync_run_execute(
     SourceError when the feed cannot be opened and RunActiveError when another run of
     the source is active; both after recording the run. Any other failure ends the run
     `failed` with the reason; batches committed before it stay. An HTTP source unchanged
-    since the last successful run (304) ends at once `succeeded` with 0 items and a note."""
+    since the last successful run (304) ends at once `succeeded` with 0 items and a note.
+    With hide_missing (default PRODUCTSYNC['HIDE_MISSING']) a complete run hides the
+    source's products it did not see."""
     source = source or app_settings.SOURCE
+    if hide_missing is None:
+        hide_missing = app_settings.HIDE_MISSING
     batch_size = batch_size or app_settings.BATCH_SIZE
     if not source:
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
@@ -140,6 +154,15 @@ def sync_run_execute(
             on_start(run)
         items = iter(feed) if limit is None else itertools.islice(feed, limit)
         error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
+    if not dry_run:
+        # Also after an early stop: the batches committed before it changed the catalogue.
+        refresh_error = _catalogue_refresh(run)
+        error = error or refresh_error
+    if hide_missing:
+        try:
+            _hide_missing(run, error, limit)
+        except DatabaseError as exc:
+            error = error or f"hiding the products missing from the feed failed: {exc}"
     _finish(run, error)
     return run
 
@@ -158,15 +181,71 @@ def _http_validators(source: str, run: SyncRun) -> tuple[str, str]:
     return last or ("", "")
 
 
+def _catalogue_refresh(run: SyncRun) -> str:
+    """Oscar's category materialised view, refreshed once per run (bulk writes skip the
+    per-row signal that refreshes it); return an error for the run, or ''."""
+    if not (run.created or run.updated):
+        return ""
+    try:
+        catalogue_category_view_refresh()
+    except DatabaseError as exc:
+        return f"refreshing the category materialised view failed: {exc}"
+    return ""
+
+
+def _hide_missing(run: SyncRun, error: str, limit: int | None) -> None:
+    """Hide the products of the source this run did not see, if the run saw the whole feed
+    and would not hide too many; otherwise note on the run why nothing was hidden."""
+    why_not = ""
+    if error:
+        why_not = "the run did not read the whole feed"
+    elif limit is not None:
+        why_not = "--limit read only part of the feed"
+    elif run.dry_run:
+        why_not = "this is a dry run"
+    elif SyncFailure.objects.filter(run=run, upc="").exists():
+        why_not = "some failed items have no readable upc, so their products are unknown"
+    if why_not:
+        run.notes.append(f"hide-missing: nothing hidden because {why_not}")
+        run.save(update_fields=["notes"])
+        return
+    failed_upcs = SyncFailure.objects.filter(run=run).values_list("upc", flat=True)
+    ids = products_missing(run.source, run.pk, failed_upcs)
+    total = SyncedProduct.objects.filter(source=run.source).count()
+    limit_fraction = app_settings.HIDE_MISSING_MAX_FRACTION
+    if ids and len(ids) > limit_fraction * total:
+        run.notes.append(
+            f"hide-missing: nothing hidden because {len(ids)} of the source's {total} products "
+            f"({len(ids) / total:.0%}) are missing from the feed, more than "
+            f"PRODUCTSYNC['HIDE_MISSING_MAX_FRACTION'] ({limit_fraction:.0%})"
+        )
+        run.save(update_fields=["notes"])
+        return
+    products_hide(ids)
+    run.hidden += len(ids)
+    run.notes.append(f"hide-missing: {len(ids)} products missing from the feed hidden")
+    run.save(update_fields=["hidden", "notes"])
+
+
 def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, bytes_read) -> str:
     """Process every batch; return the error that stopped the run early, or ''."""
     writer = BatchWriter(run.pk, run.source, default_currency())
     _set_sqlite_busy_timeout()
     unknown_keys: set[str] = set()
+    images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             result = _batch_process(writer, number, chunk, dry_run)
-            _batch_record(run, result, bytes_read(), unknown_keys)
+            if not dry_run:
+                # The batch transaction is committed: a slow image server holds no lock.
+                image_warnings = images.sync(result.images)
+                result.warnings += len(image_warnings)
+                result.notes.extend(image_warnings)
+            batch = _batch_record(run, result, bytes_read(), unknown_keys)
+            if not dry_run:
+                batch_committed.send(
+                    sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
+                )
             if not connection.force_debug_cursor:
                 # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk queries are
                 # large, so a long run would hold megabytes of SQL text.
@@ -181,6 +260,8 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
     except DatabaseError as exc:
         logger.exception("run %s stopped by a database error", run.pk)
         return f"database error: {exc}"
+    finally:
+        images.close()
     return ""
 
 
@@ -310,7 +391,9 @@ def _db_failure(item: ValidItem, exc: Exception) -> ItemFailure:
     )
 
 
-def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_keys: set) -> None:
+def _batch_record(
+    run: SyncRun, result: BatchResult, bytes_read: int, unknown_keys: set
+) -> SyncBatch:
     """Store the batch, its failures and the run's new totals in one short transaction."""
     new_keys = result.unknown_keys - unknown_keys
     unknown_keys |= new_keys
@@ -326,6 +409,7 @@ def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_ke
             updated=result.updated,
             unchanged=result.unchanged,
             failed=result.failed,
+            hidden=result.hidden,
             duration=result.duration,
             error=result.error,
         )
@@ -346,11 +430,14 @@ def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_ke
         run.updated += result.updated
         run.unchanged += result.unchanged
         run.failed += result.failed
+        run.hidden += result.hidden
         run.batches += 1
         run.failed_batches += bool(result.failures)
         run.warnings += result.warnings
         if new_keys:
             run.notes.append(f"unknown keys ignored: {', '.join(sorted(new_keys))}")
+        run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
         run.save()
+    return batch

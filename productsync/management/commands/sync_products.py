@@ -77,6 +77,13 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
         parser.add_argument("--limit", type=_whole(0), help="stop after this many items")
         parser.add_argument(
+            "--hide-missing",
+            action="store_true",
+            default=None,
+            help="hide (is_public=False) products of this source the feed no longer has "
+            "(default: PRODUCTSYNC['HIDE_MISSING'])",
+        )
+        parser.add_argument(
             "--json", action="store_true", help="end stdout with one JSON summary line"
         )
         parser.add_argument(
@@ -101,6 +108,7 @@ class Command(BaseCommand):
                     batch_size=options["batch_size"],
                     dry_run=options["dry_run"],
                     limit=options["limit"],
+                    hide_missing=options["hide_missing"],
                     on_start=progress.start,
                     on_batch=progress.batch,
                     feed_options=feed_options,
@@ -135,7 +143,8 @@ class Command(BaseCommand):
         dry = " (dry run, nothing kept)" if run.dry_run else ""
         out.write(
             f"Run {run.pk} {run.status}{dry}: {run.items} items, {run.created} created, "
-            f"{run.updated} updated, {run.unchanged} unchanged, {run.failed} failed; "
+            f"{run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
+            f"{run.hidden} hidden; "
             f"{run.batches} batches, {run.failed_batches} failed batches; {duration:.2f}s"
         )
         if as_json:
@@ -150,6 +159,8 @@ class Command(BaseCommand):
                         "updated",
                         "unchanged",
                         "failed",
+                        "hidden",
+                        "warnings",
                         "batches",
                         "failed_batches",
                     )

@@ -1,0 +1,174 @@
+"""Product images: fetched after their batch committed, stored once per content, kept as
+Oscar ProductImages. Nothing here runs inside a batch transaction."""
+
+import hashlib
+import io
+import logging
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.core.files.base import ContentFile
+from oscar.core.loading import get_model
+from PIL import Image, UnidentifiedImageError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from productsync.conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+ProductImage = get_model("catalogue", "ProductImage")
+
+# ProductImage.code of the images productsync manages: the product and a digest of the feed's
+# reference, so an image whose reference is unchanged is not fetched again.
+CODE_PREFIX = "productsync:"
+# Content-addressed storage names: identical bytes are stored once, whichever product uses them.
+FOLDER = "images/products/productsync"
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp"}
+
+
+class ImageError(Exception):
+    """One image could not be fetched or is not an image."""
+
+
+def image_code(product_id: int, ref: str) -> str:
+    return f"{CODE_PREFIX}{product_id}:{hashlib.blake2b(ref.encode(), digest_size=12).hexdigest()}"
+
+
+class ImageSync:
+    """Fetches and stores the images of one run's products through one pooled HTTP session."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "productsync"
+        retry = Retry(
+            total=2,
+            backoff_factor=0.5,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=("GET",),
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=4)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.storage = ProductImage._meta.get_field("original").storage
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "ImageSync":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def sync(self, wanted: list[tuple[int, str, tuple[str, ...]]]) -> list[str]:
+        """Make each product's productsync images match its ordered references (the first is
+        the primary image). Return one warning per image that could not be fetched; it is
+        not recorded, so the next run fetches it again. Images added by staff are kept."""
+        if not wanted:
+            return []
+        rows = ProductImage.objects.filter(
+            product_id__in=[product_id for product_id, _, _ in wanted],
+            code__startswith=CODE_PREFIX,
+        )
+        existing = {image.code: image for image in rows}
+        warnings, new, moved, keep = [], [], [], set()
+        for product_id, upc, refs in wanted:
+            for order, ref in enumerate(dict.fromkeys(refs)):
+                code = image_code(product_id, ref)
+                keep.add(code)
+                image = existing.get(code)
+                if image is not None:
+                    if image.display_order != order:
+                        image.display_order = order
+                        moved.append(image)
+                    continue
+                try:
+                    name = self._store(self._fetch(ref))
+                except ImageError as exc:
+                    warnings.append(
+                        f"image {ref!r} of product {upc!r} not fetched ({exc}); "
+                        "the next run tries again"
+                    )
+                    continue
+                new.append(
+                    ProductImage(
+                        product_id=product_id, code=code, original=name, display_order=order
+                    )
+                )
+        ProductImage.objects.bulk_create(new)
+        ProductImage.objects.bulk_update(moved, ["display_order"])
+        self._remove([image for code, image in existing.items() if code not in keep])
+        return warnings
+
+    def _remove(self, images: list) -> None:
+        """Delete image rows that left the feed, and their files once no row uses them.
+        Oscar's post_delete receiver would delete the file even when another product shares
+        it (content-addressed), so the rows go without signals."""
+        if not images:
+            return
+        stale = ProductImage.objects.filter(pk__in=[image.pk for image in images])
+        stale._raw_delete(stale.db)
+        names = {image.original.name for image in images}
+        used = set(
+            ProductImage.objects.filter(original__in=names).values_list("original", flat=True)
+        )
+        for name in names - used:
+            self.storage.delete(name)
+
+    def _store(self, data: bytes) -> str:
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                kind = picture.format
+                picture.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"not an image: {exc}") from None
+        if kind not in EXTENSIONS:
+            raise ImageError(f"unsupported image format {kind}")
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"{FOLDER}/{digest[:2]}/{digest}{EXTENSIONS[kind]}"
+        try:
+            if not self.storage.exists(name):
+                name = self.storage.save(name, ContentFile(data))
+        except OSError as exc:
+            raise ImageError(f"cannot store it: {exc}") from None
+        return name
+
+    def _fetch(self, ref: str) -> bytes:
+        """The bytes of an http(s) URL, or of a path relative to the feed (its folder for a
+        local feed, its URL for a remote one)."""
+        limit = app_settings.IMAGE_MAX_BYTES
+        scheme = urlsplit(ref).scheme.lower()
+        base_scheme = urlsplit(self.source).scheme.lower()
+        if scheme in ("http", "https") or (not scheme and base_scheme in ("http", "https")):
+            return self._download(ref if scheme else urljoin(self.source, ref), limit)
+        if scheme:
+            raise ImageError(f"unsupported scheme {scheme!r}: use http(s) or a relative path")
+        folder = Path(self.source).resolve().parent
+        path = (folder / ref).resolve()
+        if not path.is_relative_to(folder):
+            raise ImageError("a relative image path must stay inside the feed's folder")
+        try:
+            if path.stat().st_size > limit:
+                raise ImageError(f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})")
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageError(exc.strerror or str(exc)) from None
+
+    def _download(self, url: str, limit: int) -> bytes:
+        timeout = app_settings.IMAGE_TIMEOUT
+        try:
+            with self.session.get(url, timeout=(timeout, timeout), stream=True) as response:
+                if response.status_code != 200:
+                    raise ImageError(f"HTTP {response.status_code}")
+                data = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise ImageError(f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})")
+                return bytes(data)
+        except requests.RequestException as exc:
+            raise ImageError(type(exc).__name__) from None
