@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TIMEOUT": 10,
     # A running run whose heartbeat is older than this is taken for dead and marked aborted.
     "STALE_AFTER": 300,
+    # productsync_prune deletes runs that started more than this many days ago; None keeps all.
+    "KEEP_DAYS": None,
 }
 
 

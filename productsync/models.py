@@ -56,6 +56,15 @@ class SyncRun(models.Model):
     notes = models.JSONField(
         "notes", default=list, blank=True, help_text="Warnings and remarks, one string each."
     )
+    retry_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries",
+        verbose_name="retry of",
+        help_text="The run whose failed items this run's feed consists of.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-pk"]

@@ -1,5 +1,6 @@
 """The run loop: batches, transactions, failure isolation, run history and the lease."""
 
+import io
 import itertools
 import logging
 import time
@@ -16,11 +17,14 @@ from productsync.conf import app_settings
 from productsync.exceptions import (
     FeedError,
     ProductSyncError,
+    QueueError,
     RecordError,
     RunActiveError,
     SourceError,
 )
-from productsync.feeds import feed_open
+from productsync.exports import failures_jsonl
+from productsync.feeds import Feed, feed_open
+from productsync.feeds.jsonfeed import jsonl_items
 from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.records import (
     KNOWN_KEYS,
@@ -56,12 +60,23 @@ def sync_run_abort_stale() -> int:
 
 
 def sync_run_start(
-    source: str, *, batch_size: int, dry_run: bool = False, trigger: str = SyncRun.Trigger.COMMAND
+    source: str,
+    *,
+    batch_size: int,
+    dry_run: bool = False,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    retry_of: SyncRun | None = None,
 ) -> SyncRun:
     """Record a new running run. A non-dry run takes the source's lease; if another run holds
     it, a skipped run is recorded and RunActiveError raised."""
     sync_run_abort_stale()
-    fields = {"source": source, "batch_size": batch_size, "dry_run": dry_run, "trigger": trigger}
+    fields = {
+        "source": source,
+        "batch_size": batch_size,
+        "dry_run": dry_run,
+        "trigger": trigger,
+        "retry_of": retry_of,
+    }
     try:
         with transaction.atomic():
             return SyncRun.objects.create(**fields)
@@ -84,12 +99,15 @@ def sync_run_execute(
     trigger: str = SyncRun.Trigger.COMMAND,
     on_start: Callable[[SyncRun], None] | None = None,
     on_batch: OnBatch | None = None,
+    retry_of: SyncRun | None = None,
+    open_feed: Callable[[str], Feed] = feed_open,
 ) -> SyncRun:
     """Sync a feed into the catalogue, one transaction per batch, and record the run.
 
     Raises SourceError when the feed cannot be opened and RunActiveError when another run of
     the source is active; both after recording the run. Any other failure ends the run
-    `failed` with the reason; batches committed before it stay."""
+    `failed` with the reason; batches committed before it stay. open_feed turns the source
+    into a Feed (a retry reads failed items instead, under the source's lease)."""
     source = source or app_settings.SOURCE
     batch_size = batch_size or app_settings.BATCH_SIZE
     if not source:
@@ -97,11 +115,13 @@ def sync_run_execute(
     if batch_size < 1 or (limit is not None and limit < 0):
         raise ProductSyncError("batch size must be at least 1 and limit at least 0")
     try:
-        run = sync_run_start(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger)
+        run = sync_run_start(
+            source, batch_size=batch_size, dry_run=dry_run, trigger=trigger, retry_of=retry_of
+        )
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {exc}") from None
     try:
-        feed = feed_open(source)
+        feed = open_feed(source)
     except SourceError as exc:
         _finish(run, str(exc))
         raise
@@ -311,3 +331,106 @@ def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_ke
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
         run.save()
+
+
+def sync_run_retry(run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN) -> SyncRun:
+    """Run again exactly the failed items of a finished run, as a new run linked to it.
+
+    The feed is the run's failures as JSON Lines (the same file the admin offers for
+    download), built from the failure rows so a worker on any machine can run it. The new
+    run keeps the original's source (and so its lease), batch size and dry-run flag."""
+    original = SyncRun.objects.get(pk=run_id)
+    if original.status == Status.RUNNING:
+        raise ProductSyncError(f"run {run_id} is still running: retry it when it has finished")
+    data = "".join(failures_jsonl(original.pk)).encode()
+    count = data.count(b"\n")
+    if not count:
+        raise ProductSyncError(f"run {run_id} has no failed items to retry")
+
+    def open_failures(source: str) -> Feed:
+        name = f"failures of run {run_id}"
+        return Feed(name, io.BytesIO(data), jsonl_items, total_items=count, bytes_total=len(data))
+
+    return sync_run_execute(
+        original.source,
+        batch_size=original.batch_size,
+        dry_run=original.dry_run,
+        trigger=trigger,
+        retry_of=original,
+        open_feed=open_failures,
+    )
+
+
+def sync_run_prune(keep_days: int) -> int:
+    """Delete finished runs (with their batches and failures) that started more than keep_days
+    days ago; return how many runs were deleted. Running runs are kept."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    old = SyncRun.objects.filter(started_at__lt=cutoff).exclude(status=Status.RUNNING)
+    _, deleted = old.delete()
+    return deleted.get(SyncRun._meta.label, 0)
+
+
+def sync_queue_state() -> str:
+    """Whether a django-q2 cluster is up to take queued syncs: "running", "stopped", or
+    "unknown" when django-q2 keeps cluster status in a cache private to each process
+    (LocMemCache) or in none, so this process cannot see the cluster."""
+    from django.core.cache import InvalidCacheBackendError, caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+    from django_q.brokers import Broker, get_broker
+    from django_q.conf import Conf
+    from django_q.status import Stat
+
+    if Conf.SYNC:
+        return "running"  # django-q2 runs tasks inline, in this process
+    broker = get_broker()
+    # The Redis broker keeps cluster status in Redis; the others in a Django cache.
+    if type(broker).get_stats is Broker.get_stats:
+        try:
+            cache = caches[Conf.CACHE]
+        except InvalidCacheBackendError:
+            return "unknown"
+        if isinstance(cache, LocMemCache | DummyCache):
+            return "unknown"
+    try:
+        stats = Stat.get_all(broker)
+    except DatabaseError:  # a DatabaseCache whose table was never created
+        return "unknown"
+    alive = [s for s in stats if s.status not in (Conf.STOPPED, Conf.STOPPING)]
+    return "running" if alive else "stopped"
+
+
+def _enqueue(func: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
+    from django_q.tasks import async_task
+
+    state = sync_queue_state()
+    if state == "stopped":
+        raise QueueError(
+            "no django-q2 cluster is running, so nothing would run the sync: "
+            "start one with `python manage.py qcluster`"
+        )
+    return async_task(func, *args, **kwargs), state
+
+
+def sync_run_enqueue(*, dry_run: bool = False) -> tuple[str, str]:
+    """Queue a sync of PRODUCTSYNC's source and batch size (trigger `admin`) for the
+    django-q2 cluster; return the task id and the queue state. Raises QueueError when no
+    cluster is running."""
+    return _enqueue(
+        "productsync.tasks.sync_products",
+        app_settings.SOURCE,
+        app_settings.BATCH_SIZE,
+        dry_run,
+        trigger=SyncRun.Trigger.ADMIN,
+        task_name=f"productsync {'dry run' if dry_run else 'sync'} from the admin",
+    )
+
+
+def sync_run_enqueue_retry(run_id: int) -> tuple[str, str]:
+    """Queue a retry of a run's failed items (see sync_run_retry) for the django-q2 cluster."""
+    return _enqueue(
+        "productsync.tasks.sync_products_retry",
+        run_id,
+        trigger=SyncRun.Trigger.ADMIN,
+        task_name=f"productsync retry of run {run_id}",
+    )
