@@ -192,12 +192,14 @@ def test_failures_and_batches_are_paginated_with_constant_queries(viewer, write_
 
 def test_failure_and_batch_rows_link_to_the_product_in_the_dashboard(viewer, write_feed):
     existing = create_product(upc="TAKEN", title="Already here")
-    create_stockrecord(existing, partner_sku="SKU-1", price=5)
+    create_stockrecord(existing, partner_sku="SKU-1", price=5, partner_name="Acme Books")
     partner = existing.stockrecords.get().partner.name
     clash = product("NEW-1", stockrecords=[{"partner": partner, "partner_sku": "SKU-1"}])
     bad_existing = product("TAKEN", title="")
     run = sync_run_execute(write_feed([product("OK-1"), clash, bad_existing]), batch_size=5)
     assert run.failed == 2
+    messages = set(run.failure_set.values_list("message", flat=True))
+    assert any("belongs to" in m or "SKU-1" in m for m in messages), messages
     html = viewer.get(url("change", run.pk)).content.decode()
     taken = reverse("dashboard:catalogue-product", kwargs={"pk": existing.pk})
     assert f'<a href="{taken}" title="This product in the dashboard">TAKEN</a>' in html
