@@ -14,7 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
+from django_q.models import OrmQ, Task
 from oscar.test.factories import create_product, create_stockrecord
 
 from productsync.exports import CSV_FIELDS
@@ -33,7 +33,7 @@ def url(name: str, *args) -> str:
 
 def staff(django_user_model, username: str, *codenames: str):
     user = django_user_model.objects.create_user(
-        username=username, email=f"{username}@example.com", password="pw", is_staff=True
+        username=username, email=f"{username}@example.com", password=None, is_staff=True
     )
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="productsync", codename__in=codenames)
@@ -388,3 +388,21 @@ def test_read_only_history_of_batches_and_failures(viewer, mixed_run):
     delete = reverse("admin:productsync_syncfailure_delete", args=[failure.pk])
     assert viewer.post(delete, {"post": "yes"}).status_code == 403
     assert SyncFailure.objects.filter(pk=failure.pk).exists()
+
+
+def test_the_queued_page_shows_why_a_task_failed_before_recording_a_run(viewer):
+    now = timezone.now()
+    Task.objects.create(
+        id="t2",
+        name="productsync sync from the admin",
+        func="productsync.tasks.sync_products",
+        started=now,
+        stopped=now,
+        success=False,
+        result="SourceError: no source given and PRODUCTSYNC['SOURCE'] is not set <b>",
+    )
+    html = viewer.get(url("queued", "t2") + "?after=0&dry_run=0").content.decode()
+    assert "failed before it could record a run: SourceError: no source given" in html
+    assert "&lt;b&gt;" in html and "<b>" not in html.split('id="content-main"')[1]
+    status = viewer.get(url("queued_status", "t2") + "?after=0&dry_run=0").json()
+    assert status["error"].startswith("SourceError") and status["run_url"] is None

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -152,10 +153,16 @@ def browser(tmp_path):
 def test_a_browser_starts_a_sync_follows_it_and_downloads_its_failures(
     qcluster, live_server, browser, admin_user, errors_feed_settings
 ):
-    wait = WebDriverWait(browser, 30)
+    # A page that reloads itself turns found elements stale: look them up again.
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
 
     def text(element_id: str) -> str:
         return browser.find_element(By.ID, element_id).text
+
+    def final_report(driver) -> bool:
+        """The run page of a finished run: it has no progress URL left to poll."""
+        progress = driver.find_element(By.ID, "ps-progress")
+        return progress.get_attribute("data-url") is None and text("ps-status") != "running"
 
     # Log in and start a sync from the run list.
     browser.get(live_server.url + url("changelist"))
@@ -167,7 +174,8 @@ def test_a_browser_starts_a_sync_follows_it_and_downloads_its_failures(
     # The queued page opens the run as soon as the worker records it; the run page follows
     # the run to its end.
     wait.until(ec.url_matches(r"/syncrun/\d+/change/"))
-    wait.until(lambda d: text("ps-status") == "partial")
+    wait.until(final_report)
+    assert text("ps-status") == "partial"
     assert text("ps-done") == "40 / 40 items (100%)"
     assert text("ps-eta") == "finished"
     run = SyncRun.objects.get()
@@ -192,10 +200,10 @@ def test_a_browser_starts_a_sync_follows_it_and_downloads_its_failures(
     assert sorted(json.loads(line)["upc"] for line in lines) == sorted(ERROR_UPCS)
 
     # Live progress, deterministically: a run held after each batch is followed in place.
-    _follow_a_held_run(browser, live_server, wait, text)
+    _follow_a_held_run(browser, live_server, wait, text, final_report)
 
 
-def _follow_a_held_run(browser, live_server, wait, text) -> None:
+def _follow_a_held_run(browser, live_server, wait, text, final_report) -> None:
     reached: queue.Queue = queue.Queue()
     proceed: queue.Queue = queue.Queue()
 
@@ -227,10 +235,9 @@ def _follow_a_held_run(browser, live_server, wait, text) -> None:
         assert reached.get(timeout=30) == (run_id, 3)
         proceed.put(None)
         # At the end the page loads the final report once, and stops polling.
-        wait.until(lambda d: text("ps-status") == "partial")
-        wait.until(lambda d: d.execute_script("return window.psSamePage") is None)
-        progress = browser.find_element(By.ID, "ps-progress")
-        assert progress.get_attribute("data-url") is None
+        wait.until(final_report)
+        assert browser.execute_script("return window.psSamePage") is None
+        assert text("ps-status") == "partial"
         assert text("ps-done") == "40 / 40 items (100%)"
     finally:
         for _ in range(3):
