@@ -394,7 +394,8 @@ def sync_queue_state() -> str:
             return "unknown"
     try:
         stats = Stat.get_all(broker)
-    except DatabaseError:  # a DatabaseCache whose table was never created
+    except Exception as exc:  # e.g. Redis down, a DatabaseCache table never created
+        logger.warning("cannot read django-q2 cluster status: %s", exc)
         return "unknown"
     alive = [s for s in stats if s.status not in (Conf.STOPPED, Conf.STOPPING)]
     return "running" if alive else "stopped"
@@ -409,7 +410,10 @@ def _enqueue(func: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
             "no django-q2 cluster is running, so nothing would run the sync: "
             "start one with `python manage.py qcluster`"
         )
-    return async_task(func, *args, **kwargs), state
+    try:
+        return async_task(func, *args, **kwargs), state
+    except Exception as exc:  # the broker refused: Redis down, a database error
+        raise QueueError(f"the django-q2 broker refused the task: {exc}") from exc
 
 
 def sync_run_enqueue(*, dry_run: bool = False) -> tuple[str, str]:

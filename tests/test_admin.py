@@ -406,3 +406,24 @@ def test_the_queued_page_shows_why_a_task_failed_before_recording_a_run(viewer):
     assert "&lt;b&gt;" in html and "<b>" not in html.split('id="content-main"')[1]
     status = viewer.get(url("queued_status", "t2") + "?after=0&dry_run=0").json()
     assert status["error"].startswith("SourceError") and status["run_url"] is None
+
+
+def test_run_sync_now_queues_when_the_cluster_cannot_be_seen(runner, settings):
+    # A per-process cache for django-q2's status: nobody can tell whether a cluster runs.
+    settings.CACHES = {
+        **settings.CACHES,
+        "productsync_q": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "SOURCE": "/feeds/shop.json", "BATCH_SIZE": 7}
+    assert sync_queue_state() == "unknown"
+    html = runner.get(url("changelist")).content.decode()
+    assert "cannot tell whether a django-q2 cluster is running" in html
+    response = runner.post(url("start"), {"dry_run": "on"}, follow=True)
+    assert "this server cannot tell whether a django-q2 cluster is running" in (
+        response.content.decode()
+    )
+    assert "Waiting for a worker" in response.content.decode()
+    task = OrmQ.objects.get().task
+    assert task["func"] == "productsync.tasks.sync_products"
+    assert task["args"] == ("/feeds/shop.json", 7, True)
+    assert task["kwargs"] == {"trigger": "admin"}
