@@ -4,6 +4,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from django.db.models import Q
+
 from productsync.models import SyncFailure
 
 # Our CSV feed format: one row per stock record (a product without one takes one row);
@@ -25,9 +27,22 @@ PRODUCT_FIELDS = CSV_FIELDS[:6]
 STOCK_FIELDS = CSV_FIELDS[6:]
 
 
-def _raw_payloads(run_id: int) -> Iterator[str]:
-    failures = SyncFailure.objects.filter(run_id=run_id).order_by("position")
-    return failures.values_list("raw_payload", flat=True).iterator(chunk_size=2000)
+def _raw_payloads(run_id: int, chunk: int = 1000) -> Iterator[str]:
+    """The raw payloads in feed order, read a chunk per query: memory stays flat, and no
+    cursor stays open while the caller writes (a retry runs its batches in between)."""
+    after = Q()
+    while True:
+        rows = list(
+            SyncFailure.objects.filter(after, run_id=run_id)
+            .order_by("position", "pk")
+            .values_list("position", "pk", "raw_payload")[:chunk]
+        )
+        for _, _, raw in rows:
+            yield raw
+        if len(rows) < chunk:
+            return
+        position, pk, _ = rows[-1]
+        after = Q(position__gt=position) | Q(position=position, pk__gt=pk)
 
 
 def failures_jsonl(run_id: int) -> Iterator[str]:

@@ -342,14 +342,15 @@ def sync_run_retry(run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN) -> Sync
     original = SyncRun.objects.get(pk=run_id)
     if original.status == Status.RUNNING:
         raise ProductSyncError(f"run {run_id} is still running: retry it when it has finished")
-    data = "".join(failures_jsonl(original.pk)).encode()
-    count = data.count(b"\n")
+    count = SyncFailure.objects.filter(run=original).count()
     if not count:
         raise ProductSyncError(f"run {run_id} has no failed items to retry")
 
     def open_failures(source: str) -> Feed:
-        name = f"failures of run {run_id}"
-        return Feed(name, io.BytesIO(data), jsonl_items, total_items=count, bytes_total=len(data))
+        lines = (line.encode() for line in failures_jsonl(original.pk))
+        return Feed(
+            f"failures of run {run_id}", _ChunkStream(lines), jsonl_items, total_items=count
+        )
 
     return sync_run_execute(
         original.source,
@@ -359,6 +360,28 @@ def sync_run_retry(run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN) -> Sync
         retry_of=original,
         open_feed=open_failures,
     )
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw byte stream over an iterator of byte strings, read as they come."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 def sync_run_prune(keep_days: int) -> int:
