@@ -20,6 +20,7 @@ SEVERITY = {
 
 
 def duration_text(seconds: float | None) -> str:
+    """A duration as people read it: 42 s, 3 min 05 s, 2 h 10 min."""
     if seconds is None:
         return "–"
     seconds = round(seconds)
@@ -33,11 +34,13 @@ def duration_text(seconds: float | None) -> str:
 
 
 def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB"):
         n /= 1024
-    return ""  # unreachable
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GB"
 
 
 def run_duration(run: SyncRun, now: datetime | None = None) -> float:
