@@ -1,8 +1,35 @@
-"""Read-only run history in the Django admin."""
+"""Read-only run history in the Django admin: the run page with its picture and live progress,
+failure downloads, and starting or retrying a sync through django-q2."""
 
-from django.contrib import admin
+import csv
+from urllib.parse import urlencode
 
-from productsync.models import SyncBatch, SyncFailure, SyncRun
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Max
+from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+from oscar.core.loading import get_model
+
+from productsync.conf import app_settings
+from productsync.exceptions import QueueError
+from productsync.exports import failures_csv_rows, failures_jsonl
+from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
+from productsync.report import duration_text, run_duration, run_picture, run_progress
+from productsync.services import sync_queue_state, sync_run_enqueue, sync_run_enqueue_retry
+
+Product = get_model("catalogue", "Product")
+
+BATCHES_PER_PAGE = 50
+FAILURES_PER_PAGE = 50
+RUN_PERMISSION = "productsync.run_sync"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -16,14 +43,39 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _dashboard_url(product_id: int) -> str | None:
+    """The product's page in Oscar's dashboard; None in a project without the dashboard."""
+    try:
+        return reverse("dashboard:catalogue-product", kwargs={"pk": product_id})
+    except NoReverseMatch:
+        return None
+
+
+def _dashboard_product_urls(upcs) -> dict[str, str | None]:
+    """Dashboard URLs of the products with these UPCs that exist, in one query."""
+    upcs = {upc for upc in upcs if upc}
+    if not upcs:
+        return {}
+    rows = Product.objects.filter(upc__in=upcs).values_list("upc", "pk")
+    return {upc: _dashboard_url(pk) for upc, pk in rows}
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
-        "status",
+        "status_badge",
         "trigger",
         "source",
         "started_at",
+        "duration",
         "items",
         "created",
         "updated",
@@ -33,10 +85,284 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "warnings",
         "failed_batches",
         "dry_run",
+        "retry_of_link",
     ]
+    list_display_links = ["id"]
     list_filter = ["status", "trigger", "dry_run"]
     date_hierarchy = "started_at"
     search_fields = ["source", "=id"]
+    change_list_template = "admin/productsync/syncrun/change_list.html"
+
+    class Media:
+        css = {"all": ["productsync/admin.css"]}
+
+    # List columns: everything comes from the run row itself, no query per row.
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, run: SyncRun) -> str:
+        return format_html(
+            '<span class="ps-badge ps-{}">{}</span>', run.status, run.get_status_display()
+        )
+
+    @admin.display(description="duration")
+    def duration(self, run: SyncRun) -> str:
+        return duration_text(run_duration(run))
+
+    @admin.display(description="retry of", ordering="retry_of")
+    def retry_of_link(self, run: SyncRun) -> str:
+        if run.retry_of_id is None:
+            return "–"
+        url = reverse("admin:productsync_syncrun_change", args=[run.retry_of_id])
+        return format_html('<a href="{}">run {}</a>', url, run.retry_of_id)
+
+    # URLs of the run page, its JSON progress, downloads and the two actions.
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        name = "productsync_syncrun_"
+        return [
+            path("start/", view(require_POST(self.start_view)), name=name + "start"),
+            path(
+                "queued/<str:task_id>/",
+                view(self.queued_view),
+                name=name + "queued",
+            ),
+            path(
+                "queued/<str:task_id>/status.json",
+                view(self.queued_status_view),
+                name=name + "queued_status",
+            ),
+            path("<int:run_id>/retry/", view(require_POST(self.retry_view)), name=name + "retry"),
+            path("<int:run_id>/progress.json", view(self.progress_view), name=name + "progress"),
+            path(
+                "<int:run_id>/failures.jsonl",
+                view(self.failures_jsonl_view),
+                name=name + "failures_jsonl",
+            ),
+            path(
+                "<int:run_id>/failures.csv",
+                view(self.failures_csv_view),
+                name=name + "failures_csv",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _require_view(self, request) -> None:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+
+    def _require_run(self, request) -> None:
+        if not request.user.has_perm(RUN_PERMISSION):
+            raise PermissionDenied
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        if request.user.has_perm(RUN_PERMISSION):
+            extra_context["queue_state"] = sync_queue_state()
+            extra_context["can_run"] = True
+            extra_context["sync_source"] = app_settings.SOURCE
+            extra_context["sync_batch_size"] = app_settings.BATCH_SIZE
+        return super().changelist_view(request, extra_context)
+
+    # The run page.
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, run) or request.method == "POST":
+            raise PermissionDenied  # history is read-only
+        batches = Paginator(run.batch_set.order_by("number"), BATCHES_PER_PAGE).get_page(
+            request.GET.get("batches")
+        )
+        failures = Paginator(
+            run.failure_set.select_related("batch").order_by("position"), FAILURES_PER_PAGE
+        ).get_page(request.GET.get("failures"))
+        product_urls = _dashboard_product_urls(f.upc for f in failures)
+        failure_rows = [
+            (f, product_urls.get(f.upc), f.batch and (f.batch.number - 1) // BATCHES_PER_PAGE + 1)
+            for f in failures
+        ]
+        batch_rows = self._batch_rows(run, list(batches))
+        running = run.status == SyncRun.Status.RUNNING
+        context = {
+            **self.admin_site.each_context(request),
+            **(extra_context or {}),
+            "opts": self.opts,
+            "title": f"Sync run {run.pk}",
+            "run": run,
+            "progress": run_progress(run),
+            "picture": self._picture_context(run),
+            "batches": batches,
+            "batch_rows": batch_rows,
+            "failures": failures,
+            "failure_rows": failure_rows,
+            "retries": list(run.retries.order_by("pk").values_list("pk", "status")),
+            "can_retry": (request.user.has_perm(RUN_PERMISSION) and not running and run.failed > 0),
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/productsync/syncrun/run.html", context)
+
+    @staticmethod
+    def _picture_context(run: SyncRun) -> dict:
+        bars = run_picture(run)
+        return {
+            "bars": [(bar, (bar.first_batch - 1) // BATCHES_PER_PAGE + 1) for bar in bars],
+            "run": run,
+        }
+
+    @staticmethod
+    def _batch_rows(run: SyncRun, batches: list[SyncBatch]) -> list[tuple[SyncBatch, list]]:
+        """Each batch of the page with the products it wrote (as far as the products' sync
+        state still points at this run), looked up in one query for the page."""
+        if not batches:
+            return []
+        products = list(
+            SyncedProduct.objects.filter(
+                last_run_id=run.pk,
+                last_position__gte=batches[0].first_position,
+                last_position__lte=batches[-1].last_position,
+            )
+            .order_by("last_position")
+            .values_list("last_position", "product_id", "product__upc", "product__title")
+        )
+        return [
+            (
+                batch,
+                [
+                    (upc, title, _dashboard_url(pk))
+                    for position, pk, upc, title in products
+                    if batch.first_position <= position <= batch.last_position
+                ],
+            )
+            for batch in batches
+        ]
+
+    # Live progress, polled by the run page while the run is running.
+
+    def progress_view(self, request, run_id: int):
+        self._require_view(request)
+        run = get_object_or_404(SyncRun, pk=run_id)
+        data = run_progress(run)
+        data["picture"] = render_to_string(
+            "admin/productsync/syncrun/picture.html", self._picture_context(run), request
+        )
+        return JsonResponse(data)
+
+    # Downloads of the failed items, in our feed formats.
+
+    def failures_jsonl_view(self, request, run_id: int):
+        self._require_view(request)
+        run = get_object_or_404(SyncRun, pk=run_id)
+        response = StreamingHttpResponse(
+            failures_jsonl(run.pk), content_type="application/x-ndjson; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-failures.jsonl"'
+        return response
+
+    def failures_csv_view(self, request, run_id: int):
+        self._require_view(request)
+        run = get_object_or_404(SyncRun, pk=run_id)
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in failures_csv_rows(run.pk)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-failures.csv"'
+        return response
+
+    # Starting and retrying, through the django-q2 cluster.
+
+    @staticmethod
+    def _last_run_id() -> int:
+        return SyncRun.objects.aggregate(last=Max("pk"))["last"] or 0
+
+    def _queued_redirect(self, request, task_id: str, state: str, query: dict):
+        """To the page that waits for the queued task's run; query tells that run apart."""
+        if state == "unknown":
+            messages.warning(
+                request,
+                "Queued, but this server cannot tell whether a django-q2 cluster is running "
+                "(its status cache is not shared with the web server); the sync starts when "
+                "a cluster takes it.",
+            )
+        url = reverse("admin:productsync_syncrun_queued", args=[task_id])
+        return HttpResponseRedirect(f"{url}?{urlencode(query)}")
+
+    def start_view(self, request):
+        self._require_run(request)
+        dry_run = request.POST.get("dry_run") == "on"
+        after = self._last_run_id()  # before queueing: a worker may start the run at once
+        try:
+            task_id, state = sync_run_enqueue(dry_run=dry_run)
+        except QueueError as exc:
+            messages.error(request, f"Not started: {exc}.")
+            return HttpResponseRedirect(reverse("admin:productsync_syncrun_changelist"))
+        query = {"after": after, "dry_run": int(dry_run)}
+        return self._queued_redirect(request, task_id, state, query)
+
+    def retry_view(self, request, run_id: int):
+        self._require_run(request)
+        run = get_object_or_404(SyncRun, pk=run_id)
+        page = reverse("admin:productsync_syncrun_change", args=[run.pk])
+        if run.status == SyncRun.Status.RUNNING or not run.failed:
+            messages.error(request, "Only a finished run with failed items can be retried.")
+            return HttpResponseRedirect(page)
+        after = self._last_run_id()
+        try:
+            task_id, state = sync_run_enqueue_retry(run.pk)
+        except QueueError as exc:
+            messages.error(request, f"Not retried: {exc}.")
+            return HttpResponseRedirect(page)
+        return self._queued_redirect(request, task_id, state, {"after": after, "retry_of": run.pk})
+
+    def _queued_run(self, request, task_id: str) -> tuple[SyncRun | None, str]:
+        """The run a queued task started (found by the task's result once it finished, else as
+        the first admin-triggered run recorded after the task was queued), or why none will
+        come."""
+        from django_q.models import Task
+
+        task = Task.objects.filter(id=task_id).values_list("success", "result").first()
+        if task is not None:
+            success, result = task
+            if success and isinstance(result, int):
+                return SyncRun.objects.filter(pk=result).first(), ""
+        try:
+            after = int(request.GET.get("after", ""))
+        except ValueError:
+            raise Http404("bad query") from None
+        runs = SyncRun.objects.filter(pk__gt=after, trigger=SyncRun.Trigger.ADMIN)
+        if request.GET.get("retry_of"):
+            runs = runs.filter(retry_of_id=request.GET["retry_of"])
+        else:
+            runs = runs.filter(retry_of=None, dry_run=request.GET.get("dry_run") == "1")
+        run = runs.order_by("pk").first()
+        if run is None and task is not None and not task[0]:
+            return None, str(task[1])
+        return run, ""
+
+    def queued_view(self, request, task_id: str):
+        self._require_view(request)
+        run, error = self._queued_run(request, task_id)
+        if run is not None:
+            return HttpResponseRedirect(reverse("admin:productsync_syncrun_change", args=[run.pk]))
+        status_url = reverse("admin:productsync_syncrun_queued_status", args=[task_id])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Sync queued",
+            "task_id": task_id,
+            "error": error,
+            "status_url": f"{status_url}?{request.GET.urlencode()}",
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/productsync/syncrun/queued.html", context)
+
+    def queued_status_view(self, request, task_id: str):
+        self._require_view(request)
+        run, error = self._queued_run(request, task_id)
+        url = reverse("admin:productsync_syncrun_change", args=[run.pk]) if run else None
+        return JsonResponse({"run_url": url, "error": error})
 
 
 @admin.register(SyncBatch)

@@ -29,6 +29,14 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E003")
             )
+    keep_days = app_settings.KEEP_DAYS
+    if keep_days is not None and not _positive_int(keep_days):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['KEEP_DAYS'] must be a positive integer or None.",
+                id="productsync.E011",
+            )
+        )
     source = app_settings.SOURCE
     if source is not None and not isinstance(source, str):
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))

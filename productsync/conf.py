@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     # Seconds to connect to / wait on an image server, and the largest image accepted.
     "IMAGE_TIMEOUT": 10,
     "IMAGE_MAX_BYTES": 10 * 1024 * 1024,
+    # productsync_prune deletes runs that started more than this many days ago; None keeps all.
+    "KEEP_DAYS": None,
 }
 
 

@@ -23,3 +23,7 @@ class RecordError(ProductSyncError):
 
 class RunActiveError(ProductSyncError):
     """Another non-dry run of the same source is active."""
+
+
+class QueueError(ProductSyncError):
+    """No django-q2 cluster is running to take a queued sync."""

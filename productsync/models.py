@@ -75,6 +75,15 @@ class SyncRun(models.Model):
         blank=True,
         help_text="Last-Modified of an HTTP source's response, sent as If-Modified-Since.",
     )
+    retry_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries",
+        verbose_name="retry of",
+        help_text="The run whose failed items this run's feed consists of.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-pk"]

@@ -1,5 +1,6 @@
 """The run loop: batches, transactions, failure isolation, run history and the lease."""
 
+import io
 import itertools
 import logging
 import time
@@ -23,12 +24,15 @@ from productsync.conf import app_settings
 from productsync.exceptions import (
     FeedError,
     ProductSyncError,
+    QueueError,
     RecordError,
     RunActiveError,
     SourceError,
 )
-from productsync.feeds import feed_open
+from productsync.exports import failures_jsonl
+from productsync.feeds import Feed, feed_open
 from productsync.feeds.base import FeedOptions, is_url
+from productsync.feeds.jsonfeed import jsonl_items
 from productsync.images import ImageSync
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
 from productsync.records import (
@@ -73,12 +77,23 @@ def sync_run_abort_stale() -> int:
 
 
 def sync_run_start(
-    source: str, *, batch_size: int, dry_run: bool = False, trigger: str = SyncRun.Trigger.COMMAND
+    source: str,
+    *,
+    batch_size: int,
+    dry_run: bool = False,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    retry_of: SyncRun | None = None,
 ) -> SyncRun:
     """Record a new running run. A non-dry run takes the source's lease; if another run holds
     it, a skipped run is recorded and RunActiveError raised."""
     sync_run_abort_stale()
-    fields = {"source": source, "batch_size": batch_size, "dry_run": dry_run, "trigger": trigger}
+    fields = {
+        "source": source,
+        "batch_size": batch_size,
+        "dry_run": dry_run,
+        "trigger": trigger,
+        "retry_of": retry_of,
+    }
     try:
         with transaction.atomic():
             return SyncRun.objects.create(**fields)
@@ -103,6 +118,8 @@ def sync_run_execute(
     on_start: Callable[[SyncRun], None] | None = None,
     on_batch: OnBatch | None = None,
     feed_options: dict | None = None,
+    retry_of: SyncRun | None = None,
+    open_feed: Callable[[str], Feed] | None = None,
 ) -> SyncRun:
     """Sync a feed into the catalogue, one transaction per batch, and record the run.
 
@@ -112,7 +129,8 @@ def sync_run_execute(
     `failed` with the reason; batches committed before it stay. An HTTP source unchanged
     since the last successful run (304) ends at once `succeeded` with 0 items and a note.
     With hide_missing (default PRODUCTSYNC['HIDE_MISSING']) a complete run hides the
-    source's products it did not see."""
+    source's products it did not see. open_feed, when given, turns the source into a Feed
+    instead of reading it (a retry reads failed items, under the source's lease)."""
     source = source or app_settings.SOURCE
     if hide_missing is None:
         hide_missing = app_settings.HIDE_MISSING
@@ -126,15 +144,20 @@ def sync_run_execute(
     except TypeError as exc:
         raise ProductSyncError(f"bad feed options: {exc}") from None
     try:
-        run = sync_run_start(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger)
+        run = sync_run_start(
+            source, batch_size=batch_size, dry_run=dry_run, trigger=trigger, retry_of=retry_of
+        )
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {exc}") from None
     try:
-        feed = feed_open(source, options=options, validators=_http_validators(source, run))
+        if open_feed is not None:
+            feed = open_feed(source)
+        else:
+            feed = feed_open(source, options=options, validators=_http_validators(source, run))
     except SourceError as exc:
         _finish(run, str(exc))
         raise
-    if is_url(source) and limit is None:
+    if open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
         run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
         run.save(update_fields=["http_etag", "http_last_modified"])
@@ -441,3 +464,133 @@ def _batch_record(
         run.heartbeat_at = timezone.now()
         run.save()
     return batch
+
+
+def sync_run_retry(run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN) -> SyncRun:
+    """Run again exactly the failed items of a finished run, as a new run linked to it.
+
+    The feed is the run's failures as JSON Lines (the same file the admin offers for
+    download), built from the failure rows so a worker on any machine can run it. The new
+    run keeps the original's source (and so its lease), batch size and dry-run flag."""
+    original = SyncRun.objects.get(pk=run_id)
+    if original.status == Status.RUNNING:
+        raise ProductSyncError(f"run {run_id} is still running: retry it when it has finished")
+    count = SyncFailure.objects.filter(run=original).count()
+    if not count:
+        raise ProductSyncError(f"run {run_id} has no failed items to retry")
+
+    def open_failures(source: str) -> Feed:
+        lines = (line.encode() for line in failures_jsonl(original.pk))
+        return Feed(
+            f"failures of run {run_id}", _ChunkStream(lines), jsonl_items, total_items=count
+        )
+
+    return sync_run_execute(
+        original.source,
+        batch_size=original.batch_size,
+        dry_run=original.dry_run,
+        trigger=trigger,
+        retry_of=original,
+        open_feed=open_failures,
+    )
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw byte stream over an iterator of byte strings, read as they come."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def sync_run_prune(keep_days: int) -> int:
+    """Delete finished runs (with their batches and failures) that started more than keep_days
+    days ago; return how many runs were deleted. Running runs are kept."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    old = SyncRun.objects.filter(started_at__lt=cutoff).exclude(status=Status.RUNNING)
+    _, deleted = old.delete()
+    return deleted.get(SyncRun._meta.label, 0)
+
+
+def sync_queue_state() -> str:
+    """Whether a django-q2 cluster is up to take queued syncs: "running", "stopped", or
+    "unknown" when django-q2 keeps cluster status in a cache private to each process
+    (LocMemCache) or in none, so this process cannot see the cluster."""
+    from django.core.cache import InvalidCacheBackendError, caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+    from django_q.brokers import Broker, get_broker
+    from django_q.conf import Conf
+    from django_q.status import Stat
+
+    if Conf.SYNC:
+        return "running"  # django-q2 runs tasks inline, in this process
+    broker = get_broker()
+    # The Redis broker keeps cluster status in Redis; the others in a Django cache.
+    if type(broker).get_stats is Broker.get_stats:
+        try:
+            cache = caches[Conf.CACHE]
+        except InvalidCacheBackendError:
+            return "unknown"
+        if isinstance(cache, LocMemCache | DummyCache):
+            return "unknown"
+    try:
+        stats = Stat.get_all(broker)
+    except Exception as exc:  # e.g. Redis down, a DatabaseCache table never created
+        logger.warning("cannot read django-q2 cluster status: %s", exc)
+        return "unknown"
+    alive = [s for s in stats if s.status not in (Conf.STOPPED, Conf.STOPPING)]
+    return "running" if alive else "stopped"
+
+
+def _enqueue(func: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
+    from django_q.tasks import async_task
+
+    state = sync_queue_state()
+    if state == "stopped":
+        raise QueueError(
+            "no django-q2 cluster is running, so nothing would run the sync: "
+            "start one with `python manage.py qcluster`"
+        )
+    try:
+        return async_task(func, *args, **kwargs), state
+    except Exception as exc:  # the broker refused: Redis down, a database error
+        raise QueueError(f"the django-q2 broker refused the task: {exc}") from exc
+
+
+def sync_run_enqueue(*, dry_run: bool = False) -> tuple[str, str]:
+    """Queue a sync of PRODUCTSYNC's source and batch size (trigger `admin`) for the
+    django-q2 cluster; return the task id and the queue state. Raises QueueError when no
+    cluster is running."""
+    return _enqueue(
+        "productsync.tasks.sync_products",
+        app_settings.SOURCE,
+        app_settings.BATCH_SIZE,
+        dry_run,
+        trigger=SyncRun.Trigger.ADMIN,
+        task_name=f"productsync {'dry run' if dry_run else 'sync'} from the admin",
+    )
+
+
+def sync_run_enqueue_retry(run_id: int) -> tuple[str, str]:
+    """Queue a retry of a run's failed items (see sync_run_retry) for the django-q2 cluster."""
+    return _enqueue(
+        "productsync.tasks.sync_products_retry",
+        run_id,
+        trigger=SyncRun.Trigger.ADMIN,
+        task_name=f"productsync retry of run {run_id}",
+    )

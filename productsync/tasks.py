@@ -1,7 +1,7 @@
 """django-q2 entry points; thin wrappers around the services."""
 
 from productsync.models import SyncRun
-from productsync.services import sync_run_execute
+from productsync.services import sync_run_execute, sync_run_retry
 
 
 def sync_products(
@@ -22,3 +22,8 @@ def sync_products(
         feed_options=feed_options,
         hide_missing=hide_missing,
     ).pk
+
+
+def sync_products_retry(run_id: int, trigger: str = SyncRun.Trigger.ADMIN) -> int:
+    """Retry the failed items of a finished run as a new run; return the new run's id."""
+    return sync_run_retry(run_id, trigger=trigger).pk

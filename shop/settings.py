@@ -148,6 +148,17 @@ Q_CLUSTER = {
     "ack_failures": True,
     "orm": "default",
 }
+# django-q2 keeps each cluster's status in a cache; the admin reads it to tell whether a
+# cluster is running, so it must be one the web and qcluster processes share (the table is
+# made by `manage.py createcachetable`; the test database gets it automatically).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "productsync_q": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "productsync_q_cache",
+    },
+}
+Q_CLUSTER["cache"] = "productsync_q"
 if os.environ.get("Q_REDIS_URL"):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = os.environ["Q_REDIS_URL"]

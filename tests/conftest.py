@@ -80,8 +80,8 @@ def product(upc: str, **fields) -> dict:
     return item
 
 
-def run_command(*args: str, env: dict | None = None, timeout: int = 120, capture=True, **kw):
-    """Run manage.py as a user would, in a subprocess, against the test database."""
+def subprocess_env(env: dict | None = None) -> dict:
+    """The environment for a subprocess (manage.py, qcluster) that uses the test database."""
     from django.conf import settings
 
     database = settings.DATABASES["default"]
@@ -92,6 +92,12 @@ def run_command(*args: str, env: dict | None = None, timeout: int = 120, capture
         full_env["DATABASE_URL"] = (
             f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
         )
+    return full_env
+
+
+def run_command(*args: str, env: dict | None = None, timeout: int = 120, capture=True, **kw):
+    """Run manage.py as a user would, in a subprocess, against the test database."""
+    full_env = subprocess_env(env)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         capture_output=capture,
