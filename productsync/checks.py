@@ -1,5 +1,6 @@
 """System checks for the PRODUCTSYNC settings."""
 
+from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
 
@@ -24,7 +25,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
                 id="productsync.E002",
             )
         )
-    for key in ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER"):
+    for key in ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "BATCH_ATTEMPTS"):
         if not _positive_int(getattr(app_settings, key)):
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E003")
@@ -32,4 +33,17 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     source = app_settings.SOURCE
     if source is not None and not isinstance(source, str):
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))
+    schedule = app_settings.SCHEDULE
+    if schedule is not None and not (isinstance(schedule, str) and croniter.is_valid(schedule)):
+        errors.append(
+            Error(
+                f"PRODUCTSYNC['SCHEDULE'] must be a cron expression or None, not {schedule!r}.",
+                hint="For example '*/30 * * * *' (every 30 minutes).",
+                id="productsync.E005",
+            )
+        )
+    if app_settings.WORKERS not in ("local", "queue"):
+        errors.append(
+            Error("PRODUCTSYNC['WORKERS'] must be 'local' or 'queue'.", id="productsync.E006")
+        )
     return errors

@@ -13,6 +13,14 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TIMEOUT": 10,
     # A running run whose heartbeat is older than this is taken for dead and marked aborted.
     "STALE_AFTER": 300,
+    # A cron expression ("*/30 * * * *") for the django-q2 schedule of the sync, or None for
+    # no schedule; applied by `migrate` and by `manage.py sync_products_schedule`.
+    "SCHEDULE": None,
+    # Who writes the batches of a run that does not say: "local" (the run's own process) or
+    # "queue" (one django-q2 task per batch, for any number of qcluster processes).
+    "WORKERS": "local",
+    # Claims of a queued batch before it is recorded as failed (its worker died each time).
+    "BATCH_ATTEMPTS": 3,
 }
 
 

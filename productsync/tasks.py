@@ -1,7 +1,7 @@
 """django-q2 entry points; thin wrappers around the services."""
 
 from productsync.models import SyncRun
-from productsync.services import sync_run_execute
+from productsync.services import sync_batch_execute, sync_run_execute
 
 
 def sync_products(
@@ -9,6 +9,17 @@ def sync_products(
     batch_size: int | None = None,
     dry_run: bool = False,
     trigger: str = SyncRun.Trigger.SCHEDULE,
+    workers: str | None = None,
 ) -> int:
-    """Run a sync (trigger `schedule` unless told otherwise) and return its run id."""
-    return sync_run_execute(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger).pk
+    """Run a sync (trigger `schedule` unless told otherwise) and return its run id.
+
+    workers defaults to PRODUCTSYNC['WORKERS']: with "queue" this task plans the run and
+    waits while other django-q2 workers write its batches."""
+    return sync_run_execute(
+        source, batch_size=batch_size, dry_run=dry_run, trigger=trigger, workers=workers
+    ).pk
+
+
+def sync_batch(batch_id: int) -> str:
+    """Write one batch of a queue run; enqueued by its planner, one task per batch."""
+    return sync_batch_execute(batch_id)

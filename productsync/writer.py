@@ -10,7 +10,7 @@ from oscar.core.loading import get_class, get_model
 from oscar.core.utils import slugify
 
 from productsync.models import SyncedProduct
-from productsync.records import BatchResult, ItemFailure, ValidItem, payload_dump
+from productsync.records import BatchResult, ItemFailure, ProductRecord, ValidItem, payload_dump
 
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
@@ -66,6 +66,16 @@ class BatchWriter:
             partner = Partner.objects.filter(name=name).order_by("pk").first()
             self._partners[name] = (partner or Partner.objects.create(name=name)).pk
         return self._partners[name]
+
+    def prepare(self, records: Iterable[ProductRecord]) -> None:
+        """Create the classes, categories and partners the records name, so batches written
+        side by side by several processes find them instead of racing to create them."""
+        for record in records:
+            self._class_id(record.product_class)
+            for path in record.categories:
+                self._category_id(path)
+            for sr in record.stockrecords:
+                self._partner_id(sr.partner)
 
     def write(self, items: Iterable[ValidItem], result: BatchResult) -> None:
         """Upsert items; count each outcome in result. Conflicts with other items or products
