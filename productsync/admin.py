@@ -32,14 +32,25 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "failed_batches",
         "dry_run",
     ]
-    list_filter = ["status", "trigger", "dry_run"]
+    list_filter = ["status", "trigger", "workers", "dry_run"]
     date_hierarchy = "started_at"
     search_fields = ["source", "=id"]
 
 
 @admin.register(SyncBatch)
 class SyncBatchAdmin(ReadOnlyAdmin):
-    list_display = ["run", "number", "status", "items", "created", "updated", "failed", "duration"]
+    list_display = [
+        "run",
+        "number",
+        "status",
+        "items",
+        "created",
+        "updated",
+        "failed",
+        "duration",
+        "attempts",
+        "claimed_by",
+    ]
     list_filter = ["status"]
     list_select_related = ["run"]
 

@@ -3,6 +3,7 @@
 import os
 import signal
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 from io import StringIO
 
@@ -17,7 +18,9 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.services import _batches_requeue_stale, sync_batch_execute
 from tests.conftest import product, qcluster, run_command, spawn_command, stop_group, wait_for
 
+Category = get_model("catalogue", "Category")
 Product = get_model("catalogue", "Product")
+ProductCategory = get_model("catalogue", "ProductCategory")
 StockRecord = get_model("partner", "StockRecord")
 REDIS_URL = "redis://127.0.0.1:6379/7"
 
@@ -119,26 +122,19 @@ def big_feed(write_feed, prefix: str) -> str:
 
 def catalogue() -> list[tuple]:
     """What a shopper sees of every product, without database ids."""
-    products = Product.objects.select_related("product_class").prefetch_related(
-        "categories", "stockrecords__partner"
-    )
+    names = {c.pk: c.full_name for c in Category.objects.all()}
+    categories, stock = defaultdict(list), defaultdict(list)
+    for product_id, category_id in ProductCategory.objects.values_list("product", "category"):
+        categories[product_id].append(names[category_id])
+    for product_id, *fields in StockRecord.objects.values_list(
+        "product", "partner__name", "partner_sku", "price", "price_currency", "num_in_stock"
+    ):
+        stock[product_id].append(tuple(fields))
     return sorted(
-        (
-            p.upc,
-            p.title,
-            p.slug,
-            p.product_class.name,
-            p.description,
-            p.is_public,
-            tuple(sorted(c.full_name for c in p.categories.all())),
-            tuple(
-                sorted(
-                    (s.partner.name, s.partner_sku, s.price, s.price_currency, s.num_in_stock)
-                    for s in p.stockrecords.all()
-                )
-            ),
+        (*fields, sorted(categories[pk]), sorted(stock[pk]))
+        for pk, *fields in Product.objects.values_list(
+            "pk", "upc", "title", "slug", "product_class__name", "description", "is_public"
         )
-        for p in products
     )
 
 
