@@ -206,10 +206,13 @@ def sync_run_execute(
         stop = None if limit is None else start + limit
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
         if workers == SyncRun.Workers.QUEUE:
-            _run_plan(run, items, on_batch, lambda: feed.bytes_read)
-            return run
-        error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
-    _finish(run, error)
+            watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
+        else:
+            error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
+    if workers == SyncRun.Workers.QUEUE:
+        _run_wait(run, watch)
+    else:
+        _finish(run, error)
     return run
 
 
@@ -482,9 +485,8 @@ def _batch_enqueue(batch: SyncBatch, broker: Broker | None = None) -> None:
     )
 
 
-def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> None:
-    """Record and enqueue every batch, then watch the run until its last batch reports,
-    enqueueing again the batches whose worker died."""
+def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> "_RunWatch":
+    """Record and enqueue every batch of a queue run; return the watch to wait with."""
     writer = BatchWriter(run.pk, run.source, default_currency())
     broker = get_broker()
     _set_sqlite_busy_timeout()
@@ -527,6 +529,12 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> 
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["planned_batches", "error", "bytes_read", "heartbeat_at"])
         _run_complete_if_done(locked)
+    return watch
+
+
+def _run_wait(run: SyncRun, watch: "_RunWatch") -> None:
+    """Watch a planned queue run until its last batch reports, enqueueing again the batches
+    whose worker died."""
     try:
         while watch.step():
             time.sleep(QUEUE_POLL)
