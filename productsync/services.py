@@ -15,6 +15,7 @@ from django.db.models import F
 from django.db.utils import InterfaceError
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
+from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from productsync.batching import batched
@@ -114,8 +115,6 @@ SCHEDULE_NAME = "productsync.sync_products"
 def sync_schedule_apply(using: str = "default") -> str:
     """Make the django-q2 Schedule named SCHEDULE_NAME run the sync task on the cron of
     PRODUCTSYNC['SCHEDULE'], or delete it when the setting is None; say what was done."""
-    from django_q.models import Schedule
-
     cron = app_settings.SCHEDULE
     schedules = Schedule.objects.using(using)
     if cron is None:
@@ -229,7 +228,7 @@ def _resume_point(run_id: int, source: str | None) -> tuple[SyncRun, int]:
         )
     if source and source != old.source:
         raise ProductSyncError(f"run {run_id} read {old.source}, not {source}")
-    later = old.resumed_by.first()
+    later = old.resumed_by.exclude(status=Status.SKIPPED).first()
     if later is not None:
         raise ProductSyncError(f"run {run_id} was already resumed by run {later.pk}")
     position = old.start_position

@@ -99,7 +99,12 @@ def test_a_qcluster_runs_the_scheduled_sync(settings, write_feed, tmp_path):
             lambda: SyncRun.objects.exclude(status="running").first(), 90, "a scheduled run", log
         )
         wait_for(lambda: Success.objects.exists(), 30, "the task's result", log)
-    assert (run.trigger, run.status, run.created, run.source) == ("schedule", "succeeded", 30, feed)
+    assert (run.trigger, run.status, run.created, run.source) == (
+        "schedule",
+        "succeeded",
+        30,
+        feed,
+    ), run.error
     assert Product.objects.filter(upc__startswith="Q-").count() == 30
     assert Success.objects.get().result == run.pk
     schedule = Schedule.objects.get(name=SCHEDULE_NAME)
