@@ -199,7 +199,8 @@ def sync_run_execute(
         left = None if feed.total_items is None else max(feed.total_items - start, 0)
         run.total_items = left if limit is None else min(limit, left if left is not None else limit)
         run.bytes_total = feed.bytes_total
-        run.save(update_fields=["total_items", "bytes_total"])
+        run.heartbeat_at = timezone.now()  # counting a large feed takes a while
+        run.save(update_fields=["total_items", "bytes_total", "heartbeat_at"])
         if on_start:
             on_start(run)
         stop = None if limit is None else start + limit
@@ -510,7 +511,8 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> 
             _batch_enqueue(batch, broker)
             planned, next_position = number, chunk[-1].position + 1
             run.bytes_read = bytes_read()
-            watch.step(planning=True)
+            if not watch.step(planning=True):
+                break  # taken for dead meanwhile: the lease check below says so
     except FeedError as exc:
         error = f"feed broke at item {next_position}: {exc}"
     except KeyboardInterrupt:
