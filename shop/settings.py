@@ -141,6 +141,8 @@ OSCAR_SHOP_NAME = "productsync demo shop"
 # Clusters on several machines cooperate when they share the broker, the database, the
 # cluster name (Q_CLUSTER_NAME) and SECRET_KEY (tasks are signed with it).
 Q_CLUSTER = {
+    # django-q2 also reads Q_CLUSTER_NAME itself (as an alternative cluster when it differs
+    # from "name"); taking the name from it keeps the two equal.
     "name": os.environ.get("Q_CLUSTER_NAME", "productsync"),
     "workers": int(os.environ.get("Q_WORKERS", "2")),
     # A task (a whole scheduled sync) may take `timeout` seconds; `retry` is larger so the ORM
