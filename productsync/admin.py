@@ -88,7 +88,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "retry_of_link",
     ]
     list_display_links = ["id"]
-    list_filter = ["status", "trigger", "dry_run"]
+    list_filter = ["status", "trigger", "workers", "dry_run"]
     date_hierarchy = "started_at"
     search_fields = ["source", "=id"]
     change_list_template = "admin/productsync/syncrun/change_list.html"
@@ -377,6 +377,8 @@ class SyncBatchAdmin(ReadOnlyAdmin):
         "failed",
         "hidden",
         "duration",
+        "attempts",
+        "claimed_by",
     ]
     list_filter = ["status"]
     list_select_related = ["run"]

@@ -1,6 +1,24 @@
 """App config for productsync."""
 
+import sys
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _schedule_after_migrate(sender, using="default", plan=None, **kwargs) -> None:
+    """`migrate` (not the flush of a test database, which sends no plan) keeps the django-q2
+    schedule in step with PRODUCTSYNC['SCHEDULE'], so a deploy that changes it needs no
+    extra step."""
+    from django.db import connections
+
+    if plan is None or "django_q_schedule" not in connections[using].introspection.table_names():
+        return
+    from productsync.services import sync_schedule_apply
+
+    message = sync_schedule_apply(using)
+    if kwargs.get("verbosity", 1) >= 1:
+        kwargs.get("stdout", sys.stdout).write(f"  productsync: {message}\n")
 
 
 class ProductSyncConfig(AppConfig):
@@ -10,3 +28,5 @@ class ProductSyncConfig(AppConfig):
 
     def ready(self) -> None:
         from productsync import checks  # noqa: F401  (registers the system checks)
+
+        post_migrate.connect(_schedule_after_migrate, sender=self)

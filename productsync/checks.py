@@ -1,5 +1,6 @@
 """System checks for the PRODUCTSYNC settings."""
 
+from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
 
@@ -24,7 +25,8 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
                 id="productsync.E002",
             )
         )
-    for key in ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES"):
+    positive = ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "BATCH_ATTEMPTS")
+    for key in (*positive, "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES"):
         if not _positive_int(getattr(app_settings, key)):
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E003")
@@ -42,6 +44,25 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))
     errors += _http_errors()
     errors += _catalogue_errors()
+    errors += _queue_errors()
+    return errors
+
+
+def _queue_errors() -> list[Error]:
+    errors = []
+    schedule = app_settings.SCHEDULE
+    if schedule is not None and not (isinstance(schedule, str) and croniter.is_valid(schedule)):
+        errors.append(
+            Error(
+                f"PRODUCTSYNC['SCHEDULE'] must be a cron expression or None, not {schedule!r}.",
+                hint="For example '*/30 * * * *' (every 30 minutes).",
+                id="productsync.E012",
+            )
+        )
+    if app_settings.WORKERS not in ("local", "queue"):
+        errors.append(
+            Error("PRODUCTSYNC['WORKERS'] must be 'local' or 'queue'.", id="productsync.E013")
+        )
     return errors
 
 

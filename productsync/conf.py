@@ -38,6 +38,14 @@ DEFAULTS: dict[str, Any] = {
     "IMAGE_MAX_BYTES": 10 * 1024 * 1024,
     # productsync_prune deletes runs that started more than this many days ago; None keeps all.
     "KEEP_DAYS": None,
+    # A cron expression ("*/30 * * * *") for the django-q2 schedule of the sync, or None for
+    # no schedule; applied by `migrate` and by `manage.py sync_products_schedule`.
+    "SCHEDULE": None,
+    # Who writes the batches of a run that does not say: "local" (the run's own process) or
+    # "queue" (one django-q2 task per batch, for any number of qcluster processes).
+    "WORKERS": "local",
+    # Claims of a queued batch before it is recorded as failed (its worker died each time).
+    "BATCH_ATTEMPTS": 3,
 }
 
 

@@ -19,6 +19,10 @@ class SyncRun(models.Model):
         SCHEDULE = "schedule", "schedule"
         ADMIN = "admin", "admin"
 
+    class Workers(models.TextChoices):
+        LOCAL = "local", "local"
+        QUEUE = "queue", "queue"
+
     source = models.CharField("source", max_length=2000, help_text="Feed path or URL.")
     trigger = models.CharField(
         "trigger", max_length=16, choices=Trigger.choices, default=Trigger.COMMAND
@@ -84,6 +88,34 @@ class SyncRun(models.Model):
         verbose_name="retry of",
         help_text="The run whose failed items this run's feed consists of.",
     )
+    owner = models.CharField(
+        "owner", max_length=255, blank=True, help_text="host:pid of the process that ran it."
+    )
+    workers = models.CharField(
+        "workers",
+        max_length=16,
+        choices=Workers.choices,
+        default=Workers.LOCAL,
+        help_text="local: this process writes every batch; queue: django-q2 workers do.",
+    )
+    planned_batches = models.PositiveIntegerField(
+        "planned batches",
+        null=True,
+        blank=True,
+        help_text="Queue runs: batches enqueued, set once the whole feed was read.",
+    )
+    start_position = models.PositiveIntegerField(
+        "start position", default=0, help_text="Feed position of the first item it read."
+    )
+    resumed_from = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="resumed_by",
+        verbose_name="resumed from",
+        help_text="The aborted or failed run this one continues.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-pk"]
@@ -104,6 +136,8 @@ class SyncRun(models.Model):
 
 class SyncBatch(models.Model):
     class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
         PARTIAL = "partial", "partial"
         FAILED = "failed", "failed"
@@ -123,7 +157,26 @@ class SyncBatch(models.Model):
     )
     duration = models.FloatField("duration (s)", default=0)
     error = models.TextField("error", blank=True, help_text="Why the batch was retried by item.")
-    finished_at = models.DateTimeField("finished", default=timezone.now)
+    finished_at = models.DateTimeField("finished", default=timezone.now, null=True, blank=True)
+    # Queue runs only: the batch waits in the database for a django-q2 worker.
+    payload = models.JSONField(
+        "payload",
+        null=True,
+        blank=True,
+        help_text="Queue runs: the batch's raw items as [position, item] pairs until written.",
+    )
+    attempts = models.PositiveIntegerField(
+        "attempts", default=0, help_text="Times a worker claimed it."
+    )
+    claimed_by = models.CharField(
+        "claimed by", max_length=255, blank=True, help_text="host:pid:token of its worker."
+    )
+    heartbeat_at = models.DateTimeField(
+        "heartbeat",
+        null=True,
+        blank=True,
+        help_text="When it was last enqueued or claimed; a stale one is enqueued again.",
+    )
 
     class Meta:
         ordering = ["run", "number"]
@@ -132,6 +185,7 @@ class SyncBatch(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "number"], name="productsync_batch_number")
         ]
+        indexes = [models.Index(fields=["run", "status"], name="productsync_batch_status")]
 
     def __str__(self) -> str:
         return f"Batch {self.number} of run {self.run_id}"

@@ -3,7 +3,10 @@
 import io
 import itertools
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -16,8 +19,12 @@ from django.db import (
     reset_queries,
     transaction,
 )
+from django.db.models import F
 from django.db.utils import InterfaceError
 from django.utils import timezone
+from django_q.brokers import Broker, get_broker
+from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from productsync.batching import batched
 from productsync.conf import app_settings
@@ -40,6 +47,7 @@ from productsync.records import (
     BatchResult,
     FeedItem,
     ItemFailure,
+    Unparsed,
     ValidItem,
     default_currency,
     payload_dump,
@@ -57,6 +65,10 @@ from productsync.writer import (
 logger = logging.getLogger(__name__)
 
 Status = SyncRun.Status
+BatchStatus = SyncBatch.Status
+UNFINISHED = (BatchStatus.PENDING, BatchStatus.RUNNING)
+# Seconds between two looks of a queue run's planner at its batches.
+QUEUE_POLL = 0.5
 OnBatch = Callable[[SyncRun, BatchResult], None]
 # Errors of the connection or of locks: not the fault of one item, so the batch is retried
 # whole once, not item by item.
@@ -76,6 +88,10 @@ def sync_run_abort_stale() -> int:
     )
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def sync_run_start(
     source: str,
     *,
@@ -83,6 +99,9 @@ def sync_run_start(
     dry_run: bool = False,
     trigger: str = SyncRun.Trigger.COMMAND,
     retry_of: SyncRun | None = None,
+    workers: str = SyncRun.Workers.LOCAL,
+    resumed_from: SyncRun | None = None,
+    start_position: int = 0,
 ) -> SyncRun:
     """Record a new running run. A non-dry run takes the source's lease; if another run holds
     it, a skipped run is recorded and RunActiveError raised."""
@@ -93,6 +112,10 @@ def sync_run_start(
         "dry_run": dry_run,
         "trigger": trigger,
         "retry_of": retry_of,
+        "workers": workers,
+        "resumed_from": resumed_from,
+        "start_position": start_position,
+        "owner": _owner(),
     }
     try:
         with transaction.atomic():
@@ -100,11 +123,45 @@ def sync_run_start(
     except IntegrityError:
         active = SyncRun.objects.filter(source=source, status=Status.RUNNING, dry_run=False).first()
         reason = f"run {active.pk if active else '?'} of this source is still running"
+        if active and active.owner:
+            reason += f" (in {active.owner})"
         now = timezone.now()
         skipped = SyncRun.objects.create(
             **fields, status=Status.SKIPPED, error=reason, finished_at=now
         )
         raise RunActiveError(f"Run {skipped.pk} skipped: {reason}") from None
+
+
+SCHEDULE_NAME = "productsync.sync_products"
+
+
+def sync_schedule_apply(using: str = "default") -> str:
+    """Make the django-q2 Schedule named SCHEDULE_NAME run the sync task on the cron of
+    PRODUCTSYNC['SCHEDULE'], or delete it when the setting is None; say what was done."""
+    cron = app_settings.SCHEDULE
+    schedules = Schedule.objects.using(using)
+    if cron is None:
+        deleted, _ = schedules.filter(name=SCHEDULE_NAME).delete()
+        return (
+            f"Schedule {SCHEDULE_NAME} deleted." if deleted else "No schedule (SCHEDULE is None)."
+        )
+    current = schedules.filter(name=SCHEDULE_NAME).first()
+    if current and current.cron == cron and current.func == "productsync.tasks.sync_products":
+        return f"Schedule {SCHEDULE_NAME} unchanged: {cron}."
+    schedule, created = schedules.update_or_create(
+        name=SCHEDULE_NAME,
+        defaults={
+            "func": "productsync.tasks.sync_products",
+            "schedule_type": Schedule.CRON,
+            "cron": cron,
+            "repeats": -1,
+        },
+    )
+    if not created:
+        # Schedule.save() computes next_run from the cron only for a new schedule.
+        schedule.next_run = schedule.calculate_next_run()
+        schedule.save(update_fields=["next_run"])
+    return f"Schedule {SCHEDULE_NAME} {'created' if created else 'updated'}: {cron}."
 
 
 def sync_run_execute(
@@ -120,17 +177,28 @@ def sync_run_execute(
     feed_options: dict | None = None,
     retry_of: SyncRun | None = None,
     open_feed: Callable[[str], Feed] | None = None,
+    workers: str | None = None,
+    resume: int | None = None,
 ) -> SyncRun:
     """Sync a feed into the catalogue, one transaction per batch, and record the run.
 
-    feed_options are FeedOptions fields (format, delimiter, encoding, mapping). Raises
-    SourceError when the feed cannot be opened and RunActiveError when another run of
+    feed_options are FeedOptions fields (format, delimiter, encoding, mapping). workers
+    "queue" (default PRODUCTSYNC['WORKERS']) makes this process the planner of the run:
+    django-q2 workers write its batches. resume is the id of an aborted or failed run to
+    continue: the new run, linked to it, reads the same source from its first uncommitted
+    batch. open_feed, when given, turns the source into a Feed instead of reading it (a
+    retry reads failed items, under the source's lease). With hide_missing (default
+    PRODUCTSYNC['HIDE_MISSING']) a complete run hides the source's products it did not see.
+
+    Raises SourceError when the feed cannot be opened and RunActiveError when another run of
     the source is active; both after recording the run. Any other failure ends the run
     `failed` with the reason; batches committed before it stay. An HTTP source unchanged
-    since the last successful run (304) ends at once `succeeded` with 0 items and a note.
-    With hide_missing (default PRODUCTSYNC['HIDE_MISSING']) a complete run hides the
-    source's products it did not see. open_feed, when given, turns the source into a Feed
-    instead of reading it (a retry reads failed items, under the source's lease)."""
+    since the last successful run (304) ends at once `succeeded` with 0 items and a note."""
+    workers = workers or app_settings.WORKERS
+    resumed_from, start = None, 0
+    if resume is not None:
+        resumed_from, start = _resume_point(resume, source)
+        source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
     source = source or app_settings.SOURCE
     if hide_missing is None:
         hide_missing = app_settings.HIDE_MISSING
@@ -139,13 +207,24 @@ def sync_run_execute(
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
     if batch_size < 1 or (limit is not None and limit < 0):
         raise ProductSyncError("batch size must be at least 1 and limit at least 0")
+    if workers not in SyncRun.Workers.values:
+        raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
+    if dry_run and workers == SyncRun.Workers.QUEUE:
+        raise ProductSyncError("a dry run is local: it cannot use --workers queue")
     try:
         options = FeedOptions(**(feed_options or {}))
     except TypeError as exc:
         raise ProductSyncError(f"bad feed options: {exc}") from None
     try:
         run = sync_run_start(
-            source, batch_size=batch_size, dry_run=dry_run, trigger=trigger, retry_of=retry_of
+            source,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            trigger=trigger,
+            retry_of=retry_of,
+            workers=workers,
+            resumed_from=resumed_from,
+            start_position=start,
         )
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {exc}") from None
@@ -168,15 +247,22 @@ def sync_run_execute(
         _finish(run, "")
         return run
     with feed:
-        run.total_items = (
-            feed.total_items if limit is None else min(limit, feed.total_items or limit)
-        )
+        left = None if feed.total_items is None else max(feed.total_items - start, 0)
+        run.total_items = left if limit is None else min(limit, left if left is not None else limit)
         run.bytes_total = feed.bytes_total
-        run.save(update_fields=["total_items", "bytes_total"])
+        run.heartbeat_at = timezone.now()  # counting a large feed takes a while
+        run.save(update_fields=["total_items", "bytes_total", "heartbeat_at"])
         if on_start:
             on_start(run)
-        items = iter(feed) if limit is None else itertools.islice(feed, limit)
-        error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
+        stop = None if limit is None else start + limit
+        items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
+        if workers == SyncRun.Workers.QUEUE:
+            watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
+        else:
+            error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
+    if workers == SyncRun.Workers.QUEUE:
+        _run_wait(run, watch)  # the batch that reports last finishes the run
+        error = run.error
     if not dry_run:
         # Also after an early stop: the batches committed before it changed the catalogue.
         refresh_error = _catalogue_refresh(run)
@@ -186,7 +272,12 @@ def sync_run_execute(
             _hide_missing(run, error, limit)
         except DatabaseError as exc:
             error = error or f"hiding the products missing from the feed failed: {exc}"
-    _finish(run, error)
+    if workers == SyncRun.Workers.QUEUE:
+        if error != run.error:
+            run.error = error
+            run.save(update_fields=["error"])
+    else:
+        _finish(run, error)
     return run
 
 
@@ -248,6 +339,34 @@ def _hide_missing(run: SyncRun, error: str, limit: int | None) -> None:
     run.hidden += len(ids)
     run.notes.append(f"hide-missing: {len(ids)} products missing from the feed hidden")
     run.save(update_fields=["hidden", "notes"])
+
+
+def _resume_point(run_id: int, source: str | None) -> tuple[SyncRun, int]:
+    """The run to resume and the feed position of its first uncommitted batch."""
+    sync_run_abort_stale()
+    old = SyncRun.objects.filter(pk=run_id).first()
+    if old is None:
+        raise ProductSyncError(f"run {run_id} does not exist")
+    if old.status not in (Status.ABORTED, Status.FAILED) or old.dry_run:
+        raise ProductSyncError(
+            f"run {run_id} is {'a dry run' if old.dry_run else old.status}: only an aborted "
+            "or failed run can be resumed"
+        )
+    if source and source != old.source:
+        raise ProductSyncError(f"run {run_id} read {old.source}, not {source}")
+    later = old.resumed_by.exclude(status=Status.SKIPPED).first()
+    if later is not None:
+        raise ProductSyncError(f"run {run_id} was already resumed by run {later.pk}")
+    position = old.start_position
+    # Local runs record batches in feed order once committed; a queue run also has batches
+    # still pending or running, and its first such batch is where the feed must be re-read.
+    for first, last, status in old.batch_set.order_by("number").values_list(
+        "first_position", "last_position", "status"
+    ):
+        if status in UNFINISHED:
+            return old, first
+        position = last + 1
+    return old, position
 
 
 def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, bytes_read) -> str:
@@ -415,27 +534,33 @@ def _db_failure(item: ValidItem, exc: Exception) -> ItemFailure:
 
 
 def _batch_record(
-    run: SyncRun, result: BatchResult, bytes_read: int, unknown_keys: set
+    run: SyncRun,
+    result: BatchResult,
+    bytes_read: int,
+    unknown_keys: set,
+    batch: SyncBatch | None = None,
 ) -> SyncBatch:
-    """Store the batch, its failures and the run's new totals in one short transaction."""
+    """Store the batch (a new row, or the queued one given), its failures and the run's new
+    totals in one short transaction."""
     new_keys = result.unknown_keys - unknown_keys
     unknown_keys |= new_keys
     with transaction.atomic():
-        batch = SyncBatch.objects.create(
-            run=run,
-            number=result.number,
-            first_position=result.first_position,
-            last_position=result.last_position,
-            status=result.status,
-            items=result.items,
-            created=result.created,
-            updated=result.updated,
-            unchanged=result.unchanged,
-            failed=result.failed,
-            hidden=result.hidden,
-            duration=result.duration,
-            error=result.error,
-        )
+        _lease_check(run)
+        batch = batch or SyncBatch(run=run, number=result.number)
+        batch.first_position = result.first_position
+        batch.last_position = result.last_position
+        batch.status = result.status
+        batch.items = result.items
+        batch.created = result.created
+        batch.updated = result.updated
+        batch.unchanged = result.unchanged
+        batch.failed = result.failed
+        batch.hidden = result.hidden
+        batch.duration = result.duration
+        batch.error = result.error
+        batch.finished_at = timezone.now()
+        batch.payload = None
+        batch.save()
         SyncFailure.objects.bulk_create(
             SyncFailure(
                 run=run,
@@ -594,3 +719,300 @@ def sync_run_enqueue_retry(run_id: int) -> tuple[str, str]:
         trigger=SyncRun.Trigger.ADMIN,
         task_name=f"productsync retry of run {run_id}",
     )
+
+
+def _lease_check(run: SyncRun) -> None:
+    """Lock the run's row and make sure it is still running: a run taken for dead (marked
+    aborted) must not come back to life and write over the lease of a newer run."""
+    status = (
+        SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True)
+    ).first()
+    if status != Status.RUNNING:
+        raise ProductSyncError(
+            f"run {run.pk} was marked {status} by another process while it ran; it stops here"
+        )
+
+
+# Queue runs: the planner records each batch with its raw items and enqueues one django-q2
+# task per batch; workers claim a batch once, write it with the same code as a local run, and
+# the last one to report sets the run's status.
+
+
+def _item_dump(item: FeedItem) -> list:
+    if isinstance(item.payload, Unparsed):
+        return [item.position, item.payload.text, item.payload.message]
+    return [item.position, item.payload]
+
+
+def _item_load(pair: list) -> FeedItem:
+    if len(pair) == 3:
+        return FeedItem(pair[0], Unparsed(pair[1], pair[2]))
+    return FeedItem(pair[0], pair[1])
+
+
+def _batch_enqueue(batch: SyncBatch, broker: Broker | None = None) -> None:
+    async_task(
+        "productsync.tasks.sync_batch",
+        batch.pk,
+        task_name=f"productsync run {batch.run_id} batch {batch.number}",
+        group=f"productsync-run-{batch.run_id}",
+        broker=broker or get_broker(),
+    )
+
+
+def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> "_RunWatch":
+    """Record and enqueue every batch of a queue run; return the watch to wait with."""
+    writer = BatchWriter(run.pk, run.source, default_currency())
+    broker = get_broker()
+    _set_sqlite_busy_timeout()
+    watch = _RunWatch(run, on_batch, broker)
+    planned, next_position, error = 0, run.start_position, ""
+    try:
+        for number, chunk in enumerate(batched(items, run.batch_size), start=1):
+            # Classes, categories and partners are created here, by one process, so that
+            # workers writing batches side by side find them instead of racing to create them.
+            writer.prepare(_records_of(chunk))
+            batch = SyncBatch.objects.create(
+                run=run,
+                number=number,
+                first_position=chunk[0].position,
+                last_position=chunk[-1].position,
+                status=BatchStatus.PENDING,
+                items=len(chunk),
+                payload=[_item_dump(item) for item in chunk],
+                finished_at=None,
+                heartbeat_at=timezone.now(),
+            )
+            _batch_enqueue(batch, broker)
+            planned, next_position = number, chunk[-1].position + 1
+            run.bytes_read = bytes_read()
+            if not watch.step(planning=True):
+                break  # taken for dead meanwhile: the lease check below says so
+    except FeedError as exc:
+        error = f"feed broke at item {next_position}: {exc}"
+    except KeyboardInterrupt:
+        _finish(run, "interrupted", status=Status.ABORTED)
+        raise
+    except DatabaseError as exc:
+        logger.exception("planner of run %s stopped by a database error", run.pk)
+        error = f"database error: {exc}"
+    with transaction.atomic():
+        _lease_check(run)
+        locked = SyncRun.objects.get(pk=run.pk)
+        locked.planned_batches = planned
+        locked.error = error
+        locked.bytes_read = bytes_read()
+        locked.heartbeat_at = timezone.now()
+        locked.save(update_fields=["planned_batches", "error", "bytes_read", "heartbeat_at"])
+        _run_complete_if_done(locked)
+    return watch
+
+
+def _run_wait(run: SyncRun, watch: "_RunWatch") -> None:
+    """Watch a planned queue run until its last batch reports, enqueueing again the batches
+    whose worker died."""
+    try:
+        while watch.step():
+            time.sleep(QUEUE_POLL)
+    except KeyboardInterrupt:
+        _finish(run, "interrupted", status=Status.ABORTED)
+        raise
+
+
+def _records_of(chunk: list[FeedItem]):
+    for item in chunk:
+        try:
+            yield record_parse(item.payload)
+        except RecordError:
+            continue
+
+
+class _RunWatch:
+    """The planner's look at its queue run: heartbeat, progress, dead workers' batches."""
+
+    def __init__(self, run: SyncRun, on_batch: OnBatch | None, broker: Broker) -> None:
+        self.run = run
+        self.on_batch = on_batch
+        self.broker = broker
+        self.reported: set[int] = set()
+        self.last = 0.0
+
+    def step(self, planning: bool = False) -> bool:
+        """Look at the run (at most every QUEUE_POLL seconds while planning); return whether
+        it is still running."""
+        if planning and time.monotonic() - self.last < QUEUE_POLL:
+            return True
+        self.last = time.monotonic()
+        run = self.run
+        SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+            heartbeat_at=timezone.now(), **({"bytes_read": run.bytes_read} if planning else {})
+        )
+        self._report()
+        run.refresh_from_db()
+        if run.status != Status.RUNNING:
+            self._report()
+            return False
+        _batches_requeue_stale(run, self.broker)
+        return True
+
+    def _report(self) -> None:
+        if not self.on_batch:
+            return
+        done = self.run.batch_set.exclude(status__in=UNFINISHED)
+        fresh = set(done.values_list("pk", flat=True)) - self.reported
+        if not fresh:
+            return
+        self.run.refresh_from_db()
+        for batch in SyncBatch.objects.filter(pk__in=fresh).order_by("finished_at", "pk"):
+            self.reported.add(batch.pk)
+            result = BatchResult(
+                batch.number,
+                batch.first_position,
+                batch.last_position,
+                batch.items,
+                created=batch.created,
+                updated=batch.updated,
+                unchanged=batch.unchanged,
+                duration=batch.duration,
+                error=batch.error,
+            )
+            result.failures = [
+                ItemFailure(f.position, f.upc, f.message, f.raw_payload, f.field)
+                for f in batch.failure_set.all()
+            ]
+            self.on_batch(self.run, result)
+
+
+def _batches_requeue_stale(run: SyncRun, broker: Broker) -> None:
+    """Enqueue again the batches of a queue run whose task was lost: claimed by a worker that
+    stopped heart-beating (the Redis broker never redelivers), or still pending long after
+    being enqueued while the broker's queue is empty (taken by a cluster that died)."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=app_settings.STALE_AFTER)
+    for batch in run.batch_set.filter(status=BatchStatus.RUNNING, heartbeat_at__lt=cutoff):
+        reason = f"its worker ({batch.claimed_by}) stopped heart-beating"
+        if batch.attempts >= app_settings.BATCH_ATTEMPTS:
+            _batch_give_up(batch, batch.claimed_by, reason)
+            continue
+        if SyncBatch.objects.filter(
+            pk=batch.pk, status=BatchStatus.RUNNING, claimed_by=batch.claimed_by
+        ).update(status=BatchStatus.PENDING, claimed_by="", heartbeat_at=now, error=reason):
+            logger.warning("run %s batch %s: %s; enqueued again", run.pk, batch.number, reason)
+            _batch_enqueue(batch, broker)
+    lost = run.batch_set.filter(status=BatchStatus.PENDING, heartbeat_at__lt=cutoff)
+    if lost.exists() and not broker.queue_size():
+        for batch in lost:
+            if SyncBatch.objects.filter(pk=batch.pk, status=BatchStatus.PENDING).update(
+                heartbeat_at=now
+            ):
+                logger.warning(
+                    "run %s batch %s: its task was lost; enqueued again", run.pk, batch.number
+                )
+                _batch_enqueue(batch, broker)
+
+
+def _run_complete_if_done(run: SyncRun) -> bool:
+    """Set a queue run's final status once it is planned and no batch is left to write.
+    The caller holds the run's row lock, so exactly one reporter completes it."""
+    if run.status != Status.RUNNING or run.planned_batches is None:
+        return False
+    if run.batch_set.filter(status__in=UNFINISHED).exists():
+        return False
+    _finish(run, run.error)
+    return True
+
+
+def _noted_keys(run: SyncRun) -> set[str]:
+    """Unknown keys a queue run already has a note about, so each is noted once."""
+    prefix = "unknown keys ignored: "
+    return {
+        key
+        for note in run.notes
+        if note.startswith(prefix)
+        for key in note[len(prefix) :].split(", ")
+    }
+
+
+def _batch_report(batch_id: int, token: str, result: BatchResult) -> bool:
+    """Record the outcome of a queued batch if token still holds its claim; complete the run
+    when it was the last. Return whether it was recorded."""
+    with transaction.atomic():
+        run_id = SyncBatch.objects.filter(pk=batch_id).values_list("run_id", flat=True).get()
+        run = SyncRun.objects.select_for_update().get(pk=run_id)
+        batch = (
+            SyncBatch.objects.select_for_update()
+            .filter(pk=batch_id, status=BatchStatus.RUNNING, claimed_by=token)
+            .first()
+        )
+        if batch is None:
+            return False
+        _batch_record(run, result, run.bytes_read, _noted_keys(run), batch=batch)
+        _run_complete_if_done(run)
+    return True
+
+
+def _batch_failed_result(batch: SyncBatch, reason: str) -> BatchResult:
+    result = BatchResult(
+        batch.number, batch.first_position, batch.last_position, batch.items, error=reason
+    )
+    for item in map(_item_load, batch.payload or []):
+        result.failures.append(
+            ItemFailure(item.position, _upc_of(item.payload), reason, payload_dump(item.payload))
+        )
+    return result
+
+
+def _batch_give_up(batch: SyncBatch, token: str, reason: str) -> None:
+    reason = f"the batch failed {batch.attempts} times, the last because {reason}"
+    if _batch_report(batch.pk, token, _batch_failed_result(batch, reason)):
+        logger.error("run %s batch %s: %s", batch.run_id, batch.number, reason)
+
+
+def sync_batch_execute(batch_id: int) -> str:
+    """Write one batch of a queue run (the django-q2 task). Safe to deliver twice: the batch
+    is claimed once, and its writes are idempotent upserts if it must be written again."""
+    token = f"{_owner()}:{uuid.uuid4().hex[:8]}"
+    batch = SyncBatch.objects.select_related("run").filter(pk=batch_id).first()
+    if batch is None or batch.run.status != Status.RUNNING:
+        return f"batch {batch_id}: nothing to do, its run is not running"
+    claimed = SyncBatch.objects.filter(pk=batch_id, status=BatchStatus.PENDING).update(
+        status=BatchStatus.RUNNING,
+        claimed_by=token,
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return f"batch {batch_id}: already claimed"
+    batch.refresh_from_db()
+    run = batch.run
+    writer = BatchWriter(run.pk, run.source, default_currency())
+    _set_sqlite_busy_timeout()
+    try:
+        result = _batch_process(writer, batch.number, [_item_load(p) for p in batch.payload], False)
+    except Exception as exc:
+        _batch_retry(batch, token, f"{type(exc).__name__}: {exc}")
+        raise
+    if not _batch_report(batch_id, token, result):
+        return (
+            f"batch {batch_id}: written, but its claim was taken over; the other worker records it"
+        )
+    return f"run {run.pk} batch {batch.number}: {result.status}"
+
+
+def _batch_retry(batch: SyncBatch, token: str, reason: str) -> None:
+    """After a worker's error: enqueue the batch again, or record it failed after
+    PRODUCTSYNC['BATCH_ATTEMPTS'] claims. A database that refuses even this leaves the batch
+    running, and the planner enqueues it again once its heartbeat is stale."""
+    try:
+        if batch.attempts >= app_settings.BATCH_ATTEMPTS:
+            _batch_give_up(batch, token, reason)
+        elif SyncBatch.objects.filter(
+            pk=batch.pk, status=BatchStatus.RUNNING, claimed_by=token
+        ).update(
+            status=BatchStatus.PENDING, claimed_by="", heartbeat_at=timezone.now(), error=reason
+        ):
+            _batch_enqueue(batch)
+    except DatabaseError:
+        logger.exception(
+            "run %s batch %s: could not record its failure", batch.run_id, batch.number
+        )

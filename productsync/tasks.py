@@ -1,7 +1,7 @@
 """django-q2 entry points; thin wrappers around the services."""
 
 from productsync.models import SyncRun
-from productsync.services import sync_run_execute, sync_run_retry
+from productsync.services import sync_batch_execute, sync_run_execute, sync_run_retry
 
 
 def sync_products(
@@ -11,9 +11,12 @@ def sync_products(
     trigger: str = SyncRun.Trigger.SCHEDULE,
     feed_options: dict | None = None,
     hide_missing: bool | None = None,
+    workers: str | None = None,
 ) -> int:
     """Run a sync (trigger `schedule` unless told otherwise) and return its run id;
-    feed_options as for sync_run_execute (format, delimiter, encoding, mapping)."""
+    feed_options as for sync_run_execute (format, delimiter, encoding, mapping). workers
+    defaults to PRODUCTSYNC['WORKERS']: with "queue" this task plans the run and waits while
+    other django-q2 workers write its batches."""
     return sync_run_execute(
         source,
         batch_size=batch_size,
@@ -21,9 +24,15 @@ def sync_products(
         trigger=trigger,
         feed_options=feed_options,
         hide_missing=hide_missing,
+        workers=workers,
     ).pk
 
 
 def sync_products_retry(run_id: int, trigger: str = SyncRun.Trigger.ADMIN) -> int:
     """Retry the failed items of a finished run as a new run; return the new run's id."""
     return sync_run_retry(run_id, trigger=trigger).pk
+
+
+def sync_batch(batch_id: int) -> str:
+    """Write one batch of a queue run; enqueued by its planner, one task per batch."""
+    return sync_batch_execute(batch_id)

@@ -17,6 +17,7 @@ from productsync.models import SyncedProduct
 from productsync.records import (
     BatchResult,
     ItemFailure,
+    ProductRecord,
     ValidItem,
     attribute_value,
     payload_dump,
@@ -178,6 +179,16 @@ class BatchWriter:
                 AttributeOption.objects.filter(group_id=group_id).values_list("option", "pk")
             )
         return self._options[group_id]
+
+    def prepare(self, records: Iterable[ProductRecord]) -> None:
+        """Create the classes, categories and partners the records name, so batches written
+        side by side by several processes find them instead of racing to create them."""
+        for record in records:
+            self._class_id(record.product_class)
+            for path in record.categories:
+                self._category_id(path)
+            for sr in record.stockrecords:
+                self._partner_id(sr.partner)
 
     def write(self, items: Iterable[ValidItem], result: BatchResult) -> None:
         """Upsert items; count each outcome in result. Conflicts with other items or products

@@ -138,15 +138,27 @@ OSCAR_DEFAULT_CURRENCY = "GBP"
 OSCAR_SHOP_NAME = "productsync demo shop"
 
 # django-q2: the ORM broker needs no server; set Q_REDIS_URL to use Redis in production.
+# Clusters on several machines cooperate when they share the broker, the database, the
+# cluster name (Q_CLUSTER_NAME) and SECRET_KEY (tasks are signed with it).
 Q_CLUSTER = {
+    # django-q2 also reads Q_CLUSTER_NAME itself (as an alternative cluster when it differs
+    # from "name"); taking the name from it keeps the two equal.
     "name": os.environ.get("Q_CLUSTER_NAME", "productsync"),
     "workers": int(os.environ.get("Q_WORKERS", "2")),
-    "timeout": 3600,
-    "retry": 3900,
+    # A task (a whole scheduled sync) may take `timeout` seconds; `retry` is larger so the ORM
+    # broker never hands a task that is still running to a second worker.
+    "timeout": int(os.environ.get("Q_TIMEOUT", "3600")),
+    "retry": int(os.environ.get("Q_RETRY", "3900")),
+    # A failed sync is not retried by django-q2: the next scheduled run converges instead.
     "max_attempts": 1,
-    "catch_up": False,
     "ack_failures": True,
+    # After downtime, run a missed schedule once, not once per missed slot.
+    "catch_up": False,
     "orm": "default",
+    # Seconds between two polls of the ORM broker, and between two rounds of the cluster's
+    # guard (django-q2 runs its scheduler once the guard has counted 30 seconds).
+    "poll": float(os.environ.get("Q_POLL", "0.2")),
+    "guard_cycle": float(os.environ.get("Q_GUARD_CYCLE", "0.5")),
 }
 # django-q2 keeps each cluster's status in a cache; the admin reads it to tell whether a
 # cluster is running, so it must be one the web and qcluster processes share (the table is
@@ -164,8 +176,11 @@ if os.environ.get("Q_REDIS_URL"):
     Q_CLUSTER["redis"] = os.environ["Q_REDIS_URL"]
 
 PRODUCTSYNC = {
-    "SOURCE": str(BASE_DIR / "fixtures" / "products.json"),
+    "SOURCE": os.environ.get("PRODUCTSYNC_SOURCE", str(BASE_DIR / "fixtures" / "products.json")),
     "BATCH_SIZE": 15,
+    "STALE_AFTER": int(os.environ.get("PRODUCTSYNC_STALE_AFTER", "300")),
+    "SCHEDULE": os.environ.get("PRODUCTSYNC_SCHEDULE") or None,
+    "WORKERS": os.environ.get("PRODUCTSYNC_WORKERS", "local"),
 }
 
 LOGGING = {

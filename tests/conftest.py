@@ -1,9 +1,12 @@
 """Shared fixtures: the database kind under test, feed files, and running the command."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,13 +100,64 @@ def subprocess_env(env: dict | None = None) -> dict:
 
 def run_command(*args: str, env: dict | None = None, timeout: int = 120, capture=True, **kw):
     """Run manage.py as a user would, in a subprocess, against the test database."""
-    full_env = subprocess_env(env)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         capture_output=capture,
         text=True,
-        env=full_env,
+        env=subprocess_env(env),
         cwd=ROOT,
         timeout=timeout,
         **kw,
     )
+
+
+def spawn_command(*args: str, env: dict | None = None, log: Path | None = None):
+    """Start manage.py in the background in its own process group (so the test can signal
+    it with its children); its output goes to log, or is captured."""
+    out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        stdout=out,
+        stderr=subprocess.STDOUT if log else subprocess.PIPE,
+        text=True,
+        env=subprocess_env(env),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 30) -> None:
+    """Stop a process started by spawn_command, then anything it forked that is left."""
+    try:
+        # Only the leader: a qcluster stops its own sentinel and workers in order.
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@contextlib.contextmanager
+def qcluster(env: dict, log: Path):
+    """A real `manage.py qcluster` for the duration of the block."""
+    proc = spawn_command("qcluster", env=env, log=log)
+    try:
+        yield proc
+    finally:
+        stop_group(proc)
+
+
+def wait_for(predicate, timeout: float, what: str, log: Path | None = None, interval=0.05):
+    """Poll predicate until it returns something true; fail naming what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tail}")

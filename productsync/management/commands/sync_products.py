@@ -89,6 +89,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-progress", action="store_true", help="one line per batch instead of a bar"
         )
+        parser.add_argument(
+            "--workers",
+            choices=SyncRun.Workers.values,
+            help="local: write every batch here; queue: enqueue one django-q2 task per batch "
+            "and wait for the qcluster workers (default: PRODUCTSYNC['WORKERS'])",
+        )
+        parser.add_argument(
+            "--resume",
+            type=_whole(1),
+            metavar="RUN_ID",
+            help="continue an aborted or failed run from its first uncommitted batch",
+        )
 
     def handle(self, *args, **options) -> None:
         show_bar = not options["no_progress"] and sys.stderr.isatty() and sys.stdout.isatty()
@@ -112,6 +124,8 @@ class Command(BaseCommand):
                     on_start=progress.start,
                     on_batch=progress.batch,
                     feed_options=feed_options,
+                    workers=options["workers"],
+                    resume=options["resume"],
                 )
             except SourceError as exc:
                 raise CommandError(printable(str(exc)), returncode=2) from None
