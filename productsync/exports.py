@@ -6,25 +6,12 @@ from typing import Any
 
 from django.db.models import Q
 
+from productsync.feeds.csvfeed import FIELDS, PRODUCT_FIELDS, STOCK_FIELDS
 from productsync.models import SyncFailure
 
-# Our CSV feed format: one row per stock record (a product without one takes one row);
-# several category breadcrumbs in one cell, separated by "|".
-CSV_FIELDS = (
-    "upc",
-    "title",
-    "product_class",
-    "description",
-    "categories",
-    "is_public",
-    "partner",
-    "partner_sku",
-    "price",
-    "currency",
-    "num_in_stock",
-)
-PRODUCT_FIELDS = CSV_FIELDS[:6]
-STOCK_FIELDS = CSV_FIELDS[6:]
+# Our CSV feed format (feeds/csvfeed.py): one row per stock record (a product without one
+# takes one row); several category breadcrumbs in one cell, separated by "|".
+CSV_FIELDS = FIELDS
 
 
 def _raw_payloads(run_id: int, chunk: int = 1000) -> Iterator[str]:

@@ -130,6 +130,19 @@ class SyncRun(models.Model):
             )
         ]
 
+    # The counters a run reports (the command's summary, the admin's live progress).
+    COUNTERS = (
+        "items",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "hidden",
+        "warnings",
+        "batches",
+        "failed_batches",
+    )
+
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
 

@@ -99,18 +99,7 @@ def run_progress(run: SyncRun, now: datetime | None = None) -> dict:
             "eta": duration_text(eta) if running else "finished",
             "elapsed": duration_text(run_duration(run, now)),
             "status": run.get_status_display(),
-            **{
-                key: str(getattr(run, key))
-                for key in (
-                    "items",
-                    "created",
-                    "updated",
-                    "unchanged",
-                    "failed",
-                    "batches",
-                    "failed_batches",
-                )
-            },
+            **{key: str(getattr(run, key)) for key in SyncRun.COUNTERS},
         },
     }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from oscar.core.loading import get_model
 
 from productsync.feeds import feed_open
+from productsync.feeds.csvfeed import FIELDS
 from tests.conftest import FIXTURES
 
 Category = get_model("catalogue", "Category")
@@ -16,19 +17,7 @@ Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
 
 DEMO = FIXTURES / "products.json"
-HEADER = [
-    "upc",
-    "title",
-    "product_class",
-    "description",
-    "categories",
-    "is_public",
-    "partner",
-    "partner_sku",
-    "price",
-    "currency",
-    "num_in_stock",
-]
+HEADER = list(FIELDS)
 
 
 def catalogue_snapshot() -> dict:

@@ -165,20 +165,7 @@ class Command(BaseCommand):
             summary = {
                 "run_id": run.pk,
                 "status": run.status,
-                **{
-                    key: getattr(run, key)
-                    for key in (
-                        "items",
-                        "created",
-                        "updated",
-                        "unchanged",
-                        "failed",
-                        "hidden",
-                        "warnings",
-                        "batches",
-                        "failed_batches",
-                    )
-                },
+                **{key: getattr(run, key) for key in SyncRun.COUNTERS},
                 "duration_s": round(duration, 3),
             }
             out.write(json.dumps(summary))
