@@ -23,3 +23,7 @@ class RecordError(ProductSyncError):
 
 class RunActiveError(ProductSyncError):
     """Another non-dry run of the same source is active."""
+
+
+class LeaseLostError(RunActiveError):
+    """This run was taken for dead and marked aborted while it worked; it stops at once."""

@@ -12,9 +12,10 @@ from django.db.utils import InterfaceError
 from django.utils import timezone
 
 from productsync.batching import batched
-from productsync.conf import app_settings
+from productsync.conf import MAX_BATCH_SIZE, app_settings
 from productsync.exceptions import (
     FeedError,
+    LeaseLostError,
     ProductSyncError,
     RecordError,
     RunActiveError,
@@ -30,6 +31,7 @@ from productsync.records import (
     ValidItem,
     default_currency,
     payload_dump,
+    printable,
     record_fingerprint,
     record_parse,
 )
@@ -42,6 +44,13 @@ OnBatch = Callable[[SyncRun, BatchResult], None]
 # Errors of the connection or of locks: not the fault of one item, so the batch is retried
 # whole once, not item by item.
 TRANSIENT = (OperationalError, InterfaceError)
+# Unknown keys named in one note of the run; the rest are counted.
+NOTED_KEYS = 10
+
+
+def _one_line(text: str) -> str:
+    """Error text (from a database driver, a parser) on one storable, printable line."""
+    return printable(" ".join(str(text).split()))
 
 
 def sync_run_abort_stale() -> int:
@@ -94,27 +103,30 @@ def sync_run_execute(
     batch_size = batch_size or app_settings.BATCH_SIZE
     if not source:
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
-    if batch_size < 1 or (limit is not None and limit < 0):
-        raise ProductSyncError("batch size must be at least 1 and limit at least 0")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
+        raise ProductSyncError(
+            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
+        )
     try:
         run = sync_run_start(source, batch_size=batch_size, dry_run=dry_run, trigger=trigger)
     except DatabaseError as exc:
-        raise ProductSyncError(f"the database refused to record the run: {exc}") from None
+        raise ProductSyncError(
+            f"the database refused to record the run: {_one_line(exc)}"
+        ) from None
     try:
-        feed = feed_open(source)
+        with feed_open(source) as feed:
+            run.total_items = feed.total_items
+            if limit is not None and feed.total_items is not None:
+                run.total_items = min(limit, feed.total_items)
+            run.bytes_total = feed.bytes_total
+            run.save(update_fields=["total_items", "bytes_total"])
+            if on_start:
+                on_start(run)
+            items = iter(feed) if limit is None else itertools.islice(feed, limit)
+            error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
     except SourceError as exc:
         _finish(run, str(exc))
         raise
-    with feed:
-        run.total_items = (
-            feed.total_items if limit is None else min(limit, feed.total_items or limit)
-        )
-        run.bytes_total = feed.bytes_total
-        run.save(update_fields=["total_items", "bytes_total"])
-        if on_start:
-            on_start(run)
-        items = iter(feed) if limit is None else itertools.islice(feed, limit)
-        error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
     _finish(run, error)
     return run
 
@@ -126,18 +138,27 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
     unknown_keys: set[str] = set()
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
-            result = _batch_process(writer, number, chunk, dry_run)
-            _batch_record(run, result, bytes_read(), unknown_keys)
+            result = _batch_commit(run, writer, number, chunk, dry_run, bytes_read, unknown_keys)
             if on_batch:
                 on_batch(run, result)
     except FeedError as exc:
+        if run.items == 0:
+            # Nothing of it could be read: the source is unusable, not broken part-way.
+            raise SourceError(f"{run.source}: {exc}") from None
         return f"feed broke at item {run.items}: {exc}"
     except KeyboardInterrupt:
         _finish(run, "interrupted", status=Status.ABORTED)
         raise
+    except LeaseLostError as exc:
+        _finish(run, str(exc), status=Status.ABORTED)
+        raise
     except DatabaseError as exc:
-        logger.exception("run %s stopped by a database error", run.pk)
+        logger.warning("run %s stopped by a database error: %s", run.pk, _one_line(exc))
         return f"database error: {exc}"
+    except Exception as exc:
+        # A bug, not bad input: end the run so its lease is released, and let it surface.
+        _finish(run, f"unexpected error: {exc!r}")
+        raise
     return ""
 
 
@@ -145,13 +166,13 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
     if status is None:
         status = Status.FAILED if error else (Status.PARTIAL if run.failed else Status.SUCCEEDED)
     run.status = status
-    run.error = error
+    run.error = _one_line(error)
     run.finished_at = timezone.now()
     try:
         run.save(update_fields=["status", "error", "finished_at"])
     except DatabaseError as exc:
         raise ProductSyncError(
-            f"run {run.pk}: {error or status}; could not record it: {exc}"
+            f"run {run.pk}: {run.error or status}; could not record it: {_one_line(exc)}"
         ) from None
 
 
@@ -170,7 +191,7 @@ def _lock_timeout() -> None:
 
 def _upc_of(payload: Any) -> str:
     upc = payload.get("upc") if isinstance(payload, dict) else None
-    return str(upc)[:255] if upc is not None else ""
+    return printable(upc if isinstance(upc, str) else str(upc))[:255] if upc is not None else ""
 
 
 def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidItem]:
@@ -193,7 +214,7 @@ def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidIte
         if unknown:
             result.unknown_keys.update(unknown)
             result.warnings += 1
-        valid.append(ValidItem(item.position, record, record_fingerprint(record)))
+        valid.append(ValidItem(item.position, record, record_fingerprint(record), item.payload))
     return valid
 
 
@@ -206,6 +227,39 @@ def _write(writer: BatchWriter, items: list[ValidItem], result: BatchResult, dry
         if dry_run:
             transaction.set_rollback(True)
     result.merge(part)
+
+
+def _batch_commit(
+    run: SyncRun, writer: BatchWriter, number: int, chunk, dry_run, bytes_read, unknown_keys: set
+) -> BatchResult:
+    """Write a batch and record it in one transaction, so a crash leaves both or neither.
+    When that transaction fails on the connection, the batch is tried once more, then
+    recorded with every item failed."""
+    for _attempt in range(2):
+        noted = set(unknown_keys)
+        try:
+            with transaction.atomic():
+                result = _batch_process(writer, number, chunk, dry_run)
+                _batch_record(run, result, bytes_read(), noted)
+        except TRANSIENT as exc:
+            error = exc
+            logger.warning("run %s batch %s: %s; rolled back", run.pk, number, _one_line(exc))
+            writer.forget()
+            run.refresh_from_db()
+            continue
+        unknown_keys |= noted
+        return result
+    result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
+    _batch_failed(result, _batch_validate(chunk, result), error)
+    with transaction.atomic():
+        _batch_record(run, result, bytes_read(), unknown_keys)
+    return result
+
+
+def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -> None:
+    """Record every valid item of a batch that could not be written as failed."""
+    result.error = f"the batch could not be written: {_one_line(exc)}"
+    result.failures.extend(_db_failure(item, exc) for item in valid)
 
 
 def _batch_process(writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run) -> BatchResult:
@@ -234,14 +288,16 @@ def _write_retrying(writer, valid, result, dry_run) -> None:
         _write(writer, valid, result, dry_run)
     except TRANSIENT as exc:
         writer.forget()
-        logger.warning("batch %s: %s; retrying once", result.number, exc)
+        if connection.needs_rollback:
+            raise  # the connection is gone: the whole batch transaction is tried again
+        logger.warning("batch %s: %s; retrying once", result.number, _one_line(exc))
         try:
             _write(writer, valid, result, dry_run)
         except TRANSIENT as exc2:
             writer.forget()
-            result.error = f"the batch could not be written: {exc2}"
-            for item in valid:
-                result.failures.append(_db_failure(item, exc2))
+            if connection.needs_rollback:
+                raise
+            _batch_failed(result, valid, exc2)
 
 
 def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult, dry_run) -> None:
@@ -252,26 +308,37 @@ def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult
                 _write(writer, [item], result, dry_run=False)
             except DatabaseError as exc:
                 writer.forget()
+                if connection.needs_rollback:
+                    raise  # the connection is gone, not the item at fault
                 result.failures.append(_db_failure(item, exc))
         if dry_run:
             transaction.set_rollback(True)
 
 
 def _db_failure(item: ValidItem, exc: Exception) -> ItemFailure:
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = _one_line(exc) or type(exc).__name__
     return ItemFailure(
-        item.position,
-        item.record.upc,
-        f"the database rejected the item: {message}",
-        payload_dump(item.record.model_dump(mode="json")),
+        item.position, item.record.upc, f"the database rejected the item: {message}", item.raw()
     )
 
 
 def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_keys: set) -> None:
-    """Store the batch, its failures and the run's new totals in one short transaction."""
+    """Store the batch, its failures and the run's new totals in one short transaction, if
+    the run still holds its lease (else raise LeaseLostError, undoing the batch)."""
     new_keys = result.unknown_keys - unknown_keys
     unknown_keys |= new_keys
     with transaction.atomic():
+        status = (
+            SyncRun.objects.select_for_update()
+            .filter(pk=run.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status != Status.RUNNING:
+            raise LeaseLostError(
+                f"run {run.pk} was marked {status} by another process (taken for dead): "
+                f"it stopped, batch {result.number} undone"
+            )
         batch = SyncBatch.objects.create(
             run=run,
             number=result.number,
@@ -291,9 +358,9 @@ def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_ke
                 run=run,
                 batch=batch,
                 position=f.position,
-                upc=f.upc,
-                field=f.field,
-                message=f.message,
+                upc=printable(f.upc)[:255],
+                field=printable(f.field)[:255],
+                message=printable(f.message),
                 raw_payload=f.raw_payload,
             )
             for f in result.failures
@@ -307,7 +374,9 @@ def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_ke
         run.failed_batches += bool(result.failures)
         run.warnings += result.warnings
         if new_keys:
-            run.notes.append(f"unknown keys ignored: {', '.join(sorted(new_keys))}")
+            names = sorted(printable(key)[:60] for key in new_keys)
+            more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
+            run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
         run.save()

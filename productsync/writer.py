@@ -10,7 +10,7 @@ from oscar.core.loading import get_class, get_model
 from oscar.core.utils import slugify
 
 from productsync.models import SyncedProduct
-from productsync.records import BatchResult, ItemFailure, ValidItem, payload_dump
+from productsync.records import BatchResult, ItemFailure, ValidItem
 
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
@@ -74,26 +74,12 @@ class BatchWriter:
 
         def fail(item: ValidItem, field: str, message: str) -> None:
             result.failures.append(
-                ItemFailure(
-                    item.position,
-                    item.record.upc,
-                    message,
-                    payload_dump(item.record.model_dump(mode="json")),
-                    field,
-                )
+                ItemFailure(item.position, item.record.upc, message, item.raw(), field)
             )
 
-        first_seen: dict[str, ValidItem] = {}
-        for item in items:
-            if item.record.upc in first_seen:
-                seen = first_seen[item.record.upc].position
-                fail(item, "upc", f"upc: duplicate of the item at position {seen}")
-            else:
-                first_seen[item.record.upc] = item
-        items = list(first_seen.values())
         existing = {
             row["upc"]: row
-            for row in Product.objects.filter(upc__in=first_seen).values(
+            for row in Product.objects.filter(upc__in={i.record.upc for i in items}).values(
                 "id",
                 "upc",
                 "date_updated",
@@ -104,34 +90,42 @@ class BatchWriter:
             )
         }
 
+        # In feed order, as if one item were written at a time: an item that fails does not
+        # claim its UPC or SKUs, so the outcome does not depend on where batches split.
         new: list[ValidItem] = []
         changed: list[tuple[ValidItem, int]] = []
         unchanged: list[tuple[ValidItem, int]] = []
+        accepted: dict[str, int] = {}
+        claim = self._claim_skus(items, fail)
         for item in items:
             row = existing.get(item.record.upc)
-            if row is None:
-                new.append(item)
-            elif (
-                row["productsync_state__last_run_id"] == self.run_id
-                and row["productsync_state__last_position"] != item.position
-            ):
+            seen = accepted.get(item.record.upc)
+            if seen is None and row and row["productsync_state__last_run_id"] == self.run_id:
+                # Written earlier in this run, by an item of an earlier batch.
                 seen = row["productsync_state__last_position"]
+                seen = None if seen == item.position else seen
+            if seen is not None:
                 fail(item, "upc", f"upc: duplicate of the item at position {seen}")
             elif (
-                row["productsync_state__fingerprint"] == item.fingerprint
+                row
+                and row["productsync_state__fingerprint"] == item.fingerprint
                 and row["date_updated"] <= row["productsync_state__synced_at"]
             ):
                 unchanged.append((item, row["id"]))
+            elif not claim(item):
+                continue
+            elif row is None:
+                new.append(item)
             else:
                 changed.append((item, row["id"]))
-
-        new, changed = self._claim_skus(new, changed, fail)
+            if seen is None:
+                accepted[item.record.upc] = item.position
 
         products = [
             Product(
                 upc=item.record.upc,
                 title=item.record.title,
-                slug=slugify(item.record.title),
+                slug=slugify(item.record.title)[: Product._meta.get_field("slug").max_length],
                 description=item.record.description,
                 product_class_id=self._class_id(item.record.product_class),
                 is_public=item.record.is_public,
@@ -181,12 +175,12 @@ class BatchWriter:
         result.unchanged += len(unchanged)
         result.product_ids.extend(product_id for _, product_id in touched)
 
-    def _claim_skus(self, new, changed, fail):
-        """Fail the items whose (partner, partner_sku) belongs to another product or to an
-        earlier item of the batch; return the items that may be written."""
+    def _claim_skus(self, items, fail):
+        """A check that fails an item whose (partner, partner_sku) belongs to another product
+        or to an earlier item of the batch, and else claims its SKUs; True if it may be written."""
         wanted = {
             (self._partner_id(sr.partner), sr.partner_sku)
-            for item in new + [item for item, _ in changed]
+            for item in items
             for sr in item.record.stockrecords
         }
         owners = {}
@@ -214,7 +208,7 @@ class BatchWriter:
                 claimed[(self._partner_id(sr.partner), sr.partner_sku)] = item.record.upc
             return True
 
-        return [i for i in new if allowed(i)], [(i, pid) for i, pid in changed if allowed(i)]
+        return allowed
 
     def _write_categories(self, touched, changed) -> None:
         ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed]).delete()

@@ -1,13 +1,38 @@
 """Opening a source as a counted byte stream and choosing the reader for its format."""
 
+import codecs
 import io
 import os
+import stat
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from productsync.exceptions import SourceError
+from productsync.exceptions import FeedError, SourceError
 from productsync.records import FeedItem
 
 BOM = b"\xef\xbb\xbf"
+# Byte-order marks of encodings that are not UTF-8, longest first (UTF-32 LE starts like UTF-16).
+FOREIGN_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+# Items nested deeper than this are refused: deep nesting costs parsers memory or stack.
+MAX_DEPTH = 64
+
+
+def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed item nests arrays/objects deeper than limit (iterative, no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class CountingReader(io.RawIOBase):
@@ -21,7 +46,10 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
+        try:
+            data = self.raw.read(len(buffer))
+        except OSError as exc:
+            raise FeedError(f"cannot read the feed: {exc.strerror or exc}") from None
         n = len(data)
         buffer[:n] = data
         self.bytes_read += n
@@ -81,8 +109,30 @@ def _reader_for(name: str, fmt: str | None):
     return fmt, readers[fmt]
 
 
+def feed_sniff(feed: Feed) -> None:
+    """Refuse, before any item is read, a feed that is unreadable, empty or not UTF-8 text."""
+    try:
+        head = feed.stream.peek(4096)
+    except FeedError as exc:
+        raise SourceError(f"{feed.name}: {exc}") from None
+    for bom, encoding in FOREIGN_BOMS.items():
+        if head.startswith(bom):
+            raise SourceError(f"{feed.name}: the feed is {encoding}-encoded; expected UTF-8")
+    if not head:
+        raise SourceError(f"{feed.name}: the feed is empty")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        utf8 = False
+    else:
+        utf8 = True
+    if b"\x00" in head and not utf8:
+        raise SourceError(f"{feed.name}: the feed is binary, not UTF-8 text")
+
+
 def feed_open(source: str, fmt: str | None = None, count: bool = True) -> Feed:
-    """Open a local feed file; with count, pre-count its items so progress shows a total."""
+    """Open a local feed file; with count, pre-count its items so progress shows a total.
+    Only regular files are counted: a pipe or device can be read once."""
     fmt, reader = _reader_for(source, fmt)
     if os.path.isdir(source):
         raise SourceError(f"{source}: is a directory, not a feed file")
@@ -90,17 +140,24 @@ def feed_open(source: str, fmt: str | None = None, count: bool = True) -> Feed:
         raw = open(source, "rb")  # noqa: SIM115  (closed by Feed.close)
     except OSError as exc:
         raise SourceError(f"{source}: cannot open: {exc.strerror or exc}") from None
-    total = None
-    if count:
+    info = os.fstat(raw.fileno())
+    regular = stat.S_ISREG(info.st_mode)
+    try:
+        feed = Feed(source, raw, reader, bytes_total=info.st_size if regular else None)
+        feed_sniff(feed)
+    except (FeedError, SourceError) as exc:
+        raw.close()
+        raise SourceError(
+            str(exc) if isinstance(exc, SourceError) else f"{source}: {exc}"
+        ) from None
+    if count and regular:
         with Feed(source, open(source, "rb"), reader) as counting:
-            total = _count(counting)
-    return Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
+            feed.total_items = _count(counting)
+    return feed
 
 
 def _count(feed: Feed) -> int | None:
     """Items in a feed, or None when it is malformed (the real pass reports where)."""
-    from productsync.exceptions import FeedError
-
     try:
         return sum(1 for _ in feed)
     except FeedError:

@@ -7,30 +7,29 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from productsync.conf import MAX_BATCH_SIZE
 from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
 from productsync.models import SyncRun
-from productsync.records import BatchResult
+from productsync.records import BatchResult, printable
 from productsync.services import sync_run_execute
 
 SHOWN_FAILURES = 20
 
 
-def _whole(minimum: int):
+def _whole(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
+            text = printable(text[:40])
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {text[:40]}")
         return value
 
     return parse
-
-
-def printable(text: str) -> str:
-    """Feed text made safe for a terminal: control characters shown as escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class Command(BaseCommand):
@@ -45,7 +44,7 @@ class Command(BaseCommand):
         parser.add_argument("--source", help="feed path (default: PRODUCTSYNC['SOURCE'])")
         parser.add_argument(
             "--batch-size",
-            type=_whole(1),
+            type=_whole(1, MAX_BATCH_SIZE),
             help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
