@@ -358,9 +358,9 @@ def _batch_record(run: SyncRun, result: BatchResult, bytes_read: int, unknown_ke
                 run=run,
                 batch=batch,
                 position=f.position,
-                upc=printable(f.upc)[:255],
-                field=printable(f.field)[:255],
-                message=printable(f.message),
+                upc=f.upc[:255],
+                field=f.field[:255],
+                message=f.message,
                 raw_payload=f.raw_payload,
             )
             for f in result.failures

@@ -80,8 +80,8 @@ def product(upc: str, **fields) -> dict:
     return item
 
 
-def run_command(*args: str, env: dict | None = None, timeout: int = 120):
-    """Run manage.py as a user would, in a subprocess, against the test database."""
+def command_env(env: dict | None = None) -> dict:
+    """The environment of a manage.py subprocess that uses the test database."""
     from django.conf import settings
 
     database = settings.DATABASES["default"]
@@ -92,11 +92,17 @@ def run_command(*args: str, env: dict | None = None, timeout: int = 120):
         full_env["DATABASE_URL"] = (
             f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
         )
+    return full_env
+
+
+def run_command(*args: str, env: dict | None = None, timeout: int = 120, input: str | None = None):
+    """Run manage.py as a user would, in a subprocess, against the test database."""
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=command_env(env),
         cwd=ROOT,
         timeout=timeout,
+        input=input,
     )
