@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
-from productsync.conf import DEFAULTS, app_settings
+from productsync.conf import DEFAULTS, MAX_BATCH_SIZE, app_settings
 
 
 def _positive_int(value: object) -> bool:
@@ -29,6 +29,13 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E003")
             )
+    if _positive_int(app_settings.BATCH_SIZE) and app_settings.BATCH_SIZE > MAX_BATCH_SIZE:
+        errors.append(
+            Error(
+                f"PRODUCTSYNC['BATCH_SIZE'] must be at most {MAX_BATCH_SIZE}.",
+                id="productsync.E005",
+            )
+        )
     source = app_settings.SOURCE
     if source is not None and not isinstance(source, str):
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))

@@ -116,6 +116,21 @@ def test_sigkill_at_several_points_leaves_whole_batches_and_a_rerun_converges(la
     assert_whole_batches()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_aborts_the_run_in_one_line(large_feed):
+    process = start_sync(large_feed)
+    wait_for_batch(process, 2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip() == (
+        "CommandError: interrupted: the run is marked aborted; the batches committed before stay"
+    )
+    run = SyncRun.objects.get()
+    assert (run.status, run.error) == (SyncRun.Status.ABORTED, "interrupted")
+    assert_whole_batches()
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_terminated_connection_mid_batch_rolls_back_and_retries_the_batch(large_feed):

@@ -74,6 +74,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=1) from None
         except ProductSyncError as exc:
             raise CommandError(printable(str(exc)), returncode=2) from None
+        except KeyboardInterrupt:
+            raise CommandError(
+                "interrupted: the run is marked aborted; the batches committed before stay",
+                returncode=130,
+            ) from None
         finally:
             progress.close()
         self._summary(run, options["json"])
