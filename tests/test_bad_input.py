@@ -183,6 +183,12 @@ def test_bad_bytes_fail_their_line_or_stop_a_json_array_after_whole_batches(caps
     assert SyncRun.objects.order_by("pk").last().status == SyncRun.Status.FAILED
     assert Product.objects.filter(upc__startswith="A").count() == 20
 
+    # Two arrays back to back: the second is not silently ignored.
+    path.write_text(json.dumps(good(5, "B")) + json.dumps(good(5, "C")))
+    code, out, err = cli(capsys, "--source", str(path))
+    assert code == 1
+    assert "Error: feed broke at item 5: malformed JSON after item 5: parse error: trailing" in out
+
 
 @pytest.mark.django_db(transaction=True)
 def test_feed_text_is_escaped_in_the_summary_and_kept_as_json(capsys, tmp_path):

@@ -78,7 +78,7 @@ def wait_until_stale(run: SyncRun, stale_after: float) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_at_several_points_leaves_whole_batches_and_a_rerun_converges(large_feed):
     killed = []
-    for kill_after in (1, 8, 15):
+    for kill_after in (1, 7, 13):
         if killed:
             wait_until_stale(killed[-1], 1)
         process = start_sync(large_feed, {"PRODUCTSYNC_OVERRIDES": '{"STALE_AFTER": 1}'})

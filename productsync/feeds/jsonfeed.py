@@ -70,8 +70,10 @@ def _array_items(events) -> Iterator[Any]:
             stack.append(node)
             keys.append(None)
         elif event in ("end_map", "end_array"):
-            if depth == 0:
-                return  # the closing bracket of the feed
+            if depth == 0:  # the closing bracket of the feed: nothing may follow
+                for _event in events:
+                    raise FeedError("unexpected data after the closing bracket of the array")
+                return
             if depth <= MAX_DEPTH:
                 node = stack.pop()
                 keys.pop()
