@@ -1,5 +1,6 @@
 """The run loop: batches, transactions, failure isolation, run history and the lease."""
 
+import contextlib
 import itertools
 import logging
 import time
@@ -154,6 +155,7 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
         raise
     except DatabaseError as exc:
         logger.warning("run %s stopped by a database error: %s", run.pk, _one_line(exc))
+        _reconnect()
         return f"database error: {exc}"
     except Exception as exc:
         # A bug, not bad input: end the run so its lease is released, and let it surface.
@@ -174,6 +176,15 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
         raise ProductSyncError(
             f"run {run.pk}: {run.error or status}; could not record it: {_one_line(exc)}"
         ) from None
+
+
+def _reconnect() -> None:
+    """Drop a connection that may be dead so the next query opens a new one (not inside a
+    caller's transaction, which must end first)."""
+    if not connection.in_atomic_block:
+        connection.close()
+        with contextlib.suppress(DatabaseError):  # the next query reports it
+            _set_sqlite_busy_timeout()
 
 
 def _set_sqlite_busy_timeout() -> None:
@@ -245,6 +256,7 @@ def _batch_commit(
             error = exc
             logger.warning("run %s batch %s: %s; rolled back", run.pk, number, _one_line(exc))
             writer.forget()
+            _reconnect()
             run.refresh_from_db()
             continue
         unknown_keys |= noted

@@ -156,6 +156,34 @@ def test_terminated_connection_mid_batch_rolls_back_and_retries_the_batch(large_
     assert_whole_batches()
 
 
+def terminate_backend(pid: int) -> None:
+    """Another session (a DBA, a failover) terminates a backend."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        connections.close_all()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_connection_terminated_between_batches_is_replaced(write_feed):
+    feed = write_feed([product(f"T{i:02d}") for i in range(30)])
+
+    def kill_connection(run, result):
+        if result.number == 1:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            killer = threading.Thread(target=terminate_backend, args=(pid,))
+            killer.start()
+            killer.join()
+
+    run = sync_run_execute(feed, batch_size=10, on_batch=kill_connection)
+    assert (run.status, run.created, run.batches) == (SyncRun.Status.SUCCEEDED, 30, 3)
+    assert_whole_batches()
+
+
 def holding_row_lock(upc: str, locked: threading.Event, release: threading.Event) -> None:
     """Another transaction (a shop admin editing the product) holds its row lock."""
     try:
