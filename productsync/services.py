@@ -3,6 +3,7 @@
 import contextlib
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -123,10 +124,15 @@ def sync_run_execute(
             run.save(update_fields=["total_items", "bytes_total"])
             if on_start:
                 on_start(run)
-            items = iter(feed) if limit is None else itertools.islice(feed, limit)
+            items = iter(feed) if limit is None else itertools.islice(feed, min(limit, sys.maxsize))
             error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
     except SourceError as exc:
         _finish(run, str(exc))
+        raise
+    except Exception as exc:
+        if run.status == Status.RUNNING:
+            # A bug, not bad input: end the run so its lease is released, and let it surface.
+            _finish(run, f"unexpected error: {exc!r}")
         raise
     _finish(run, error)
     return run
@@ -157,10 +163,6 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
         logger.warning("run %s stopped by a database error: %s", run.pk, _one_line(exc))
         _reconnect()
         return f"database error: {exc}"
-    except Exception as exc:
-        # A bug, not bad input: end the run so its lease is released, and let it surface.
-        _finish(run, f"unexpected error: {exc!r}")
-        raise
     return ""
 
 

@@ -151,6 +151,10 @@ def test_odd_but_valid_feeds_sync_whole(capsys, tmp_path):
     assert (code, err) == (0, "")
     assert len(Product.objects.get(upc="BIG").description) == 5_000_007
 
+    # A limit beyond any feed is no limit.
+    code, _, err = cli(capsys, "--source", str(path), "--limit", "9" * 30)
+    assert (code, err) == (0, "")
+
 
 @pytest.mark.django_db(transaction=True)
 def test_bad_bytes_fail_their_line_or_stop_a_json_array_after_whole_batches(capsys, tmp_path):

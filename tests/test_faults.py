@@ -298,3 +298,17 @@ def test_run_taken_for_dead_stops_and_undoes_its_batch(write_feed):
     assert run.status == SyncRun.Status.ABORTED and run.batches == 1
     assert Product.objects.count() == 10
     assert_whole_batches()
+
+
+@pytest.mark.django_db
+def test_unexpected_error_ends_the_run_and_releases_the_lease(write_feed):
+    feed = write_feed([product("X1")])
+
+    def broken_progress(run, result):
+        raise BrokenPipeError("the terminal went away")
+
+    with pytest.raises(BrokenPipeError):
+        sync_run_execute(feed, on_batch=broken_progress)
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED and "the terminal went away" in run.error
+    assert sync_run_execute(feed).status == SyncRun.Status.SUCCEEDED  # the lease is free
