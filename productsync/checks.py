@@ -4,7 +4,7 @@ from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
 
-from productsync.conf import DEFAULTS, app_settings
+from productsync.conf import DEFAULTS, MAX_BATCH_SIZE, app_settings
 
 
 def _positive_int(value: object) -> bool:
@@ -37,6 +37,13 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
             Error(
                 "PRODUCTSYNC['KEEP_DAYS'] must be a positive integer or None.",
                 id="productsync.E011",
+            )
+        )
+    if _positive_int(app_settings.BATCH_SIZE) and app_settings.BATCH_SIZE > MAX_BATCH_SIZE:
+        errors.append(
+            Error(
+                f"PRODUCTSYNC['BATCH_SIZE'] must be at most {MAX_BATCH_SIZE}.",
+                id="productsync.E014",
             )
         )
     source = app_settings.SOURCE

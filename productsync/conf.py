@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_ATTEMPTS": 3,
 }
 
+# The largest batch a run accepts: one batch is one transaction and a few bulk queries, and
+# SQLite takes at most 32766 values per query.
+MAX_BATCH_SIZE = 10_000
+
 
 class AppSettings:
     """Attribute access to PRODUCTSYNC with DEFAULTS filled in, read on every access."""

@@ -27,3 +27,7 @@ class RunActiveError(ProductSyncError):
 
 class QueueError(ProductSyncError):
     """No django-q2 cluster is running to take a queued sync."""
+
+
+class LeaseLostError(RunActiveError):
+    """This run was taken for dead and marked aborted while it worked; it stops at once."""

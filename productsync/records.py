@@ -13,6 +13,7 @@ from django.utils import timezone
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -22,7 +23,41 @@ from pydantic_core import PydanticCustomError
 
 from productsync.exceptions import RecordError
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+def _storable(text: str) -> str:
+    """Refuse text no database can store: PostgreSQL rejects NUL, UTF-8 has no lone surrogates."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (\\x00), which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains an unpaired surrogate, which is not valid Unicode") from None
+    return text
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON true/false are not counts; lax mode would take them as 1/0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true/false")
+    return value
+
+
+# Category depth is bounded by treebeard's path: 255 characters, 4 per level.
+MAX_CATEGORY_DEPTH = 63
+
+
+def _breadcrumb(text: str) -> str:
+    names = [name.strip() for name in text.split(">")]
+    if not all(names):
+        raise ValueError("has an empty category name between '>' separators")
+    if any(len(name) > 255 for name in names):
+        raise ValueError("has a category name longer than 255 characters")
+    if len(names) > MAX_CATEGORY_DEPTH:
+        raise ValueError(f"is nested deeper than {MAX_CATEGORY_DEPTH} categories")
+    return text
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_storable)]
 
 
 class StockRecordIn(BaseModel):
@@ -32,7 +67,9 @@ class StockRecordIn(BaseModel):
     partner_sku: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
     price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
     currency: Annotated[Text, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    num_in_stock: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
+    num_in_stock: (
+        Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=2_147_483_647)] | None
+    ) = None
 
 
 Upc = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
@@ -43,10 +80,12 @@ AttributeCode = Annotated[
 
 
 def _plain_value(value: Any) -> Any:
-    if value is None or isinstance(value, str | bool | int | float):
+    if isinstance(value, str):
+        return _storable(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
+        return [_storable(v) for v in value]
     raise PydanticCustomError(
         "attribute_value", "expected text, a number, true or false, a list of names, or null"
     )
@@ -66,10 +105,10 @@ class ChildRecord(BaseModel):
 
     upc: Upc
     title: Annotated[Text, StringConstraints(max_length=255)] = ""
-    description: str = ""
+    description: Annotated[str, AfterValidator(_storable)] = ""
     is_public: bool = True
     attributes: Attributes = {}
-    stockrecords: list[StockRecordIn] = []
+    stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = []
     product_class: Any = None
     categories: Any = None
 
@@ -77,15 +116,22 @@ class ChildRecord(BaseModel):
 class ProductRecord(BaseModel):
     """One product of a feed, validated; with children it is an Oscar parent product."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
     title: Annotated[Text, StringConstraints(min_length=1, max_length=255)]
     product_class: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
-    description: str = ""
-    categories: list[Annotated[Text, StringConstraints(min_length=1, max_length=1024)]] = []
+    description: Annotated[str, AfterValidator(_storable)] = ""
+    categories: Annotated[
+        list[
+            Annotated[
+                Text, StringConstraints(min_length=1, max_length=1024), AfterValidator(_breadcrumb)
+            ]
+        ],
+        Field(max_length=100),
+    ] = []
     is_public: bool = True
-    stockrecords: list[StockRecordIn] = []
+    stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = []
     attributes: Attributes = {}
     images: list[ImageRef] = []
     children: list[ChildRecord] = []
@@ -115,12 +161,22 @@ class Unparsed:
     message: str
 
 
+JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "true/false"}
+
+
+def printable(text: str) -> str:
+    """Text made safe to show and store on one line: control characters, NUL and unpaired
+    surrogates become escapes, so feed text cannot drive a terminal or break a database."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def record_parse(payload: Any) -> ProductRecord:
     """Validate one raw feed item; raise RecordError naming the first bad field."""
     if isinstance(payload, Unparsed):
         raise RecordError(payload.message)
     if not isinstance(payload, dict):
-        raise RecordError(f"item must be an object, not {type(payload).__name__}")
+        kind = "null" if payload is None else JSON_TYPES.get(type(payload), "a number")
+        raise RecordError(f"item must be an object, not {kind}")
     try:
         record = ProductRecord.model_validate(payload)
     except ValidationError as exc:
@@ -262,10 +318,17 @@ def default_currency() -> str:
 
 
 def payload_dump(payload: Any) -> str:
-    """The raw payload as JSON text, kept with a failure so it can be fixed and resubmitted."""
+    """The raw payload as JSON text, kept with a failure so it can be fixed and resubmitted.
+    Text that is not JSON keeps NUL as the escape \\x00 (databases cannot store NUL); JSON
+    escapes unpaired surrogates so the text stays storable UTF-8."""
     if isinstance(payload, Unparsed):
-        return payload.text
-    return json.dumps(payload, ensure_ascii=False, default=str)
+        return payload.text.replace("\x00", "\\x00")
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(payload, default=str)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +344,13 @@ class ValidItem:
     position: int
     record: ProductRecord
     fingerprint: str
+    # The item as read, for the failure record if the writer refuses it.
+    payload: Any = None
+
+    def raw(self) -> str:
+        return payload_dump(
+            self.record.model_dump(mode="json") if self.payload is None else self.payload
+        )
 
 
 @dataclass(slots=True)

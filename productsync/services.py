@@ -1,10 +1,12 @@
 """The run loop: batches, transactions, failure isolation, run history and the lease."""
 
+import contextlib
 import io
 import itertools
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -27,9 +29,10 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from productsync.batching import batched
-from productsync.conf import app_settings
+from productsync.conf import MAX_BATCH_SIZE, app_settings
 from productsync.exceptions import (
     FeedError,
+    LeaseLostError,
     ProductSyncError,
     QueueError,
     RecordError,
@@ -51,6 +54,7 @@ from productsync.records import (
     ValidItem,
     default_currency,
     payload_dump,
+    printable,
     record_fingerprint,
     record_parse,
 )
@@ -75,6 +79,13 @@ OnBatch = Callable[[SyncRun, BatchResult], None]
 TRANSIENT = (OperationalError, InterfaceError)
 # Batch warnings (images not fetched) listed in run.notes at most; run.warnings counts all.
 MAX_NOTES = 20
+# Unknown keys named in one note of the run; the rest are counted.
+NOTED_KEYS = 10
+
+
+def _one_line(text: str) -> str:
+    """Error text (from a database driver, a parser) on one storable, printable line."""
+    return printable(" ".join(str(text).split()))
 
 
 def sync_run_abort_stale() -> int:
@@ -205,8 +216,10 @@ def sync_run_execute(
     batch_size = batch_size or app_settings.BATCH_SIZE
     if not source:
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
-    if batch_size < 1 or (limit is not None and limit < 0):
-        raise ProductSyncError("batch size must be at least 1 and limit at least 0")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
+        raise ProductSyncError(
+            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
+        )
     if workers not in SyncRun.Workers.values:
         raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
     if dry_run and workers == SyncRun.Workers.QUEUE:
@@ -227,42 +240,21 @@ def sync_run_execute(
             start_position=start,
         )
     except DatabaseError as exc:
-        raise ProductSyncError(f"the database refused to record the run: {exc}") from None
+        raise ProductSyncError(
+            f"the database refused to record the run: {_one_line(exc)}"
+        ) from None
     try:
-        if open_feed is not None:
-            feed = open_feed(source)
-        else:
-            feed = feed_open(source, options=options, validators=_http_validators(source, run))
+        error = _run_feed(run, options, open_feed, limit, dry_run, on_start, on_batch)
     except SourceError as exc:
         _finish(run, str(exc))
         raise
-    if open_feed is None and is_url(source) and limit is None:
-        # A run cut short by --limit must not let the next run skip the rest as unchanged.
-        run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
-        run.save(update_fields=["http_etag", "http_last_modified"])
-    if feed.not_modified:
-        feed.close()
-        run.notes.append("the source is unchanged since the last successful run (HTTP 304)")
-        run.save(update_fields=["notes"])
-        _finish(run, "")
-        return run
-    with feed:
-        left = None if feed.total_items is None else max(feed.total_items - start, 0)
-        run.total_items = left if limit is None else min(limit, left if left is not None else limit)
-        run.bytes_total = feed.bytes_total
-        run.heartbeat_at = timezone.now()  # counting a large feed takes a while
-        run.save(update_fields=["total_items", "bytes_total", "heartbeat_at"])
-        if on_start:
-            on_start(run)
-        stop = None if limit is None else start + limit
-        items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
-        if workers == SyncRun.Workers.QUEUE:
-            watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
-        else:
-            error = _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
-    if workers == SyncRun.Workers.QUEUE:
-        _run_wait(run, watch)  # the batch that reports last finishes the run
-        error = run.error
+    except Exception as exc:
+        if run.status == Status.RUNNING:
+            # A bug, not bad input: end the run so its lease is released, and let it surface.
+            _finish(run, f"unexpected error: {exc!r}")
+        raise
+    if error is None:
+        return run  # an unchanged HTTP source: finished already
     if not dry_run:
         # Also after an early stop: the batches committed before it changed the catalogue.
         refresh_error = _catalogue_refresh(run)
@@ -278,6 +270,43 @@ def sync_run_execute(
             run.save(update_fields=["error"])
     else:
         _finish(run, error)
+    return run
+
+
+def _run_feed(run: SyncRun, options, open_feed, limit, dry_run, on_start, on_batch) -> str | None:
+    """Open the run's source and sync it; return the error that stopped it early, or '', or
+    None when an HTTP source is unchanged since the last successful run (the run is finished).
+    A queue run returns once its last batch reported."""
+    source, start = run.source, run.start_position
+    if open_feed is not None:
+        feed = open_feed(source)
+    else:
+        feed = feed_open(source, options=options, validators=_http_validators(source, run))
+    if open_feed is None and is_url(source) and limit is None:
+        # A run cut short by --limit must not let the next run skip the rest as unchanged.
+        run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
+        run.save(update_fields=["http_etag", "http_last_modified"])
+    if feed.not_modified:
+        feed.close()
+        run.notes.append("the source is unchanged since the last successful run (HTTP 304)")
+        run.save(update_fields=["notes"])
+        _finish(run, "")
+        return None
+    with feed:
+        left = None if feed.total_items is None else max(feed.total_items - start, 0)
+        run.total_items = left if limit is None else min(limit, left if left is not None else limit)
+        run.bytes_total = feed.bytes_total
+        run.heartbeat_at = timezone.now()  # counting a large feed takes a while
+        run.save(update_fields=["total_items", "bytes_total", "heartbeat_at"])
+        if on_start:
+            on_start(run)
+        stop = None if limit is None else min(start + limit, sys.maxsize)
+        items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
+        if run.workers != SyncRun.Workers.QUEUE:
+            return _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
+        watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
+    _run_wait(run, watch)  # the batch that reports last finishes the run
+    return run.error
     return run
 
 
@@ -377,14 +406,12 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
     images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
-            result = _batch_process(writer, number, chunk, dry_run)
+            result, batch = _batch_commit(
+                run, writer, number, chunk, dry_run, bytes_read, unknown_keys
+            )
             if not dry_run:
-                # The batch transaction is committed: a slow image server holds no lock.
-                image_warnings = images.sync(result.images)
-                result.warnings += len(image_warnings)
-                result.notes.extend(image_warnings)
-            batch = _batch_record(run, result, bytes_read(), unknown_keys)
-            if not dry_run:
+                # The batch is committed: a slow image server holds no transaction open.
+                _run_note_warnings(run, images.sync(result.images))
                 batch_committed.send(
                     sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
                 )
@@ -395,12 +422,19 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
             if on_batch:
                 on_batch(run, result)
     except FeedError as exc:
-        return f"feed broke at item {run.items}: {exc}"
+        if run.items == 0:
+            # Nothing of it could be read: the source is unusable, not broken part-way.
+            raise SourceError(f"{run.source}: {exc}") from None
+        return f"feed broke at item {run.start_position + run.items}: {exc}"
     except KeyboardInterrupt:
         _finish(run, "interrupted", status=Status.ABORTED)
         raise
+    except LeaseLostError as exc:
+        _finish(run, str(exc), status=Status.ABORTED)
+        raise
     except DatabaseError as exc:
-        logger.exception("run %s stopped by a database error", run.pk)
+        logger.warning("run %s stopped by a database error: %s", run.pk, _one_line(exc))
+        _reconnect()
         return f"database error: {exc}"
     finally:
         images.close()
@@ -411,14 +445,23 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
     if status is None:
         status = Status.FAILED if error else (Status.PARTIAL if run.failed else Status.SUCCEEDED)
     run.status = status
-    run.error = error
+    run.error = _one_line(error)
     run.finished_at = timezone.now()
     try:
         run.save(update_fields=["status", "error", "finished_at"])
     except DatabaseError as exc:
         raise ProductSyncError(
-            f"run {run.pk}: {error or status}; could not record it: {exc}"
+            f"run {run.pk}: {run.error or status}; could not record it: {_one_line(exc)}"
         ) from None
+
+
+def _reconnect() -> None:
+    """Drop a connection that may be dead so the next query opens a new one (not inside a
+    caller's transaction, which must end first)."""
+    if not connection.in_atomic_block:
+        connection.close()
+        with contextlib.suppress(DatabaseError):  # the next query reports it
+            _set_sqlite_busy_timeout()
 
 
 def _set_sqlite_busy_timeout() -> None:
@@ -436,7 +479,7 @@ def _lock_timeout() -> None:
 
 def _upc_of(payload: Any) -> str:
     upc = payload.get("upc") if isinstance(payload, dict) else None
-    return str(upc)[:255] if upc is not None else ""
+    return printable(upc if isinstance(upc, str) else str(upc))[:255] if upc is not None else ""
 
 
 def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidItem]:
@@ -459,7 +502,7 @@ def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidIte
         if unknown:
             result.unknown_keys.update(unknown)
             result.warnings += 1
-        valid.append(ValidItem(item.position, record, record_fingerprint(record)))
+        valid.append(ValidItem(item.position, record, record_fingerprint(record), item.payload))
     return valid
 
 
@@ -472,6 +515,46 @@ def _write(writer: BatchWriter, items: list[ValidItem], result: BatchResult, dry
         if dry_run:
             transaction.set_rollback(True)
     result.merge(part)
+
+
+def _batch_commit(
+    run: SyncRun, writer: BatchWriter, number: int, chunk, dry_run, bytes_read, unknown_keys: set
+) -> tuple[BatchResult, SyncBatch]:
+    """Write a batch and record it in one transaction, so a crash leaves both or neither.
+    When that transaction fails on the connection, the batch is tried once more, then
+    recorded with every item failed."""
+    for _attempt in range(2):
+        noted = set(unknown_keys)
+        try:
+            with transaction.atomic():
+                result = _batch_process(writer, number, chunk, dry_run)
+                batch = _batch_record(run, result, bytes_read(), noted)
+        except TRANSIENT as exc:
+            error = exc
+            logger.warning("run %s batch %s: %s; rolled back", run.pk, number, _one_line(exc))
+            writer.forget()
+            _reconnect()
+            run.refresh_from_db()
+            continue
+        unknown_keys |= noted
+        return result, batch
+    result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
+    _batch_failed(result, _batch_validate(chunk, result), error)
+    return result, _batch_record(run, result, bytes_read(), unknown_keys)
+
+
+def _run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
+    """Count warnings found after a batch committed (images not fetched) on the run."""
+    if warnings:
+        run.warnings += len(warnings)
+        run.notes.extend(warnings[: max(0, MAX_NOTES - len(run.notes))])
+        run.save(update_fields=["warnings", "notes"])
+
+
+def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -> None:
+    """Record every valid item of a batch that could not be written as failed."""
+    result.error = f"the batch could not be written: {_one_line(exc)}"
+    result.failures.extend(_db_failure(item, exc) for item in valid)
 
 
 def _batch_process(writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run) -> BatchResult:
@@ -500,14 +583,16 @@ def _write_retrying(writer, valid, result, dry_run) -> None:
         _write(writer, valid, result, dry_run)
     except TRANSIENT as exc:
         writer.forget()
-        logger.warning("batch %s: %s; retrying once", result.number, exc)
+        if connection.needs_rollback:
+            raise  # the connection is gone: the whole batch transaction is tried again
+        logger.warning("batch %s: %s; retrying once", result.number, _one_line(exc))
         try:
             _write(writer, valid, result, dry_run)
         except TRANSIENT as exc2:
             writer.forget()
-            result.error = f"the batch could not be written: {exc2}"
-            for item in valid:
-                result.failures.append(_db_failure(item, exc2))
+            if connection.needs_rollback:
+                raise
+            _batch_failed(result, valid, exc2)
 
 
 def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult, dry_run) -> None:
@@ -518,18 +603,17 @@ def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult
                 _write(writer, [item], result, dry_run=False)
             except DatabaseError as exc:
                 writer.forget()
+                if connection.needs_rollback:
+                    raise  # the connection is gone, not the item at fault
                 result.failures.append(_db_failure(item, exc))
         if dry_run:
             transaction.set_rollback(True)
 
 
 def _db_failure(item: ValidItem, exc: Exception) -> ItemFailure:
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = _one_line(exc) or type(exc).__name__
     return ItemFailure(
-        item.position,
-        item.record.upc,
-        f"the database rejected the item: {message}",
-        payload_dump(item.record.model_dump(mode="json")),
+        item.position, item.record.upc, f"the database rejected the item: {message}", item.raw()
     )
 
 
@@ -566,8 +650,8 @@ def _batch_record(
                 run=run,
                 batch=batch,
                 position=f.position,
-                upc=f.upc,
-                field=f.field,
+                upc=f.upc[:255],
+                field=f.field[:255],
                 message=f.message,
                 raw_payload=f.raw_payload,
             )
@@ -583,7 +667,9 @@ def _batch_record(
         run.failed_batches += bool(result.failures)
         run.warnings += result.warnings
         if new_keys:
-            run.notes.append(f"unknown keys ignored: {', '.join(sorted(new_keys))}")
+            names = sorted(printable(key)[:60] for key in new_keys)
+            more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
+            run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
         run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
@@ -728,8 +814,9 @@ def _lease_check(run: SyncRun) -> None:
         SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True)
     ).first()
     if status != Status.RUNNING:
-        raise ProductSyncError(
-            f"run {run.pk} was marked {status} by another process while it ran; it stops here"
+        raise LeaseLostError(
+            f"run {run.pk} was marked {status} by another process (taken for dead): "
+            "it stopped, its batch undone"
         )
 
 

@@ -20,7 +20,6 @@ from productsync.records import (
     ProductRecord,
     ValidItem,
     attribute_value,
-    payload_dump,
 )
 from productsync.search import search_index_update
 
@@ -105,6 +104,12 @@ def _lift_sqlite_variable_limit() -> None:
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         connection.features.max_query_params = max(connection.features.max_query_params, limit)
+
+
+def _slug(title: str) -> str:
+    """The slug Product.save() would make, cut to the field's length (slugify can lengthen
+    text: a ligature such as "ﬃ" becomes three letters)."""
+    return slugify(title)[: Product._meta.get_field("slug").max_length]
 
 
 class BatchWriter:
@@ -198,40 +203,13 @@ class BatchWriter:
 
         def fail(item: ValidItem, field: str, message: str) -> None:
             result.failures.append(
-                ItemFailure(
-                    item.position,
-                    item.record.upc,
-                    message,
-                    payload_dump(item.record.model_dump(mode="json")),
-                    field,
-                )
+                ItemFailure(item.position, item.record.upc, message, item.raw(), field)
             )
 
-        first_seen: dict[str, ValidItem] = {}
-        upc_owner: dict[str, int] = {}
-        for item in items:
-            clash = next(
-                (
-                    (prefix, m.upc)
-                    for prefix, m in item.record.members()
-                    if m.upc in upc_owner and upc_owner[m.upc] != item.position
-                ),
-                None,
-            )
-            if clash:
-                prefix, upc = clash
-                fail(
-                    item,
-                    f"{prefix}upc",
-                    f"{prefix}upc: duplicate of the item at position {upc_owner[upc]}",
-                )
-            else:
-                first_seen[item.record.upc] = item
-                upc_owner.update((m.upc, item.position) for _, m in item.record.members())
-        items = list(first_seen.values())
+        upcs = {member.upc for item in items for _, member in item.record.members()}
         existing = {
             row["upc"]: row
-            for row in Product.objects.filter(upc__in=upc_owner).values(
+            for row in Product.objects.filter(upc__in=upcs).values(
                 "id",
                 "upc",
                 "structure",
@@ -244,22 +222,32 @@ class BatchWriter:
             )
         }
 
+        # In feed order, as if one item were written at a time: an item that fails does not
+        # claim its UPC or SKUs, so the outcome does not depend on where batches split.
         new: list[ValidItem] = []
         changed: list[tuple[ValidItem, int]] = []
         unchanged: list[tuple[ValidItem, int]] = []
+        accepted: dict[str, int] = {}
+        claim = self._claim_skus(items, fail)
         for item in items:
             problem = self._structure_conflict(item, existing)
             row = existing.get(item.record.upc)
-            if problem:
+            seen = self._seen(item, accepted, existing)
+            if seen is not None:
+                fail(item, *seen)
+            elif problem:
                 fail(item, *problem)
+            elif row is not None and self._unit_unchanged(item, existing):
+                unchanged.append((item, row["id"]))
+            elif not claim(item):
+                continue
             elif row is None:
                 new.append(item)
-            elif self._unit_unchanged(item, existing):
-                unchanged.append((item, row["id"]))
             else:
                 changed.append((item, row["id"]))
+            if seen is None and problem is None:
+                accepted.update((m.upc, item.position) for _, m in item.record.members())
 
-        new, changed = self._claim_skus(new, changed, fail)
         attributes = self._resolve_attributes(new + [item for item, _ in changed], fail)
         new = [item for item in new if item.position in attributes]
         changed = [(item, pid) for item, pid in changed if item.position in attributes]
@@ -268,7 +256,7 @@ class BatchWriter:
             Product(
                 upc=item.record.upc,
                 title=item.record.title,
-                slug=slugify(item.record.title),
+                slug=_slug(item.record.title),
                 description=item.record.description,
                 product_class_id=self._class_id(item.record.product_class),
                 is_public=item.record.is_public,
@@ -343,6 +331,19 @@ class BatchWriter:
             # robust: a search server that is down is logged, it does not stop the run.
             transaction.on_commit(partial(search_index_update, written), robust=True)
 
+    def _seen(self, item: ValidItem, accepted: dict, existing: dict) -> tuple[str, str] | None:
+        """(field, message) when a upc of the unit was taken by an earlier item of the batch,
+        or written earlier in this run by an item of an earlier batch."""
+        for prefix, member in item.record.members():
+            seen = accepted.get(member.upc)
+            row = existing.get(member.upc)
+            if seen is None and row and row["productsync_state__last_run_id"] == self.run_id:
+                seen = row["productsync_state__last_position"]
+                seen = None if seen == item.position else seen
+            if seen is not None:
+                return f"{prefix}upc", f"{prefix}upc: duplicate of the item at position {seen}"
+        return None
+
     def _structure_conflict(self, item: ValidItem, existing: dict) -> tuple[str, str] | None:
         """(field, message) when an upc of the unit is taken by a product of another role: a
         product synced as a child elsewhere, or a child that belongs to another parent."""
@@ -350,12 +351,6 @@ class BatchWriter:
             row = existing.get(member.upc)
             if row is None:
                 continue
-            if (
-                row["productsync_state__last_run_id"] == self.run_id
-                and row["productsync_state__last_position"] != item.position
-            ):
-                seen = row["productsync_state__last_position"]
-                return f"{prefix}upc", f"{prefix}upc: duplicate of the item at position {seen}"
             is_child = row["structure"] == Product.CHILD
             if not prefix and is_child:
                 return "upc", (
@@ -399,7 +394,7 @@ class BatchWriter:
                     "parent_id": parent_id,
                 }
                 if row is None:
-                    slug = slugify(child.title or item.record.title)
+                    slug = _slug(child.title or item.record.title)
                     created.append(
                         ((item.position, prefix), Product(upc=child.upc, slug=slug, **fields))
                     )
@@ -421,12 +416,13 @@ class BatchWriter:
             .update(is_public=False, date_updated=now)
         )
 
-    def _claim_skus(self, new, changed, fail):
-        """Fail the items whose (partner, partner_sku) belongs to a product outside the unit or
-        to an earlier item of the batch; return the items that may be written."""
+    def _claim_skus(self, items, fail):
+        """A check that fails an item whose (partner, partner_sku) belongs to a product outside
+        its unit or to an earlier item of the batch, and else claims its SKUs; True if it may
+        be written."""
         wanted = {
             (self._partner_id(sr.partner), sr.partner_sku)
-            for item in new + [item for item, _ in changed]
+            for item in items
             for _, member in item.record.members()
             for sr in member.stockrecords
         }
@@ -458,7 +454,7 @@ class BatchWriter:
                     claimed[(self._partner_id(sr.partner), sr.partner_sku)] = member.upc
             return True
 
-        return [i for i in new if allowed(i)], [(i, pid) for i, pid in changed if allowed(i)]
+        return allowed
 
     def _resolve_attributes(self, items: list[ValidItem], fail) -> dict[int, list]:
         """Type every attribute value against the item's product class; fail the items with a

@@ -5,9 +5,11 @@ import functools
 import gzip
 import io
 import os
+import stat
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
@@ -47,6 +49,33 @@ class FeedOptions:
     mapping: str | None = None
 
 
+# Byte-order marks of encodings that are not UTF-8, longest first (UTF-32 LE starts like UTF-16).
+FOREIGN_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+# Bytes of text; a head with more than 5% other bytes (NUL, other controls) is binary. A few
+# stray ones are left to the reader: they fail their own item, not the whole feed.
+TEXT_BYTES = bytes(range(0x20, 0x100)) + b"\t\n\r\f\b\x1b"
+# Items nested deeper than this are refused: deep nesting costs parsers memory or stack.
+MAX_DEPTH = 64
+
+
+def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed item nests arrays/objects deeper than limit (iterative, no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class CountingReader(io.RawIOBase):
     """A raw byte stream that counts what was read from it, for progress by bytes."""
 
@@ -58,7 +87,10 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
+        try:
+            data = self.raw.read(len(buffer))
+        except OSError as exc:
+            raise FeedError(f"cannot read the feed: {exc.strerror or exc}") from None
         n = len(data)
         buffer[:n] = data
         self.bytes_read += n
@@ -135,6 +167,27 @@ def _replay(first: list[FeedItem], rest: Iterator[FeedItem], error: FeedError | 
         raise error
     yield from first
     yield from rest
+
+
+def feed_sniff(feed: Feed, fmt: str | None) -> None:
+    """Refuse, before any item is read, a feed that is unreadable, empty or not text. JSON
+    must be UTF-8; CSV may be UTF-16/32 (its reader decodes it); gzip is checked as it is
+    decompressed."""
+    try:
+        head = feed.stream.peek(4096)
+    except FeedError as exc:
+        raise SourceError(f"{feed.name}: {exc}") from None
+    if not head:
+        raise SourceError(f"{feed.name}: the feed is empty")
+    if head.startswith(GZIP_MAGIC):
+        return
+    for bom, encoding in FOREIGN_BOMS.items():
+        if head.startswith(bom):
+            if fmt in ("json", "jsonl"):
+                raise SourceError(f"{feed.name}: the feed is {encoding}-encoded; expected UTF-8")
+            return
+    if len(head.translate(None, TEXT_BYTES)) > len(head) // 20:
+        raise SourceError(f"{feed.name}: the feed is binary, not UTF-8 text")
 
 
 def _gunzipped(reader):
@@ -239,21 +292,26 @@ def feed_open(
         raw = open(source, "rb")  # noqa: SIM115  (closed by Feed.close)
     except OSError as exc:
         raise SourceError(f"{source}: cannot open: {exc.strerror or exc}") from None
-    total = None
-    if count:
-        try:
+    info = os.fstat(raw.fileno())
+    regular = stat.S_ISREG(info.st_mode)
+    try:
+        feed = Feed(source, raw, reader, bytes_total=info.st_size if regular else None)
+        feed_sniff(feed, fmt)
+    except (FeedError, SourceError) as exc:
+        raw.close()
+        raise SourceError(
+            str(exc) if isinstance(exc, SourceError) else f"{source}: {exc}"
+        ) from None
+    try:
+        if count and regular:
+            # Only regular files are counted: a pipe or a device can be read once.
             with Feed(source, open(source, "rb"), reader) as counting:
-                total = _count(counting)
-        except SourceError:
-            raw.close()
-            raise
-    feed = Feed(source, raw, reader, total_items=total, bytes_total=os.fstat(raw.fileno()).st_size)
-    if not count:
-        try:
+                feed.total_items = _count(counting)
+        else:
             feed.prime()
-        except SourceError:
-            feed.close()
-            raise
+    except SourceError:
+        feed.close()
+        raise
     return feed
 
 

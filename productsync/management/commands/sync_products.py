@@ -7,23 +7,27 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from productsync.conf import MAX_BATCH_SIZE
 from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
 from productsync.feeds.base import FORMATS
 from productsync.models import SyncRun
-from productsync.records import BatchResult
+from productsync.records import BatchResult, printable
 from productsync.services import sync_run_execute
 
 SHOWN_FAILURES = 20
 
 
-def _whole(minimum: int):
+def _whole(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
+            text = printable(text[:40])
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {text[:40]}")
         return value
 
     return parse
@@ -34,11 +38,6 @@ def _one_char(text: str) -> str:
     if len(text) != 1:
         raise argparse.ArgumentTypeError(f"expected one character, got {text!r}")
     return text
-
-
-def printable(text: str) -> str:
-    """Feed text made safe for a terminal: control characters shown as escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class Command(BaseCommand):
@@ -71,7 +70,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=_whole(1),
+            type=_whole(1, MAX_BATCH_SIZE),
             help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
@@ -133,6 +132,11 @@ class Command(BaseCommand):
                 raise CommandError(str(exc), returncode=1) from None
             except ProductSyncError as exc:
                 raise CommandError(printable(str(exc)), returncode=2) from None
+            except KeyboardInterrupt:
+                raise CommandError(
+                    "interrupted: the run is marked aborted; the batches committed before stay",
+                    returncode=130,
+                ) from None
             finally:
                 progress.close()
             self._summary(run, options["json"])

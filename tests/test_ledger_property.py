@@ -1,0 +1,286 @@
+"""The ledger always balances: random hostile feeds, random batch sizes, both readers."""
+
+import json
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oscar.core.loading import get_model
+
+from productsync.models import SyncFailure, SyncRun
+from productsync.services import sync_run_execute
+
+Product = get_model("catalogue", "Product")
+StockRecord = get_model("partner", "StockRecord")
+
+UPCS = [f"U{i}" for i in range(8)]
+PARTNERS = ["Acme Books", "Globex"]
+CATEGORIES = ["Books > Computing", "Books > Fiction", "Toys", "Home > Kitchen > Knives"]
+# Owned by a product that is not in the feeds: claiming it must fail.
+SEED = {
+    "upc": "SEED",
+    "title": "Seed product",
+    "product_class": "Book",
+    "stockrecords": [{"partner": "Acme Books", "partner_sku": "TAKEN", "price": "1.00"}],
+}
+# Letters, digits, accents, CJK, an emoji and a ligature that slugifies to three letters.
+TEXT = st.text(
+    st.sampled_from(list("abcXYZ019 -_éß日本語😀ﬃ<>&'\"")), min_size=1, max_size=30
+).filter(lambda t: t.strip() and ">" not in t)
+# Control characters other than NUL are stored as they are and escaped when shown.
+DESCRIPTION = st.text(st.sampled_from(list("ab \n\t\x07\x1b[31m\u202e<p>é")), max_size=40)
+
+
+def price():
+    cents = st.integers(min_value=0, max_value=10**6)
+    return st.one_of(
+        st.none(),
+        cents.map(lambda c: f"{Decimal(c) / 100:.2f}"),
+        cents.map(lambda c: c / 4),
+    )
+
+
+@st.composite
+def valid_item(draw):
+    upc = draw(st.sampled_from(UPCS))
+    skus = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(PARTNERS),
+                st.one_of(
+                    st.just(f"SKU-{upc}"),
+                    st.sampled_from(UPCS).map(lambda u: f"SKU-{u}"),
+                    st.just("TAKEN"),
+                ),
+            ),
+            max_size=2,
+            unique=True,
+        )
+    )
+    item = {
+        "upc": draw(st.sampled_from([upc, f"  {upc} "])),
+        "title": draw(TEXT),
+        "product_class": draw(st.sampled_from(["Book", "Toy"])),
+        "description": draw(DESCRIPTION),
+        "categories": draw(st.lists(st.sampled_from(CATEGORIES), max_size=2)),
+        "is_public": draw(st.booleans()),
+        "stockrecords": [
+            {
+                "partner": partner,
+                "partner_sku": sku,
+                "price": draw(price()),
+                "currency": draw(st.sampled_from([None, "GBP", "EUR"])),
+                "num_in_stock": draw(st.one_of(st.none(), st.integers(0, 1000))),
+            }
+            for partner, sku in skus
+        ],
+    }
+    for key in draw(st.lists(st.sampled_from(["colour", "x\x00y", "ünknown"]), max_size=2)):
+        item[key] = draw(st.sampled_from([1, None, "junk", {"a": [1, {"b": []}]}]))
+    return item
+
+
+def nested(depth: int):
+    junk: list = []
+    for _ in range(depth):
+        junk = [junk]
+    return junk
+
+
+# Each breaks a valid item in one way; every result must be refused with its own failure.
+BREAKERS = [
+    lambda i: i.pop("title"),
+    lambda i: i.pop("upc"),
+    lambda i: i.update(product_class=""),
+    lambda i: i.update(title=123),
+    lambda i: i.update(upc=["U1"]),
+    lambda i: i.update(categories="Books"),
+    lambda i: i.update(categories=["Books >  > Fiction"]),
+    lambda i: i.update(stockrecords={"partner": "Acme"}),
+    lambda i: i.update(is_public=None),
+    lambda i: i.update(title="x" * 256),
+    lambda i: i.update(upc="u" * 65),
+    lambda i: i.update(title="nul\x00byte"),
+    lambda i: i.update(description="nul \x00 in description"),
+    lambda i: i.update(categories=["Books > nul\x00"]),
+    lambda i: i.update(junk=nested(200)),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "P", "price": "-1.00"}]),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "P", "price": "1.234"}]),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "P", "price": 1e13}]),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "P", "price": True}]),
+    lambda i: i.update(
+        stockrecords=[{"partner": "Acme", "partner_sku": "P", "num_in_stock": True}]
+    ),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "P", "currency": "£"}]),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "x" * 129}]),
+    lambda i: i.update(stockrecords=[{"partner": "Acme", "partner_sku": "P"}] * 2),
+]
+# JSON Lines only: the C JSON parser turns a lone surrogate escape into "?" or an error.
+JSONL_BREAKERS = [lambda i: i.update(title="lone \ud800 surrogate")]
+# Items that are not product objects at all.
+NON_OBJECTS = [42, "a string", None, [], [{"upc": "U1"}], True]
+# JSON Lines only: lines that are not JSON (raw bytes are written as they are).
+BAD_LINES = [
+    b"not json at all",
+    b'{"upc": "caf\xe9", "title": "Latin-1"}',
+    b"junk \xff\x00 bytes that are not text, in an otherwise text line",
+    b'{"upc": "U1", "price": NaN}',
+    b'{"upc": "U1", "n": 1e400}',
+    b'{"upc": "U1", "title": "raw \x00 byte"}',
+    b'{"upc": "U1", "title": "unterminated',
+    b"[" * 3000 + b"]" * 3000,
+]
+
+
+@st.composite
+def feed_items(draw, fmt: str):
+    """A list of (kind, value): kind is 'valid', 'invalid' or 'line' (raw JSON Lines bytes)."""
+    kinds = ["valid", "invalid", "object"] + (["line"] if fmt == "jsonl" else [])
+    out = []
+    for kind in draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=12)):
+        if kind == "valid":
+            out.append(("valid", draw(valid_item())))
+        elif kind == "invalid":
+            item = draw(valid_item())
+            draw(st.sampled_from(BREAKERS + (JSONL_BREAKERS if fmt == "jsonl" else [])))(item)
+            out.append(("invalid", item))
+        elif kind == "object":
+            out.append(("invalid", draw(st.sampled_from(NON_OBJECTS))))
+        else:
+            out.append(("line", draw(st.sampled_from(BAD_LINES))))
+    return out
+
+
+def write(path: Path, items, fmt: str) -> str:
+    if fmt == "json":
+        path.write_text(json.dumps([value for _, value in items]), encoding="utf-8")
+    else:
+        lines = [v if k == "line" else json.dumps(v).encode() for k, v in items]
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+def expected_catalogue(items) -> tuple[dict, set[int]]:
+    """Replay the feed one item at a time: the products it must leave, and the positions
+    that must fail (invalid, a duplicate UPC, or a SKU that another product owns)."""
+    owners = {("Acme Books", "TAKEN"): "SEED"}
+    products, failed = {}, set()
+    for position, (kind, item) in enumerate(items):
+        if kind != "valid":
+            failed.add(position)
+            continue
+        upc = item["upc"].strip()
+        skus = [(sr["partner"], sr["partner_sku"]) for sr in item["stockrecords"]]
+        if upc in products or any(owners.get(sku, upc) != upc for sku in skus):
+            failed.add(position)
+            continue
+        products[upc] = item
+        owners.update(dict.fromkeys(skus, upc))
+    return products, failed
+
+
+def catalogue_state() -> dict:
+    """Everything the sync writes, keyed by UPC, with the database ids and timestamps."""
+    state = {}
+    for p in Product.objects.prefetch_related("categories", "stockrecords__partner"):
+        state[p.upc] = {
+            "row": (p.pk, p.title, p.description, p.product_class.name, p.is_public),
+            "date_updated": p.date_updated,
+            "categories": sorted(c.full_name for c in p.categories.all()),
+            "stockrecords": sorted(
+                (
+                    sr.pk,
+                    sr.partner.name,
+                    sr.partner_sku,
+                    sr.price,
+                    sr.price_currency,
+                    sr.num_in_stock,
+                    sr.date_updated,
+                )
+                for sr in p.stockrecords.all()
+            ),
+        }
+    return state
+
+
+def assert_matches_feed(state: dict, products: dict) -> None:
+    assert set(state) == set(products) | {"SEED"}
+    for upc, item in products.items():
+        got = state[upc]
+        assert got["row"][1:] == (
+            item["title"].strip(),
+            item["description"],
+            item["product_class"],
+            item["is_public"],
+        )
+        assert got["categories"] == sorted(set(item["categories"]))
+        assert sorted(sr[1:6] for sr in got["stockrecords"]) == sorted(
+            (
+                sr["partner"],
+                sr["partner_sku"],
+                None if sr["price"] is None else Decimal(str(sr["price"])),
+                sr["currency"] or "GBP",
+                sr["num_in_stock"],
+            )
+            for sr in item["stockrecords"]
+        )
+
+
+def assert_ledger(run: SyncRun, items, failed: set[int]) -> None:
+    assert run.items == len(items)
+    assert run.created + run.updated + run.unchanged + run.failed == run.items
+    assert run.batches == -(-len(items) // run.batch_size)
+    failures = {f.position: f for f in SyncFailure.objects.filter(run=run)}
+    assert set(failures) == failed
+    for position in failed:
+        kind, value = items[position]
+        raw = failures[position].raw_payload
+        assert failures[position].message
+        if kind == "line":
+            expected = value.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+            assert raw == expected
+        elif kind == "invalid" and isinstance(value, dict) and "junk" in value:
+            assert "deeper than" in failures[position].message
+            assert json.loads(raw)["upc"] == value["upc"]  # kept as JSON, cut at the limit
+        else:
+            assert json.loads(raw) == value
+
+
+def sync_and_check(path: str, items, batch_size: int) -> None:
+    sync_run_execute(str(Path(path).with_name("seed.json")), batch_size=1)
+    products, failed = expected_catalogue(items)
+
+    first = sync_run_execute(path, batch_size=batch_size)
+    assert first.status == (SyncRun.Status.PARTIAL if failed else SyncRun.Status.SUCCEEDED)
+    assert first.created == len(products) and first.updated == 0
+    assert_ledger(first, items, failed)
+    state = catalogue_state()
+    assert_matches_feed(state, products)
+
+    second = sync_run_execute(path, batch_size=batch_size)
+    assert (second.created, second.updated) == (0, 0)
+    assert second.unchanged == len(products)
+    assert_ledger(second, items, failed)
+    assert catalogue_state() == state
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+@pytest.mark.django_db
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_every_item_is_in_the_catalogue_or_a_failure(fmt, data):
+    items = data.draw(feed_items(fmt), label="items")
+    batch_size = data.draw(st.integers(1, 8), label="batch_size")
+    with tempfile.TemporaryDirectory() as tmp, transaction.atomic():
+        Path(tmp, "seed.json").write_text(json.dumps([SEED]))
+        path = write(Path(tmp, f"feed.{fmt}"), items, fmt)
+        sync_and_check(path, items, batch_size)
+        transaction.set_rollback(True)
