@@ -57,22 +57,26 @@ def _breadcrumb(text: str) -> str:
     return text
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_storable)]
+def text(**constraints: Any) -> Any:
+    """A stripped string type with constraints, refused when no database could store it."""
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(_storable)
+    ]
 
 
 class StockRecordIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
-    partner: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
-    partner_sku: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+    partner: text(min_length=1, max_length=128)
+    partner_sku: text(min_length=1, max_length=128)
     price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
-    currency: Annotated[Text, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    currency: text(pattern=r"^[A-Z]{3}$") | None = None
     num_in_stock: (
         Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=2_147_483_647)] | None
     ) = None
 
 
-Upc = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+Upc = text(min_length=1, max_length=64)
 # Oscar's ProductAttribute.code rule: a Python identifier.
 AttributeCode = Annotated[
     str, StringConstraints(pattern=r"^[a-zA-Z_][0-9a-zA-Z_]*$", max_length=128)
@@ -94,7 +98,7 @@ def _plain_value(value: Any) -> Any:
 # Typed against the product class's attribute in the writer (attribute_value); null removes.
 AttributeValue = Annotated[Any, AfterValidator(_plain_value)]
 Attributes = dict[AttributeCode, AttributeValue]
-ImageRef = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
+ImageRef = text(min_length=1, max_length=2000)
 
 
 class ChildRecord(BaseModel):
@@ -104,7 +108,7 @@ class ChildRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    title: Annotated[Text, StringConstraints(max_length=255)] = ""
+    title: text(max_length=255) = ""
     description: Annotated[str, AfterValidator(_storable)] = ""
     is_public: bool = True
     attributes: Attributes = {}
@@ -119,15 +123,11 @@ class ProductRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    title: Annotated[Text, StringConstraints(min_length=1, max_length=255)]
-    product_class: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+    title: text(min_length=1, max_length=255)
+    product_class: text(min_length=1, max_length=128)
     description: Annotated[str, AfterValidator(_storable)] = ""
     categories: Annotated[
-        list[
-            Annotated[
-                Text, StringConstraints(min_length=1, max_length=1024), AfterValidator(_breadcrumb)
-            ]
-        ],
+        list[Annotated[text(min_length=1, max_length=1024), AfterValidator(_breadcrumb)]],
         Field(max_length=100),
     ] = []
     is_public: bool = True

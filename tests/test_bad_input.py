@@ -52,7 +52,7 @@ UNUSABLE = {
     "whitespace": (b" \n\t\n", "the feed is empty"),
     "object": (b'{"upc": "1"}', "the top level of the feed is an object"),
     "binary": (bytes(range(256)) * 8, "the feed is binary"),
-    "gzip": (gzip.compress(json.dumps(good(5)).encode()), "the feed is binary"),
+    "broken gzip": (gzip.compress(json.dumps(good(5)).encode())[:30], "gzip stream is corrupt"),
     "utf16": (json.dumps(good(2)).encode("utf-16"), "UTF-16-encoded"),
     "garbage line": (b"x" * 2_000_000, "not a JSON array"),
     "broken first item": (b'[{"upc": "1",, }]', "malformed JSON after item 0"),

@@ -296,12 +296,12 @@ def test_garbage_after_a_valid_prefix_fails_the_run_and_keeps_earlier_batches(se
 
 @pytest.mark.django_db
 def test_a_body_that_is_not_the_declared_format_fails_the_run(server):
-    run = sync_run_execute(server.url + "/html")
-
+    # Nothing of it can be read, so the source is unusable (exit 2), and the run is recorded.
+    with pytest.raises(SourceError, match="the top level of the feed is not a JSON array"):
+        sync_run_execute(server.url + "/html")
+    run = SyncRun.objects.get()
     assert (run.status, run.items) == ("failed", 0)
-    assert run.error == "feed broke at item 0: the top level of the feed is not a JSON array: " + (
-        "expected a JSON array of products (use a .jsonl file for one object per line)"
-    )
+    assert "the top level of the feed is not a JSON array: expected a JSON array" in run.error
 
 
 @pytest.mark.django_db

@@ -45,7 +45,6 @@ def test_utf8_bom_is_skipped(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "the feed is empty"),
         (b"  \n ", "the feed is empty"),
         (b'{"upc": "1"}', "top level of the feed is an object"),
         (b'"text"', "not a JSON array"),
@@ -66,6 +65,13 @@ def test_truncated_json_yields_the_items_before_the_break(tmp_path):
         for item in feed:
             seen.append(item.payload["upc"])
     assert seen == ["1", "2"]
+
+
+def test_an_empty_file_is_refused_at_open(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    with pytest.raises(SourceError, match="the feed is empty"):
+        feed_open(str(path))
 
 
 def test_missing_file_and_directory_are_source_errors(tmp_path):

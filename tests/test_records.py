@@ -27,7 +27,7 @@ def first_stock(**fields):
         (product("1", stockrecords=[{"partner": "Acme"}]), "stockrecords[0].partner_sku"),
         (product("1", categories="Books"), "categories: Input should be a valid list"),
         (product("1", is_public="maybe"), "is_public"),
-        ([1, 2], "item must be an object, not list"),
+        ([1, 2], "item must be an object, not an array"),
         (Unparsed("{oops", "line 3: not valid JSON"), "line 3: not valid JSON"),
     ],
 )

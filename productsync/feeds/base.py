@@ -196,9 +196,9 @@ def _gunzipped(reader):
     def read(stream: io.BufferedReader) -> Iterator[FeedItem]:
         if stream.peek(2)[:2] == GZIP_MAGIC:
             plain = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), 64 * 1024)
-            if plain.peek(3)[:3] == BOM:
-                plain.read(3)
             try:
+                if plain.peek(3)[:3] == BOM:
+                    plain.read(3)
                 yield from reader(plain)
             except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
                 raise FeedError(f"the gzip stream is corrupt or cut short: {exc}") from None
