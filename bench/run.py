@@ -158,7 +158,7 @@ class Database:
 
 def run(argv: list[str], database_url: str) -> tuple[float, int]:
     """Run one Python process to its end; return wall seconds and its peak RSS in KiB."""
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "0", "PYTHONWARNINGS": "ignore"}
     with open(os.devnull, "w") as devnull, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen([PYTHON, *argv], cwd=ROOT, env=env, stdout=devnull, stderr=err)

@@ -1,10 +1,10 @@
 """The only Oscar-aware module: upserts one batch of validated items with bulk queries."""
 
+import functools
 import sqlite3
 from collections.abc import Iterable
 
-from django.db import connection
-from django.db.models import Q
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.utils import timezone
 from oscar.core.loading import get_class, get_model
 from oscar.core.utils import slugify
@@ -27,6 +27,96 @@ def _lift_sqlite_variable_limit() -> None:
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         connection.features.max_query_params = max(connection.features.max_query_params, limit)
+
+
+_PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField)
+
+
+def _is_plain(field) -> bool:
+    """Whether str/int/bool/None values of field go to the driver unchanged, as the ORM would
+    send them (a subclass that overrides the preparation, like Oscar's NullCharField, is not)."""
+    if isinstance(field, models.ForeignKey):
+        # A key to an auto-increment id: an int the ORM checks only on MySQL.
+        target = field.target_field
+        return isinstance(target, models.AutoField) or _is_plain(target)
+    base = next((b for b in _PLAIN_FIELDS if isinstance(field, b)), None)
+    return base is not None and all(
+        getattr(type(field), name) is getattr(base, name)
+        for name in ("get_prep_value", "get_db_prep_value", "get_db_prep_save")
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_plan(model, fields: tuple, returning, conflict: tuple, update: tuple, vendor: str):
+    """The SQL of insert_rows and what to prepare per value, worked out once per shape."""
+    opts = model._meta
+    quote = connection.ops.quote_name
+    given = [opts.get_field(name) for name in fields]
+    others = [f for f in opts.concrete_fields if not f.primary_key and f.attname not in fields]
+    columns = [f.column for f in given + others]
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(map(quote, columns))}) VALUES "
+    tail = ""
+    if conflict:
+        names = [quote(opts.get_field(n).column) for n in conflict]
+        sets = [
+            f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (opts.get_field(n).column for n in update)
+        ]
+        tail += f" ON CONFLICT ({', '.join(names)}) DO UPDATE SET {', '.join(sets)}"
+    if returning:
+        tail += f" RETURNING {quote(opts.get_field(returning).column)}"
+    preps = [(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)]
+    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return head, placeholder, tail, others, preps
+
+
+def insert_rows(
+    model,
+    fields: list[str],
+    rows: list[tuple],
+    *,
+    returning: str | None = None,
+    conflict: list[str] | None = None,
+    update: list[str] | None = None,
+) -> list:
+    """INSERT rows (tuples of the values of fields, by attname) with one statement per
+    max_query_params, through the driver: what bulk_create sends, without its per-object
+    model instances and per-value compilation. Every other concrete field gets its default
+    (auto_now and auto_now_add: now). With conflict and update, an upsert (ON CONFLICT ...
+    DO UPDATE, same syntax on SQLite and PostgreSQL); with returning, the values of that
+    column, in the order of rows."""
+    if not rows:
+        return []
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per value
+    head, placeholder, tail, others, preps = _insert_plan(
+        model, tuple(fields), returning, tuple(conflict or ()), tuple(update or ()), conn.vendor
+    )
+    now = timezone.now()
+    defaults = tuple(
+        f.get_db_prep_save(
+            now
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+            else f.get_default(),
+            conn,
+        )
+        for f in others
+    )
+    if preps:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for i, prep in preps:
+                row[i] = prep(row[i], conn)
+    per_statement = len(rows)
+    if conn.features.max_query_params:
+        per_statement = max(1, conn.features.max_query_params // (len(fields) + len(others)))
+    out = []
+    with conn.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [value for row in chunk for value in (*row, *defaults)]
+            cursor.execute(head + ", ".join([placeholder] * len(chunk)) + tail, params)
+            if returning:
+                out.extend(value for (value,) in cursor.fetchall())
+    return out
 
 
 class BatchWriter:
@@ -127,19 +217,7 @@ class BatchWriter:
 
         new, changed = self._claim_skus(new, changed, fail)
 
-        products = [
-            Product(
-                upc=item.record.upc,
-                title=item.record.title,
-                slug=slugify(item.record.title),
-                description=item.record.description,
-                product_class_id=self._class_id(item.record.product_class),
-                is_public=item.record.is_public,
-                structure=Product.STANDALONE,
-            )
-            for item in new
-        ]
-        Product.objects.bulk_create(products)
+        new_ids = self._create_products(new)
         now = timezone.now()
         Product.objects.bulk_update(
             [
@@ -155,31 +233,46 @@ class BatchWriter:
             ],
             ["title", "description", "product_class", "is_public", "date_updated"],
         )
-        touched = [(item, p.pk) for item, p in zip(new, products, strict=True)] + changed
+        touched = list(zip(new, new_ids, strict=True)) + changed
         self._write_categories(touched, changed)
-        self._write_stockrecords(touched)
+        self._write_stockrecords(touched, changed)
 
         synced_at = timezone.now()
-        SyncedProduct.objects.bulk_create(
+        state = ["source", "fingerprint", "synced_at", "last_run_id", "last_position"]
+        insert_rows(
+            SyncedProduct,
+            ["product_id", *state],
             [
-                SyncedProduct(
-                    product_id=product_id,
-                    source=self.source,
-                    fingerprint=item.fingerprint,
-                    synced_at=synced_at,
-                    last_run_id=self.run_id,
-                    last_position=item.position,
-                )
+                (product_id, self.source, item.fingerprint, synced_at, self.run_id, item.position)
                 for item, product_id in touched + unchanged
             ],
-            update_conflicts=True,
-            unique_fields=["product"],
-            update_fields=["source", "fingerprint", "synced_at", "last_run_id", "last_position"],
+            conflict=["product_id"],
+            update=state,
         )
         result.created += len(new)
         result.updated += len(changed)
         result.unchanged += len(unchanged)
         result.product_ids.extend(product_id for _, product_id in touched)
+
+    def _create_products(self, new: list[ValidItem]) -> list[int]:
+        """Insert the products of new items as standalone products; return their ids."""
+        return insert_rows(
+            Product,
+            ["upc", "title", "slug", "description", "product_class_id", "is_public", "structure"],
+            [
+                (
+                    item.record.upc,
+                    item.record.title,
+                    slugify(item.record.title),
+                    item.record.description,
+                    self._class_id(item.record.product_class),
+                    item.record.is_public,
+                    Product.STANDALONE,
+                )
+                for item in new
+            ],
+            returning="id",
+        )
 
     def _claim_skus(self, new, changed, fail):
         """Fail the items whose (partner, partner_sku) belongs to another product or to an
@@ -218,51 +311,63 @@ class BatchWriter:
 
     def _write_categories(self, touched, changed) -> None:
         ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed]).delete()
-        ProductCategory.objects.bulk_create(
+        insert_rows(
+            ProductCategory,
+            ["product_id", "category_id"],
             [
-                ProductCategory(product_id=product_id, category_id=category_id)
+                (product_id, category_id)
                 for item, product_id in touched
                 for category_id in dict.fromkeys(
                     self._category_id(path) for path in item.record.categories
                 )
-            ]
+            ],
         )
 
-    def _write_stockrecords(self, touched) -> None:
+    def _stale_stockrecords(self, changed, keep: set) -> list[int]:
+        """Keys of the stock records of changed products, of the partners their items name,
+        that the items no longer list. Products created by this batch have none yet; one
+        query by product id, filtered here (an OR per product overflows SQLite's expression
+        depth at a thousand products)."""
+        partners = {
+            product_id: {self._partner_id(sr.partner) for sr in item.record.stockrecords}
+            for item, product_id in changed
+        }
+        if not any(partners.values()):
+            return []
+        rows = StockRecord.objects.filter(
+            product_id__in=[pid for pid, named in partners.items() if named]
+        ).values_list("pk", "product_id", "partner_id", "partner_sku")
+        return [
+            pk
+            for pk, product_id, partner_id, sku in rows
+            if partner_id in partners[product_id] and (product_id, partner_id, sku) not in keep
+        ]
+
+    def _write_stockrecords(self, touched, changed) -> None:
         """Make each product's stock records of the partners its item names match the item."""
         keep = {
             (product_id, self._partner_id(sr.partner), sr.partner_sku)
             for item, product_id in touched
             for sr in item.record.stockrecords
         }
-        scope = Q()
-        for item, product_id in touched:
-            partners = {self._partner_id(sr.partner) for sr in item.record.stockrecords}
-            if partners:
-                scope |= Q(product_id=product_id, partner_id__in=partners)
-        if scope:
-            stale = [
-                pk
-                for pk, product_id, partner_id, sku in StockRecord.objects.filter(
-                    scope
-                ).values_list("pk", "product_id", "partner_id", "partner_sku")
-                if (product_id, partner_id, sku) not in keep
-            ]
+        stale = self._stale_stockrecords(changed, keep)
+        if stale:
             StockRecord.objects.filter(pk__in=stale).delete()
-        StockRecord.objects.bulk_create(
+        insert_rows(
+            StockRecord,
+            ["product_id", "partner_id", "partner_sku", "price", "price_currency", "num_in_stock"],
             [
-                StockRecord(
-                    product_id=product_id,
-                    partner_id=self._partner_id(sr.partner),
-                    partner_sku=sr.partner_sku,
-                    price=sr.price,
-                    price_currency=sr.currency or self.default_currency,
-                    num_in_stock=sr.num_in_stock,
+                (
+                    product_id,
+                    self._partner_id(sr.partner),
+                    sr.partner_sku,
+                    sr.price,
+                    sr.currency or self.default_currency,
+                    sr.num_in_stock,
                 )
                 for item, product_id in touched
                 for sr in item.record.stockrecords
             ],
-            update_conflicts=True,
-            unique_fields=["partner", "partner_sku"],
-            update_fields=["product", "price", "price_currency", "num_in_stock", "date_updated"],
+            conflict=["partner_id", "partner_sku"],
+            update=["product_id", "price", "price_currency", "num_in_stock", "date_updated"],
         )
