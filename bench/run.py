@@ -30,7 +30,6 @@ PYTHON = sys.executable
 MANAGE = str(ROOT / "manage.py")
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 PG_PREFIX = "ps_bench"
-QUERY_SIZES = (1000, 2000)  # queries per batch = the difference between these two sizes
 
 
 @dataclass
@@ -173,10 +172,12 @@ def run(argv: list[str], database_url: str) -> tuple[float, int]:
 
 
 def count_queries(case: Case, db: Database, work: Path) -> float:
-    """Queries per batch: the extra queries of QUERY_SIZES[1] products over QUERY_SIZES[0],
-    divided by the extra batches (start-up and per-run lookups cancel out)."""
+    """Queries per batch: the extra queries of a catalogue of 2n products over one of n
+    (n = the batch, at least 100), divided by the extra batches: start-up and the one-off
+    lookups cancel out. Counted in a separate run (bench/querycount.py), not a timed one."""
+    sizes = (max(100, case.batch), 2 * max(100, case.batch))
     counts = []
-    for n in QUERY_SIZES:
+    for n in sizes:
         files = catalogue.write_all(work / "feeds", n)
         db.reset()
         if case.prepare:
@@ -184,7 +185,7 @@ def count_queries(case: Case, db: Database, work: Path) -> float:
         out = work / "queries.json"
         run([str(BENCH / "querycount.py"), str(out), *case.argv(files)], db.url)
         counts.append(json.loads(out.read_text())["queries"])
-    batches = [math.ceil(n / case.batch) for n in QUERY_SIZES]
+    batches = [math.ceil(n / case.batch) for n in sizes]
     return (counts[1] - counts[0]) / (batches[1] - batches[0])
 
 
@@ -258,11 +259,12 @@ def batch_size_table(kind: str, todo: list[Case]) -> str:
 
 
 def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int) -> str:
-    """Peak RSS of a dry-run sync of streamed JSONL and JSON feeds of growing size."""
+    """Peak RSS of a whole sync (fresh database) of streamed JSONL and JSON feeds of growing
+    size."""
     db = Database(kind, work)
     db.build_template()
     lines = [
-        f"Memory check ({kind}, sync_products --dry-run --batch-size {batch_size})",
+        f"Memory check ({kind}, sync_products --batch-size {batch_size}, fresh database)",
         "",
         "| items | format | feed size (MB) | wall time (s) | peak RSS (MB) |",
         "|---:|---|---:|---:|---:|",
@@ -276,7 +278,7 @@ def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int) -> st
                 if not path.exists():
                     write(path, n)
                 db.reset()
-                seconds, rss = run(sync_argv(path, batch_size, "--dry-run"), db.url)
+                seconds, rss = run(sync_argv(path, batch_size), db.url)
                 lines.append(
                     f"| {n:,} | {fmt} | {path.stat().st_size / 2**20:.0f} "
                     f"| {seconds:.1f} | {rss / 1024:.0f} |"

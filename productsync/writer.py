@@ -119,6 +119,46 @@ def insert_rows(
     return out
 
 
+def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
+    """UPDATE the rows (tuples of the primary key, then the values of fields by attname) with
+    one statement per max_query_params, joining a VALUES list: what bulk_update writes, without
+    its CASE WHEN per row and field (its compilation grows with the square of the batch)."""
+    if not rows:
+        return
+    conn = connections[DEFAULT_DB_ALIAS]
+    opts = model._meta
+    quote = conn.ops.quote_name
+    given = [opts.pk, *(opts.get_field(name) for name in fields)]
+    preps = [(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)]
+    if preps:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for i, prep in preps:
+                row[i] = prep(row[i], conn)
+    names = [f"c{i}" for i in range(len(given))]
+    # PostgreSQL types a VALUES list from its literals: cast the first row to the columns'
+    # types. SQLite needs no casts (and a CAST would change a datetime's text affinity).
+    casts = [f.cast_db_type(conn) if conn.vendor == "postgresql" else None for f in given]
+    first = "(" + ", ".join("%s" if c is None else f"CAST(%s AS {c})" for c in casts) + ")"
+    other = "(" + ", ".join(["%s"] * len(given)) + ")"
+    table = quote(opts.db_table)
+    sets = ", ".join(
+        f"{quote(f.column)} = v.{n}" for f, n in zip(given[1:], names[1:], strict=True)
+    )
+    per_statement = len(rows)
+    if conn.features.max_query_params:
+        per_statement = max(1, conn.features.max_query_params // len(given))
+    with conn.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ", ".join([first] + [other] * (len(chunk) - 1))
+            cursor.execute(
+                f"WITH v({', '.join(names)}) AS (VALUES {values}) UPDATE {table} SET {sets} "
+                f"FROM v WHERE {table}.{quote(opts.pk.column)} = v.c0",
+                [value for row in chunk for value in row],
+            )
+
+
 class BatchWriter:
     """Writes batches for one run; caches classes, categories and partners across batches."""
 
@@ -219,19 +259,20 @@ class BatchWriter:
 
         new_ids = self._create_products(new)
         now = timezone.now()
-        Product.objects.bulk_update(
+        update_rows(
+            Product,
+            ["title", "description", "product_class_id", "is_public", "date_updated"],
             [
-                Product(
-                    id=product_id,
-                    title=item.record.title,
-                    description=item.record.description,
-                    product_class_id=self._class_id(item.record.product_class),
-                    is_public=item.record.is_public,
-                    date_updated=now,
+                (
+                    product_id,
+                    item.record.title,
+                    item.record.description,
+                    self._class_id(item.record.product_class),
+                    item.record.is_public,
+                    now,
                 )
                 for item, product_id in changed
             ],
-            ["title", "description", "product_class", "is_public", "date_updated"],
         )
         touched = list(zip(new, new_ids, strict=True)) + changed
         self._write_categories(touched, changed)
