@@ -258,16 +258,17 @@ def batch_size_table(kind: str, todo: list[Case]) -> str:
     return "\n".join(lines)
 
 
-def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int) -> str:
-    """Peak RSS of a whole sync (fresh database) of streamed JSONL and JSON feeds of growing
-    size."""
+def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int, full_max: int) -> str:
+    """Peak RSS for streamed JSONL and JSON feeds of growing size: a whole sync on a fresh
+    database up to full_max items, and for every size the feed path alone (bench/stream.py:
+    read, pre-count, batch, validate, fingerprint; no database writes)."""
     db = Database(kind, work)
     db.build_template()
     lines = [
-        f"Memory check ({kind}, sync_products --batch-size {batch_size}, fresh database)",
+        f"Memory check ({kind}, --batch-size {batch_size})",
         "",
-        "| items | format | feed size (MB) | wall time (s) | peak RSS (MB) |",
-        "|---:|---|---:|---:|---:|",
+        "| items | format | feed size (MB) | what | wall time (s) | peak RSS (MB) |",
+        "|---:|---|---:|---|---:|---:|",
     ]
     try:
         for n in sizes:
@@ -277,13 +278,22 @@ def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int) -> st
                 path = feeds / f"catalogue-{n}.{fmt}"
                 if not path.exists():
                     write(path, n)
-                db.reset()
-                seconds, rss = run(sync_argv(path, batch_size), db.url)
-                lines.append(
-                    f"| {n:,} | {fmt} | {path.stat().st_size / 2**20:.0f} "
-                    f"| {seconds:.1f} | {rss / 1024:.0f} |"
-                )
-                print(lines[-1], file=sys.stderr, flush=True)
+                mb = path.stat().st_size / 2**20
+                todo = [
+                    (
+                        "feed path (stream.py)",
+                        [str(BENCH / "stream.py"), str(path), "--batch-size", str(batch_size)],
+                    )
+                ]
+                if n <= full_max:
+                    todo.insert(0, ("whole sync", sync_argv(path, batch_size)))
+                for what, argv in todo:
+                    db.reset()
+                    seconds, rss = run(argv, db.url)
+                    lines.append(
+                        f"| {n:,} | {fmt} | {mb:.0f} | {what} | {seconds:.1f} | {rss / 1024:.0f} |"
+                    )
+                    print(lines[-1], file=sys.stderr, flush=True)
     finally:
         db.drop()
     return "\n".join(lines)
@@ -302,13 +312,21 @@ def main() -> None:
     )
     parser.add_argument("--memory", help="comma-separated feed sizes: run the memory check")
     parser.add_argument("--batch-size", type=int, default=1000, help="for --memory")
+    parser.add_argument(
+        "--full-max",
+        type=int,
+        default=100_000,
+        help="for --memory: whole syncs up to this many items, the feed path alone above",
+    )
     args = parser.parse_args()
     kinds = args.databases.split(",")
     args.work.mkdir(parents=True, exist_ok=True)
     if args.memory:
         sizes = [int(s) for s in args.memory.split(",")]
         for kind in kinds:
-            print(memory_check(sizes, kind, args.work / kind, args.batch_size) + "\n")
+            print(
+                memory_check(sizes, kind, args.work / kind, args.batch_size, args.full_max) + "\n"
+            )
         return
     with_odin = importlib.util.find_spec("oscar_odin") is not None
     if not with_odin:
