@@ -29,7 +29,7 @@ BENCH = ROOT / "bench"
 PYTHON = sys.executable
 MANAGE = str(ROOT / "manage.py")
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-PG_PREFIX = "ps_bench"
+PG_PREFIX = os.environ.get("BENCH_PG_PREFIX", "ps_bench")
 
 
 @dataclass
@@ -171,11 +171,28 @@ def run(argv: list[str], database_url: str) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
+def lookups_settled() -> int:
+    """Products after which every class, category and partner of the catalogue has been seen:
+    beyond it, more products add no one-off lookups or category creations."""
+    seen, last, i = set(), 0, 0
+    everything = len(catalogue.CLASSES) * len(catalogue.TOPICS) * len(catalogue.SUBTOPICS)
+    while len(seen) < everything:
+        item = catalogue.product(i)
+        if item["categories"][0] not in seen:
+            seen.add(item["categories"][0])
+            last = i
+        i += 1
+    return last + 1
+
+
 def count_queries(case: Case, db: Database, work: Path) -> float:
-    """Queries per batch: the extra queries of a catalogue of 2n products over one of n
-    (n = the batch, at least 100), divided by the extra batches: start-up and the one-off
-    lookups cancel out. Counted in a separate run (bench/querycount.py), not a timed one."""
-    sizes = (max(100, case.batch), 2 * max(100, case.batch))
+    """Queries per batch: the extra queries of a catalogue of n2 products over one of n1,
+    divided by the extra batches. n1 is past the point where every shared row (class,
+    category, partner) has been seen, so the one-off lookups cancel out. Counted in separate
+    runs (bench/querycount.py), not in the timed ones."""
+    unit = case.batch * math.ceil(100 / case.batch)
+    n1 = unit * math.ceil(lookups_settled() / unit)
+    sizes = (n1, n1 + unit)
     counts = []
     for n in sizes:
         files = catalogue.write_all(work / "feeds", n)
@@ -187,6 +204,25 @@ def count_queries(case: Case, db: Database, work: Path) -> float:
         counts.append(json.loads(out.read_text())["queries"])
     batches = [math.ceil(n / case.batch) for n in sizes]
     return (counts[1] - counts[0]) / (batches[1] - batches[0])
+
+
+def queries_table(kind: str, with_odin: bool, work: Path) -> str:
+    db = Database(kind, work)
+    db.build_template()
+    lines = [
+        f"Queries per batch ({kind})",
+        "",
+        "| what | batch | queries per batch |",
+        "|---|---:|---:|",
+    ]
+    try:
+        for case in cases(catalogue.write_all(work / "feeds", 1), with_odin):
+            per = "1 product" if case.batch == 1 else f"{case.batch} products"
+            lines.append(f"| {case.name} | {per} | {count_queries(case, db, work):g} |")
+            print(lines[-1], file=sys.stderr, flush=True)
+    finally:
+        db.drop()
+    return "\n".join(lines)
 
 
 def measure(kind: str, n: int, repeats: int, work: Path, with_odin: bool) -> list[Case]:
@@ -310,6 +346,9 @@ def main() -> None:
         default=ROOT / "bench" / "out",
         help="where feeds and SQLite files go (default bench/out)",
     )
+    parser.add_argument(
+        "--queries-only", action="store_true", help="only count the queries per batch"
+    )
     parser.add_argument("--memory", help="comma-separated feed sizes: run the memory check")
     parser.add_argument("--batch-size", type=int, default=1000, help="for --memory")
     parser.add_argument(
@@ -331,6 +370,10 @@ def main() -> None:
     with_odin = importlib.util.find_spec("oscar_odin") is not None
     if not with_odin:
         print("django-oscar-odin is not installed (pip install -e '.[bench]'): left out\n")
+    if args.queries_only:
+        for kind in kinds:
+            print(queries_table(kind, with_odin, args.work / kind) + "\n", flush=True)
+        return
     for kind in kinds:
         todo = measure(kind, args.products, args.repeats, args.work / kind, with_odin)
         print(table(kind, args.products, todo) + "\n")
