@@ -46,6 +46,17 @@ def _is_plain(field) -> bool:
     )
 
 
+def _prepared(rows: list, preps: list, conn) -> list:
+    """rows with the values of the fields that need it passed through get_db_prep_save."""
+    if not preps:
+        return rows
+    rows = [list(row) for row in rows]
+    for row in rows:
+        for i, prep in preps:
+            row[i] = prep(row[i], conn)
+    return rows
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_plan(model, fields: tuple, returning, conflict: tuple, update: tuple, vendor: str):
     """The SQL of insert_rows and what to prepare per value, worked out once per shape."""
@@ -100,11 +111,7 @@ def insert_rows(
         )
         for f in others
     )
-    if preps:
-        rows = [list(row) for row in rows]
-        for row in rows:
-            for i, prep in preps:
-                row[i] = prep(row[i], conn)
+    rows = _prepared(rows, preps, conn)
     per_statement = len(rows)
     if conn.features.max_query_params:
         per_statement = max(1, conn.features.max_query_params // (len(fields) + len(others)))
@@ -130,11 +137,7 @@ def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
     quote = conn.ops.quote_name
     given = [opts.pk, *(opts.get_field(name) for name in fields)]
     preps = [(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)]
-    if preps:
-        rows = [list(row) for row in rows]
-        for row in rows:
-            for i, prep in preps:
-                row[i] = prep(row[i], conn)
+    rows = _prepared(rows, preps, conn)
     names = [f"c{i}" for i in range(len(given))]
     # PostgreSQL types a VALUES list from its literals: cast the first row to the columns'
     # types. SQLite needs no casts (and a CAST would change a datetime's text affinity).
