@@ -1,10 +1,11 @@
 """The only Oscar-aware module: upserts one batch of validated items with bulk queries."""
 
+import functools
 import sqlite3
 from collections.abc import Iterable
 from functools import partial
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Q
 from django.utils import timezone
 from oscar.checks import use_productcategory_materialised_view
@@ -104,6 +105,166 @@ def _lift_sqlite_variable_limit() -> None:
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         connection.features.max_query_params = max(connection.features.max_query_params, limit)
+
+
+_PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField)
+
+
+def _is_plain(field) -> bool:
+    """Whether str/int/bool/None values of field go to the driver unchanged, as the ORM would
+    send them (a subclass that overrides the preparation, like Oscar's NullCharField, is not)."""
+    if isinstance(field, models.ForeignKey):
+        # A key to an auto-increment id: an int the ORM checks only on MySQL.
+        target = field.target_field
+        return isinstance(target, models.AutoField) or _is_plain(target)
+    base = next((b for b in _PLAIN_FIELDS if isinstance(field, b)), None)
+    return base is not None and all(
+        getattr(type(field), name) is getattr(base, name)
+        for name in ("get_prep_value", "get_db_prep_value", "get_db_prep_save")
+    )
+
+
+def _prepared(rows: list, preps: list, conn) -> list:
+    """rows with the values of the fields that need it passed through get_db_prep_save."""
+    if not preps:
+        return rows
+    rows = [list(row) for row in rows]
+    for row in rows:
+        for i, prep in preps:
+            row[i] = prep(row[i], conn)
+    return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_plan(model, fields: tuple, returning, conflict: tuple, update: tuple, vendor: str):
+    """The SQL of insert_rows and what to prepare per value, worked out once per shape."""
+    opts = model._meta
+    quote = connection.ops.quote_name
+    given = [opts.get_field(name) for name in fields]
+    others = [f for f in opts.concrete_fields if not f.primary_key and f.attname not in fields]
+    columns = [f.column for f in given + others]
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(map(quote, columns))}) VALUES "
+    tail = ""
+    if conflict:
+        names = [quote(opts.get_field(n).column) for n in conflict]
+        sets = [
+            f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (opts.get_field(n).column for n in update)
+        ]
+        tail += f" ON CONFLICT ({', '.join(names)}) DO UPDATE SET {', '.join(sets)}"
+    if returning:
+        tail += f" RETURNING {quote(opts.get_field(returning).column)}"
+    preps = [(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)]
+    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return head, placeholder, tail, others, preps
+
+
+def insert_rows(
+    model,
+    fields: list[str],
+    rows: list[tuple],
+    *,
+    returning: str | None = None,
+    conflict: list[str] | None = None,
+    update: list[str] | None = None,
+) -> list:
+    """INSERT rows (tuples of the values of fields, by attname) with one statement per
+    max_query_params, through the driver: what bulk_create sends, without its per-object
+    model instances and per-value compilation. Every other concrete field gets its default
+    (auto_now and auto_now_add: now). With conflict and update, an upsert (ON CONFLICT ...
+    DO UPDATE, same syntax on SQLite and PostgreSQL); with returning, the values of that
+    column, in the order of rows."""
+    if not rows:
+        return []
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per value
+    head, placeholder, tail, others, preps = _insert_plan(
+        model, tuple(fields), returning, tuple(conflict or ()), tuple(update or ()), conn.vendor
+    )
+    now = timezone.now()
+    defaults = tuple(
+        f.get_db_prep_save(
+            now
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+            else f.get_default(),
+            conn,
+        )
+        for f in others
+    )
+    rows = _prepared(rows, preps, conn)
+    per_statement = len(rows)
+    if conn.features.max_query_params:
+        per_statement = max(1, conn.features.max_query_params // (len(fields) + len(others)))
+    out = []
+    with conn.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [value for row in chunk for value in (*row, *defaults)]
+            cursor.execute(head + ", ".join([placeholder] * len(chunk)) + tail, params)
+            if returning:
+                out.extend(value for (value,) in cursor.fetchall())
+    return out
+
+
+def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
+    """UPDATE the rows (tuples of the primary key, then the values of fields by attname) with
+    one statement per max_query_params, joining a VALUES list: what bulk_update writes, without
+    its CASE WHEN per row and field (its compilation grows with the square of the batch)."""
+    if not rows:
+        return
+    conn = connections[DEFAULT_DB_ALIAS]
+    opts = model._meta
+    quote = conn.ops.quote_name
+    given = [opts.pk, *(opts.get_field(name) for name in fields)]
+    preps = [(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)]
+    rows = _prepared(rows, preps, conn)
+    names = [f"c{i}" for i in range(len(given))]
+    # PostgreSQL types a VALUES list from its literals: cast the first row to the columns'
+    # types. SQLite needs no casts (and a CAST would change a datetime's text affinity).
+    casts = [f.cast_db_type(conn) if conn.vendor == "postgresql" else None for f in given]
+    first = "(" + ", ".join("%s" if c is None else f"CAST(%s AS {c})" for c in casts) + ")"
+    other = "(" + ", ".join(["%s"] * len(given)) + ")"
+    table = quote(opts.db_table)
+    sets = ", ".join(
+        f"{quote(f.column)} = v.{n}" for f, n in zip(given[1:], names[1:], strict=True)
+    )
+    per_statement = len(rows)
+    if conn.features.max_query_params:
+        per_statement = max(1, conn.features.max_query_params // len(given))
+    with conn.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ", ".join([first] + [other] * (len(chunk) - 1))
+            cursor.execute(
+                f"WITH v({', '.join(names)}) AS (VALUES {values}) UPDATE {table} SET {sets} "
+                f"FROM v WHERE {table}.{quote(opts.pk.column)} = v.c0",
+                [value for row in chunk for value in row],
+            )
+
+
+# Rows of new products, and of updates after the primary key.
+PRODUCT_COLUMNS = [
+    "upc",
+    "title",
+    "slug",
+    "description",
+    "product_class_id",
+    "is_public",
+    "structure",
+    "parent_id",
+]
+UPDATED_COLUMNS = [
+    "title",
+    "description",
+    "product_class_id",
+    "is_public",
+    "structure",
+    "parent_id",
+    "date_updated",
+]
+
+
+def _insert_products(rows: list[tuple]) -> list[int]:
+    """Insert products (rows of PRODUCT_COLUMNS); return their ids in order."""
+    return insert_rows(Product, PRODUCT_COLUMNS, rows, returning="id")
 
 
 def _slug(title: str) -> str:
@@ -252,38 +413,40 @@ class BatchWriter:
         new = [item for item in new if item.position in attributes]
         changed = [(item, pid) for item, pid in changed if item.position in attributes]
 
-        products = [
-            Product(
-                upc=item.record.upc,
-                title=item.record.title,
-                slug=_slug(item.record.title),
-                description=item.record.description,
-                product_class_id=self._class_id(item.record.product_class),
-                is_public=item.record.is_public,
-                structure=Product.PARENT if item.record.children else Product.STANDALONE,
-            )
-            for item in new
-        ]
-        Product.objects.bulk_create(products)
         now = timezone.now()
-        touched = [(item, p.pk) for item, p in zip(new, products, strict=True)] + changed
+        new_ids = _insert_products(
+            [
+                (
+                    item.record.upc,
+                    item.record.title,
+                    _slug(item.record.title),
+                    item.record.description,
+                    self._class_id(item.record.product_class),
+                    item.record.is_public,
+                    Product.PARENT if item.record.children else Product.STANDALONE,
+                    None,
+                )
+                for item in new
+            ]
+        )
+        touched = list(zip(new, new_ids, strict=True)) + changed
+        # (id, title, description, class, is_public, structure, parent, date_updated)
         updates = [
-            Product(
-                id=product_id,
-                title=item.record.title,
-                description=item.record.description,
-                product_class_id=self._class_id(item.record.product_class),
-                is_public=item.record.is_public,
-                structure=Product.PARENT if item.record.children else Product.STANDALONE,
-                parent_id=None,
-                date_updated=now,
+            (
+                product_id,
+                item.record.title,
+                item.record.description,
+                self._class_id(item.record.product_class),
+                item.record.is_public,
+                Product.PARENT if item.record.children else Product.STANDALONE,
+                None,
+                now,
             )
             for item, product_id in changed
         ]
         member_ids = {(item.position, ""): product_id for item, product_id in touched}
         member_ids.update(self._write_children(touched, existing, updates, now))
-        fields = ["title", "description", "product_class", "is_public", "structure", "parent"]
-        Product.objects.bulk_update(updates, [*fields, "date_updated"])
+        update_rows(Product, UPDATED_COLUMNS, updates)
         result.hidden += self._hide_left_children(changed, member_ids, now)
         self._write_categories(touched, changed)
         self._write_stockrecords(touched, member_ids)
@@ -294,22 +457,24 @@ class BatchWriter:
             for prefix, child in item.record.members()[1:]:
                 member_ids[(item.position, prefix)] = existing[child.upc]["id"]
         synced_at = timezone.now()
-        SyncedProduct.objects.bulk_create(
+        state = ["source", "fingerprint", "synced_at", "last_run_id", "last_position"]
+        insert_rows(
+            SyncedProduct,
+            ["product_id", *state],
             [
-                SyncedProduct(
-                    product_id=member_ids[(item.position, prefix)],
-                    source=self.source,
-                    fingerprint=item.fingerprint,
-                    synced_at=synced_at,
-                    last_run_id=self.run_id,
-                    last_position=item.position,
+                (
+                    member_ids[(item.position, prefix)],
+                    self.source,
+                    item.fingerprint,
+                    synced_at,
+                    self.run_id,
+                    item.position,
                 )
                 for item, _ in touched + unchanged
                 for prefix, _member in item.record.members()
             ],
-            update_conflicts=True,
-            unique_fields=["product"],
-            update_fields=["source", "fingerprint", "synced_at", "last_run_id", "last_position"],
+            conflict=["product_id"],
+            update=state,
         )
         result.created += len(new)
         result.updated += len(changed)
@@ -378,31 +543,26 @@ class BatchWriter:
         return True
 
     def _write_children(self, touched, existing, updates, now) -> dict[tuple[int, str], int]:
-        """Create the new children of the touched units and add the known ones to updates;
-        return their product ids by (item position, field prefix)."""
-        created: list[tuple[tuple[int, str], Product]] = []
+        """Create the new children of the touched units and add the known ones to updates
+        (rows of UPDATED_COLUMNS); return their product ids by (item position, field prefix)."""
+        keys: list[tuple[int, str]] = []
+        rows: list[tuple] = []
         ids: dict[tuple[int, str], int] = {}
         for item, parent_id in touched:
             for prefix, child in item.record.members()[1:]:
                 row = existing.get(child.upc)
-                fields = {
-                    "title": child.title,
-                    "description": child.description,
-                    "product_class_id": None,
-                    "is_public": child.is_public,
-                    "structure": Product.CHILD,
-                    "parent_id": parent_id,
-                }
+                # title, description, class, is_public, structure, parent
+                fields = (child.title, child.description, None, child.is_public)
+                fields += (Product.CHILD, parent_id)
                 if row is None:
-                    slug = _slug(child.title or item.record.title)
-                    created.append(
-                        ((item.position, prefix), Product(upc=child.upc, slug=slug, **fields))
+                    keys.append((item.position, prefix))
+                    rows.append(
+                        (child.upc, fields[0], _slug(child.title or item.record.title), *fields[1:])
                     )
                 else:
-                    updates.append(Product(id=row["id"], date_updated=now, **fields))
+                    updates.append((row["id"], *fields, now))
                     ids[(item.position, prefix)] = row["id"]
-        Product.objects.bulk_create([product for _, product in created])
-        ids.update((key, product.pk) for key, product in created)
+        ids.update(zip(keys, _insert_products(rows), strict=True))
         return ids
 
     @staticmethod
@@ -524,14 +684,16 @@ class BatchWriter:
         # Without per-row signals: Oscar's receiver would refresh the category materialised
         # view once per deleted row; the service refreshes it once per run.
         _delete_quietly(ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed]))
-        ProductCategory.objects.bulk_create(
+        insert_rows(
+            ProductCategory,
+            ["product_id", "category_id"],
             [
-                ProductCategory(product_id=product_id, category_id=category_id)
+                (product_id, category_id)
                 for item, product_id in touched
                 for category_id in dict.fromkeys(
                     self._category_id(path) for path in item.record.categories
                 )
-            ]
+            ],
         )
 
     def _write_stockrecords(self, touched, member_ids) -> None:
@@ -547,38 +709,44 @@ class BatchWriter:
             for member, product_id, _ in members
             for sr in member.stockrecords
         }
-        scope = Q()
-        for member, product_id, is_parent in members:
-            partners = {self._partner_id(sr.partner) for sr in member.stockrecords}
-            if is_parent:
-                scope |= Q(product_id=product_id)
-            elif partners:
-                scope |= Q(product_id=product_id, partner_id__in=partners)
+        # The records of the members' partners that left the feed (a parent keeps none): one
+        # lookup by product id, filtered here; an OR per product would overflow SQLite's
+        # expression depth at a thousand products.
+        scope = {
+            product_id: None
+            if is_parent
+            else {self._partner_id(sr.partner) for sr in member.stockrecords}
+            for member, product_id, is_parent in members
+        }
+        scope = {pid: partners for pid, partners in scope.items() if partners != set()}
+        stale = []
         if scope:
             stale = [
                 pk
                 for pk, product_id, partner_id, sku in StockRecord.objects.filter(
-                    scope
+                    product_id__in=list(scope)
                 ).values_list("pk", "product_id", "partner_id", "partner_sku")
-                if (product_id, partner_id, sku) not in keep
+                if (scope[product_id] is None or partner_id in scope[product_id])
+                and (product_id, partner_id, sku) not in keep
             ]
-            _delete_with_dependents(StockRecord, stale)
-        StockRecord.objects.bulk_create(
+        _delete_with_dependents(StockRecord, stale)
+        insert_rows(
+            StockRecord,
+            ["product_id", "partner_id", "partner_sku", "price", "price_currency", "num_in_stock"],
             [
-                StockRecord(
-                    product_id=product_id,
-                    partner_id=self._partner_id(sr.partner),
-                    partner_sku=sr.partner_sku,
-                    price=sr.price,
-                    price_currency=sr.currency or self.default_currency,
-                    num_in_stock=sr.num_in_stock,
+                (
+                    product_id,
+                    self._partner_id(sr.partner),
+                    sr.partner_sku,
+                    sr.price,
+                    sr.currency or self.default_currency,
+                    sr.num_in_stock,
                 )
                 for member, product_id, _ in members
                 for sr in member.stockrecords
             ],
-            update_conflicts=True,
-            unique_fields=["partner", "partner_sku"],
-            update_fields=["product", "price", "price_currency", "num_in_stock", "date_updated"],
+            conflict=["partner_id", "partner_sku"],
+            update=["product_id", "price", "price_currency", "num_in_stock", "date_updated"],
         )
 
     def _write_attributes(self, plans: dict[int, list], member_ids) -> None:
