@@ -1,7 +1,9 @@
 """Mapping files: foreign exports (oscar-odin's CSV, Medusa's seed) onto our fields."""
 
 import json
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from oscar.core.loading import get_model
@@ -15,7 +17,10 @@ from productsync.services import sync_run_execute
 from tests.catalogue import catalogue_snapshot
 from tests.conftest import DATA, ROOT
 
+AttributeOption = get_model("catalogue", "AttributeOption")
+AttributeOptionGroup = get_model("catalogue", "AttributeOptionGroup")
 Product = get_model("catalogue", "Product")
+ProductClass = get_model("catalogue", "ProductClass")
 MAPPINGS = ROOT / "fixtures" / "mappings"
 ODIN = str(DATA / "oscar-odin" / "products.csv")
 MEDUSA = str(DATA / "medusa" / "seed.json")
@@ -51,27 +56,66 @@ def test_the_oscar_odin_export_syncs_with_its_shipped_mapping():
     assert not any("object Object" in str(p) or "NaN" in str(p) for p in products.values())
 
 
-@pytest.mark.django_db
-def test_the_medusa_seed_syncs_with_its_shipped_mapping():
+def medusa_variants() -> dict[str, list[dict]]:
+    """The seed's variants by product handle, read straight from the file."""
+    products = json.loads(Path(MEDUSA).read_text(encoding="utf-8"))["products"]
+    return {p["handle"]: p["variants"] for p in products}
+
+
+def test_the_medusa_seed_syncs_as_parents_and_children(db, settings):
+    # The class has no Size or Color attribute yet: the setting creates them as text.
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "CREATE_ATTRIBUTES": True}
+    mapping = {"mapping": str(MAPPINGS / "medusa.toml")}
+
+    run = sync_run_execute(MEDUSA, feed_options=mapping)
+
+    assert (run.status, run.items, run.created, run.failed) == ("succeeded", 7, 7, 0)
+    variants = medusa_variants()
+    parents = Product.objects.filter(structure="parent")
+    assert sorted(parents.values_list("upc", flat=True)) == sorted(variants)
+    assert Product.objects.filter(structure="child").count() == 29
+    shirt = parents.get(upc="t-shirt")
+    assert (shirt.title, shirt.product_class.name) == ("Medusa T-Shirt", "Apparel & merch")
+    assert [c.full_name for c in shirt.categories.all()] == ["Clothing > Shirts"]
+    assert not shirt.stockrecords.exists()
+    for parent in parents:
+        children = {c.upc: c for c in parent.children.all()}
+        assert len(children) == len(variants[parent.upc])
+        for variant in variants[parent.upc]:
+            child = children[f"{parent.upc} / {variant['title']}"]
+            record = child.stockrecords.get()
+            eur = next(p["amount"] for p in variant["prices"] if p["currency_code"] == "eur")
+            assert (record.partner.name, record.partner_sku) == ("Medusa store", child.upc)
+            assert (record.price, record.price_currency) == (Decimal(eur) / 100, "EUR")
+            assert record.num_in_stock == variant["inventory_quantity"]
+    black_xl = Product.objects.get(upc="t-shirt / XL / Black")
+    assert (black_xl.attr.Size, black_xl.attr.Color) == ("XL", "Black")
+    assert Product.objects.get(upc="coffee-mug / One Size").attr.Size == "One Size"
+
+    again = sync_run_execute(MEDUSA, feed_options=mapping)
+
+    assert (again.status, again.created, again.updated, again.unchanged) == (
+        "succeeded",
+        0,
+        0,
+        7,
+    )
+
+
+def test_option_attributes_take_medusa_options(db, settings):
+    """With Size and Color as option attributes, the variants' values become their options."""
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "CREATE_ATTRIBUTE_OPTIONS": True}
+    apparel = ProductClass.objects.create(name="Apparel & merch")
+    for code in ("Size", "Color"):
+        group = AttributeOptionGroup.objects.create(name=code)
+        apparel.attributes.create(code=code, name=code, type="option", option_group=group)
+
     run = sync_run_execute(MEDUSA, feed_options={"mapping": str(MAPPINGS / "medusa.toml")})
 
-    assert (run.status, run.items, run.created) == ("succeeded", 7, 7)
-    products = catalogue_snapshot()["products"]
-    assert sorted(products) == [
-        "coffee-mug",
-        "hoodie",
-        "longsleeve",
-        "shorts",
-        "sweatpants",
-        "sweatshirt",
-        "t-shirt",
-    ]
-    shirt = products["t-shirt"]
-    assert shirt["title"] == "Medusa T-Shirt"
-    assert shirt["categories"] == ["Clothing > Shirts"]
-    # 1950 euro cents of the first variant.
-    assert shirt["stockrecords"] == [("Medusa store", "t-shirt", "19.50", "EUR", 100)]
-    assert products["coffee-mug"]["stockrecords"][0][2:4] == ("10.00", "EUR")
+    assert (run.status, run.created) == ("succeeded", 7)
+    assert Product.objects.get(upc="t-shirt / M / White").attr.Color.option == "White"
+    sizes = AttributeOption.objects.filter(group__name="Size").values_list("option", flat=True)
+    assert sorted(sizes) == ["L", "M", "One Size", "S", "XL"]
 
 
 def test_transforms_and_placeholders(tmp_path):
@@ -157,13 +201,35 @@ def test_a_bad_value_after_mapping_fails_its_item_naming_the_field(tmp_path):
             "unknown transform 'x'",
         ),
         ({"upc": "id"}, "expected a [fields] table"),
+        (
+            {"fields": {"upc": "id", "title": "n", "product_class": "c"}, "children": {}},
+            "[children] needs items, the path of the nested array",
+        ),
+        (
+            {
+                "fields": {"upc": "id", "title": "n", "product_class": "c"},
+                "children": {"items": "variants", "fields": {"title": "name"}},
+            },
+            "[children]: required fields not mapped: upc",
+        ),
+        (
+            {
+                "fields": {
+                    "upc": "id",
+                    "title": "n",
+                    "product_class": "c",
+                    "attributes": {"keys": "names"},
+                }
+            },
+            "attributes needs exactly one of path, value or join (and optionally keys with a path",
+        ),
     ],
 )
 def test_a_bad_mapping_is_a_clear_error(tmp_path, mapping, message):
     path = tmp_path / "mapping.json"
     path.write_text(json.dumps(mapping), encoding="utf-8")
 
-    with pytest.raises(SourceError, match=message.replace("[", r"\[")):
+    with pytest.raises(SourceError, match=re.escape(message)):
         mapping_load(str(path))
 
 

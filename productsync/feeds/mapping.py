@@ -18,6 +18,10 @@ PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
 TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
 FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
 BREADCRUMB_SEPARATOR = " > "
+# Besides our flat fields, a mapping may give a dict of attribute codes to values.
+MAPPED_FIELDS = (*FIELDS, "attributes")
+# In a [children] mapping, paths under this name read the parent item.
+PARENT = "parent"
 
 
 def _boolean(value: Any) -> Any:
@@ -62,6 +66,9 @@ class Rule:
     """How one of our fields gets its value: a path, a constant, or a join of paths."""
 
     path: str | None = None
+    # With a path that gives a list: the path of the same number of names, zipped into a
+    # dict of names to values (Medusa's option titles and a variant's option values).
+    keys: str | None = None
     value: Any = None
     join: tuple = ()
     separator: str = BREADCRUMB_SEPARATOR
@@ -77,6 +84,8 @@ class Mapping:
     format: str | None = None
     items: str = ""
     placeholders: frozenset = field(default_factory=lambda: frozenset(PLACEHOLDERS))
+    # Turns the nested array at its `items` path into the item's children (variants).
+    children: "Mapping | None" = None
 
     def columns(self) -> list[str]:
         """The source columns or paths the mapping reads."""
@@ -86,12 +95,18 @@ class Mapping:
         return list(dict.fromkeys(out))
 
     def _get(self, item: Any, path: str, dotted: bool) -> Any:
-        value = item
-        for part in path.split(".") if dotted else [path]:
+        return self._walk(item, path.split(".") if dotted else [path])
+
+    def _walk(self, value: Any, parts: list[str]) -> Any:
+        """The value at a path: a part is a key, a list index, `*` (the rest of the path for
+        every element of a list) or `key=value` (the first element of a list with that)."""
+        for i, part in enumerate(parts):
             if isinstance(value, dict):
                 value = value.get(part)
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
+            elif isinstance(value, list) and part == "*":
+                return [self._walk(element, parts[i + 1 :]) for element in value]
+            elif isinstance(value, list):
+                value = _element(value, part)
             else:
                 return None
         if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
@@ -106,7 +121,11 @@ class Mapping:
             return item
         flat = {}
         for name, rule in self.rules.items():
-            if rule.path is not None:
+            if rule.keys is not None:
+                value = _zipped(
+                    self._get(item, rule.keys, dotted), self._get(item, rule.path, dotted)
+                )
+            elif rule.path is not None:
                 value = self._get(item, rule.path, dotted)
             elif rule.join:
                 parts = [
@@ -123,10 +142,24 @@ class Mapping:
             flat[name] = value
         if "categories" in flat and isinstance(flat["categories"], str):
             flat["categories"] = [flat["categories"]] if flat["categories"].strip() else []
+        if self.children is not None:
+            flat["children"] = self._children(item, dotted)
         return flat
+
+    def _children(self, item: dict, dotted: bool) -> list:
+        """The nested items in our shape; their paths under `parent.` read the item itself."""
+        nested = self._get(item, self.children.items, dotted)
+        return [
+            flat_payload(self.children.apply({**child, PARENT: item}, dotted))
+            if isinstance(child, dict)
+            else child
+            for child in (nested if isinstance(nested, list) else [])
+        ]
 
     def reader(self, fmt: str | None, readers: dict, csv_options: dict):
         """The reader of a source in this mapping's shape, giving items in our shape."""
+        if fmt == "csv" and self.children is not None:
+            raise SourceError(f"mapping {self.name}: [children] reads nested JSON, not csv")
         if fmt == "csv":
             return lambda stream: self._csv_items(stream, **csv_options)
         if fmt == "json":
@@ -174,18 +207,42 @@ class Mapping:
             raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
 
 
+def _element(items: list, part: str) -> Any:
+    if part.isdigit():
+        return items[int(part)] if int(part) < len(items) else None
+    key, equals, wanted = part.partition("=")
+    if equals:
+        for element in items:
+            if isinstance(element, dict) and str(element.get(key)) == wanted:
+                return element
+    return None
+
+
+def _zipped(keys: Any, values: Any) -> Any:
+    """Names and values matched by position; a value-less or nameless position is left out."""
+    if not isinstance(keys, list) or not isinstance(values, list):
+        return {}
+    return {
+        k: v for k, v in zip(keys, values, strict=False) if k not in ("", None) and v is not None
+    }
+
+
 def _rule(name: str, spec: Any, where: str) -> Rule:
     if isinstance(spec, str):
         return Rule(path=spec)
     if not isinstance(spec, dict):
         raise SourceError(f"{where}: {name} must be a path or a table, not {spec!r}")
-    unknown = set(spec) - {"path", "value", "join", "separator", "transform", "values"}
+    unknown = set(spec) - {"path", "keys", "value", "join", "separator", "transform", "values"}
     sources = [key for key in ("path", "value", "join") if key in spec]
-    if unknown or len(sources) != 1:
+    if (
+        unknown
+        or len(sources) != 1
+        or ("keys" in spec and not (isinstance(spec["keys"], str) and "path" in spec))
+    ):
         extra = f"; unknown keys {', '.join(sorted(unknown))}" if unknown else ""
         raise SourceError(
             f"{where}: {name} needs exactly one of path, value or join "
-            f"(and optionally separator, transform, values){extra}"
+            f"(and optionally keys with a path, separator, transform, values){extra}"
         )
     transform = spec.get("transform")
     if transform is not None and transform not in TRANSFORMS:
@@ -199,6 +256,7 @@ def _rule(name: str, spec: Any, where: str) -> Rule:
         raise SourceError(f"{where}: {name}: join is a list of paths or {{value = ...}} tables")
     return Rule(
         path=spec.get("path"),
+        keys=spec.get("keys"),
         value=spec.get("value"),
         join=tuple(join),
         separator=spec.get("separator", BREADCRUMB_SEPARATOR),
@@ -222,25 +280,48 @@ def mapping_load(path: str) -> Mapping:
         raise SourceError(f"mapping {path}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise SourceError(f"mapping {path}: not valid TOML or JSON: {exc}") from None
-    fields = data.get("fields") if isinstance(data, dict) else None
-    if not isinstance(fields, dict):
+    if not isinstance(data, dict):
         raise SourceError(f"mapping {path}: expected a [fields] table of our field names")
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        raise SourceError(
-            f"mapping {path}: unknown fields {', '.join(unknown)} (known: {', '.join(FIELDS)})"
-        )
-    missing = [name for name in REQUIRED if name not in fields]
-    if missing:
-        raise SourceError(f"mapping {path}: required fields not mapped: {', '.join(missing)}")
     fmt = data.get("format")
     if fmt not in (None, "csv", "json", "jsonl"):
         raise SourceError(f"mapping {path}: format is csv, json or jsonl, not {fmt!r}")
-    placeholders = data.get("placeholders", list(PLACEHOLDERS))
+    placeholders = frozenset(data.get("placeholders", list(PLACEHOLDERS)))
     return Mapping(
         name=path,
-        rules={name: _rule(name, spec, f"mapping {path}") for name, spec in fields.items()},
+        rules=_rules(data.get("fields"), REQUIRED, f"mapping {path}"),
         format=fmt,
         items=str(data.get("items", "")),
-        placeholders=frozenset(placeholders),
+        placeholders=placeholders,
+        children=_children(data.get("children"), path, placeholders),
     )
+
+
+def _children(children: Any, path: str, placeholders: frozenset) -> Mapping | None:
+    """The [children] table: `items`, the nested array's path, and its own [children.fields]."""
+    if children is None:
+        return None
+    if not isinstance(children, dict) or not isinstance(children.get("items"), str):
+        raise SourceError(
+            f"mapping {path}: [children] needs items, the path of the nested array, "
+            "and a [children.fields] table"
+        )
+    return Mapping(
+        name=f"{path} [children]",
+        rules=_rules(children.get("fields"), ("upc",), f"mapping {path}: [children]"),
+        items=children["items"],
+        placeholders=placeholders,
+    )
+
+
+def _rules(fields: Any, required: tuple, where: str) -> dict[str, Rule]:
+    if not isinstance(fields, dict):
+        raise SourceError(f"{where}: expected a [fields] table of our field names")
+    unknown = sorted(set(fields) - set(MAPPED_FIELDS))
+    if unknown:
+        raise SourceError(
+            f"{where}: unknown fields {', '.join(unknown)} (known: {', '.join(MAPPED_FIELDS)})"
+        )
+    missing = [name for name in required if name not in fields]
+    if missing:
+        raise SourceError(f"{where}: required fields not mapped: {', '.join(missing)}")
+    return {name: _rule(name, spec, where) for name, spec in fields.items()}
