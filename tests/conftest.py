@@ -161,3 +161,26 @@ def wait_for(predicate, timeout: float, what: str, log: Path | None = None, inte
         time.sleep(interval)
     tail = log.read_text()[-3000:] if log and log.exists() else ""
     pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+@pytest.fixture
+def http_server(settings):
+    """Start real HTTP feed servers on 127.0.0.1 (see tests/httpserver.py), with short HTTP
+    timeouts and no retry backoff: `http_server(HandlerClass)` returns a started server."""
+    from tests.httpserver import FeedHandler, feed_server_start, feed_server_stop
+
+    settings.PRODUCTSYNC = {
+        **settings.PRODUCTSYNC,
+        "HTTP_RETRIES": 2,
+        "HTTP_BACKOFF": 0,
+        "HTTP_TIMEOUT": (2, 1),
+    }
+    servers = []
+
+    def start(handler=FeedHandler):
+        servers.append(feed_server_start(handler))
+        return servers[-1]
+
+    yield start
+    for httpd in servers:
+        feed_server_stop(httpd)

@@ -4,10 +4,7 @@ import csv
 import gzip
 import io
 import json
-import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import call_command
@@ -18,6 +15,7 @@ from productsync.models import SyncRun
 from productsync.services import sync_run_execute
 from tests.catalogue import catalogue_clear, catalogue_snapshot, demo_csv_rows, reading_peak
 from tests.conftest import FIXTURES, product, run_command
+from tests.httpserver import FeedHandler, FeedServer
 
 DEMO = (FIXTURES / "products.json").read_bytes()
 SMALL = json.dumps([product("S1"), product("S2"), product("S3")]).encode()
@@ -30,43 +28,7 @@ def demo_csv_bytes() -> bytes:
     return out.getvalue().encode()
 
 
-class FeedServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.hits: Counter = Counter()
-        self.seen: list[tuple[str, dict, float]] = []
-        self.etag = '"v1"'
-        self.body = DEMO
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that gave up on /slow is expected
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
-        self.send_response(status)
-        headers = {"Content-Length": str(len(body)), **(headers or {})}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        server: FeedServer = self.server
-        path = self.path
-        server.hits[path] += 1
-        server.seen.append((path, dict(self.headers), time.monotonic()))
-        route = getattr(self, "route_" + path.strip("/").replace(".", "_").replace("-", "_"))
-        route(server.hits[path])
-
+class Handler(FeedHandler):
     def route_products_json(self, hit: int) -> None:
         server: FeedServer = self.server
         validators = {"ETag": server.etag, "Last-Modified": "Sat, 28 Nov 2026 10:00:00 GMT"}
@@ -149,19 +111,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(settings):
-    settings.PRODUCTSYNC = {
-        **settings.PRODUCTSYNC,
-        "HTTP_RETRIES": 2,
-        "HTTP_BACKOFF": 0,
-        "HTTP_TIMEOUT": (2, 1),
-    }
-    httpd = FeedServer()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def server(http_server):
+    httpd = http_server(Handler)
+    httpd.body = DEMO
+    return httpd
 
 
 _JSON_STATE: dict = {}
@@ -265,7 +218,7 @@ def test_a_server_too_slow_to_answer_times_out(server, settings):
 
 @pytest.mark.django_db
 def test_an_unreachable_host_is_a_source_error(server):
-    probe = FeedServer()
+    probe = FeedServer(Handler)
     port = probe.server_address[1]
     probe.server_close()
 

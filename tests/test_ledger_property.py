@@ -1,5 +1,8 @@
-"""The ledger always balances: random hostile feeds, random batch sizes, both readers."""
+"""The ledger always balances: random hostile feeds, random batch sizes, the JSON, JSON Lines
+and CSV readers, from files and over HTTP."""
 
+import csv
+import io
 import json
 import tempfile
 from decimal import Decimal
@@ -13,6 +16,7 @@ from oscar.core.loading import get_model
 
 from productsync.models import SyncFailure, SyncRun
 from productsync.services import sync_run_execute
+from tests.catalogue import HEADER
 
 Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
@@ -45,7 +49,7 @@ def price():
 
 
 @st.composite
-def valid_item(draw):
+def valid_item(draw, max_records: int = 2, extras: bool = True):
     upc = draw(st.sampled_from(UPCS))
     skus = draw(
         st.lists(
@@ -57,7 +61,7 @@ def valid_item(draw):
                     st.just("TAKEN"),
                 ),
             ),
-            max_size=2,
+            max_size=max_records,
             unique=True,
         )
     )
@@ -79,7 +83,8 @@ def valid_item(draw):
             for partner, sku in skus
         ],
     }
-    for key in draw(st.lists(st.sampled_from(["colour", "x\x00y", "ünknown"]), max_size=2)):
+    extra_keys = st.lists(st.sampled_from(["colour", "x\x00y", "ünknown"]), max_size=2)
+    for key in draw(extra_keys) if extras else []:
         item[key] = draw(st.sampled_from([1, None, "junk", {"a": [1, {"b": []}]}]))
     return item
 
@@ -155,13 +160,97 @@ def feed_items(draw, fmt: str):
     return out
 
 
-def write(path: Path, items, fmt: str) -> str:
+def csv_payload(item: dict) -> dict:
+    """A flat item with at most one stock record as the CSV reader gives it back: every value
+    text, empty stock cells None, no stockrecords without a partner."""
+    payload = {key: item[key] for key in ("upc", "title", "product_class", "description")}
+    payload["categories"] = item["categories"]
+    payload["is_public"] = str(item["is_public"]).upper()
+    for sr in item["stockrecords"]:
+        text = {key: None if sr[key] is None else str(sr[key]) for key in sr}
+        payload["stockrecords"] = [text]
+    return payload
+
+
+def csv_line(cells: list[str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue().removesuffix("\r\n").encode()
+
+
+def csv_cells(payload: dict) -> list[str]:
+    """One row in our header's column order."""
+    stock = (payload.get("stockrecords") or [{}])[0]
+    flat = {**payload, **stock, "categories": "|".join(payload["categories"])}
+    return ["" if flat.get(name) is None else flat[name] for name in HEADER]
+
+
+def _stock(**fields):
+    record = {"partner": "Acme", "partner_sku": "P", "price": None, "currency": None}
+    return lambda p: p.update(stockrecords=[{**record, "num_in_stock": None, **fields}])
+
+
+# Each breaks one cell of a CSV row (given as csv_payload) that has the right width.
+CSV_BREAKERS = [
+    lambda p: p.update(upc=""),
+    lambda p: p.update(title=""),
+    lambda p: p.update(product_class=""),
+    lambda p: p.update(title="   "),
+    lambda p: p.update(title="x" * 256),
+    lambda p: p.update(upc="u" * 65),
+    lambda p: p.update(title="nul\x00byte"),
+    lambda p: p.update(description="nul \x00 in description"),
+    lambda p: p.update(categories=["Books > nul\x00"]),
+    lambda p: p.update(categories=["Books >  > Fiction"]),
+    lambda p: p.update(is_public="maybe"),
+    _stock(price="abc"),
+    _stock(price="-1.00"),
+    _stock(price="1.234"),
+    _stock(price="1e13"),
+    _stock(price="NaN"),
+    _stock(price="£5"),
+    _stock(num_in_stock="x"),
+    _stock(num_in_stock="1.5"),
+    _stock(currency="£"),
+    _stock(partner_sku="x" * 129),
+    _stock(partner_sku="P\x00"),
+]
+
+
+@st.composite
+def csv_feed_items(draw):
+    """Like feed_items for CSV: valid and broken rows, and ragged rows ('line', their bytes).
+    Consecutive rows of one upc are one product in our CSV, so they are not generated."""
+    out, previous = [], None
+    for kind in draw(
+        st.lists(st.sampled_from(["valid", "invalid", "line"]), min_size=1, max_size=12)
+    ):
+        item = draw(valid_item(max_records=1, extras=False))
+        if kind == "line":
+            cells = csv_cells(csv_payload(item))
+            width = draw(st.sampled_from([1, len(cells) - 1, len(cells) + 1]))
+            out.append(("line", csv_line((cells + ["extra"])[:width])))
+            previous = None
+            continue
+        if kind == "invalid":
+            item = csv_payload(item)
+            draw(st.sampled_from(CSV_BREAKERS))(item)
+        if item["upc"] and item["upc"] == previous:
+            continue
+        previous = item["upc"]
+        out.append((kind, item))
+    return out
+
+
+def feed_bytes(items, fmt: str) -> bytes:
     if fmt == "json":
-        path.write_text(json.dumps([value for _, value in items]), encoding="utf-8")
-    else:
-        lines = [v if k == "line" else json.dumps(v).encode() for k, v in items]
-        path.write_bytes(b"\n".join(lines) + b"\n")
-    return str(path)
+        return json.dumps([value for _, value in items]).encode()
+    if fmt == "csv":
+        rows = [v if k == "line" else csv_line(csv_cells(csv_as_read(k, v))) for k, v in items]
+        lines = [csv_line(HEADER), *rows]
+        return b"\r\n".join(lines) + b"\r\n"
+    lines = [v if k == "line" else json.dumps(v).encode() for k, v in items]
+    return b"\n".join(lines) + b"\n"
 
 
 def expected_catalogue(items) -> tuple[dict, set[int]]:
@@ -230,7 +319,16 @@ def assert_matches_feed(state: dict, products: dict) -> None:
         )
 
 
-def assert_ledger(run: SyncRun, items, failed: set[int]) -> None:
+def as_read(kind: str, value):
+    """The payload a JSON reader gives back for an item: the item itself."""
+    return value
+
+
+def csv_as_read(kind: str, value):
+    return csv_payload(value) if kind == "valid" else value
+
+
+def assert_ledger(run: SyncRun, items, failed: set[int], read=as_read) -> None:
     assert run.items == len(items)
     assert run.created + run.updated + run.unchanged + run.failed == run.items
     assert run.batches == -(-len(items) // run.batch_size)
@@ -247,24 +345,24 @@ def assert_ledger(run: SyncRun, items, failed: set[int]) -> None:
             assert "deeper than" in failures[position].message
             assert json.loads(raw)["upc"] == value["upc"]  # kept as JSON, cut at the limit
         else:
-            assert json.loads(raw) == value
+            assert json.loads(raw) == read(kind, value)
 
 
-def sync_and_check(path: str, items, batch_size: int) -> None:
-    sync_run_execute(str(Path(path).with_name("seed.json")), batch_size=1)
+def sync_and_check(path: str, seed: str, items, batch_size: int, read=as_read) -> None:
+    sync_run_execute(seed, batch_size=1)
     products, failed = expected_catalogue(items)
 
     first = sync_run_execute(path, batch_size=batch_size)
     assert first.status == (SyncRun.Status.PARTIAL if failed else SyncRun.Status.SUCCEEDED)
     assert first.created == len(products) and first.updated == 0
-    assert_ledger(first, items, failed)
+    assert_ledger(first, items, failed, read)
     state = catalogue_state()
     assert_matches_feed(state, products)
 
     second = sync_run_execute(path, batch_size=batch_size)
     assert (second.created, second.updated) == (0, 0)
     assert second.unchanged == len(products)
-    assert_ledger(second, items, failed)
+    assert_ledger(second, items, failed, read)
     assert catalogue_state() == state
 
 
@@ -280,7 +378,48 @@ def test_every_item_is_in_the_catalogue_or_a_failure(fmt, data):
     items = data.draw(feed_items(fmt), label="items")
     batch_size = data.draw(st.integers(1, 8), label="batch_size")
     with tempfile.TemporaryDirectory() as tmp, transaction.atomic():
-        Path(tmp, "seed.json").write_text(json.dumps([SEED]))
-        path = write(Path(tmp, f"feed.{fmt}"), items, fmt)
-        sync_and_check(path, items, batch_size)
+        seed = Path(tmp, "seed.json")
+        seed.write_text(json.dumps([SEED]))
+        path = Path(tmp, f"feed.{fmt}")
+        path.write_bytes(feed_bytes(items, fmt))
+        sync_and_check(str(path), str(seed), items, batch_size)
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def server(http_server):
+    """One server for all the examples of a test."""
+    return http_server()
+
+
+CONTENT_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
+
+
+@pytest.mark.parametrize(
+    ("source", "fmt"), [("file", "csv"), ("http", "json"), ("http", "jsonl"), ("http", "csv")]
+)
+@pytest.mark.django_db
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_every_csv_row_and_http_item_is_in_the_catalogue_or_a_failure(server, source, fmt, data):
+    """The same ledger over our header CSV (flat rows, one stock record each, ragged and
+    badly-typed rows), and over a real HTTP server serving the generated feed."""
+    items = data.draw(csv_feed_items() if fmt == "csv" else feed_items(fmt), label="items")
+    batch_size = data.draw(st.integers(1, 8), label="batch_size")
+    body = feed_bytes(items, fmt)
+    with tempfile.TemporaryDirectory() as tmp, transaction.atomic():
+        seed = Path(tmp, "seed.json")
+        seed.write_text(json.dumps([SEED]))
+        if source == "http":
+            server.files[f"/feed.{fmt}"] = (body, CONTENT_TYPES[fmt])
+            path = f"{server.url}/feed.{fmt}"
+        else:
+            path = str(Path(tmp, f"feed.{fmt}"))
+            Path(path).write_bytes(body)
+        read = csv_as_read if fmt == "csv" else as_read
+        sync_and_check(path, str(seed), items, batch_size, read)
         transaction.set_rollback(True)

@@ -89,10 +89,11 @@ def csv_rows(
 
 
 def row_text(row: list[str]) -> str:
-    """A row written back as one CSV line, kept as the raw payload of a failed row."""
+    """A row written back as one CSV line, kept as the raw payload of a failed row. (The
+    writer quotes cells holding a line break only when its line terminator has them.)"""
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(row)
-    return out.getvalue()
+    csv.writer(out, lineterminator="\r\n").writerow(row)
+    return out.getvalue().removesuffix("\r\n")
 
 
 def csv_dicts(
