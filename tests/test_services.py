@@ -8,6 +8,7 @@ from oscar.core.loading import get_model
 
 from productsync.models import SyncBatch, SyncFailure
 from productsync.services import sync_run_execute
+from tests.catalogue import catalogue_clear, catalogue_snapshot
 from tests.conftest import FIXTURES, product
 
 Product = get_model("catalogue", "Product")
@@ -16,29 +17,6 @@ Partner = get_model("partner", "Partner")
 StockRecord = get_model("partner", "StockRecord")
 
 pytestmark = pytest.mark.django_db
-
-
-def catalogue_state() -> list[tuple]:
-    """What a shop would see of each product, comparable across runs."""
-    return sorted(
-        (
-            p.upc,
-            p.title,
-            p.description,
-            p.product_class.name,
-            p.is_public,
-            tuple(sorted(c.full_name for c in p.categories.all())),
-            tuple(
-                sorted(
-                    (s.partner.name, s.partner_sku, str(s.price), s.price_currency, s.num_in_stock)
-                    for s in p.stockrecords.all()
-                )
-            ),
-        )
-        for p in Product.objects.prefetch_related(
-            "categories", "stockrecords__partner"
-        ).select_related("product_class")
-    )
 
 
 def test_demo_feed_lands_in_13_batches_with_history():
@@ -214,7 +192,7 @@ def test_limit_stops_after_that_many_items():
 def test_formats_reach_the_same_catalogue(write_feed):
     feed = json.loads((FIXTURES / "products.json").read_text())
     sync_run_execute(write_feed(feed, "demo.jsonl"), batch_size=50)
-    via_jsonl = catalogue_state()
-    Product.objects.all().delete()
+    via_jsonl = catalogue_snapshot()
+    catalogue_clear()
     sync_run_execute(str(FIXTURES / "products.json"), batch_size=15)
-    assert catalogue_state() == via_jsonl
+    assert catalogue_snapshot() == via_jsonl
