@@ -302,9 +302,10 @@ def _run_feed(run: SyncRun, options, open_feed, limit, dry_run, on_start, on_bat
             on_start(run)
         stop = None if limit is None else min(start + limit, sys.maxsize)
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
-        if run.workers != SyncRun.Workers.QUEUE:
-            return _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
-        watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
+        with _lock_timeouts():
+            if run.workers != SyncRun.Workers.QUEUE:
+                return _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
+            watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
     _run_wait(run, watch)  # the batch that reports last finishes the run
     return run.error
     return run
@@ -401,7 +402,6 @@ def _resume_point(run_id: int, source: str | None) -> tuple[SyncRun, int]:
 def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, bytes_read) -> str:
     """Process every batch; return the error that stopped the run early, or ''."""
     writer = BatchWriter(run.pk, run.source, default_currency())
-    _set_sqlite_busy_timeout()
     unknown_keys: set[str] = set()
     images = ImageSync(run.source)
     try:
@@ -416,8 +416,8 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, byt
                     sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
                 )
             if not connection.force_debug_cursor:
-                # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk queries are
-                # large, so a long run would hold megabytes of SQL text.
+                # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk
+                # queries are large, so a long run would hold megabytes of SQL text.
                 reset_queries()
             if on_batch:
                 on_batch(run, result)
@@ -461,20 +461,31 @@ def _reconnect() -> None:
     if not connection.in_atomic_block:
         connection.close()
         with contextlib.suppress(DatabaseError):  # the next query reports it
-            _set_sqlite_busy_timeout()
+            _lock_timeout_set()
 
 
-def _set_sqlite_busy_timeout() -> None:
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
+def _lock_timeout_set(reset: bool = False) -> None:
+    """Bound how long a write waits for a lock held by someone else, for the session: one
+    statement per run rather than one per transaction."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
             cursor.execute(f"PRAGMA busy_timeout = {int(app_settings.LOCK_TIMEOUT * 1000)}")
+        elif connection.vendor == "postgresql":
+            seconds = int(app_settings.LOCK_TIMEOUT)
+            cursor.execute("RESET lock_timeout" if reset else f"SET lock_timeout = '{seconds}s'")
 
 
-def _lock_timeout() -> None:
-    """Bound how long a write waits for a row lock held by someone else (PostgreSQL)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = '{int(app_settings.LOCK_TIMEOUT)}s'")
+@contextlib.contextmanager
+def _lock_timeouts():
+    """The session's lock timeout while a run (or a worker's batch) writes; PostgreSQL's is
+    put back afterwards, as a django-q2 worker's connection may serve other tasks next."""
+    _lock_timeout_set()
+    try:
+        yield
+    finally:
+        if connection.vendor == "postgresql" and not connection.needs_rollback:
+            with contextlib.suppress(DatabaseError):
+                _lock_timeout_set(reset=True)
 
 
 def _upc_of(payload: Any) -> str:
@@ -506,29 +517,58 @@ def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidIte
     return valid
 
 
-def _write(writer: BatchWriter, items: list[ValidItem], result: BatchResult, dry_run) -> None:
-    """Write items in one transaction (a savepoint when nested), rolled back on dry runs."""
+def _write(writer: BatchWriter, items, result: BatchResult, dry_run, savepoint=False) -> None:
+    """Write items in the caller's transaction; in a savepoint when asked, and always on dry
+    runs, which roll it back."""
     part = BatchResult(result.number, items[0].position, items[-1].position, len(items))
-    with transaction.atomic():
-        _lock_timeout()
+    with transaction.atomic(savepoint=savepoint or dry_run):
         writer.write(items, part)
         if dry_run:
             transaction.set_rollback(True)
     result.merge(part)
 
 
+class _WriteRejected(Exception):
+    """The database rejected a batch's bulk write; its transaction must be undone."""
+
+    def __init__(self, error: DatabaseError) -> None:
+        self.error = error
+
+
+def _batch_transaction(
+    writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run, record=None
+) -> tuple[BatchResult, Any]:
+    """Process a batch in one transaction, and record(result) in it. The bulk write goes
+    first, with no savepoint; if the database rejects it, the transaction is undone and the
+    batch written again item by item, each in a savepoint, so only the offending items fail.
+    Lock and connection errors propagate. Return the result and what record returned."""
+    rejected = None
+    while True:
+        try:
+            with transaction.atomic():
+                result = _batch_process(writer, number, chunk, dry_run, rejected)
+                return result, record(result) if record else None
+        except _WriteRejected as exc:
+            writer.forget()
+            rejected = exc.error
+
+
 def _batch_commit(
     run: SyncRun, writer: BatchWriter, number: int, chunk, dry_run, bytes_read, unknown_keys: set
 ) -> tuple[BatchResult, SyncBatch]:
     """Write a batch and record it in one transaction, so a crash leaves both or neither.
-    When that transaction fails on the connection, the batch is tried once more, then
-    recorded with every item failed."""
+    When that transaction fails on a lock or the connection, the batch is tried once more,
+    then recorded with every item failed."""
     for _attempt in range(2):
         noted = set(unknown_keys)
         try:
-            with transaction.atomic():
-                result = _batch_process(writer, number, chunk, dry_run)
-                batch = _batch_record(run, result, bytes_read(), noted)
+            return_value = _batch_transaction(
+                writer,
+                number,
+                chunk,
+                dry_run,
+                lambda result, noted=noted: _batch_record(run, result, bytes_read(), noted),
+            )
         except TRANSIENT as exc:
             error = exc
             logger.warning("run %s batch %s: %s; rolled back", run.pk, number, _one_line(exc))
@@ -537,7 +577,7 @@ def _batch_commit(
             run.refresh_from_db()
             continue
         unknown_keys |= noted
-        return result, batch
+        return return_value
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     _batch_failed(result, _batch_validate(chunk, result), error)
     return result, _batch_record(run, result, bytes_read(), unknown_keys)
@@ -557,50 +597,36 @@ def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -
     result.failures.extend(_db_failure(item, exc) for item in valid)
 
 
-def _batch_process(writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run) -> BatchResult:
+def _batch_process(
+    writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run, rejected=None
+) -> BatchResult:
+    """Validate and write a batch in the caller's transaction: in bulk, or item by item when
+    the database rejected the bulk write (rejected: its error)."""
     started = time.perf_counter()
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     valid = _batch_validate(chunk, result)
-    if valid:
+    if valid and rejected is None:
         try:
-            _write_retrying(writer, valid, result, dry_run)
+            _write(writer, valid, result, dry_run)
+        except TRANSIENT:
+            raise
         except DatabaseError as exc:
-            if isinstance(exc, TRANSIENT):
-                raise
-            writer.forget()
-            result.error = f"the database rejected the batch, retried item by item: {exc}"
-            _write_each(writer, valid, result, dry_run)
+            raise _WriteRejected(exc) from exc
+    elif valid:
+        result.error = f"the database rejected the batch, retried item by item: {rejected}"
+        _write_each(writer, valid, result, dry_run)
     if dry_run:
         writer.forget()
     result.duration = time.perf_counter() - started
     return result
 
 
-def _write_retrying(writer, valid, result, dry_run) -> None:
-    """Write the batch; on a lock or connection error, retry it once, then record every item
-    of it as failed with the reason."""
-    try:
-        _write(writer, valid, result, dry_run)
-    except TRANSIENT as exc:
-        writer.forget()
-        if connection.needs_rollback:
-            raise  # the connection is gone: the whole batch transaction is tried again
-        logger.warning("batch %s: %s; retrying once", result.number, _one_line(exc))
-        try:
-            _write(writer, valid, result, dry_run)
-        except TRANSIENT as exc2:
-            writer.forget()
-            if connection.needs_rollback:
-                raise
-            _batch_failed(result, valid, exc2)
-
-
 def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult, dry_run) -> None:
-    """Retry each item in its own savepoint so only the offending ones fail."""
-    with transaction.atomic():
+    """Write each item in its own savepoint so only the offending ones fail."""
+    with transaction.atomic(savepoint=dry_run):
         for item in valid:
             try:
-                _write(writer, [item], result, dry_run=False)
+                _write(writer, [item], result, dry_run=False, savepoint=True)
             except DatabaseError as exc:
                 writer.forget()
                 if connection.needs_rollback:
@@ -628,8 +654,7 @@ def _batch_record(
     totals in one short transaction."""
     new_keys = result.unknown_keys - unknown_keys
     unknown_keys |= new_keys
-    with transaction.atomic():
-        _lease_check(run)
+    with transaction.atomic(savepoint=False):
         batch = batch or SyncBatch(run=run, number=result.number)
         batch.first_position = result.first_position
         batch.last_position = result.last_position
@@ -673,7 +698,7 @@ def _batch_record(
         run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
-        run.save()
+        _run_save_if_running(run, [*SyncRun.COUNTERS, "notes", "bytes_read", "heartbeat_at"])
     return batch
 
 
@@ -814,10 +839,26 @@ def _lease_check(run: SyncRun) -> None:
         SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True)
     ).first()
     if status != Status.RUNNING:
-        raise LeaseLostError(
-            f"run {run.pk} was marked {status} by another process (taken for dead): "
-            "it stopped, its batch undone"
+        raise _lease_lost(run, status)
+
+
+def _run_save_if_running(run: SyncRun, fields: list[str]) -> None:
+    """Save fields of the run, which must still be running: the lease check and the update
+    in one statement (the update takes the row lock the check would)."""
+    updated = SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        **{name: getattr(run, name) for name in fields}
+    )
+    if not updated:
+        raise _lease_lost(
+            run, SyncRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
         )
+
+
+def _lease_lost(run: SyncRun, status: str | None) -> LeaseLostError:
+    return LeaseLostError(
+        f"run {run.pk} was marked {status} by another process (taken for dead): "
+        "it stopped, its batch undone"
+    )
 
 
 # Queue runs: the planner records each batch with its raw items and enqueues one django-q2
@@ -851,7 +892,6 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> 
     """Record and enqueue every batch of a queue run; return the watch to wait with."""
     writer = BatchWriter(run.pk, run.source, default_currency())
     broker = get_broker()
-    _set_sqlite_busy_timeout()
     watch = _RunWatch(run, on_batch, broker)
     planned, next_position, error = 0, run.start_position, ""
     try:
@@ -1073,9 +1113,11 @@ def sync_batch_execute(batch_id: int) -> str:
     batch.refresh_from_db()
     run = batch.run
     writer = BatchWriter(run.pk, run.source, default_currency())
-    _set_sqlite_busy_timeout()
     try:
-        result = _batch_process(writer, batch.number, [_item_load(p) for p in batch.payload], False)
+        with _lock_timeouts():
+            result, _ = _batch_transaction(
+                writer, batch.number, [_item_load(p) for p in batch.payload], False
+            )
     except Exception as exc:
         _batch_retry(batch, token, f"{type(exc).__name__}: {exc}")
         raise

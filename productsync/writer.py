@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import partial
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Q
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, ExpressionWrapper, F, Q
 from django.utils import timezone
 from oscar.checks import use_productcategory_materialised_view
 from oscar.core.loading import get_class, get_model
@@ -262,6 +262,15 @@ UPDATED_COLUMNS = [
 ]
 
 
+# Never synced, or changed since it was (in the dashboard, say): compared in the database,
+# not in Python, which would parse two datetimes per product.
+EDITED_SINCE_SYNCED = ExpressionWrapper(
+    Q(productsync_state__synced_at__isnull=True)
+    | Q(date_updated__gt=F("productsync_state__synced_at")),
+    output_field=models.BooleanField(),
+)
+
+
 def _insert_products(rows: list[tuple]) -> list[int]:
     """Insert products (rows of PRODUCT_COLUMNS); return their ids in order."""
     return insert_rows(Product, PRODUCT_COLUMNS, rows, returning="id")
@@ -370,14 +379,15 @@ class BatchWriter:
         upcs = {member.upc for item in items for _, member in item.record.members()}
         existing = {
             row["upc"]: row
-            for row in Product.objects.filter(upc__in=upcs).values(
+            for row in Product.objects.filter(upc__in=upcs)
+            .annotate(edited=EDITED_SINCE_SYNCED)
+            .values(
                 "id",
                 "upc",
                 "structure",
                 "parent__upc",
-                "date_updated",
+                "edited",
                 "productsync_state__fingerprint",
-                "productsync_state__synced_at",
                 "productsync_state__last_run_id",
                 "productsync_state__last_position",
             )
@@ -449,7 +459,7 @@ class BatchWriter:
         update_rows(Product, UPDATED_COLUMNS, updates)
         result.hidden += self._hide_left_children(changed, member_ids, now)
         self._write_categories(touched, changed)
-        self._write_stockrecords(touched, member_ids)
+        self._write_stockrecords(touched, member_ids, {row["id"] for row in existing.values()})
         self._write_attributes(attributes, member_ids)
 
         for item, product_id in unchanged:
@@ -485,11 +495,13 @@ class BatchWriter:
             for prefix, _member in item.record.members()
         ]
         result.product_ids.extend(written)
-        # Every written item (its image list may have shrunk) and the unchanged ones with
-        # images (an image that failed last time is fetched again).
+        # Every updated item (its image list may have shrunk), and the new and unchanged ones
+        # with images (an image that failed last time is fetched again).
+        updated_ids = {product_id for _, product_id in changed}
         result.images.extend(
             (product_id, item.record.upc, tuple(item.record.images))
-            for item, product_id in touched + [(i, pid) for i, pid in unchanged if i.record.images]
+            for item, product_id in touched + unchanged
+            if item.record.images or product_id in updated_ids
         )
         if written:
             # Bulk writes send no post_save, so Oscar's haystack signal processor never runs.
@@ -537,8 +549,7 @@ class BatchWriter:
             return False
         for _, member in item.record.members():
             row = existing.get(member.upc)
-            synced_at = row and row["productsync_state__synced_at"]
-            if not synced_at or row["date_updated"] > synced_at:
+            if row is None or row["edited"]:
                 return False
         return True
 
@@ -580,22 +591,28 @@ class BatchWriter:
         """A check that fails an item whose (partner, partner_sku) belongs to a product outside
         its unit or to an earlier item of the batch, and else claims its SKUs; True if it may
         be written."""
-        wanted = {
-            (self._partner_id(sr.partner), sr.partner_sku)
-            for item in items
-            for _, member in item.record.members()
-            for sr in member.stockrecords
-        }
-        owners = {}
-        if wanted:
+        owners: dict[tuple[int, str], str] | None = None  # read on the first claim
+        claimed: dict[tuple[int, str], str] = {}
+
+        def current_owners() -> dict[tuple[int, str], str]:
+            wanted = {
+                (self._partner_id(sr.partner), sr.partner_sku)
+                for item in items
+                for _, member in item.record.members()
+                for sr in member.stockrecords
+            }
+            if not wanted:
+                return {}
             rows = StockRecord.objects.filter(
                 partner_sku__in={sku for _, sku in wanted},
                 partner_id__in={partner for partner, _ in wanted},
             ).values_list("partner_id", "partner_sku", "product__upc")
-            owners = {(partner, sku): upc for partner, sku, upc in rows}
-        claimed: dict[tuple[int, str], str] = {}
+            return {(partner, sku): upc for partner, sku, upc in rows}
 
         def allowed(item: ValidItem) -> bool:
+            nonlocal owners
+            if owners is None:
+                owners = current_owners()
             unit = {member.upc for _, member in item.record.members()}
             for prefix, member in item.record.members():
                 for sr in member.stockrecords:
@@ -696,9 +713,10 @@ class BatchWriter:
             ],
         )
 
-    def _write_stockrecords(self, touched, member_ids) -> None:
+    def _write_stockrecords(self, touched, member_ids, existed: set[int]) -> None:
         """Make each product's stock records of the partners its item names match the item;
-        a parent product keeps none (Oscar's rule)."""
+        a parent product keeps none (Oscar's rule). existed: the ids of the products that
+        were there before the batch, the only ones that can have stale records."""
         members = [
             (member, member_ids[(item.position, prefix)], bool(item.record.children) and not prefix)
             for item, _ in touched
@@ -718,7 +736,9 @@ class BatchWriter:
             else {self._partner_id(sr.partner) for sr in member.stockrecords}
             for member, product_id, is_parent in members
         }
-        scope = {pid: partners for pid, partners in scope.items() if partners != set()}
+        scope = {
+            pid: partners for pid, partners in scope.items() if partners != set() and pid in existed
+        }
         stale = []
         if scope:
             stale = [
