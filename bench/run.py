@@ -87,15 +87,18 @@ def cases(files: dict, with_odin: bool) -> list[Case]:
                 size,
             )
         )
+    # A re-sync of the same file skips it (its digest is the last run's); --full reads and
+    # checks every item, as a re-sync of a feed with a few changes does.
     for size in (1000, 15):
-        out.append(
-            Case(
-                f"re-sync unchanged, --batch-size {size}",
-                lambda f, s=size: sync_argv(f["json"], s),
-                size,
-                prepare=lambda f, s=size: sync_argv(f["json"], s),
+        for extra in ((), ("--full",)):
+            out.append(
+                Case(
+                    f"re-sync unchanged{' --full' if extra else ''}, --batch-size {size}",
+                    lambda f, s=size, e=extra: sync_argv(f["json"], s, *e),
+                    size,
+                    prepare=lambda f, s=size: sync_argv(f["json"], s),
+                )
             )
-        )
     return out
 
 

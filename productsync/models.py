@@ -79,6 +79,20 @@ class SyncRun(models.Model):
         blank=True,
         help_text="Last-Modified of an HTTP source's response, sent as If-Modified-Since.",
     )
+    feed_digest = models.CharField(
+        "feed digest",
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of a local feed file and the settings a succeeded run read it "
+        "with: the next run of the same file skips it while the products are unchanged.",
+    )
+    catalogue_state = models.CharField(
+        "catalogue state",
+        max_length=100,
+        blank=True,
+        help_text="The source's synced products after the run (reading run, count, last "
+        "change), compared by the next run of an unchanged feed file.",
+    )
     retry_of = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,

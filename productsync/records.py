@@ -101,6 +101,9 @@ Attributes = dict[AttributeCode, AttributeValue]
 ImageRef = text(min_length=1, max_length=2000)
 
 
+# Empty defaults are factories: pydantic deep-copies a literal [] or {} for every record.
+
+
 class ChildRecord(BaseModel):
     """One variant of a parent product. Class and categories are the parent's (Oscar's rule);
     they are declared only so that a feed giving them gets a clear error."""
@@ -111,8 +114,10 @@ class ChildRecord(BaseModel):
     title: text(max_length=255) = ""
     description: Annotated[str, AfterValidator(_storable)] = ""
     is_public: bool = True
-    attributes: Attributes = {}
-    stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = []
+    attributes: Attributes = Field(default_factory=dict)
+    stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
+        default_factory=list
+    )
     product_class: Any = None
     categories: Any = None
 
@@ -129,12 +134,14 @@ class ProductRecord(BaseModel):
     categories: Annotated[
         list[Annotated[text(min_length=1, max_length=1024), AfterValidator(_breadcrumb)]],
         Field(max_length=100),
-    ] = []
+    ] = Field(default_factory=list)
     is_public: bool = True
-    stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = []
-    attributes: Attributes = {}
-    images: list[ImageRef] = []
-    children: list[ChildRecord] = []
+    stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
+        default_factory=list
+    )
+    attributes: Attributes = Field(default_factory=dict)
+    images: list[ImageRef] = Field(default_factory=list)
+    children: list[ChildRecord] = Field(default_factory=list)
 
     def members(self) -> list[tuple[str, "ProductRecord | ChildRecord"]]:
         """The products of this unit with their field path prefix: itself, then its children."""

@@ -1,11 +1,15 @@
 """The run loop: batches, transactions, failure isolation, run history and the lease."""
 
 import contextlib
+import hashlib
+import importlib.metadata
 import io
 import itertools
+import json
 import logging
 import os
 import socket
+import stat
 import sys
 import time
 import uuid
@@ -21,7 +25,7 @@ from django.db import (
     reset_queries,
     transaction,
 )
-from django.db.models import F
+from django.db.models import Count, F, Max
 from django.db.utils import InterfaceError
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
@@ -81,6 +85,8 @@ TRANSIENT = (OperationalError, InterfaceError)
 MAX_NOTES = 20
 # Unknown keys named in one note of the run; the rest are counted.
 NOTED_KEYS = 10
+# Settings that change what a run writes: a feed file synced under others is read again.
+DIGESTED_SETTINGS = ("CREATE_ATTRIBUTES", "CREATE_ATTRIBUTE_OPTIONS", "HIDE_MISSING_MAX_FRACTION")
 
 
 def _one_line(text: str) -> str:
@@ -190,6 +196,7 @@ def sync_run_execute(
     open_feed: Callable[[str], Feed] | None = None,
     workers: str | None = None,
     resume: int | None = None,
+    full: bool = False,
 ) -> SyncRun:
     """Sync a feed into the catalogue, one transaction per batch, and record the run.
 
@@ -203,8 +210,10 @@ def sync_run_execute(
 
     Raises SourceError when the feed cannot be opened and RunActiveError when another run of
     the source is active; both after recording the run. Any other failure ends the run
-    `failed` with the reason; batches committed before it stay. An HTTP source unchanged
-    since the last successful run (304) ends at once `succeeded` with 0 items and a note."""
+    `failed` with the reason; batches committed before it stay. Unless full: an HTTP source
+    unchanged since the last successful run (304), or a local file whose bytes and settings
+    are those of the source's last run, which succeeded, while none of the source's products
+    changed since, ends at once `succeeded` with 0 items and a note."""
     workers = workers or app_settings.WORKERS
     resumed_from, start = None, 0
     if resume is not None:
@@ -243,8 +252,15 @@ def sync_run_execute(
         raise ProductSyncError(
             f"the database refused to record the run: {_one_line(exc)}"
         ) from None
+    whole_file = not (dry_run or open_feed or limit is not None or resume is not None)
     try:
-        error = _run_feed(run, options, open_feed, limit, dry_run, on_start, on_batch)
+        digest = ""
+        if whole_file and workers == SyncRun.Workers.LOCAL:
+            digest = _feed_digest(source, options, hide_missing)
+        if digest and not full and _run_skip_unchanged(run, digest):
+            return run
+        run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
+        error = _run_feed(run, options, open_feed, limit, dry_run, on_start, on_batch, full)
     except SourceError as exc:
         _finish(run, str(exc))
         raise
@@ -270,18 +286,101 @@ def sync_run_execute(
             run.save(update_fields=["error"])
     else:
         _finish(run, error)
+        if run.feed_digest and run.status == Status.SUCCEEDED:
+            run.catalogue_state = _catalogue_state(run.source, run.pk)
+            run.save(update_fields=["feed_digest", "catalogue_state"])
     return run
 
 
-def _run_feed(run: SyncRun, options, open_feed, limit, dry_run, on_start, on_batch) -> str | None:
+def _feed_digest(source: str, options: FeedOptions, hide_missing: bool) -> str:
+    """SHA-256 of a local feed file's bytes and of what else decides what a run of it writes
+    (feed options, mapping file, settings, productsync's version); '' for a URL, or a file
+    that cannot be read (opening it reports why)."""
+    if is_url(source):
+        return ""
+    try:
+        with open(source, "rb") as feed:
+            if not stat.S_ISREG(os.fstat(feed.fileno()).st_mode):
+                return ""
+            digest = hashlib.file_digest(feed, "sha256")
+        if options.mapping:
+            with open(options.mapping, "rb") as mapping:
+                digest.update(hashlib.file_digest(mapping, "sha256").digest())
+    except OSError:
+        return ""
+    context = {
+        "options": [options.format, options.delimiter, options.encoding],
+        "hide_missing": hide_missing,
+        "settings": {key: getattr(app_settings, key) for key in DIGESTED_SETTINGS},
+        "currency": default_currency(),
+        "version": _version(),
+    }
+    digest.update(json.dumps(context, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("productsync")
+    except importlib.metadata.PackageNotFoundError:  # the app copied into a project
+        return ""
+
+
+def _catalogue_state(source: str, reading_run: int) -> str:
+    """The source's synced products in one line: the run that last read their feed, how many
+    there are, and when one of them last changed (any edit, hiding or deletion moves it)."""
+    state = SyncedProduct.objects.filter(source=source).aggregate(
+        count=Count("pk"), changed=Max("product__date_updated")
+    )
+    changed = state["changed"].isoformat() if state["changed"] else ""
+    return f"{reading_run} {state['count']} {changed}"
+
+
+def _run_skip_unchanged(run: SyncRun, digest: str) -> bool:
+    """Finish the run at once when the source's last run read the same file (digest) and
+    succeeded, and neither the source's products nor the items that run saw changed since:
+    reading the feed again would find every item unchanged."""
+    last = (
+        SyncRun.objects.filter(source=run.source, dry_run=False)
+        .exclude(pk=run.pk)
+        .exclude(status=Status.SKIPPED)
+        .order_by("-started_at", "-pk")
+        .values_list("pk", "status", "feed_digest", "catalogue_state")
+        .first()
+    )
+    if last is None or last[1] != Status.SUCCEEDED or last[2] != digest:
+        return False
+    reading_run = int(last[3].split(" ", 1)[0])
+    if _catalogue_state(run.source, reading_run) != last[3]:
+        return False
+    # An edit made while that run was going, after it had written the item, is newer than
+    # the item's sync: a full read would write the item again.
+    if SyncedProduct.objects.filter(
+        source=run.source, last_run_id=reading_run, product__date_updated__gt=F("synced_at")
+    ).exists():
+        return False
+    run.feed_digest, run.catalogue_state = digest, last[3]
+    run.notes.append(
+        f"the feed file is unchanged since run {last[0]} and so are the source's products: "
+        "nothing to write (--full reads every item anyway)"
+    )
+    run.save(update_fields=["feed_digest", "catalogue_state", "notes"])
+    _finish(run, "")
+    return True
+
+
+def _run_feed(
+    run: SyncRun, options, open_feed, limit, dry_run, on_start, on_batch, full=False
+) -> str | None:
     """Open the run's source and sync it; return the error that stopped it early, or '', or
-    None when an HTTP source is unchanged since the last successful run (the run is finished).
-    A queue run returns once its last batch reported."""
+    None when an HTTP source is unchanged since the last successful run (the run is finished;
+    never when full). A queue run returns once its last batch reported."""
     source, start = run.source, run.start_position
     if open_feed is not None:
         feed = open_feed(source)
     else:
-        feed = feed_open(source, options=options, validators=_http_validators(source, run))
+        validators = ("", "") if full else _http_validators(source, run)
+        feed = feed_open(source, options=options, validators=validators)
     if open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
         run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
@@ -586,6 +685,7 @@ def _batch_commit(
 def _run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
     """Count warnings found after a batch committed (images not fetched) on the run."""
     if warnings:
+        run.feed_digest = ""  # the next run reads the feed again, to fetch these again
         run.warnings += len(warnings)
         run.notes.extend(warnings[: max(0, MAX_NOTES - len(run.notes))])
         run.save(update_fields=["warnings", "notes"])

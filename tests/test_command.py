@@ -105,6 +105,18 @@ def test_dry_run_is_said_in_the_summary(write_feed, capsys):
     assert Product.objects.count() == 0
 
 
+@pytest.mark.django_db
+def test_an_unchanged_file_is_said_and_full_reads_it_anyway(write_feed, capsys):
+    feed = write_feed([product("1"), product("2")])
+    call_command("sync_products", "--source", feed)
+    capsys.readouterr()
+    call_command("sync_products", "--source", feed)
+    out = capsys.readouterr().out
+    assert "Note: the feed file is unchanged since run" in out and ": 0 items" in out
+    call_command("sync_products", "--source", feed, "--full")
+    assert "2 items, 0 created, 0 updated, 2 unchanged" in capsys.readouterr().out
+
+
 @pytest.mark.django_db(transaction=True)
 def test_on_a_terminal_a_live_progress_bar_is_shown():
     import fcntl

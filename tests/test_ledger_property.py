@@ -359,7 +359,7 @@ def sync_and_check(path: str, seed: str, items, batch_size: int, read=as_read) -
     state = catalogue_state()
     assert_matches_feed(state, products)
 
-    second = sync_run_execute(path, batch_size=batch_size)
+    second = sync_run_execute(path, batch_size=batch_size, full=True)
     assert (second.created, second.updated) == (0, 0)
     assert second.unchanged == len(products)
     assert_ledger(second, items, failed, read)

@@ -92,7 +92,7 @@ def test_the_medusa_seed_syncs_as_parents_and_children(db, settings):
     assert (black_xl.attr.Size, black_xl.attr.Color) == ("XL", "Black")
     assert Product.objects.get(upc="coffee-mug / One Size").attr.Size == "One Size"
 
-    again = sync_run_execute(MEDUSA, feed_options=mapping)
+    again = sync_run_execute(MEDUSA, feed_options=mapping, full=True)
 
     assert (again.status, again.created, again.updated, again.unchanged) == (
         "succeeded",

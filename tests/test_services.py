@@ -1,9 +1,11 @@
 """The run loop end to end in-process: counts, history, updates, failures, dry runs."""
 
 import json
+import re
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from oscar.core.loading import get_model
 
 from productsync.models import SyncBatch, SyncFailure
@@ -48,15 +50,11 @@ def test_rerun_is_all_unchanged_and_writes_nothing_to_the_catalogue(write_feed):
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        run = sync_run_execute(path, batch_size=7)
+        run = sync_run_execute(path, batch_size=7, full=True)
     assert (run.status, run.unchanged, run.created, run.updated) == ("succeeded", 20, 0, 0)
     assert {p.upc: p.date_updated for p in Product.objects.all()} == before
-    catalogue_writes = [
-        q["sql"]
-        for q in queries
-        if q["sql"].split()[0] in ("INSERT", "UPDATE", "DELETE")
-        and ("catalogue_" in q["sql"] or "partner_" in q["sql"])
-    ]
+    written = (re.match(r'(?:INSERT INTO|UPDATE|DELETE FROM) "(\w+)"', q["sql"]) for q in queries)
+    catalogue_writes = [m[1] for m in written if m and m[1].startswith(("catalogue_", "partner_"))]
     assert catalogue_writes == []
 
 
@@ -128,6 +126,56 @@ def test_unknown_keys_are_ignored_and_counted_as_warnings(write_feed):
     run = sync_run_execute(write_feed([product("1", colour="red"), product("2", size=3)]))
     assert (run.status, run.created, run.warnings) == ("succeeded", 2, 2)
     assert run.notes == ["unknown keys ignored: colour, size"]
+
+
+def test_an_unchanged_feed_file_is_not_read_again(write_feed):
+    path = write_feed([product(str(i)) for i in range(20)])
+    first = sync_run_execute(path, batch_size=7)
+    before = catalogue_snapshot()
+
+    second = sync_run_execute(path, batch_size=7)
+    assert (second.status, second.items, second.batches, second.total_items) == (
+        "succeeded",
+        0,
+        0,
+        None,
+    )
+    assert second.notes == [
+        f"the feed file is unchanged since run {first.pk} and so are the source's products: "
+        "nothing to write (--full reads every item anyway)"
+    ]
+    assert catalogue_snapshot() == before
+
+    third = sync_run_execute(path, batch_size=7)  # unchanged since the skipped run too
+    assert third.items == 0 and f"unchanged since run {second.pk} and" in third.notes[0]
+    full = sync_run_execute(path, batch_size=7, full=True)
+    assert (full.items, full.unchanged, full.batches) == (20, 20, 3)
+
+
+def test_a_deleted_product_or_another_file_or_setting_makes_the_run_read_the_feed(write_feed):
+    items = [product(str(i)) for i in range(5)]
+    path = write_feed(items)
+    sync_run_execute(path)
+    Product.objects.get(upc="3").delete()
+    assert (sync_run_execute(path).created, sync_run_execute(path).items) == (1, 0)
+
+    write_feed([*items[:4], product("4", title="Renamed")])  # same path, new bytes
+    assert sync_run_execute(path).updated == 1
+    assert sync_run_execute(path, hide_missing=True).unchanged == 5
+    assert sync_run_execute(path, hide_missing=True).items == 0
+
+
+def test_an_edit_made_during_the_run_is_overwritten_by_the_next_one(write_feed):
+    path = write_feed([product(str(i)) for i in range(4)])
+
+    def edit_after_first_batch(run, result):
+        if result.number == 1:
+            Product.objects.filter(upc="0").update(title="Edited", date_updated=timezone.now())
+
+    sync_run_execute(path, batch_size=2, on_batch=edit_after_first_batch)
+    run = sync_run_execute(path, batch_size=2)
+    assert (run.items, run.updated) == (4, 1)
+    assert Product.objects.get(upc="0").title == "Product 0"
 
 
 @pytest.fixture

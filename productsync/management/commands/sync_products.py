@@ -74,6 +74,12 @@ class Command(BaseCommand):
             help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="read and check every item even when the feed is unchanged since the last "
+            "successful run (no HTTP conditional GET, no skipping an unchanged file)",
+        )
         parser.add_argument("--limit", type=_whole(0), help="stop after this many items")
         parser.add_argument(
             "--hide-missing",
@@ -125,6 +131,7 @@ class Command(BaseCommand):
                     feed_options=feed_options,
                     workers=options["workers"],
                     resume=options["resume"],
+                    full=options["full"],
                 )
             except SourceError as exc:
                 raise CommandError(printable(str(exc)), returncode=2) from None
