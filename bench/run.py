@@ -297,7 +297,9 @@ def batch_size_table(kind: str, todo: list[Case]) -> str:
     return "\n".join(lines)
 
 
-def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int, full_max: int) -> str:
+def memory_check(
+    sizes: list[int], kind: str, work: Path, batch_size: int, full_max: int, formats: list[str]
+) -> str:
     """Peak RSS for streamed JSONL and JSON feeds of growing size: a whole sync on a fresh
     database up to full_max items, and for every size the feed path alone (bench/stream.py:
     read, pre-count, batch, validate, fingerprint; no database writes)."""
@@ -313,7 +315,8 @@ def memory_check(sizes: list[int], kind: str, work: Path, batch_size: int, full_
         for n in sizes:
             feeds = work / "feeds"
             feeds.mkdir(parents=True, exist_ok=True)
-            for fmt, write in (("jsonl", catalogue.write_jsonl), ("json", catalogue.write_json)):
+            writers = {"jsonl": catalogue.write_jsonl, "json": catalogue.write_json}
+            for fmt, write in ((f, writers[f]) for f in formats):
                 path = feeds / f"catalogue-{n}.{fmt}"
                 if not path.exists():
                     write(path, n)
@@ -360,6 +363,9 @@ def main() -> None:
         default=100_000,
         help="for --memory: whole syncs up to this many items, the feed path alone above",
     )
+    parser.add_argument(
+        "--formats", default="jsonl,json", help="for --memory: feed formats (jsonl, json)"
+    )
     args = parser.parse_args()
     kinds = args.databases.split(",")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -367,7 +373,15 @@ def main() -> None:
         sizes = [int(s) for s in args.memory.split(",")]
         for kind in kinds:
             print(
-                memory_check(sizes, kind, args.work / kind, args.batch_size, args.full_max) + "\n"
+                memory_check(
+                    sizes,
+                    kind,
+                    args.work / kind,
+                    args.batch_size,
+                    args.full_max,
+                    args.formats.split(","),
+                )
+                + "\n"
             )
         return
     with_odin = importlib.util.find_spec("oscar_odin") is not None

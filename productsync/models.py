@@ -169,6 +169,9 @@ class SyncBatch(models.Model):
         PARTIAL = "partial", "partial"
         FAILED = "failed", "failed"
 
+    # The outcome counts of a batch, as BatchResult has them.
+    COUNTERS = ("items", "created", "updated", "unchanged", "failed", "hidden")
+
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batch_set")
     number = models.PositiveIntegerField("number", help_text="1-based, in feed order.")
     first_position = models.PositiveIntegerField("first position")
