@@ -33,6 +33,7 @@ class Case:
     name: str
     clusters: int
     runs: list = field(default_factory=list)  # (planner seconds, peak RSS KiB) per repeat
+    cpu: list = field(default_factory=list)  # (clusters', PostgreSQL's CPU seconds) per repeat
     startups: list = field(default_factory=list)  # seconds until every cluster was running
     shares: list = field(default_factory=list)  # batches written per cluster, per repeat
 
@@ -61,19 +62,52 @@ def clusters_wait(procs: list[subprocess.Popen], work: Path) -> None:
             time.sleep(0.05)
 
 
-def clusters_stop(procs: list[subprocess.Popen]) -> None:
+def clusters_stop(procs: list[subprocess.Popen]) -> float:
     """SIGTERM to each leader only (django-q2 stops its sentinel and workers in order; they
-    die mid-step on a SIGTERM of their own), then SIGKILL whatever is left in its group."""
+    die mid-step on a SIGTERM of their own), then SIGKILL whatever is left in its group.
+    Return the CPU seconds the clusters used (a leader's usage includes its workers')."""
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
+    cpu = 0.0
     for proc in procs:
-        try:
-            proc.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            print(f"qcluster {proc.pid} ignored SIGTERM: killed", file=sys.stderr)
+        deadline = time.monotonic() + STOP_GRACE
+        while (waited := os.wait4(proc.pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                print(f"qcluster {proc.pid} ignored SIGTERM: killed", file=sys.stderr)
+                os.killpg(proc.pid, signal.SIGKILL)
+                waited = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(waited[1])
+        cpu += waited[2].ru_utime + waited[2].ru_stime
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return cpu
+
+
+def _proc_stat(pid) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of a process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            fields = _proc_stat(stat.parent.name)
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(url: str) -> float:
+    """CPU seconds of the PostgreSQL server's exited backends so far (the postmaster's
+    children time, from /proc: the server runs on this machine)."""
+    with psycopg.connect(url) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    fields = _proc_stat(_proc_stat(backend)[1])  # the postmaster, the backend's parent
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def batches_per_cluster(url: str, procs: list[subprocess.Popen]) -> list[int]:
@@ -110,19 +144,23 @@ def measure(case: Case, argv: list[str], db: bench.Database, n: int, work: Path)
     db.reset()
     redis.from_url(os.environ["Q_REDIS_URL"]).flushdb()  # no stale task from an earlier case
     env = {**os.environ, "DATABASE_URL": db.url, "DEBUG": "0", "PYTHONWARNINGS": "ignore"}
-    procs = []
+    procs, clusters_cpu, idle_cpu = [], 0.0, 0.0
+    server_cpu = postgres_cpu(db.url)
     try:
         started = time.perf_counter()
         for i in range(1, case.clusters + 1):
             procs.append(cluster_start(i, env, work))
         clusters_wait(procs, work)
         case.startups.append(time.perf_counter() - started)
+        idle_cpu = sum(group_cpu(proc.pid) for proc in procs)  # their start-up
         extra = ["--workers", "queue"] if case.clusters else []
         case.runs.append(bench.run([*argv, *extra], db.url))
         if procs:
             case.shares.append(batches_per_cluster(db.url, procs))
     finally:
-        clusters_stop(procs)
+        clusters_cpu = clusters_stop(procs)
+    # The backends of the run have exited by now: the planner's and the clusters'.
+    case.cpu.append((clusters_cpu - idle_cpu, postgres_cpu(db.url) - server_cpu))
     check(db.url, n, "queue" if case.clusters else "local")
 
 
@@ -134,8 +172,9 @@ def table(cases: list[Case], args: argparse.Namespace) -> str:
         f"({batches} batches), Redis broker, median of {args.repeats}",
         "",
         "| what | qcluster × workers | wall time (s) | products/s | speed-up vs local "
-        "| batches per cluster (last) | qcluster start-up, untimed (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| batches per cluster (last) | qcluster start-up, untimed (s) "
+        "| CPU s: clusters | CPU s: PostgreSQL |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case in cases:
         seconds = statistics.median(r[0] for r in case.runs)
@@ -144,7 +183,9 @@ def table(cases: list[Case], args: argparse.Namespace) -> str:
         startup = f"{statistics.median(case.startups):.1f}" if case.clusters else "–"
         lines.append(
             f"| {case.name} | {clusters} | {seconds:.2f} | {args.products / seconds:,.0f} "
-            f"| {bench.median_ratio(local, case):.2f}× | {shares} | {startup} |"
+            f"| {bench.median_ratio(local, case):.2f}× | {shares} | {startup} "
+            f"| {statistics.median(c[0] for c in case.cpu):.1f} "
+            f"| {statistics.median(c[1] for c in case.cpu):.1f} |"
         )
     return "\n".join(lines)
 

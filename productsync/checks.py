@@ -11,7 +11,7 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-@register()
+@register("productsync")
 def check_settings(app_configs, **kwargs) -> list[Error]:
     errors = []
     user = getattr(settings, "PRODUCTSYNC", {})

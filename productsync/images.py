@@ -1,20 +1,20 @@
 """Product images: fetched after their batch committed, stored once per content, kept as
 Oscar ProductImages. Nothing here runs inside a batch transaction."""
 
+import functools
 import hashlib
 import io
 import logging
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-import requests
 from django.core.files.base import ContentFile
 from oscar.core.loading import get_model
-from PIL import Image, UnidentifiedImageError
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from productsync.conf import app_settings
+
+# requests and Pillow are imported when a run has an image to fetch: most runs have none, and
+# every sync_products process would pay for importing them.
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,16 @@ class ImageSync:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "productsync"
+        self.storage = ProductImage._meta.get_field("original").storage
+
+    @functools.cached_property
+    def session(self):
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        session = requests.Session()
+        session.headers["User-Agent"] = "productsync"
         retry = Retry(
             total=2,
             backoff_factor=0.5,
@@ -51,12 +59,13 @@ class ImageSync:
             raise_on_status=False,
         )
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=4)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.storage = ProductImage._meta.get_field("original").storage
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
 
     def close(self) -> None:
-        self.session.close()
+        if "session" in self.__dict__:
+            self.session.close()
 
     def __enter__(self) -> "ImageSync":
         return self
@@ -120,6 +129,8 @@ class ImageSync:
             self.storage.delete(name)
 
     def _store(self, data: bytes) -> str:
+        from PIL import Image, UnidentifiedImageError
+
         try:
             with Image.open(io.BytesIO(data)) as picture:
                 kind = picture.format
@@ -159,6 +170,8 @@ class ImageSync:
             raise ImageError(exc.strerror or str(exc)) from None
 
     def _download(self, url: str, limit: int) -> bytes:
+        import requests
+
         timeout = app_settings.IMAGE_TIMEOUT
         try:
             with self.session.get(url, timeout=(timeout, timeout), stream=True) as response:

@@ -409,7 +409,6 @@ def _run_feed(
             watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
     _run_wait(run, watch)  # the batch that reports last finishes the run
     return run.error
-    return run
 
 
 def _http_validators(source: str, run: SyncRun) -> tuple[str, str]:

@@ -303,6 +303,19 @@ def _select(sql: str, *lists: list) -> list[tuple]:
         return cursor.fetchall()
 
 
+# What _products_by_upc tells of each product.
+PRODUCT_STATE = (
+    "id",
+    "upc",
+    "structure",
+    "parent_upc",
+    "edited",
+    "fingerprint",
+    "last_run_id",
+    "last_position",
+)
+
+
 def _products_by_upc(upcs: set[str]) -> dict[str, dict]:
     """The products of these UPCs with their sync state. "edited": never synced, or changed
     since (in the dashboard, say), compared in the database rather than by parsing two
@@ -318,11 +331,7 @@ def _products_by_upc(upcs: set[str]) -> dict[str, dict]:
         f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
         f"LEFT JOIN {s['']} s ON s.{s['product_id']} = p.{p['id']} WHERE p.{p['upc']} IN ({{}})"
     )
-    keys = ("id", "upc", "structure", "parent_upc", "edited", "fingerprint", "last_run_id")
-    return {
-        row[1]: dict(zip((*keys, "last_position"), row, strict=True))
-        for row in _select(sql, list(upcs))
-    }
+    return {row[1]: dict(zip(PRODUCT_STATE, row, strict=True)) for row in _select(sql, list(upcs))}
 
 
 def _insert_products(rows: list[tuple]) -> list[int]:

@@ -159,6 +159,11 @@ def test_an_unchanged_feed_costs_one_request_and_succeeds_with_a_note(server):
     assert headers["If-Modified-Since"] == "Sat, 28 Nov 2026 10:00:00 GMT"
     assert server.hits["/products.json"] == 2
 
+    full = sync_run_execute(url, full=True)  # no validators sent: the body comes again
+    assert (full.items, full.unchanged) == (second.items + first.items, first.items)
+    _, headers, _ = server.seen[-1]
+    assert "If-None-Match" not in headers and "If-Modified-Since" not in headers
+
     server.etag, server.body = '"v2"', SMALL.replace(b"10.00", b"11.00", 1)
     third = sync_run_execute(url)
 

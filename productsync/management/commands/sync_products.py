@@ -41,6 +41,10 @@ def _one_char(text: str) -> str:
 
 
 class Command(BaseCommand):
+    # Only productsync's settings are checked: Django's and Oscar's checks (URLs, models,
+    # templates) cost a scheduled run more than a small sync takes; `migrate` and `check` run
+    # them.
+    requires_system_checks = ["productsync"]
     help = (
         "Sync products from feeds (JSON, JSON Lines, CSV, Oscar's catalogue CSV; files or "
         "http(s) URLs) into the Oscar catalogue in batches."
