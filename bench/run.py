@@ -280,6 +280,16 @@ def table(kind: str, n: int, todo: list[Case]) -> str:
     return "\n".join(lines)
 
 
+def resync_lines(todo: list[Case]) -> str:
+    """Each re-sync against the first sync of the same batch size: how many times faster."""
+    first = {c.batch: c for c in todo if c.name.startswith("sync_products")}
+    return "\n".join(
+        f"- {case.name}: {median_ratio(first[case.batch], case):.1f}× faster than the first sync"
+        for case in todo
+        if case.name.startswith("re-sync")
+    )
+
+
 def batch_size_table(kind: str, todo: list[Case]) -> str:
     lines = [
         f"Batch Size Impact ({kind})",
@@ -394,6 +404,7 @@ def main() -> None:
     for kind in kinds:
         todo = measure(kind, args.products, args.repeats, args.work / kind, with_odin)
         print(table(kind, args.products, todo) + "\n")
+        print(resync_lines(todo) + "\n")
         print(batch_size_table(kind, todo) + "\n", flush=True)
 
 

@@ -41,10 +41,13 @@ def catalogue_category_view_refresh() -> None:
     OSCAR_CATALOGUE_USE_POSTGRES_MATERIALISED_VIEWS); the writer's bulk category writes skip
     the receiver that refreshes it per row."""
     if use_productcategory_materialised_view():
+        view = "catalogue_product_category_hierarchy"
         with connection.cursor() as cursor:
-            cursor.execute(
-                "REFRESH MATERIALIZED VIEW CONCURRENTLY catalogue_product_category_hierarchy"
-            )
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {view})")
+            # CONCURRENTLY (as Oscar refreshes it) keeps the view readable meanwhile, at about
+            # five times the cost; an empty view, as on a first load, has nothing to serve.
+            concurrently = "CONCURRENTLY " if cursor.fetchone()[0] else ""
+            cursor.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{view}")
 
 
 def products_missing(source: str, run_id: int, failed_upcs) -> list[int]:
