@@ -16,3 +16,14 @@ DATABASES["default"]["OPTIONS"] = {
 if os.environ.get("SQLITE_READ_ONLY") == "1":
     # Root ignores file permissions; SQLite's read-only mode refuses every write to anyone.
     DATABASES["default"]["NAME"] = f"file:{DATABASES['default']['NAME']}?mode=ro"
+if os.environ.get("BATCH_PAUSE"):
+    # Each committed batch lingers a moment, so that a signal a test sends after batch N lands
+    # mid-run however fast the sync has become.
+    import time
+
+    from productsync.signals import batch_committed
+
+    def _pause(**kwargs) -> None:
+        time.sleep(float(os.environ["BATCH_PAUSE"]))
+
+    batch_committed.connect(_pause, weak=False)

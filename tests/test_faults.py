@@ -26,8 +26,9 @@ StockRecord = get_model("partner", "StockRecord")
 
 FAULT_SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.fault_settings"}
 LARGE = 2000
-# Small batches: after the batch a test waits for, the run still has about a hundred to go,
-# so a signal sent then lands mid-run even when the test process is slow to be scheduled.
+# Small batches, each pausing 20 ms after its commit (BATCH_PAUSE): after the batch a test
+# waits for, the run still has about a hundred to go, so a signal sent then lands mid-run
+# even when the test process is slow to be scheduled.
 BATCH = 20
 
 
@@ -45,7 +46,9 @@ def start_sync(source: str, env: dict | None = None) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env=subprocess_env({"PYTHONUNBUFFERED": "1", **FAULT_SETTINGS, **(env or {})}),
+        env=subprocess_env(
+            {"PYTHONUNBUFFERED": "1", "BATCH_PAUSE": "0.02", **FAULT_SETTINGS, **(env or {})}
+        ),
     )
 
 
