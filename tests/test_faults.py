@@ -49,6 +49,10 @@ def start_sync(source: str, env: dict | None = None) -> subprocess.Popen:
         env=subprocess_env(
             {"PYTHONUNBUFFERED": "1", "BATCH_PAUSE": "0.02", **FAULT_SETTINGS, **(env or {})}
         ),
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler: Ctrl-C must reach the sync as from a
+        # terminal, however the test suite itself was started.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
