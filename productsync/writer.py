@@ -286,9 +286,11 @@ UPDATED_COLUMNS = [
 ]
 
 
-def _names(model) -> dict[str, str]:
-    """The quoted table (key "") and column names (by attname) of a model, for raw SQL."""
-    quote = connection.ops.quote_name
+@functools.lru_cache(maxsize=16)
+def _names(model, vendor: str) -> dict[str, str]:
+    """The quoted table (key "") and column names (by attname) of a model, for raw SQL;
+    worked out once, not per batch."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     return {"": quote(model._meta.db_table)} | {
         f.attname: quote(f.column) for f in model._meta.concrete_fields
     }
@@ -304,6 +306,21 @@ def _select(sql: str, *lists: list) -> list[tuple]:
             [value for values in lists for value in values],
         )
         return cursor.fetchall()
+
+
+def _sku_owners(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """The UPC of the product that has each (partner id, partner_sku) of wanted, if any."""
+    if not wanted:
+        return {}
+    p, sr = _names(Product, connection.vendor), _names(StockRecord, connection.vendor)
+    sql = (
+        f"SELECT sr.{sr['partner_id']}, sr.{sr['partner_sku']}, p.{p['upc']} "
+        f"FROM {sr['']} sr JOIN {p['']} p ON p.{p['id']} = sr.{sr['product_id']} "
+        f"WHERE sr.{sr['partner_id']} IN ({{}}) AND sr.{sr['partner_sku']} IN ({{}})"
+    )
+    partners, skus = ({key[i] for key in wanted} for i in (0, 1))
+    rows = _select(sql, list(partners), list(skus))
+    return {(partner, sku): upc for partner, sku, upc in rows if (partner, sku) in wanted}
 
 
 # What _products_by_upc tells of each product.
@@ -325,7 +342,7 @@ def _products_by_upc(upcs: set[str]) -> dict[str, dict]:
     datetimes per product here."""
     if not upcs:
         return {}
-    p, s = _names(Product), _names(SyncedProduct)
+    p, s = _names(Product, connection.vendor), _names(SyncedProduct, connection.vendor)
     sql = (
         f"SELECT p.{p['id']}, p.{p['upc']}, p.{p['structure']}, parent.{p['upc']}, "
         f"CASE WHEN s.{s['synced_at']} IS NULL OR p.{p['date_updated']} > s.{s['synced_at']} "
@@ -647,29 +664,17 @@ class BatchWriter:
         owners: dict[tuple[int, str], str] | None = None  # read on the first claim
         claimed: dict[tuple[int, str], str] = {}
 
-        def current_owners() -> dict[tuple[int, str], str]:
-            wanted = {
-                (self._partner_id(sr.partner), sr.partner_sku)
-                for item in items
-                for _, member in item.record.members()
-                for sr in member.stockrecords
-            }
-            if not wanted:
-                return {}
-            p, sr = _names(Product), _names(StockRecord)
-            sql = (
-                f"SELECT sr.{sr['partner_id']}, sr.{sr['partner_sku']}, p.{p['upc']} "
-                f"FROM {sr['']} sr JOIN {p['']} p ON p.{p['id']} = sr.{sr['product_id']} "
-                f"WHERE sr.{sr['partner_id']} IN ({{}}) AND sr.{sr['partner_sku']} IN ({{}})"
-            )
-            partners, skus = ({key[i] for key in wanted} for i in (0, 1))
-            rows = _select(sql, list(partners), list(skus))
-            return {(partner, sku): upc for partner, sku, upc in rows if (partner, sku) in wanted}
-
         def allowed(item: ValidItem) -> bool:
             nonlocal owners
             if owners is None:
-                owners = current_owners()
+                owners = _sku_owners(
+                    {
+                        (self._partner_id(sr.partner), sr.partner_sku)
+                        for other in items
+                        for _, member in other.record.members()
+                        for sr in member.stockrecords
+                    }
+                )
             unit = {member.upc for _, member in item.record.members()}
             for prefix, member in item.record.members():
                 for sr in member.stockrecords:
