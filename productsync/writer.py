@@ -1,15 +1,16 @@
 """The only Oscar-aware module: upserts one batch of validated items with bulk queries."""
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Iterable
 from functools import partial
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Q
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, F, Q
 from django.utils import timezone
 from oscar.checks import use_productcategory_materialised_view
-from oscar.core.loading import get_class, get_model
+from oscar.core.loading import get_model
 from oscar.core.utils import slugify
 
 from productsync.conf import app_settings
@@ -33,7 +34,7 @@ ProductAttribute = get_model("catalogue", "ProductAttribute")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 AttributeOption = get_model("catalogue", "AttributeOption")
 MultiOption = ProductAttributeValue.value_multi_option.through
-create_from_breadcrumbs = get_class("catalogue.categories", "create_from_breadcrumbs")
+Category = get_model("catalogue", "Category")
 
 
 def catalogue_category_view_refresh() -> None:
@@ -365,6 +366,93 @@ def _slug(title: str) -> str:
     return slugify(title)[: Product._meta.get_field("slug").max_length]
 
 
+class CategoryNode:
+    """A category as the tree knows it: id (None until created), path and whether its
+    children's ancestors are public."""
+
+    __slots__ = ("id", "path", "public")
+
+    def __init__(self, pk: int | None, path: str, public: bool) -> None:
+        self.id, self.path, self.public = pk, path, public
+
+
+class CategoryTree:
+    """Oscar's category tree, read in one query, finding a breadcrumb's categories the way
+    create_from_breadcrumbs does (by name under the parent; two of a name is an error). The
+    missing ones are created in one insert, with the names, slugs, treebeard paths and flags
+    that creating them one by one in the same order would give them."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, dict[str, list[CategoryNode]]] = {}  # by parent path, name
+        self.last_step: dict[str, int] = {}  # by parent path: the step of its last child
+        self.planned: list[tuple[CategoryNode, str, int]] = []  # (node, name, depth)
+        steplen = Category.steplen
+        rows = Category.objects.values_list(
+            "pk", "path", "name", "is_public", "ancestors_are_public"
+        )
+        for pk, path, name, is_public, ancestors_public in rows:
+            parent, step = path[:-steplen], Category._str2int(path[-steplen:])
+            node = CategoryNode(pk, path, is_public and ancestors_public)
+            self.children.setdefault(parent, {}).setdefault(name, []).append(node)
+            self.last_step[parent] = max(step, self.last_step.get(parent, 0))
+
+    def node(self, breadcrumb: str) -> CategoryNode:
+        """The last category of a breadcrumb ("A > B > C"), planned for creation with its
+        missing ancestors when it does not exist; RecordError when a name is ambiguous."""
+        parent = CategoryNode(None, "", True)
+        names = [name.strip() for name in breadcrumb.split(">")]
+        for depth, name in enumerate(names, start=1):
+            found = self.children.setdefault(parent.path, {}).get(name)
+            if found and len(found) > 1:
+                where = f"under {' > '.join(names[: depth - 1])!r}" if depth > 1 else "at the top"
+                raise RecordError(
+                    f"categories: {breadcrumb!r}: there are {len(found)} categories named "
+                    f"{name!r} {where} of the tree",
+                    "categories",
+                )
+            if not found:
+                step = self.last_step.get(parent.path, 0) + 1
+                self.last_step[parent.path] = step
+                path = Category._get_path(parent.path, depth, step)
+                if len(path) != depth * Category.steplen:  # treebeard's PathOverflow
+                    raise RecordError(
+                        f"categories: {breadcrumb!r}: {' > '.join(names[: depth - 1])!r} has "
+                        "no room for another child category",
+                        "categories",
+                    )
+                found = [CategoryNode(None, path, parent.public)]
+                self.children[parent.path][name] = found
+                self.planned.append((found[0], name, depth))
+            parent = found[0]
+        return parent
+
+    def create(self) -> None:
+        """Insert the planned categories and count them in their parents' numchild."""
+        if not self.planned:
+            return
+        ids = insert_rows(
+            Category,
+            ["name", "slug", "path", "depth", "ancestors_are_public"],
+            [
+                (name, Category(name=name).generate_slug(), node.path, depth, node.public)
+                for node, name, depth in self.planned
+            ],
+            returning="id",
+        )
+        added: dict[str, int] = {}  # by parent path
+        for (node, _, depth), pk in zip(self.planned, ids, strict=True):
+            node.id = pk
+            if depth > 1:
+                parent = node.path[: -Category.steplen]
+                added[parent] = added.get(parent, 0) + 1
+        self.planned.clear()
+        by_count: dict[int, list[str]] = {}
+        for path, count in added.items():
+            by_count.setdefault(count, []).append(path)
+        for count, paths in by_count.items():
+            Category.objects.filter(path__in=paths).update(numchild=F("numchild") + count)
+
+
 class BatchWriter:
     """Writes batches for one run; caches classes, categories and partners across batches."""
 
@@ -373,7 +461,7 @@ class BatchWriter:
         self.source = source
         self.default_currency = default_currency
         self._classes: dict[str, int] = {}
-        self._categories: dict[str, int] = {}
+        self._categories: CategoryTree | None = None  # read when first needed
         self._partners: dict[str, int] = {}
         # product class id -> {code: (attribute id, type, option group id, group name)}
         self._attributes: dict[int, dict[str, tuple[int, str, int | None, str]]] = {}
@@ -384,7 +472,7 @@ class BatchWriter:
     def forget(self) -> None:
         """Drop the caches: a rollback may have undone rows they point at."""
         self._classes.clear()
-        self._categories.clear()
+        self._categories = None
         self._partners.clear()
         self._attributes.clear()
         self._options.clear()
@@ -397,11 +485,25 @@ class BatchWriter:
             self._classes[name] = (pc or ProductClass.objects.create(name=name)).pk
         return self._classes[name]
 
-    def _category_id(self, breadcrumb: str) -> int:
-        key = " > ".join(part.strip() for part in breadcrumb.split(">"))
-        if key not in self._categories:
-            self._categories[key] = create_from_breadcrumbs(key).pk
-        return self._categories[key]
+    def _category_tree(self) -> CategoryTree:
+        if self._categories is None:
+            self._categories = CategoryTree()
+        return self._categories
+
+    def _resolve_categories(self, items: list[ValidItem], fail) -> list[ValidItem]:
+        """Find the categories the items name, creating the missing ones in one insert; fail
+        the items that name an ambiguous one. Return the others."""
+        tree, passed = self._category_tree(), []
+        for item in items:
+            try:
+                for path in item.record.categories:
+                    tree.node(path)
+            except RecordError as exc:
+                fail(item, exc.field, str(exc))
+                continue
+            passed.append(item)
+        tree.create()
+        return passed
 
     def _partner_id(self, name: str) -> int:
         if name not in self._partners:
@@ -441,12 +543,15 @@ class BatchWriter:
     def prepare(self, records: Iterable[ProductRecord]) -> None:
         """Create the classes, categories and partners the records name, so batches written
         side by side by several processes find them instead of racing to create them."""
+        tree = self._category_tree()
         for record in records:
             self._class_id(record.product_class)
             for path in record.categories:
-                self._category_id(path)
+                with contextlib.suppress(RecordError):  # the batch's writer fails the item
+                    tree.node(path)
             for sr in record.stockrecords:
                 self._partner_id(sr.partner)
+        tree.create()
 
     def write(self, items: Iterable[ValidItem], result: BatchResult) -> None:
         """Upsert items; count each outcome in result. Conflicts with other items or products
@@ -490,8 +595,13 @@ class BatchWriter:
                 accepted.update((m.upc, item.position) for _, m in item.record.members())
 
         attributes = self._resolve_attributes(new + [item for item, _ in changed], fail)
-        new = [item for item in new if item.position in attributes]
-        changed = [(item, pid) for item, pid in changed if item.position in attributes]
+        writable = self._resolve_categories(
+            [item for item in new + [item for item, _ in changed] if item.position in attributes],
+            fail,
+        )
+        placed = {item.position for item in writable}
+        new = [item for item in new if item.position in placed]
+        changed = [(item, pid) for item, pid in changed if item.position in placed]
 
         now = timezone.now()
         new_ids = _insert_products(
@@ -773,7 +883,7 @@ class BatchWriter:
                 (product_id, category_id)
                 for item, product_id in touched
                 for category_id in dict.fromkeys(
-                    self._category_id(path) for path in item.record.categories
+                    self._categories.node(path).id for path in item.record.categories
                 )
             ],
         )
