@@ -48,10 +48,16 @@ def test_queries_per_batch_are_the_same_for_15_and_500(write_feed, change):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("change, statements", [("create", 8), ("unchanged", 4), ("update", 12)])
-def test_a_batch_takes_a_few_statements(write_feed, change, statements):
+@pytest.mark.parametrize(
+    "change, sqlite, postgresql", [("create", 8, 13), ("unchanged", 4, 6), ("update", 12, 16)]
+)
+def test_a_batch_takes_a_few_statements(write_feed, change, sqlite, postgresql):
     """New: look up products, then SKUs; insert products, category links, stock records and
     sync state; record the batch and the run's totals (its lease check included). Unchanged:
     look up, stamp the sync state, record. Updated: also replace the category links, look for
-    stale stock records, hide children that left, and look at the products' images."""
-    assert counts_by_size(write_feed, (15,), change)[15][0] == statements
+    stale stock records, hide children that left, and look at the products' images.
+    PostgreSQL writes rows by COPY: the new products' ids are taken from their sequence
+    first, and an upsert (stock records, sync state) is three statements (a temporary table
+    emptied, filled by COPY, inserted from); each cheaper than one INSERT of many rows."""
+    expected = postgresql if connection.vendor == "postgresql" else sqlite
+    assert counts_by_size(write_feed, (15,), change)[15][0] == expected
