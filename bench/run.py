@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -40,7 +41,7 @@ class Case:
     argv: callable
     batch: int  # products per batch (1: per product), for queries per batch
     prepare: callable = None
-    runs: list = field(default_factory=list)  # (seconds, peak_rss_kb) per repeat
+    runs: list = field(default_factory=list)  # (seconds, peak_rss_kb, run_s) per repeat
     queries_per_batch: float | None = None
 
 
@@ -158,12 +159,17 @@ class Database:
             )
 
 
-def run(argv: list[str], database_url: str) -> tuple[float, int]:
-    """Run one Python process to its end; return wall seconds and its peak RSS in KiB."""
+# The last line sync_products prints: "Run 3 succeeded: ...; 1.23s", the run's own time.
+RUN_TIME = re.compile(r"^Run \d+ \w+.*; (\d+\.\d+)s$", re.MULTILINE)
+
+
+def run(argv: list[str], database_url: str) -> tuple[float, int, float | None]:
+    """Run one Python process to its end; return wall seconds, its peak RSS in KiB and, for
+    sync_products, the run's own seconds (the process less Django's start-up and exit)."""
     env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "0", "PYTHONWARNINGS": "ignore"}
-    with open(os.devnull, "w") as devnull, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        child = subprocess.Popen([PYTHON, *argv], cwd=ROOT, env=env, stdout=devnull, stderr=err)
+        child = subprocess.Popen([PYTHON, *argv], cwd=ROOT, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -171,7 +177,9 @@ def run(argv: list[str], database_url: str) -> tuple[float, int]:
             err.seek(0)
             tail = err.read()[-2000:]
             raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{tail}")
-    return elapsed, usage.ru_maxrss
+        out.seek(0)
+        found = RUN_TIME.findall(out.read())
+    return elapsed, usage.ru_maxrss, float(found[-1]) if found else None
 
 
 def lookups_settled() -> int:
@@ -242,7 +250,7 @@ def measure(kind: str, n: int, repeats: int, work: Path, with_odin: bool) -> lis
                 if case.prepare:
                     run(case.prepare(files), db.url)
                 case.runs.append(run(case.argv(files), db.url))
-                seconds, rss = case.runs[-1]
+                seconds, rss, _ = case.runs[-1]
                 print(
                     f"  [{kind} {repeat + 1}/{repeats}] {case.name}: {seconds:.2f}s, "
                     f"{rss / 1024:.0f} MB",
@@ -281,13 +289,20 @@ def table(kind: str, n: int, todo: list[Case]) -> str:
 
 
 def resync_lines(todo: list[Case]) -> str:
-    """Each re-sync against the first sync of the same batch size: how many times faster."""
+    """Each re-sync against the first sync of the same batch size: how many times faster, as
+    whole processes and as runs (the time sync_products reports, start-up left out)."""
     first = {c.batch: c for c in todo if c.name.startswith("sync_products")}
-    return "\n".join(
-        f"- {case.name}: {median_ratio(first[case.batch], case):.1f}× faster than the first sync"
-        for case in todo
-        if case.name.startswith("re-sync")
-    )
+    lines = []
+    for case in (c for c in todo if c.name.startswith("re-sync")):
+        a, b = first[case.batch], case
+        in_run = statistics.median(x[2] / y[2] for x, y in zip(a.runs, b.runs, strict=True))
+        lines.append(
+            f"- {case.name}: {median_ratio(a, b):.1f}× faster than the first sync as a whole "
+            f"process; the run itself {in_run:.1f}× (first "
+            f"{statistics.median(r[2] for r in a.runs):.2f}s, re-sync "
+            f"{statistics.median(r[2] for r in b.runs):.3f}s)"
+        )
+    return "\n".join(lines)
 
 
 def batch_size_table(kind: str, todo: list[Case]) -> str:
@@ -341,7 +356,7 @@ def memory_check(
                     todo.insert(0, ("whole sync", sync_argv(path, batch_size)))
                 for what, argv in todo:
                     db.reset()
-                    seconds, rss = run(argv, db.url)
+                    seconds, rss, _ = run(argv, db.url)
                     lines.append(
                         f"| {n:,} | {fmt} | {mb:.0f} | {what} | {seconds:.1f} | {rss / 1024:.0f} |"
                     )
