@@ -220,9 +220,11 @@ def insert_rows(
         for f in plan.others
     )
     rows = _prepared(rows, plan.preps, conn)
-    with conn.cursor() as cursor:
-        if plan.copy and len(rows) > 1:  # one row: one round trip by INSERT, 2-3 by COPY
+    if plan.copy and len(rows) > 1:  # one row: one round trip by INSERT, 2-3 by COPY
+        # In a transaction: the temporary table lives until its end.
+        with transaction.atomic(savepoint=False), conn.cursor() as cursor:
             return _copy_rows(cursor, model, plan, rows, defaults)
+    with conn.cursor() as cursor:
         per_statement = len(rows)
         if conn.features.max_query_params:
             per_statement = max(1, conn.features.max_query_params // (len(fields) + len(defaults)))
@@ -458,6 +460,7 @@ class CategoryTree:
         self.children: dict[str, dict[str, list[CategoryNode]]] = {}  # by parent path, name
         self.last_step: dict[str, int] = {}  # by parent path: the step of its last child
         self.planned: list[tuple[CategoryNode, str, int]] = []  # (node, name, depth)
+        self.found: dict[str, CategoryNode] = {}  # by breadcrumb, as given
         steplen = Category.steplen
         rows = Category.objects.values_list(
             "pk", "path", "name", "is_public", "ancestors_are_public"
@@ -471,6 +474,8 @@ class CategoryTree:
     def node(self, breadcrumb: str) -> CategoryNode:
         """The last category of a breadcrumb ("A > B > C"), planned for creation with its
         missing ancestors when it does not exist; RecordError when a name is ambiguous."""
+        if breadcrumb in self.found:
+            return self.found[breadcrumb]
         parent = CategoryNode(None, "", True)
         names = [name.strip() for name in breadcrumb.split(">")]
         for depth, name in enumerate(names, start=1):
@@ -496,8 +501,10 @@ class CategoryTree:
                 self.children[parent.path][name] = found
                 self.planned.append((found[0], name, depth))
             parent = found[0]
+        self.found[breadcrumb] = parent
         return parent
 
+    @transaction.atomic(savepoint=False)
     def create(self) -> None:
         """Insert the planned categories and count them in their parents' numchild."""
         if not self.planned:

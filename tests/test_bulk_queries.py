@@ -83,3 +83,38 @@ def test_queries_per_batch_do_not_grow_with_its_size(shirt_class):
     # 3 parent values and 2 per child
     assert ProductAttributeValue.objects.count() == 7 * (1 + 15 + 200)
     print(f"queries per batch: {created[0]} to create, {updated[0]} to update")
+
+
+@pytest.mark.django_db
+def test_text_that_copy_must_escape_is_written_as_given(write_feed):
+    """PostgreSQL writes rows by COPY, whose text format gives tabs, newlines, backslashes
+    and \\N a meaning of their own; every value must land as the feed gave it."""
+    from productsync.services import sync_run_execute
+    from tests.conftest import product
+
+    awkward = "tab\there, line\nbreak, back\\slash, \\N, \"quoted\", 'single', ünïcødé ✓"
+    items = [
+        product(
+            f"AWK-{n}",
+            title=f"{awkward} {n}",
+            description=awkward,
+            categories=[f"Odd \\ Names > Tab\tand \\N {n % 2}"],
+            stockrecords=[
+                {"partner": "Back\\slash & Co", "partner_sku": f"SKU\t{n}", "price": "1.05"}
+            ],
+        )
+        for n in range(3)
+    ]
+
+    run = sync_run_execute(write_feed(items), batch_size=15)
+
+    assert run.created == 3, run.notes
+    for n, p in enumerate(Product.objects.order_by("upc")):
+        assert (p.title, p.description) == (f"{awkward} {n}", awkward)
+        [record] = p.stockrecords.all()
+        assert (record.partner.name, record.partner_sku, str(record.price)) == (
+            "Back\\slash & Co",
+            f"SKU\t{n}",
+            "1.05",
+        )
+        assert [c.full_name for c in p.categories.all()] == [f"Odd \\ Names > Tab\tand \\N {n % 2}"]
