@@ -32,7 +32,7 @@ class Case:
 
     name: str
     clusters: int
-    runs: list = field(default_factory=list)  # (planner seconds, peak RSS KiB) per repeat
+    runs: list = field(default_factory=list)  # bench.run()'s figures (the planner's) per repeat
     cpu: list = field(default_factory=list)  # (clusters', PostgreSQL's CPU seconds) per repeat
     startups: list = field(default_factory=list)  # seconds until every cluster was running
     shares: list = field(default_factory=list)  # batches written per cluster, per repeat
@@ -173,8 +173,8 @@ def table(cases: list[Case], args: argparse.Namespace) -> str:
         "",
         "| what | qcluster × workers | wall time (s) | products/s | speed-up vs local "
         "| batches per cluster (last) | qcluster start-up, untimed (s) "
-        "| CPU s: clusters | CPU s: PostgreSQL |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU s: sync_products | CPU s: clusters | CPU s: PostgreSQL |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case in cases:
         seconds = statistics.median(r[0] for r in case.runs)
@@ -184,6 +184,7 @@ def table(cases: list[Case], args: argparse.Namespace) -> str:
         lines.append(
             f"| {case.name} | {clusters} | {seconds:.2f} | {args.products / seconds:,.0f} "
             f"| {bench.median_ratio(local, case):.2f}× | {shares} | {startup} "
+            f"| {statistics.median(r[3] for r in case.runs):.1f} "
             f"| {statistics.median(c[0] for c in case.cpu):.1f} "
             f"| {statistics.median(c[1] for c in case.cpu):.1f} |"
         )

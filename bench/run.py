@@ -41,7 +41,7 @@ class Case:
     argv: callable
     batch: int  # products per batch (1: per product), for queries per batch
     prepare: callable = None
-    runs: list = field(default_factory=list)  # (seconds, peak_rss_kb, run_s) per repeat
+    runs: list = field(default_factory=list)  # run()'s figures per repeat
     queries_per_batch: float | None = None
 
 
@@ -163,9 +163,10 @@ class Database:
 RUN_TIME = re.compile(r"^Run \d+ \w+.*; (\d+\.\d+)s$", re.MULTILINE)
 
 
-def run(argv: list[str], database_url: str) -> tuple[float, int, float | None]:
-    """Run one Python process to its end; return wall seconds, its peak RSS in KiB and, for
-    sync_products, the run's own seconds (the process less Django's start-up and exit)."""
+def run(argv: list[str], database_url: str) -> tuple[float, int, float | None, float]:
+    """Run one Python process to its end; return wall seconds, its peak RSS in KiB, for
+    sync_products the run's own seconds (the process less Django's start-up and exit), and
+    the CPU seconds it used."""
     env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "0", "PYTHONWARNINGS": "ignore"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -179,7 +180,8 @@ def run(argv: list[str], database_url: str) -> tuple[float, int, float | None]:
             raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{tail}")
         out.seek(0)
         found = RUN_TIME.findall(out.read())
-    return elapsed, usage.ru_maxrss, float(found[-1]) if found else None
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss, float(found[-1]) if found else None, cpu
 
 
 def lookups_settled() -> int:
@@ -250,7 +252,7 @@ def measure(kind: str, n: int, repeats: int, work: Path, with_odin: bool) -> lis
                 if case.prepare:
                     run(case.prepare(files), db.url)
                 case.runs.append(run(case.argv(files), db.url))
-                seconds, rss, _ = case.runs[-1]
+                seconds, rss = case.runs[-1][:2]
                 print(
                     f"  [{kind} {repeat + 1}/{repeats}] {case.name}: {seconds:.2f}s, "
                     f"{rss / 1024:.0f} MB",
@@ -356,7 +358,7 @@ def memory_check(
                     todo.insert(0, ("whole sync", sync_argv(path, batch_size)))
                 for what, argv in todo:
                     db.reset()
-                    seconds, rss, _ = run(argv, db.url)
+                    seconds, rss = run(argv, db.url)[:2]
                     lines.append(
                         f"| {n:,} | {fmt} | {mb:.0f} | {what} | {seconds:.1f} | {rss / 1024:.0f} |"
                     )
