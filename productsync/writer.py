@@ -180,8 +180,7 @@ def _insert_plan(model, fields: tuple, returning, conflict: tuple, update: tuple
         copy=vendor == "postgresql"
         and (
             returned is None
-            or (returned.primary_key and isinstance(returned, AutoFieldMixin))
-            and not conflict
+            or (returned.primary_key and isinstance(returned, AutoFieldMixin) and not conflict)
         ),
     )
 
@@ -460,7 +459,7 @@ class CategoryTree:
         self.children: dict[str, dict[str, list[CategoryNode]]] = {}  # by parent path, name
         self.last_step: dict[str, int] = {}  # by parent path: the step of its last child
         self.planned: list[tuple[CategoryNode, str, int]] = []  # (node, name, depth)
-        self.found: dict[str, CategoryNode] = {}  # by breadcrumb, as given
+        self.by_breadcrumb: dict[str, CategoryNode] = {}  # as given
         steplen = Category.steplen
         rows = Category.objects.values_list(
             "pk", "path", "name", "is_public", "ancestors_are_public"
@@ -474,8 +473,8 @@ class CategoryTree:
     def node(self, breadcrumb: str) -> CategoryNode:
         """The last category of a breadcrumb ("A > B > C"), planned for creation with its
         missing ancestors when it does not exist; RecordError when a name is ambiguous."""
-        if breadcrumb in self.found:
-            return self.found[breadcrumb]
+        if breadcrumb in self.by_breadcrumb:
+            return self.by_breadcrumb[breadcrumb]
         parent = CategoryNode(None, "", True)
         names = [name.strip() for name in breadcrumb.split(">")]
         for depth, name in enumerate(names, start=1):
@@ -501,7 +500,7 @@ class CategoryTree:
                 self.children[parent.path][name] = found
                 self.planned.append((found[0], name, depth))
             parent = found[0]
-        self.found[breadcrumb] = parent
+        self.by_breadcrumb[breadcrumb] = parent
         return parent
 
     @transaction.atomic(savepoint=False)
