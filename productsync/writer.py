@@ -7,12 +7,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.models import CASCADE, DO_NOTHING, SET_NULL, F, Q
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 from oscar.checks import use_productcategory_materialised_view
-from oscar.core.loading import get_model
+from oscar.core.loading import get_class, get_model
 from oscar.core.utils import slugify
 
 from productsync.conf import app_settings
@@ -37,6 +44,7 @@ ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 AttributeOption = get_model("catalogue", "AttributeOption")
 MultiOption = ProductAttributeValue.value_multi_option.through
 Category = get_model("catalogue", "Category")
+create_from_breadcrumbs = get_class("catalogue.categories", "create_from_breadcrumbs")
 
 
 def catalogue_category_view_refresh() -> None:
@@ -196,7 +204,8 @@ def insert_rows(
 ) -> list:
     """INSERT rows (tuples of the values of fields, by attname) through the driver: what
     bulk_create sends, without its per-object model instances and per-value compilation. Every
-    other concrete field gets its default (auto_now and auto_now_add: now). With conflict and
+    other concrete field gets what save() writes for a new instance (its default; auto_now
+    and auto_now_add: now; a file field: ''). With conflict and
     update, an upsert (ON CONFLICT ... DO UPDATE); with returning, the values of that column,
     in the order of rows. SQLite: one INSERT per max_query_params. PostgreSQL: COPY, which
     takes a tenth of the time of a thousand-row INSERT (whose placeholders psycopg parses and
@@ -208,21 +217,15 @@ def insert_rows(
     plan = _insert_plan(
         model, tuple(fields), returning, tuple(conflict or ()), tuple(update or ()), conn.vendor
     )
-    now = timezone.now()
-    defaults = tuple(
-        f.get_db_prep_save(
-            now
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-            else f.get_default(),
-            conn,
-        )
-        for f in plan.others
-    )
+    blank = model()  # what save() would write for a new instance's other fields
+    defaults = tuple(f.get_db_prep_save(f.pre_save(blank, True), conn) for f in plan.others)
     rows = _prepared(rows, plan.preps, conn)
-    if plan.copy and len(rows) > 1:  # one row: one round trip by INSERT, 2-3 by COPY
+    if plan.copy and len(rows) > 1 and model not in _NO_SEQUENCE:  # one row: INSERT is 1 trip
         # In a transaction: the temporary table lives until its end.
         with transaction.atomic(savepoint=False), conn.cursor() as cursor:
-            return _copy_rows(cursor, model, plan, rows, defaults)
+            ids = _copy_rows(cursor, model, plan, rows, defaults)
+        if ids is not None:
+            return ids
     with conn.cursor() as cursor:
         per_statement = len(rows)
         if conn.features.max_query_params:
@@ -243,8 +246,14 @@ def insert_rows(
         return out
 
 
-def _copy_rows(cursor, model, plan: _InsertPlan, rows: list, defaults: tuple) -> list:
-    """insert_rows on PostgreSQL, by COPY."""
+# Models whose auto-increment key has no sequence of its own (a table not made by Django's
+# migrations, say): their returned keys come from INSERT ... RETURNING.
+_NO_SEQUENCE: set = set()
+
+
+def _copy_rows(cursor, model, plan: _InsertPlan, rows: list, defaults: tuple) -> list | None:
+    """insert_rows on PostgreSQL, by COPY; None (nothing written) when the returned key has
+    no sequence to take the keys from."""
     columns, ids = plan.columns, []
     if plan.returning:
         cursor.execute(
@@ -252,6 +261,9 @@ def _copy_rows(cursor, model, plan: _InsertPlan, rows: list, defaults: tuple) ->
             [plan.table, model._meta.pk.column, len(rows)],
         )
         ids = [pk for (pk,) in cursor.fetchall()]
+        if ids[0] is None:
+            _NO_SEQUENCE.add(model)
+            return None
         columns = f"{plan.returning}, {columns}"
         rows = [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
     target = plan.table
@@ -475,6 +487,15 @@ class CategoryTree:
         missing ancestors when it does not exist; RecordError when a name is ambiguous."""
         if breadcrumb in self.by_breadcrumb:
             return self.by_breadcrumb[breadcrumb]
+        if Category.node_order_by:
+            # A forked Category that keeps siblings sorted: treebeard renumbers them on every
+            # insert, so no path can be planned; Oscar's way, one category at a time.
+            try:
+                node = CategoryNode(create_from_breadcrumbs(breadcrumb).pk, "", True)
+            except ValueError as exc:  # two categories of one name
+                raise RecordError(f"categories: {breadcrumb!r}: {exc}", "categories") from None
+            self.by_breadcrumb[breadcrumb] = node
+            return node
         parent = CategoryNode(None, "", True)
         names = [name.strip() for name in breadcrumb.split(">")]
         for depth, name in enumerate(names, start=1):
@@ -620,7 +641,19 @@ class BatchWriter:
 
     def prepare(self, records: Iterable[ProductRecord]) -> None:
         """Create the classes, categories and partners the records name, so batches written
-        side by side by several processes find them instead of racing to create them."""
+        side by side by several processes find them instead of racing to create them. When
+        another process added categories meanwhile (a planned tree path is taken), the tree
+        is read again and the records prepared once more."""
+        records = list(records)
+        try:
+            with transaction.atomic():
+                self._prepare(records)
+        except IntegrityError:
+            self.forget()
+            with transaction.atomic():
+                self._prepare(records)
+
+    def _prepare(self, records: list[ProductRecord]) -> None:
         tree = self._category_tree()
         for record in records:
             self._class_id(record.product_class)
