@@ -220,8 +220,9 @@ def insert_rows(
     blank = model()  # what save() would write for a new instance's other fields
     defaults = tuple(f.get_db_prep_save(f.pre_save(blank, True), conn) for f in plan.others)
     rows = _prepared(rows, plan.preps, conn)
-    if plan.copy and len(rows) > 1 and model not in _NO_SEQUENCE:  # one row: INSERT is 1 trip
-        # In a transaction: the temporary table lives until its end.
+    # One row is one round trip by INSERT, two or three by COPY. In a transaction: the
+    # temporary table of an upsert lives until its end.
+    if plan.copy and len(rows) > 1 and model not in _NO_SEQUENCE:
         with transaction.atomic(savepoint=False), conn.cursor() as cursor:
             ids = _copy_rows(cursor, model, plan, rows, defaults)
         if ids is not None:
