@@ -4,8 +4,9 @@ the driver, without the ORM's per-object compilation. Knows no Oscar and no prod
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import CASCADE, DO_NOTHING, SET_NULL
@@ -66,7 +67,18 @@ def _is_plain(field) -> bool:
     )
 
 
-def _prepared(rows: list, preps: list, conn) -> list:
+class _Prep(NamedTuple):
+    """A value position of a row whose field's driver value differs from the Python one."""
+
+    index: int
+    prepare: Callable  # the field's get_db_prep_save
+
+
+def _preps(fields: list) -> list[_Prep]:
+    return [_Prep(i, f.get_db_prep_save) for i, f in enumerate(fields) if not _is_plain(f)]
+
+
+def _prepared(rows: list, preps: list[_Prep], conn) -> list:
     """rows with the values of the fields that need it passed through get_db_prep_save."""
     if not preps:
         return rows
@@ -87,7 +99,7 @@ class _InsertPlan:
     conflict: str  # " ON CONFLICT ... DO UPDATE SET ...", or ""
     returning: str  # quoted column, or ""
     others: list  # the fields that get their defaults
-    preps: list  # (index, get_db_prep_save) of the given fields that need it
+    preps: list[_Prep]  # of the given fields
     copy: bool  # PostgreSQL: COPY the rows (returning, if any, is an auto-increment key)
 
 
@@ -112,7 +124,7 @@ def _insert_plan(model, fields: tuple, returning, conflict: tuple, update: tuple
         conflict=upsert,
         returning=quote(returned.column) if returned else "",
         others=others,
-        preps=[(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)],
+        preps=_preps(given),
         copy=vendor == "postgresql"
         and (
             returned is None
@@ -235,8 +247,7 @@ def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
     opts = model._meta
     quote = conn.ops.quote_name
     given = [opts.pk, *(opts.get_field(name) for name in fields)]
-    preps = [(i, f.get_db_prep_save) for i, f in enumerate(given) if not _is_plain(f)]
-    rows = _prepared(rows, preps, conn)
+    rows = _prepared(rows, _preps(given), conn)
     names = [f"c{i}" for i in range(len(given))]
     # PostgreSQL types a VALUES list from its literals: cast the first row to the columns'
     # types. SQLite needs no casts (and a CAST would change a datetime's text affinity).

@@ -177,7 +177,7 @@ class BatchWriter:
             ]
         )
         touched = list(zip(new, new_ids, strict=True)) + changed
-        # (id, title, description, class, is_public, structure, parent, date_updated)
+        # Rows of update_rows: the primary key, then the UPDATED_COLUMNS.
         updates = [
             (
                 product_id,
