@@ -47,7 +47,6 @@ from productsync.exports import failures_jsonl
 from productsync.feeds import Feed, feed_open
 from productsync.feeds.base import FeedOptions, is_url
 from productsync.feeds.jsonfeed import jsonl_items
-from productsync.images import ImageSync
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
 from productsync.records import (
     KNOWN_KEYS,
@@ -63,13 +62,13 @@ from productsync.records import (
     record_parse,
 )
 from productsync.signals import batch_committed
+from productsync.sql import insert_rows, update_row
 from productsync.writer import (
     BatchWriter,
+    ImageSync,
     catalogue_category_view_refresh,
-    insert_rows,
     products_hide,
     products_missing,
-    update_row,
 )
 
 logger = logging.getLogger(__name__)
