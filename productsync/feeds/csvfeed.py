@@ -205,23 +205,3 @@ def csv_items(
 
 def _ours(column: str) -> str:
     return column.lower() if column.lower() in FIELDS else column
-
-
-def csv_or_oscar_items(
-    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
-) -> Iterator[FeedItem]:
-    """A CSV whose first row names a `upc` column, else Oscar's headerless 5/9-column file."""
-    from productsync.feeds.oscarcsv import OSCAR_WIDTHS, oscar_items
-
-    sample = stream.peek(SAMPLE)
-    text = sample.decode(encoding or encoding_sniff(sample), errors="replace").lstrip("\ufeff")
-    first_line = text.splitlines()[:1] or [""]
-    first = next(csv.reader(first_line, delimiter=delimiter or delimiter_sniff(first_line[0])), [])
-    if "upc" in (cell.strip().lower() for cell in first):
-        return csv_items(stream, delimiter, encoding)
-    if len(first) in OSCAR_WIDTHS:
-        return oscar_items(stream, delimiter, encoding)
-    raise SourceError(
-        f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
-        "5 or 9: give --format, or a --mapping for this shape"
-    )

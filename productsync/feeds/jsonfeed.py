@@ -9,8 +9,8 @@ from typing import Any
 import ijson
 
 from productsync.exceptions import FeedError
-from productsync.feeds.base import MAX_DEPTH, depth_exceeds
-from productsync.records import FeedItem, Unparsed, payload_dump, printable
+from productsync.feeds.stream import MAX_DEPTH, depth_exceeds
+from productsync.records import FeedItem, Unparsed, one_line, payload_dump
 
 TOO_DEEP = f"the item is nested deeper than {MAX_DEPTH} levels"
 
@@ -34,7 +34,7 @@ def json_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
             position += 1
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         # yajl quotes the bytes around the error over several lines: keep one safe line.
-        detail = printable(" ".join(str(exc).split()))[:300]
+        detail = one_line(exc)[:300]
         raise FeedError(f"malformed JSON after item {position}: {detail}") from None
 
 
