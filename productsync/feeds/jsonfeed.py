@@ -46,10 +46,9 @@ def _attach(parent: dict | list, key: str | None, value: Any) -> None:
 
 
 def _array_items(events) -> Iterator[Any]:
-    """The elements of the top-level array, built from parser events. (ijson.items keeps the
-    prefix of every open level, so its memory grows with the square of the nesting depth: a
-    few kilobytes of brackets take gigabytes.) An element nested deeper than MAX_DEPTH
-    becomes Unparsed, its raw payload holding the first MAX_DEPTH levels."""
+    """The elements of the top-level array, built from parser events (ijson.items keeps the
+    prefix of every open level: see docs/benchmarks.md, Memory). An element nested deeper
+    than MAX_DEPTH becomes Unparsed, its raw payload holding the first MAX_DEPTH levels."""
     next(events)  # the opening bracket, checked by the caller
     stack: list[dict | list] = []
     keys: list[str | None] = []
