@@ -3,7 +3,6 @@
 import contextlib
 import hashlib
 import importlib.metadata
-import io
 import itertools
 import json
 import logging
@@ -44,9 +43,7 @@ from productsync.exceptions import (
     SourceError,
 )
 from productsync.exports import failures_jsonl
-from productsync.feeds import Feed, feed_open
-from productsync.feeds.base import FeedOptions, is_url
-from productsync.feeds.jsonfeed import jsonl_items
+from productsync.feeds import ByteStream, Feed, FeedOptions, feed_open, is_url, jsonl_items
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
 from productsync.records import (
     KNOWN_KEYS,
@@ -827,7 +824,7 @@ def sync_run_retry(run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN) -> Sync
     def open_failures(source: str) -> Feed:
         lines = (line.encode() for line in failures_jsonl(original.pk))
         return Feed(
-            f"failures of run {run_id}", _ChunkStream(lines), jsonl_items, total_items=count
+            f"failures of run {run_id}", ByteStream.of_chunks(lines), jsonl_items, total_items=count
         )
 
     return sync_run_execute(
@@ -838,28 +835,6 @@ def sync_run_retry(run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN) -> Sync
         retry_of=original,
         open_feed=open_failures,
     )
-
-
-class _ChunkStream(io.RawIOBase):
-    """A raw byte stream over an iterator of byte strings, read as they come."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = chunk
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
 
 
 def sync_run_prune(keep_days: int) -> int:

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from productsync.conf import MAX_BATCH_SIZE
 from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
-from productsync.feeds.base import FORMATS
+from productsync.feeds import FORMATS
 from productsync.models import SyncRun
 from productsync.records import BatchResult, printable
 from productsync.services import sync_run_execute
