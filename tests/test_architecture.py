@@ -125,7 +125,6 @@ def test_faces_import_only_the_public_api():
     assert violations(faces(), bad) == []
 
 
-@UNTIL_SPLIT
 def test_only_the_writer_imports_oscar():
     """Rule 2."""
 
