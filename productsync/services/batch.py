@@ -57,13 +57,13 @@ def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidIte
     return valid
 
 
-def _write(writer: BatchWriter, items, result: BatchResult, dry_run, savepoint=False) -> None:
-    """Write items in the caller's transaction; in a savepoint when asked, and always on dry
-    runs, which roll it back."""
+def _write(writer: BatchWriter, items, result: BatchResult, rollback, savepoint=False) -> None:
+    """Write items in the caller's transaction; in a savepoint when asked, and always when
+    it is to be rolled back (a dry run's)."""
     part = BatchResult(result.number, items[0].position, items[-1].position, len(items))
-    with transaction.atomic(savepoint=savepoint or dry_run):
+    with transaction.atomic(savepoint=savepoint or rollback):
         writer.write(items, part)
-        if dry_run:
+        if rollback:
             transaction.set_rollback(True)
     result.merge(part)
 
@@ -76,7 +76,7 @@ class _WriteRejected(Exception):
 
 
 def _batch_transaction(
-    writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run, record=None
+    run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], record=None
 ) -> tuple[BatchResult, Any]:
     """Process a batch in one transaction, and record(result) in it. The bulk write goes
     first, with no savepoint; if the database rejects it, the transaction is undone and the
@@ -86,7 +86,7 @@ def _batch_transaction(
     while True:
         try:
             with transaction.atomic():
-                result = _batch_process(writer, number, chunk, dry_run, rejected)
+                result = _batch_process(run, writer, number, chunk, rejected)
                 return result, record(result) if record else None
         except _WriteRejected as exc:
             writer.forget()
@@ -94,33 +94,25 @@ def _batch_transaction(
 
 
 def _batch_commit(
-    run: SyncRun, writer: BatchWriter, number: int, chunk, dry_run, bytes_read, unknown_keys: set
+    run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], bytes_read: int
 ) -> tuple[BatchResult, SyncBatch]:
-    """Write a batch and record it in one transaction, so a crash leaves both or neither.
-    When that transaction fails on a lock or the connection, the batch is tried once more,
-    then recorded with every item failed."""
+    """Write a batch and record it (with the feed's bytes_read after it) in one transaction,
+    so a crash leaves both or neither. When that transaction fails on a lock or the
+    connection, the batch is tried once more, then recorded with every item failed."""
     for _attempt in range(2):
-        noted = set(unknown_keys)
         try:
-            return_value = _batch_transaction(
-                writer,
-                number,
-                chunk,
-                dry_run,
-                lambda result, noted=noted: _batch_record(run, result, bytes_read(), noted),
+            return _batch_transaction(
+                run, writer, number, chunk, lambda result: _batch_record(run, result, bytes_read)
             )
         except TRANSIENT as exc:
             error = exc
             logger.warning("run %s batch %s: %s; rolled back", run.pk, number, one_line(exc))
             writer.forget()
             _reconnect()
-            run.refresh_from_db()
-            continue
-        unknown_keys |= noted
-        return return_value
+            run.refresh_from_db()  # its totals and noted keys as committed
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     _batch_failed(result, _batch_validate(chunk, result), error)
-    return result, _batch_record(run, result, bytes_read(), unknown_keys)
+    return result, _batch_record(run, result, bytes_read)
 
 
 def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -> None:
@@ -130,10 +122,11 @@ def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -
 
 
 def _batch_process(
-    writer: BatchWriter, number: int, chunk: list[FeedItem], dry_run, rejected=None
+    run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], rejected=None
 ) -> BatchResult:
-    """Validate and write a batch in the caller's transaction: in bulk, or item by item when
-    the database rejected the bulk write (rejected: its error)."""
+    """Validate and write a batch in the caller's transaction (rolled back for a dry run): in
+    bulk, or item by item when the database rejected the bulk write (rejected: its error)."""
+    dry_run = run.dry_run
     started = time.perf_counter()
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     valid = _batch_validate(chunk, result)
@@ -153,18 +146,18 @@ def _batch_process(
     return result
 
 
-def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult, dry_run) -> None:
+def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult, rollback) -> None:
     """Write each item in its own savepoint so only the offending ones fail."""
-    with transaction.atomic(savepoint=dry_run):
+    with transaction.atomic(savepoint=rollback):
         for item in valid:
             try:
-                _write(writer, [item], result, dry_run=False, savepoint=True)
+                _write(writer, [item], result, rollback=False, savepoint=True)
             except DatabaseError as exc:
                 writer.forget()
                 if connection.needs_rollback:
                     raise  # the connection is gone, not the item at fault
                 result.failures.append(_db_failure(item, exc))
-        if dry_run:
+        if rollback:
             transaction.set_rollback(True)
 
 

@@ -2,16 +2,17 @@
 
 from productsync.conf import app_settings
 from productsync.models import SyncedProduct, SyncFailure, SyncRun
+from productsync.services.spec import RunSpec
 from productsync.writer import products_hide, products_missing
 
 
-def _hide_missing(run: SyncRun, error: str, limit: int | None) -> None:
+def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
     """Hide the products of the source this run did not see, if the run saw the whole feed
     and would not hide too many; otherwise note on the run why nothing was hidden."""
     why_not = ""
     if error:
         why_not = "the run did not read the whole feed"
-    elif limit is not None:
+    elif spec.limit is not None:
         why_not = "--limit read only part of the feed"
     elif run.dry_run:
         why_not = "this is a dry run"

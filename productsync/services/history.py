@@ -13,17 +13,13 @@ from productsync.services.lease import BatchStatus, Status, _run_save_if_running
 from productsync.writer import insert_rows
 
 UNFINISHED = (BatchStatus.PENDING, BatchStatus.RUNNING)
-
-
 OnBatch = Callable[[SyncRun, BatchResult], None]
-
-
 # Batch warnings (images not fetched) listed in run.notes at most; run.warnings counts all.
 MAX_NOTES = 20
-
-
 # Unknown keys named in one note of the run; the rest are counted.
 NOTED_KEYS = 10
+# Characters of an unknown key kept in run.unknown_keys and its notes.
+KEY_LENGTH = 60
 
 
 def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
@@ -53,13 +49,12 @@ def _batch_record(
     run: SyncRun,
     result: BatchResult,
     bytes_read: int,
-    unknown_keys: set,
     batch: SyncBatch | None = None,
 ) -> SyncBatch:
     """Store the batch (a new row, or the queued one given), its failures and the run's new
-    totals in one short transaction."""
-    new_keys = result.unknown_keys - unknown_keys
-    unknown_keys |= new_keys
+    totals in one short transaction; note the unknown keys the run had not met before."""
+    new_keys = {printable(key)[:KEY_LENGTH] for key in result.unknown_keys}
+    new_keys -= set(run.unknown_keys)
     with transaction.atomic(savepoint=False):
         values = {
             "first_position": result.first_position,
@@ -107,13 +102,15 @@ def _batch_record(
         run.failed_batches += bool(result.failures)
         run.warnings += result.warnings
         if new_keys:
-            names = sorted(printable(key)[:60] for key in new_keys)
+            names = sorted(new_keys)
+            run.unknown_keys = [*run.unknown_keys, *names]
             more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
             run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
         run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
-        _run_save_if_running(run, [*SyncRun.COUNTERS, "notes", "bytes_read", "heartbeat_at"])
+        fields = [*SyncRun.COUNTERS, "notes", "unknown_keys", "bytes_read", "heartbeat_at"]
+        _run_save_if_running(run, fields)
     return batch
 
 

@@ -13,6 +13,7 @@ from django_q.brokers import Broker, get_broker
 from productsync.batching import batched
 from productsync.conf import app_settings
 from productsync.exceptions import FeedError
+from productsync.feeds import Feed
 from productsync.models import SyncBatch, SyncRun
 from productsync.records import BatchResult, FeedItem, ItemFailure, default_currency
 from productsync.services.batch import _records_of
@@ -29,8 +30,9 @@ logger = logging.getLogger(__name__)
 QUEUE_POLL = 0.5
 
 
-def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> "_RunWatch":
-    """Record and enqueue every batch of a queue run; return the watch to wait with."""
+def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> "_RunWatch":
+    """Record and enqueue every batch of a queue run (items, read from feed); return the
+    watch to wait with."""
     writer = BatchWriter(run.pk, run.source, default_currency())
     broker = get_broker()
     watch = _RunWatch(run, on_batch, broker)
@@ -53,7 +55,7 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> 
             )
             _batch_enqueue(batch, broker)
             planned, next_position = number, chunk[-1].position + 1
-            run.bytes_read = bytes_read()
+            run.bytes_read = feed.bytes_read
             if not watch.step(planning=True):
                 break  # taken for dead meanwhile: the lease check below says so
     except FeedError as exc:
@@ -69,7 +71,7 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], on_batch, bytes_read) -> 
         locked = SyncRun.objects.get(pk=run.pk)
         locked.planned_batches = planned
         locked.error = error
-        locked.bytes_read = bytes_read()
+        locked.bytes_read = feed.bytes_read
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["planned_batches", "error", "bytes_read", "heartbeat_at"])
         _run_complete_if_done(locked)

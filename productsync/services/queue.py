@@ -4,11 +4,11 @@ import logging
 from typing import Any
 
 from django_q.brokers import Broker, get_broker
-from django_q.models import Schedule
+from django_q.models import Schedule, Task
 from django_q.tasks import async_task
 
 from productsync.conf import app_settings
-from productsync.exceptions import QueueError
+from productsync.exceptions import ProductSyncError, QueueError
 from productsync.models import SyncBatch, SyncRun
 from productsync.records import FeedItem, Unparsed
 
@@ -137,3 +137,29 @@ def _batch_enqueue(batch: SyncBatch, broker: Broker | None = None) -> None:
         group=f"productsync-run-{batch.run_id}",
         broker=broker or get_broker(),
     )
+
+
+def sync_run_queued(
+    task_id: str, *, after: int | None, retry_of: str | None, dry_run: bool
+) -> tuple[SyncRun | None, str]:
+    """The run a task queued from the admin started, or why none will come: found by the
+    task's result once it finished, else as the first admin-triggered run recorded after run
+    `after` (the last run when the task was queued) that is a retry of run retry_of, or, with
+    no retry_of, a sync with that dry_run flag. Raises ProductSyncError when after is needed
+    and None."""
+    task = Task.objects.filter(id=task_id).values_list("success", "result").first()
+    if task is not None:
+        success, result = task
+        if success and isinstance(result, int):
+            return SyncRun.objects.filter(pk=result).first(), ""
+    if after is None:
+        raise ProductSyncError("bad query")
+    runs = SyncRun.objects.filter(pk__gt=after, trigger=SyncRun.Trigger.ADMIN)
+    if retry_of:
+        runs = runs.filter(retry_of_id=retry_of)
+    else:
+        runs = runs.filter(retry_of=None, dry_run=dry_run)
+    run = runs.order_by("pk").first()
+    if run is None and task is not None and not task[0]:
+        return None, str(task[1])
+    return run, ""

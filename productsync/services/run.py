@@ -9,10 +9,9 @@ from django.db import DatabaseError, connection, reset_queries
 from django.utils import timezone
 
 from productsync.batching import batched
-from productsync.conf import MAX_BATCH_SIZE, app_settings
 from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
 from productsync.feeds import Feed, feed_open
-from productsync.feeds.base import FeedOptions, is_url
+from productsync.feeds.base import is_url
 from productsync.images import ImageSync
 from productsync.models import SyncRun
 from productsync.records import FeedItem, default_currency, one_line
@@ -22,9 +21,9 @@ from productsync.services.history import OnBatch, _finish, _run_note_warnings
 from productsync.services.lease import Status, sync_run_start
 from productsync.services.locks import _lock_timeouts, _reconnect
 from productsync.services.planner import _run_plan, _run_wait
-from productsync.services.resume import _resume_point
+from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.unchanged import (
-    _catalogue_state,
+    _catalogue_state_store,
     _feed_digest,
     _http_validators,
     _run_skip_unchanged,
@@ -38,29 +37,28 @@ logger = logging.getLogger(__name__)
 def sync_run_execute(
     source: str | None = None,
     *,
-    batch_size: int | None = None,
-    dry_run: bool = False,
-    limit: int | None = None,
-    trigger: str = SyncRun.Trigger.COMMAND,
-    hide_missing: bool | None = None,
     on_start: Callable[[SyncRun], None] | None = None,
     on_batch: OnBatch | None = None,
-    feed_options: dict | None = None,
-    retry_of: SyncRun | None = None,
-    open_feed: Callable[[str], Feed] | None = None,
-    workers: str | None = None,
-    resume: int | None = None,
-    full: bool = False,
+    **options,
+) -> SyncRun:
+    """Build the run's spec from source and options (see run_spec_build) and run it (see
+    run_spec_execute)."""
+    return run_spec_execute(run_spec_build(source, **options), on_start=on_start, on_batch=on_batch)
+
+
+def run_spec_execute(
+    spec: RunSpec,
+    *,
+    on_start: Callable[[SyncRun], None] | None = None,
+    on_batch: OnBatch | None = None,
 ) -> SyncRun:
     """Sync a feed into the catalogue, one transaction per batch, and record the run.
 
-    feed_options are FeedOptions fields (format, delimiter, encoding, mapping). workers
-    "queue" (default PRODUCTSYNC['WORKERS']) makes this process the planner of the run:
-    django-q2 workers write its batches. resume is the id of an aborted or failed run to
-    continue: the new run, linked to it, reads the same source from its first uncommitted
-    batch. open_feed, when given, turns the source into a Feed instead of reading it (a
-    retry reads failed items, under the source's lease). With hide_missing (default
-    PRODUCTSYNC['HIDE_MISSING']) a complete run hides the source's products it did not see.
+    workers "queue" makes this process the planner of the run: django-q2 workers write its
+    batches. A resumed run, linked to the run it resumes, reads from that run's first
+    uncommitted batch. With hide_missing a complete run hides the source's products it did
+    not see. on_start(run) is called once the feed is open, on_batch(run, result) after each
+    batch.
 
     Raises SourceError when the feed cannot be opened and RunActiveError when another run of
     the source is active; both after recording the run. Any other failure ends the run
@@ -68,51 +66,27 @@ def sync_run_execute(
     unchanged since the last successful run (304), or a local file whose bytes and settings
     are those of the source's last run, which succeeded, while none of the source's products
     changed since, ends at once `succeeded` with 0 items and a note."""
-    workers = workers or app_settings.WORKERS
-    resumed_from, start = None, 0
-    if resume is not None:
-        resumed_from, start = _resume_point(resume, source)
-        source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
-    source = source or app_settings.SOURCE
-    if hide_missing is None:
-        hide_missing = app_settings.HIDE_MISSING
-    batch_size = batch_size or app_settings.BATCH_SIZE
-    if not source:
-        raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
-    if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
-        raise ProductSyncError(
-            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
-        )
-    if workers not in SyncRun.Workers.values:
-        raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
-    if dry_run and workers == SyncRun.Workers.QUEUE:
-        raise ProductSyncError("a dry run is local: it cannot use --workers queue")
-    try:
-        options = FeedOptions(**(feed_options or {}))
-    except TypeError as exc:
-        raise ProductSyncError(f"bad feed options: {exc}") from None
     try:
         run = sync_run_start(
-            source,
-            batch_size=batch_size,
-            dry_run=dry_run,
-            trigger=trigger,
-            retry_of=retry_of,
-            workers=workers,
-            resumed_from=resumed_from,
-            start_position=start,
+            spec.source,
+            batch_size=spec.batch_size,
+            dry_run=spec.dry_run,
+            trigger=spec.trigger,
+            retry_of=spec.retry_of,
+            workers=spec.workers,
+            resumed_from=spec.resumed_from,
+            start_position=spec.start,
         )
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
-    whole_file = not (dry_run or open_feed or limit is not None or resume is not None)
     try:
         digest = ""
-        if whole_file and workers == SyncRun.Workers.LOCAL:
-            digest = _feed_digest(source, options, hide_missing)
-        if digest and not full and _run_skip_unchanged(run, digest):
+        if spec.whole_file and spec.workers == SyncRun.Workers.LOCAL:
+            digest = _feed_digest(spec)
+        if digest and not spec.full and _run_skip_unchanged(run, digest):
             return run
         run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
-        error = _run_feed(run, options, open_feed, limit, dry_run, on_start, on_batch, full)
+        error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
         _finish(run, str(exc))
         raise
@@ -123,40 +97,37 @@ def sync_run_execute(
         raise
     if error is None:
         return run  # an unchanged HTTP source: finished already
-    if not dry_run:
+    if not spec.dry_run:
         # Also after an early stop: the batches committed before it changed the catalogue.
         refresh_error = _catalogue_refresh(run)
         error = error or refresh_error
-    if hide_missing:
+    if spec.hide_missing:
         try:
-            _hide_missing(run, error, limit)
+            _hide_missing(run, spec, error)
         except DatabaseError as exc:
             error = error or f"hiding the products missing from the feed failed: {exc}"
-    if workers == SyncRun.Workers.QUEUE:
+    if spec.workers == SyncRun.Workers.QUEUE:
         if error != run.error:
             run.error = error
             run.save(update_fields=["error"])
     else:
         _finish(run, error)
         if run.feed_digest and run.status == Status.SUCCEEDED:
-            run.catalogue_state = _catalogue_state(run.source, run.pk)
-            run.save(update_fields=["feed_digest", "catalogue_state"])
+            _catalogue_state_store(run)
     return run
 
 
-def _run_feed(
-    run: SyncRun, options, open_feed, limit, dry_run, on_start, on_batch, full=False
-) -> str | None:
+def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
     """Open the run's source and sync it; return the error that stopped it early, or '', or
     None when an HTTP source is unchanged since the last successful run (the run is finished;
     never when full). A queue run returns once its last batch reported."""
-    source, start = run.source, run.start_position
-    if open_feed is not None:
-        feed = open_feed(source)
+    source, start, limit = run.source, run.start_position, spec.limit
+    if spec.open_feed is not None:
+        feed = spec.open_feed(source)
     else:
-        validators = ("", "") if full else _http_validators(source, run)
-        feed = feed_open(source, options=options, validators=validators)
-    if open_feed is None and is_url(source) and limit is None:
+        validators = ("", "") if spec.full else _http_validators(source, run)
+        feed = feed_open(source, options=spec.feed, validators=validators)
+    if spec.open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
         run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
         run.save(update_fields=["http_etag", "http_last_modified"])
@@ -178,8 +149,8 @@ def _run_feed(
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
         with _lock_timeouts():
             if run.workers != SyncRun.Workers.QUEUE:
-                return _run_batches(run, items, dry_run, on_batch, lambda: feed.bytes_read)
-            watch = _run_plan(run, items, on_batch, lambda: feed.bytes_read)
+                return _run_batches(run, items, feed, on_batch)
+            watch = _run_plan(run, items, feed, on_batch)
     _run_wait(run, watch)  # the batch that reports last finishes the run
     return run.error
 
@@ -196,17 +167,15 @@ def _catalogue_refresh(run: SyncRun) -> str:
     return ""
 
 
-def _run_batches(run: SyncRun, items: Iterable[FeedItem], dry_run, on_batch, bytes_read) -> str:
-    """Process every batch; return the error that stopped the run early, or ''."""
+def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> str:
+    """Process every batch of items, read from feed; return the error that stopped the run
+    early, or ''."""
     writer = BatchWriter(run.pk, run.source, default_currency())
-    unknown_keys: set[str] = set()
     images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
-            result, batch = _batch_commit(
-                run, writer, number, chunk, dry_run, bytes_read, unknown_keys
-            )
-            if not dry_run:
+            result, batch = _batch_commit(run, writer, number, chunk, feed.bytes_read)
+            if not run.dry_run:
                 # The batch is committed: a slow image server holds no transaction open.
                 _run_note_warnings(run, images.sync(result.images))
                 batch_committed.send(

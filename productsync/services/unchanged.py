@@ -5,24 +5,28 @@ import importlib.metadata
 import json
 import os
 import stat
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Count, F, Max
 
 from productsync.conf import app_settings
-from productsync.feeds.base import FeedOptions, is_url
+from productsync.feeds.base import is_url
 from productsync.models import SyncedProduct, SyncRun
 from productsync.records import default_currency
 from productsync.services.history import _finish
 from productsync.services.lease import Status
+from productsync.services.spec import RunSpec
 
 # Settings that change what a run writes: a feed file synced under others is read again.
 DIGESTED_SETTINGS = ("CREATE_ATTRIBUTES", "CREATE_ATTRIBUTE_OPTIONS", "HIDE_MISSING_MAX_FRACTION")
 
 
-def _feed_digest(source: str, options: FeedOptions, hide_missing: bool) -> str:
+def _feed_digest(spec: RunSpec) -> str:
     """SHA-256 of a local feed file's bytes and of what else decides what a run of it writes
     (feed options, mapping file, settings, productsync's version); '' for a URL, or a file
     that cannot be read (opening it reports why)."""
+    source, options = spec.source, spec.feed
     if is_url(source):
         return ""
     try:
@@ -37,7 +41,7 @@ def _feed_digest(source: str, options: FeedOptions, hide_missing: bool) -> str:
         return ""
     context = {
         "options": [options.format, options.delimiter, options.encoding],
-        "hide_missing": hide_missing,
+        "hide_missing": spec.hide_missing,
         "settings": {key: getattr(app_settings, key) for key in DIGESTED_SETTINGS},
         "currency": default_currency(),
         "version": _version(),
@@ -53,14 +57,26 @@ def _version() -> str:
         return ""
 
 
-def _catalogue_state(source: str, reading_run: int) -> str:
-    """The source's synced products in one line: the run that last read their feed, how many
-    there are, and when one of them last changed (any edit, hiding or deletion moves it)."""
+class CatalogueState(NamedTuple):
+    """The source's synced products: the run that last read their feed, how many there are,
+    and when one of them last changed (any edit, hiding or deletion moves it)."""
+
+    run: int | None
+    count: int | None
+    changed: datetime | None
+
+
+def _catalogue_state(source: str, reading_run: int) -> CatalogueState:
     state = SyncedProduct.objects.filter(source=source).aggregate(
         count=Count("pk"), changed=Max("product__date_updated")
     )
-    changed = state["changed"].isoformat() if state["changed"] else ""
-    return f"{reading_run} {state['count']} {changed}"
+    return CatalogueState(reading_run, state["count"], state["changed"])
+
+
+def _catalogue_state_store(run: SyncRun) -> None:
+    """Store the catalogue's state after the run, with the run's feed digest."""
+    run.state_run, run.state_count, run.state_changed = _catalogue_state(run.source, run.pk)
+    run.save(update_fields=["feed_digest", "state_run", "state_count", "state_changed"])
 
 
 def _run_skip_unchanged(run: SyncRun, digest: str) -> bool:
@@ -72,26 +88,29 @@ def _run_skip_unchanged(run: SyncRun, digest: str) -> bool:
         .exclude(pk=run.pk)
         .exclude(status=Status.SKIPPED)
         .order_by("-started_at", "-pk")
-        .values_list("pk", "status", "feed_digest", "catalogue_state")
+        .values_list(
+            "pk", "status", "feed_digest", "state_run", "state_count", "state_changed", named=True
+        )
         .first()
     )
-    if last is None or last[1] != Status.SUCCEEDED or last[2] != digest:
+    if last is None or last.status != Status.SUCCEEDED or last.feed_digest != digest:
         return False
-    reading_run = int(last[3].split(" ", 1)[0])
-    if _catalogue_state(run.source, reading_run) != last[3]:
+    state = CatalogueState(last.state_run, last.state_count, last.state_changed)
+    if state.run is None or _catalogue_state(run.source, state.run) != state:
         return False
     # An edit made while that run was going, after it had written the item, is newer than
     # the item's sync: a full read would write the item again.
     if SyncedProduct.objects.filter(
-        source=run.source, last_run_id=reading_run, product__date_updated__gt=F("synced_at")
+        source=run.source, last_run_id=state.run, product__date_updated__gt=F("synced_at")
     ).exists():
         return False
-    run.feed_digest, run.catalogue_state = digest, last[3]
+    run.feed_digest = digest
+    run.state_run, run.state_count, run.state_changed = state
     run.notes.append(
-        f"the feed file is unchanged since run {last[0]} and so are the source's products: "
+        f"the feed file is unchanged since run {last.pk} and so are the source's products: "
         "nothing to write (--full reads every item anyway)"
     )
-    run.save(update_fields=["feed_digest", "catalogue_state", "notes"])
+    run.save(update_fields=["feed_digest", "state_run", "state_count", "state_changed", "notes"])
     _finish(run, "")
     return True
 

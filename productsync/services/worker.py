@@ -21,17 +21,6 @@ from productsync.writer import BatchWriter
 logger = logging.getLogger(__name__)
 
 
-def _noted_keys(run: SyncRun) -> set[str]:
-    """Unknown keys a queue run already has a note about, so each is noted once."""
-    prefix = "unknown keys ignored: "
-    return {
-        key
-        for note in run.notes
-        if note.startswith(prefix)
-        for key in note[len(prefix) :].split(", ")
-    }
-
-
 def _batch_report(batch_id: int, token: str, result: BatchResult) -> bool:
     """Record the outcome of a queued batch if token still holds its claim; complete the run
     when it was the last. Return whether it was recorded."""
@@ -45,7 +34,7 @@ def _batch_report(batch_id: int, token: str, result: BatchResult) -> bool:
         )
         if batch is None:
             return False
-        _batch_record(run, result, run.bytes_read, _noted_keys(run), batch=batch)
+        _batch_record(run, result, run.bytes_read, batch=batch)
         _run_complete_if_done(run)
     return True
 
@@ -87,9 +76,8 @@ def sync_batch_execute(batch_id: int) -> str:
     writer = BatchWriter(run.pk, run.source, default_currency())
     try:
         with _lock_timeouts():
-            result, _ = _batch_transaction(
-                writer, batch.number, [_item_load(p) for p in batch.payload], False
-            )
+            items = [_item_load(pair) for pair in batch.payload]
+            result, _ = _batch_transaction(run, writer, batch.number, items)
     except Exception as exc:
         _batch_retry(batch, token, f"{type(exc).__name__}: {exc}")
         raise
