@@ -67,7 +67,7 @@ def _batch_record(
             "payload": None,
         }
         if batch is None:
-            # Through the driver: the ORM's save() costs more than the insert at 15 items.
+            # Through the driver: the ORM's save() costs more (docs/benchmarks.md).
             batch = SyncBatch(run=run, number=result.number, **values)
             [batch.pk] = insert_rows(
                 SyncBatch,

@@ -1,7 +1,7 @@
 """django-q2: the schedule, the cluster's state, enqueueing runs and batches."""
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from django_q.brokers import Broker, get_broker
 from django_q.models import Schedule, Task
@@ -16,6 +16,13 @@ logger = logging.getLogger(__name__)
 
 
 SCHEDULE_NAME = "productsync.sync_products"
+
+
+class Queued(NamedTuple):
+    """A task handed to django-q2, and the cluster's state then (see sync_queue_state)."""
+
+    task_id: str
+    state: str
 
 
 def sync_schedule_apply(using: str = "default") -> str:
@@ -78,7 +85,7 @@ def sync_queue_state() -> str:
     return "running" if alive else "stopped"
 
 
-def _enqueue(func: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
+def _enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
     from django_q.tasks import async_task
 
     state = sync_queue_state()
@@ -88,12 +95,12 @@ def _enqueue(func: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
             "start one with `python manage.py qcluster`"
         )
     try:
-        return async_task(func, *args, **kwargs), state
+        return Queued(async_task(func, *args, **kwargs), state)
     except Exception as exc:  # the broker refused: Redis down, a database error
         raise QueueError(f"the django-q2 broker refused the task: {exc}") from exc
 
 
-def sync_run_enqueue(*, dry_run: bool = False) -> tuple[str, str]:
+def sync_run_enqueue(*, dry_run: bool = False) -> Queued:
     """Queue a sync of PRODUCTSYNC's source and batch size (trigger `admin`) for the
     django-q2 cluster; return the task id and the queue state. Raises QueueError when no
     cluster is running."""
@@ -107,7 +114,7 @@ def sync_run_enqueue(*, dry_run: bool = False) -> tuple[str, str]:
     )
 
 
-def sync_run_enqueue_retry(run_id: int) -> tuple[str, str]:
+def sync_run_enqueue_retry(run_id: int) -> Queued:
     """Queue a retry of a run's failed items (see sync_run_retry) for the django-q2 cluster."""
     return _enqueue(
         "productsync.tasks.sync_products_retry",

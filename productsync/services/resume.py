@@ -1,13 +1,20 @@
 """Resume: where an aborted or failed run's feed is to be read again."""
 
+from typing import NamedTuple
+
 from productsync.exceptions import ProductSyncError
 from productsync.models import SyncRun
 from productsync.services.history import UNFINISHED
 from productsync.services.lease import Status, sync_run_abort_stale
 
 
-def _resume_point(run_id: int, source: str | None) -> tuple[SyncRun, int]:
-    """The run to resume and the feed position of its first uncommitted batch."""
+class ResumePoint(NamedTuple):
+    run: SyncRun  # the run to resume
+    position: int  # the feed position of its first uncommitted batch
+
+
+def _resume_point(run_id: int, source: str | None) -> ResumePoint:
+    """Where the run run_id, to be resumed, is to be read again."""
     sync_run_abort_stale()
     old = SyncRun.objects.filter(pk=run_id).first()
     if old is None:
@@ -29,6 +36,6 @@ def _resume_point(run_id: int, source: str | None) -> tuple[SyncRun, int]:
         "first_position", "last_position", "status"
     ):
         if status in UNFINISHED:
-            return old, first
+            return ResumePoint(old, first)
         position = last + 1
-    return old, position
+    return ResumePoint(old, position)
