@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from productsync.conf import app_settings
-from productsync.exceptions import QueueError
+from productsync.exceptions import ProductSyncError, QueueError
 from productsync.exports import failures_csv_rows, failures_jsonl
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
 from productsync.report import (
@@ -29,7 +29,12 @@ from productsync.report import (
     run_picture,
     run_progress,
 )
-from productsync.services import sync_queue_state, sync_run_enqueue, sync_run_enqueue_retry
+from productsync.services import (
+    sync_queue_state,
+    sync_run_enqueue,
+    sync_run_enqueue_retry,
+    sync_run_queued,
+)
 
 BATCHES_PER_PAGE = 50
 FAILURES_PER_PAGE = 50
@@ -304,29 +309,20 @@ class SyncRunAdmin(ReadOnlyAdmin):
         return self._queued_redirect(request, task_id, state, {"after": after, "retry_of": run.pk})
 
     def _queued_run(self, request, task_id: str) -> tuple[SyncRun | None, str]:
-        """The run a queued task started (found by the task's result once it finished, else as
-        the first admin-triggered run recorded after the task was queued), or why none will
-        come."""
-        from django_q.models import Task
-
-        task = Task.objects.filter(id=task_id).values_list("success", "result").first()
-        if task is not None:
-            success, result = task
-            if success and isinstance(result, int):
-                return SyncRun.objects.filter(pk=result).first(), ""
+        """The run a queued task started, or why none will come (see sync_run_queued)."""
         try:
             after = int(request.GET.get("after", ""))
         except ValueError:
+            after = None
+        try:
+            return sync_run_queued(
+                task_id,
+                after=after,
+                retry_of=request.GET.get("retry_of") or None,
+                dry_run=request.GET.get("dry_run") == "1",
+            )
+        except ProductSyncError:
             raise Http404("bad query") from None
-        runs = SyncRun.objects.filter(pk__gt=after, trigger=SyncRun.Trigger.ADMIN)
-        if request.GET.get("retry_of"):
-            runs = runs.filter(retry_of_id=request.GET["retry_of"])
-        else:
-            runs = runs.filter(retry_of=None, dry_run=request.GET.get("dry_run") == "1")
-        run = runs.order_by("pk").first()
-        if run is None and task is not None and not task[0]:
-            return None, str(task[1])
-        return run, ""
 
     def queued_view(self, request, task_id: str):
         self._require_view(request)

@@ -6,15 +6,10 @@ import ast
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "productsync"
 MAX_LINES = 450
-UNTIL_SPLIT = pytest.mark.xfail(
-    strict=True, reason="until issue 13's writer/services split is merged"
-)
 
 FACES_ALLOWED = {
     "productsync.services",
@@ -44,8 +39,7 @@ READER_HELPERS = {
 # Modules outside feeds/ that use one feeds module by name, and why.
 FEEDS_USED_OUTSIDE = {
     "productsync.exports": {"productsync.feeds.csvfeed"},  # our CSV's column names
-    "productsync.images": {"productsync.feeds.http"},  # retrying_session
-    "productsync.writer.images": {"productsync.feeds.http"},  # the same, once moved
+    "productsync.writer.images": {"productsync.feeds.http"},  # retrying_session
 }
 
 
@@ -220,24 +214,8 @@ def test_no_import_cycle():
     assert cycles == []
 
 
-def line_counts(split: bool) -> dict[str, int]:
-    counts = {}
-    for name, path in modules().items():
-        in_split = _within(name, "productsync.services") or _within(name, "productsync.writer")
-        if in_split == split:
-            counts[name] = len(path.read_text().splitlines())
-    return counts
-
-
 def test_no_module_over_450_lines():
-    """Rule 6, for every module but services and the writer (see below)."""
-    counts = line_counts(split=False)
-    assert "productsync.feeds.open" in counts
-    assert {name: n for name, n in counts.items() if n > MAX_LINES} == {}
-
-
-@UNTIL_SPLIT
-def test_no_services_or_writer_module_over_450_lines():
-    """Rule 6 for services and the writer."""
-    counts = line_counts(split=True)
+    """Rule 6."""
+    counts = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
+    assert "productsync.services.run" in counts and "productsync.writer.batch" in counts
     assert {name: n for name, n in counts.items() if n > MAX_LINES} == {}
