@@ -4,7 +4,7 @@ from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
 
-from productsync.conf import DEFAULTS, MAX_BATCH_SIZE, app_settings
+from productsync.conf import DEFAULTS, LIMITS, MAX_BATCH_SIZE, MINIMUMS, app_settings
 
 
 def _positive_int(value: object) -> bool:
@@ -39,6 +39,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
                 id="productsync.E011",
             )
         )
+    errors += _range_errors()
     if _positive_int(app_settings.BATCH_SIZE) and app_settings.BATCH_SIZE > MAX_BATCH_SIZE:
         errors.append(
             Error(
@@ -52,6 +53,26 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _http_errors()
     errors += _catalogue_errors()
     errors += _queue_errors()
+    return errors
+
+
+def _range_errors() -> list[Error]:
+    """Whole-number settings beyond what fits where they are used (issue 18)."""
+    errors = []
+    for key, largest in LIMITS.items():
+        value = getattr(app_settings, key)
+        if key in ("HTTP_TIMEOUT", "HTTP_BACKOFF", "HTTP_RETRIES"):
+            continue  # numbers, checked with their shape in _http_errors
+        smallest = MINIMUMS.get(key, 1)
+        if value is None or (_positive_int(value) and smallest <= value <= largest):
+            continue
+        if key in MINIMUMS or _positive_int(value):
+            errors.append(
+                Error(
+                    f"PRODUCTSYNC[{key!r}] must be a whole number from {smallest} to {largest}.",
+                    id="productsync.E015",
+                )
+            )
     return errors
 
 
@@ -73,8 +94,8 @@ def _queue_errors() -> list[Error]:
     return errors
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+def _number(value: object, largest: float = float("inf")) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= largest
 
 
 def _http_errors() -> list[Error]:
@@ -83,22 +104,34 @@ def _http_errors() -> list[Error]:
     if not (
         isinstance(timeout, list | tuple)
         and len(timeout) == 2
-        and all(_number(t) and t > 0 for t in timeout)
+        and all(_number(t, LIMITS["HTTP_TIMEOUT"]) and t > 0 for t in timeout)
     ):
         errors.append(
             Error(
-                "PRODUCTSYNC['HTTP_TIMEOUT'] must be (connect, read): two positive seconds.",
+                "PRODUCTSYNC['HTTP_TIMEOUT'] must be (connect, read): two positive seconds, "
+                f"each at most {LIMITS['HTTP_TIMEOUT']}.",
                 id="productsync.E005",
             )
         )
     retries = app_settings.HTTP_RETRIES
-    if not (isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0):
+    if not (
+        isinstance(retries, int)
+        and not isinstance(retries, bool)
+        and 0 <= retries <= LIMITS["HTTP_RETRIES"]
+    ):
         errors.append(
-            Error("PRODUCTSYNC['HTTP_RETRIES'] must be a whole number >= 0.", id="productsync.E006")
+            Error(
+                f"PRODUCTSYNC['HTTP_RETRIES'] must be a whole number from 0 to "
+                f"{LIMITS['HTTP_RETRIES']}.",
+                id="productsync.E006",
+            )
         )
-    if not _number(app_settings.HTTP_BACKOFF):
+    if not _number(app_settings.HTTP_BACKOFF, LIMITS["HTTP_BACKOFF"]):
         errors.append(
-            Error("PRODUCTSYNC['HTTP_BACKOFF'] must be a number >= 0.", id="productsync.E007")
+            Error(
+                f"PRODUCTSYNC['HTTP_BACKOFF'] must be a number from 0 to {LIMITS['HTTP_BACKOFF']}.",
+                id="productsync.E007",
+            )
         )
     headers = app_settings.HTTP_HEADERS
     if not (

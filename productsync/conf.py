@@ -46,7 +46,31 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS": "local",
     # Claims of a queued batch before it is recorded as failed (its worker died each time).
     "BATCH_ATTEMPTS": 3,
+    # Bounded inputs (issue 18): the longest feed line, JSON item or CSV row, in bytes (CSV:
+    # characters), and the longest text field (a description), in characters. An item over
+    # either fails alone; the reader holds at most about MAX_ITEM_BYTES of it.
+    "MAX_ITEM_BYTES": 16 * 1024 * 1024,
+    "MAX_TEXT_LENGTH": 8 * 1024 * 1024,
 }
+
+# The largest value of each numeric setting that the checks accept: what fits where it is
+# used (PostgreSQL's lock_timeout is a 32-bit count of milliseconds, datetime arithmetic
+# ends at year 1, socket timeouts at a C timeval) with room to spare.
+LIMITS: dict[str, int] = {
+    "LOCK_TIMEOUT": 2_147_483,  # seconds: (2**31 - 1) milliseconds
+    "STALE_AFTER": 10**9,  # seconds (about 31 years)
+    "KEEP_DAYS": 36_500,
+    "HTTP_TIMEOUT": 86_400,  # seconds, each of (connect, read)
+    "IMAGE_TIMEOUT": 86_400,
+    "HTTP_RETRIES": 100,
+    "HTTP_BACKOFF": 3_600,
+    "BATCH_ATTEMPTS": 1_000,
+    "IMAGE_MAX_BYTES": 2**30,
+    "MAX_ITEM_BYTES": 2**30,
+    "MAX_TEXT_LENGTH": 2**30,
+}
+# ...and the smallest of the bounds on inputs: a line must hold a product.
+MINIMUMS: dict[str, int] = {"MAX_ITEM_BYTES": 1024, "MAX_TEXT_LENGTH": 256}
 
 # The largest batch a run accepts: one batch is one transaction and a few bulk queries, and
 # SQLite takes at most 32766 values per query.

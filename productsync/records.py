@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from productsync.conf import app_settings
 from productsync.exceptions import RecordError
 
 
@@ -28,6 +29,11 @@ def _storable(text: str) -> str:
     """Refuse text no database can store: PostgreSQL rejects NUL, UTF-8 has no lone surrogates."""
     if "\x00" in text:
         raise ValueError("contains a NUL character (\\x00), which cannot be stored")
+    if len(text) > 1024 and len(text) > app_settings.MAX_TEXT_LENGTH:
+        raise ValueError(
+            f"is {len(text)} characters, longer than PRODUCTSYNC['MAX_TEXT_LENGTH'] "
+            f"({app_settings.MAX_TEXT_LENGTH})"
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

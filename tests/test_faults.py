@@ -37,11 +37,11 @@ def large_feed(write_feed) -> str:
     return write_feed([product(f"K{i:05d}") for i in range(LARGE)], name="large.json")
 
 
-def start_sync(source: str, env: dict | None = None) -> subprocess.Popen:
+def start_sync(source: str, env: dict | None = None, *args: str) -> subprocess.Popen:
     """manage.py sync_products in the background, one unbuffered line per batch."""
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "sync_products", "--source", source]
-        + ["--batch-size", str(BATCH), "--no-progress"],
+        + ["--batch-size", str(BATCH), "--no-progress", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

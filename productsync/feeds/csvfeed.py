@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from productsync.exceptions import FeedError, SourceError
+from productsync.feeds.bounds import CsvLines, item_bound
 from productsync.records import FeedItem, Unparsed
 
 DELIMITERS = ",;\t|"
@@ -68,12 +69,17 @@ def csv_rows(
     encoding: str | None = None,
     backslash_escapes: bool = False,
 ) -> Iterator[Row]:
-    """Each non-blank row, cells as a list. With backslash_escapes, \\" \\\\
-    and a backslash before the delimiter are escapes, as in Oscar's files; any other backslash
-    is kept as text."""
+    """Each non-blank row, cells as a list, or an Unparsed for a row longer than
+    PRODUCTSYNC['MAX_ITEM_BYTES'] characters. With backslash_escapes, \\" \\\\ and a
+    backslash before the delimiter are escapes, as in Oscar's files; any other backslash is
+    kept as text."""
     text, first_line = _text(stream, encoding)
     delimiter = delimiter or delimiter_sniff(first_line)
-    lines: Iterable[str] = text
+    bound = item_bound()
+    bounded = CsvLines(text, bound, delimiter)
+    # The module's limit (131072 by default) is for the whole process; rows are bounded above.
+    csv.field_size_limit(max(csv.field_size_limit(), 2 * bound))
+    lines: Iterable[str] = bounded
     options = {"delimiter": delimiter}
     if backslash_escapes:
         # A backslash and what it escapes are consumed as a pair, so `\\n` stays `\` + `n`.
@@ -82,15 +88,18 @@ def csv_rows(
         def keep_lone(match: re.Match) -> str:
             return match.group(0) if match.group(1) else "\\\\"
 
-        lines = (pair.sub(keep_lone, line) for line in text)
+        lines = (pair.sub(keep_lone, line) for line in bounded)
         options["escapechar"] = "\\"
     reader = csv.reader(lines, **options)
     line = 1
     try:
         for row in reader:
-            if row:
+            if bounded.over:
+                yield Row(line, bounded.row_failure(line))
+            elif row:
                 yield Row(line, row)
             line = reader.line_num + 1
+            bounded.row_start()
     except csv.Error as exc:
         raise FeedError(f"line {line}: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -128,7 +137,9 @@ def csv_dicts(
             f"{', '.join(header[:12])}{', ...' if len(header) > 12 else ''}){hint}"
         )
     for line, row in rows:
-        if len(row) != len(header):
+        if isinstance(row, Unparsed):
+            yield Row(line, row)
+        elif len(row) != len(header):
             message = f"line {line}: expected {len(header)} fields, got {len(row)}"
             yield Row(line, Unparsed(row_text(row), message))
         else:

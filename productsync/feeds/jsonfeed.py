@@ -9,6 +9,7 @@ from typing import Any
 import ijson
 
 from productsync.exceptions import FeedError
+from productsync.feeds.bounds import JsonArrayBounds, item_bound, line_read, line_too_long
 from productsync.feeds.stream import MAX_DEPTH, depth_exceeds
 from productsync.records import FeedItem, Unparsed, one_line, payload_dump
 
@@ -28,9 +29,10 @@ def json_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
             "(use a .jsonl file for one object per line)"
         )
     position = 0
+    bounded = JsonArrayBounds(stream, item_bound())
     try:
-        for payload in _array_items(ijson.basic_parse(stream, use_float=True)):
-            yield FeedItem(position, payload)
+        for payload in _array_items(ijson.basic_parse(bounded, use_float=True)):
+            yield FeedItem(position, bounded.item_check(payload))
             position += 1
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         # yajl quotes the bytes around the error over several lines: keep one safe line.
@@ -99,8 +101,14 @@ def _no_constant(name: str) -> None:
 
 def jsonl_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
     """One JSON object per line; a line that is not JSON is one failed item, not the end."""
-    position = 0
-    for lineno, line in enumerate(stream, start=1):
+    position, lineno, bound = 0, 0, item_bound()
+    while (read := line_read(stream, bound)) is not None:
+        line, size = read
+        lineno += 1
+        if size:
+            yield FeedItem(position, line_too_long(lineno, line, size, bound))
+            position += 1
+            continue
         if not line.strip():
             continue
         try:

@@ -40,7 +40,9 @@ def oscar_items(
 
     def payloads():
         for line, row in csv_rows(stream, delimiter, encoding, backslash_escapes=True):
-            if len(row) in OSCAR_WIDTHS:
+            if isinstance(row, Unparsed):
+                yield row
+            elif len(row) in OSCAR_WIDTHS:
                 yield oscar_payload(row)
             else:
                 yield Unparsed(

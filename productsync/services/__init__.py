@@ -13,6 +13,7 @@ from productsync.services.queue import (
 )
 from productsync.services.retry import sync_run_retry
 from productsync.services.run import run_spec_execute, sync_run_execute
+from productsync.services.source import source_key
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.worker import sync_batch_execute
 
@@ -21,6 +22,7 @@ __all__ = [
     "RunSpec",
     "run_spec_build",
     "run_spec_execute",
+    "source_key",
     "sync_batch_execute",
     "sync_queue_state",
     "sync_run_abort_stale",

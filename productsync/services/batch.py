@@ -5,7 +5,7 @@ import logging
 import time
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from productsync.exceptions import RecordError
 from productsync.models import SyncBatch, SyncRun
@@ -23,9 +23,15 @@ from productsync.records import (
 )
 from productsync.services.history import _batch_record
 from productsync.services.locks import TRANSIENT, _reconnect
-from productsync.writer import BatchWriter
+from productsync.writer import BatchWriter, items_lock
 
 logger = logging.getLogger(__name__)
+# Bulk redos of a batch that a unique constraint rejected, before it is written item by item.
+RACE_REDOS = 3
+# Tries of a batch whose transaction failed on a lock or the connection; a deadlock or a
+# serialization failure (another transaction's fault as much as ours) gets more.
+TRIES, DEADLOCK_TRIES = 2, 5
+DEADLOCK = ("40P01", "40001")
 
 
 def _upc_of(payload: Any) -> str:
@@ -82,7 +88,7 @@ def _batch_transaction(
     first, with no savepoint; if the database rejects it, the transaction is undone and the
     batch written again item by item, each in a savepoint, so only the offending items fail.
     Lock and connection errors propagate. Return the result and what record returned."""
-    rejected = None
+    rejected, raced = None, 0
     while True:
         try:
             with transaction.atomic():
@@ -90,6 +96,11 @@ def _batch_transaction(
                 return result, record(result) if record else None
         except _WriteRejected as exc:
             writer.forget()
+            if isinstance(exc.error, IntegrityError) and raced < RACE_REDOS:
+                # Most likely another run wrote the same products or categories between our
+                # reads and writes: redo the batch in bulk on what it committed.
+                raced += 1
+                continue
             rejected = exc.error
 
 
@@ -99,7 +110,9 @@ def _batch_commit(
     """Write a batch and record it (with the feed's bytes_read after it) in one transaction,
     so a crash leaves both or neither. When that transaction fails on a lock or the
     connection, the batch is tried once more, then recorded with every item failed."""
-    for _attempt in range(2):
+    attempt, error = 0, None
+    while attempt < TRIES or (attempt < DEADLOCK_TRIES and _deadlock(error)):
+        attempt += 1
         try:
             return _batch_transaction(
                 run, writer, number, chunk, lambda result: _batch_record(run, result, bytes_read)
@@ -113,6 +126,10 @@ def _batch_commit(
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     _batch_failed(result, _batch_validate(chunk, result), error)
     return result, _batch_record(run, result, bytes_read)
+
+
+def _deadlock(error: Exception | None) -> bool:
+    return getattr(getattr(error, "__cause__", None), "sqlstate", None) in DEADLOCK
 
 
 def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -> None:
@@ -130,6 +147,9 @@ def _batch_process(
     started = time.perf_counter()
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     valid = _batch_validate(chunk, result)
+    # Another run writing the same UPCs or SKUs now waits for this batch's commit (and this
+    # one for its), so the checks below read what is committed and hold until the write.
+    items_lock(valid)
     if valid and rejected is None:
         try:
             _write(writer, valid, result, dry_run)

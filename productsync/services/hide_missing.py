@@ -8,7 +8,8 @@ from productsync.writer import products_hide, products_missing
 
 def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
     """Hide the products of the source this run did not see, if the run saw the whole feed
-    and would not hide too many; otherwise note on the run why nothing was hidden."""
+    in one pass (not resumed, not a retry, no --limit, not a partial feed, not failed) and
+    would not hide too many; otherwise note on the run why nothing was hidden."""
     why_not = ""
     if error:
         why_not = "the run did not read the whole feed"
@@ -16,6 +17,14 @@ def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "--limit read only part of the feed"
     elif run.dry_run:
         why_not = "this is a dry run"
+    elif run.resumed_from_id is not None:
+        why_not = "a resumed run reads only the rest of the feed"
+    elif run.retry_of_id is not None:
+        why_not = "a retry reads only the failed items"
+    elif getattr(spec, "partial", False):
+        why_not = "the feed is partial"
+    elif run.status == SyncRun.Status.FAILED:
+        why_not = "the run failed"
     elif SyncFailure.objects.filter(run=run, upc="").exists():
         why_not = "some failed items have no readable upc, so their products are unknown"
     if why_not:

@@ -1,5 +1,8 @@
 """Run history: a batch's outcome, its failures and the run's totals, and a run's end."""
 
+import contextlib
+import itertools
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -10,6 +13,7 @@ from productsync.exceptions import ProductSyncError
 from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.records import BatchResult, one_line, printable
 from productsync.services.lease import BatchStatus, Status, _run_save_if_running
+from productsync.services.locks import _reconnect
 from productsync.sql import insert_rows
 
 UNFINISHED = (BatchStatus.PENDING, BatchStatus.RUNNING)
@@ -20,6 +24,8 @@ MAX_NOTES = 20
 NOTED_KEYS = 10
 # Characters of an unknown key kept in run.unknown_keys and its notes.
 KEY_LENGTH = 60
+# Seconds a run keeps trying to record its end, on a fresh connection each time.
+FINISH_WITHIN = 30
 
 
 def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
@@ -28,12 +34,33 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
     run.status = status
     run.error = one_line(error)
     run.finished_at = timezone.now()
-    try:
-        run.save(update_fields=["status", "error", "finished_at"])
-    except DatabaseError as exc:
-        raise ProductSyncError(
-            f"run {run.pk}: {run.error or status}; could not record it: {one_line(exc)}"
-        ) from None
+    # A connection that died (a failover, pg_terminate_backend) is replaced and the end
+    # recorded on the new one: a run the process survives is never left running.
+    deadline = time.monotonic() + FINISH_WITHIN
+    for attempt in itertools.count():
+        try:
+            run.save(update_fields=["status", "error", "finished_at"])
+            return
+        except DatabaseError as exc:
+            failure = exc
+            _reconnect()
+        if time.monotonic() > deadline:
+            break
+        time.sleep(min(0.05 * 2**attempt, 1.0))
+    error = ProductSyncError(
+        f"run {run.pk}: {run.error or status}; could not record it: {one_line(failure)}"
+    )
+    error.run_id = run.pk
+    raise error from None
+
+
+def _run_reload(run: SyncRun) -> None:
+    """Take the run's counters from the database after a batch whose record was undone: the
+    summary says what is recorded, never what was counted in memory."""
+    with contextlib.suppress(DatabaseError):  # recording the end tries again
+        fresh = SyncRun.objects.get(pk=run.pk)
+        for name in (*SyncRun.COUNTERS, "notes", "bytes_read", "unknown_keys"):
+            setattr(run, name, getattr(fresh, name))
 
 
 def _run_note_warnings(run: SyncRun, warnings: list[str]) -> None:

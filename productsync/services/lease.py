@@ -70,7 +70,9 @@ def sync_run_start(
         skipped = SyncRun.objects.create(
             **fields, status=Status.SKIPPED, error=reason, finished_at=now
         )
-        raise RunActiveError(f"Run {skipped.pk} skipped: {reason}") from None
+        error = RunActiveError(f"Run {skipped.pk} skipped: {reason}")
+        error.run_id = skipped.pk  # the face shows its summary
+        raise error from None
 
 
 def _lease_check(run: SyncRun) -> None:

@@ -3,6 +3,7 @@ django-q2 task per batch, then watches the run until the last batch reports."""
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -12,15 +13,15 @@ from django_q.brokers import Broker, get_broker
 
 from productsync.batching import batched
 from productsync.conf import app_settings
-from productsync.exceptions import FeedError
+from productsync.exceptions import FeedError, QueueError
 from productsync.feeds import Feed
 from productsync.models import SyncBatch, SyncRun
-from productsync.records import BatchResult, FeedItem, ItemFailure, default_currency
+from productsync.records import BatchResult, FeedItem, ItemFailure, default_currency, one_line
 from productsync.services.batch import _records_of
 from productsync.services.history import UNFINISHED, OnBatch, _finish, _run_complete_if_done
 from productsync.services.lease import BatchStatus, Status, _lease_check
 from productsync.services.queue import _batch_enqueue, _item_dump
-from productsync.services.worker import _batch_give_up
+from productsync.services.worker import _batch_failed_result, _batch_give_up, _batch_report
 from productsync.writer import BatchWriter
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,37 @@ logger = logging.getLogger(__name__)
 
 # Seconds between two looks of a queue run's planner at its batches.
 QUEUE_POLL = 0.5
+# Longest wait between two tries of a broker that refused a task.
+BROKER_RETRY_MAX = 5.0
+
+
+def _enqueue_patiently(run: SyncRun, batch: SyncBatch, broker: Broker) -> None:
+    """Enqueue the batch's task. While the broker refuses (Redis down or restarting), keep
+    the run's heartbeat and try again, 0.5 s, 1 s... at most BROKER_RETRY_MAX apart, for up
+    to STALE_AFTER seconds; then raise QueueError."""
+    deadline = time.monotonic() + app_settings.STALE_AFTER
+    delay = 0.5
+    while True:
+        try:
+            _batch_enqueue(batch, broker)
+            return
+        except DatabaseError:
+            raise  # the ORM broker's database: the planner's database error
+        except Exception as exc:  # the broker's client: connection refused, reset, timeout
+            if time.monotonic() > deadline:
+                raise QueueError(
+                    f"the django-q2 broker refused batch {batch.number} for "
+                    f"{app_settings.STALE_AFTER}s: {one_line(exc)}"
+                ) from None
+            logger.warning(
+                "run %s batch %s: the broker refused it (%s); trying again",
+                run.pk,
+                batch.number,
+                one_line(exc),
+            )
+        SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(heartbeat_at=timezone.now())
+        time.sleep(delay)
+        delay = min(delay * 2, BROKER_RETRY_MAX)
 
 
 def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> "_RunWatch":
@@ -53,7 +85,12 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> 
                 finished_at=None,
                 heartbeat_at=timezone.now(),
             )
-            _batch_enqueue(batch, broker)
+            try:
+                _enqueue_patiently(run, batch, broker)
+            except QueueError as exc:
+                batch.delete()  # never enqueued: a resume reads the feed again from here
+                error = f"{exc}; batches from {number} on were not planned"
+                break
             planned, next_position = number, chunk[-1].position + 1
             run.bytes_read = feed.bytes_read
             if not watch.step(planning=True):
@@ -98,6 +135,7 @@ class _RunWatch:
         self.broker = broker
         self.reported: set[int] = set()
         self.last = 0.0
+        self.broker_down: float | None = None  # since when the broker refuses, if it does
 
     def step(self, planning: bool = False) -> bool:
         """Look at the run (at most every QUEUE_POLL seconds while planning); return whether
@@ -114,7 +152,19 @@ class _RunWatch:
         if run.status != Status.RUNNING:
             self._report()
             return False
-        _batches_requeue_stale(run, self.broker)
+        try:
+            _batches_requeue_stale(run, self.broker)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # the broker is unreachable: wait for it, a while
+            self.broker_down = self.broker_down or time.monotonic()
+            down = time.monotonic() - self.broker_down
+            logger.warning("run %s: the broker is unreachable (%s)", run.pk, one_line(exc))
+            if not planning and down > app_settings.STALE_AFTER:
+                _run_give_up(run, f"the django-q2 broker was unreachable for {down:.0f}s")
+                return False
+        else:
+            self.broker_down = None
         return True
 
     def _report(self) -> None:
@@ -171,3 +221,17 @@ def _batches_requeue_stale(run: SyncRun, broker: Broker) -> None:
                     "run %s batch %s: its task was lost; enqueued again", run.pk, batch.number
                 )
                 _batch_enqueue(batch, broker)
+
+
+def _run_give_up(run: SyncRun, reason: str) -> None:
+    """End a planned queue run failed: every batch not recorded yet is taken over from its
+    worker (whose writes, if it commits, are then undone with its record) and recorded with
+    its items failed; the last record sets the run's status."""
+    SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(error=reason)
+    token = f"planner:{uuid.uuid4().hex[:8]}"
+    for batch in run.batch_set.filter(status__in=UNFINISHED):
+        if SyncBatch.objects.filter(pk=batch.pk, status__in=UNFINISHED).update(
+            status=BatchStatus.RUNNING, claimed_by=token
+        ):
+            _batch_report(batch.pk, token, _batch_failed_result(batch, reason))
+    run.refresh_from_db()

@@ -15,7 +15,7 @@ from productsync.models import SyncRun
 from productsync.records import FeedItem, default_currency, one_line
 from productsync.services.batch import _batch_commit
 from productsync.services.hide_missing import _hide_missing
-from productsync.services.history import OnBatch, _finish, _run_note_warnings
+from productsync.services.history import OnBatch, _finish, _run_note_warnings, _run_reload
 from productsync.services.lease import Status, sync_run_start
 from productsync.services.locks import _lock_timeouts, _reconnect
 from productsync.services.planner import _run_plan, _run_wait
@@ -86,10 +86,12 @@ def run_spec_execute(
         run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
         error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
+        exc.run_id = run.pk
         _finish(run, str(exc))
         raise
-    except Exception as exc:
-        if run.status == Status.RUNNING:
+    except BaseException as exc:
+        exc.run_id = run.pk  # the face shows the run's summary, read from the database
+        if run.status == Status.RUNNING and isinstance(exc, Exception):
             # A bug, not bad input: end the run so its lease is released, and let it surface.
             _finish(run, f"unexpected error: {exc!r}")
         raise
@@ -199,6 +201,7 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) 
     except DatabaseError as exc:
         logger.warning("run %s stopped by a database error: %s", run.pk, one_line(exc))
         _reconnect()
+        _run_reload(run)
         return f"database error: {exc}"
     finally:
         images.close()

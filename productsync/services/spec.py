@@ -8,6 +8,7 @@ from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import Feed, FeedOptions
 from productsync.models import SyncRun
 from productsync.services.resume import _resume_point
+from productsync.services.source import source_key
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,13 @@ def run_spec_build(
     if resume is not None:
         resumed_from, start = _resume_point(resume, source)
         source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
-    source = source or app_settings.SOURCE
+    source = app_settings.SOURCE if source is None else source
     if hide_missing is None:
         hide_missing = app_settings.HIDE_MISSING
     batch_size = batch_size or app_settings.BATCH_SIZE
-    if not source:
+    if not source or not source.strip():
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
+    source = source_key(source)
     if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
         raise ProductSyncError(
             f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"

@@ -12,18 +12,24 @@ from productsync.conf import app_settings
 from productsync.models import SyncBatch, SyncRun
 from productsync.records import BatchResult, ItemFailure, default_currency, payload_dump
 from productsync.services.batch import _batch_transaction, _upc_of
-from productsync.services.history import _batch_record, _run_complete_if_done
+from productsync.services.history import _batch_record, _run_complete_if_done, _run_note_warnings
 from productsync.services.lease import BatchStatus, Status, _owner
 from productsync.services.locks import _lock_timeouts
 from productsync.services.queue import _batch_enqueue, _item_load
-from productsync.writer import BatchWriter
+from productsync.signals import batch_committed
+from productsync.writer import BatchWriter, ImageSync
 
 logger = logging.getLogger(__name__)
 
 
-def _batch_report(batch_id: int, token: str, result: BatchResult) -> bool:
+class _ClaimLost(Exception):
+    """Another worker took the batch over: this one's writes are undone with its record."""
+
+
+def _batch_report(batch_id: int, token: str, result: BatchResult) -> SyncBatch | None:
     """Record the outcome of a queued batch if token still holds its claim; complete the run
-    when it was the last. Return whether it was recorded."""
+    when it was the last. Return the batch recorded, or None. In the caller's transaction if
+    there is one (the batch's writes: both commit or neither), else in its own."""
     with transaction.atomic():
         run_id = SyncBatch.objects.filter(pk=batch_id).values_list("run_id", flat=True).get()
         run = SyncRun.objects.select_for_update().get(pk=run_id)
@@ -33,10 +39,17 @@ def _batch_report(batch_id: int, token: str, result: BatchResult) -> bool:
             .first()
         )
         if batch is None:
-            return False
+            return None
         _batch_record(run, result, run.bytes_read, batch=batch)
         _run_complete_if_done(run)
-    return True
+    return batch
+
+
+def _batch_report_claimed(batch_id: int, token: str, result: BatchResult) -> SyncBatch:
+    batch = _batch_report(batch_id, token, result)
+    if batch is None:
+        raise _ClaimLost
+    return batch
 
 
 def _batch_failed_result(batch: SyncBatch, reason: str) -> BatchResult:
@@ -77,15 +90,36 @@ def sync_batch_execute(batch_id: int) -> str:
     try:
         with _lock_timeouts():
             items = [_item_load(pair) for pair in batch.payload]
-            result, _ = _batch_transaction(run, writer, batch.number, items)
+            # The batch's writes and its record in one transaction, as in a local run.
+            result, recorded = _batch_transaction(
+                run,
+                writer,
+                batch.number,
+                items,
+                lambda result: _batch_report_claimed(batch_id, token, result),
+            )
+    except _ClaimLost:
+        return f"batch {batch_id}: claim taken over; its writes undone, the other worker's count"
     except Exception as exc:
         _batch_retry(batch, token, f"{type(exc).__name__}: {exc}")
         raise
-    if not _batch_report(batch_id, token, result):
-        return (
-            f"batch {batch_id}: written, but its claim was taken over; the other worker records it"
-        )
+    _batch_after_commit(run, recorded, result)
     return f"run {run.pk} batch {batch.number}: {result.status}"
+
+
+def _batch_after_commit(run: SyncRun, batch: SyncBatch, result: BatchResult) -> None:
+    """What a local run does after each committed batch: fetch its images (no transaction
+    held open on a slow image server), count their warnings on the run, send batch_committed."""
+    images = ImageSync(run.source)
+    try:
+        warnings = images.sync(result.images)
+    finally:
+        images.close()
+    if warnings:
+        with transaction.atomic():
+            locked = SyncRun.objects.select_for_update().get(pk=run.pk)
+            _run_note_warnings(locked, warnings)
+    batch_committed.send(sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids)
 
 
 def _batch_retry(batch: SyncBatch, token: str, reason: str) -> None:

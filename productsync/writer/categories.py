@@ -2,12 +2,13 @@
 
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from oscar.core.loading import get_class, get_model
 
 from productsync.exceptions import RecordError
 from productsync.sql import insert_rows
+from productsync.writer.locks import tree_lock
 
 Category = get_model("catalogue", "Category")
 create_from_breadcrumbs = get_class("catalogue.categories", "create_from_breadcrumbs")
@@ -96,9 +97,14 @@ class CategoryTree:
 
     @transaction.atomic(savepoint=False)
     def create(self) -> None:
-        """Insert the planned categories and count them in their parents' numchild."""
+        """Insert the planned categories and count them in their parents' numchild. Under
+        the tree's lock, held to the commit: if another run added categories since the tree
+        was read, IntegrityError says so before anything is inserted (the batch is redone)."""
         if not self.planned:
             return
+        tree_lock()
+        if Category.objects.filter(path__in=[node.path for node, _, _ in self.planned]).exists():
+            raise IntegrityError("another run created categories since the tree was read")
         ids = insert_rows(
             Category,
             ["name", "slug", "path", "depth", "ancestors_are_public"],

@@ -5,13 +5,15 @@ import json
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+from django.utils import timezone
 from tqdm import tqdm
 
 from productsync.conf import MAX_BATCH_SIZE
-from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
+from productsync.exceptions import ProductSyncError, RunActiveError
 from productsync.feeds import FORMATS
 from productsync.models import SyncRun
-from productsync.records import BatchResult, printable
+from productsync.records import BatchResult, one_line, printable
 from productsync.services import run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
@@ -33,6 +35,12 @@ def _whole(minimum: int, maximum: int | None = None):
         return value
 
     return parse
+
+
+def _source(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a path or an http(s) URL")
+    return text
 
 
 def _one_char(text: str) -> str:
@@ -61,6 +69,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--source",
             action="append",
+            type=_source,
             help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
             "one run each (default: PRODUCTSYNC['SOURCE'])",
         )
@@ -121,39 +130,61 @@ class Command(BaseCommand):
             for key in ("format", "delimiter", "encoding", "mapping")
             if options[key] is not None
         }
-        all_succeeded = True
-        # Several sources run one after another, each its own run, as oscar_import_catalogue
-        # imports each file in turn; the first one that cannot be opened stops the command.
+        # Several sources run one after another, each its own run to its end, as
+        # oscar_import_catalogue imports each file in turn; the exit status is the worst.
+        worst, errors = 0, []
         for source in options["source"] or [None]:
-            try:
-                spec = run_spec_build(
-                    source,
-                    feed_options=feed_options,
-                    **{key: options[key] for key in RUN_OPTIONS},
-                )
-                run = run_spec_execute(spec, on_start=progress.start, on_batch=progress.batch)
-            except SourceError as exc:
-                raise CommandError(printable(str(exc)), returncode=2) from None
-            except RunActiveError as exc:
-                raise CommandError(str(exc), returncode=1) from None
-            except ProductSyncError as exc:
-                raise CommandError(printable(str(exc)), returncode=2) from None
-            except KeyboardInterrupt:
-                raise CommandError(
-                    "interrupted: the run is marked aborted; the batches committed before stay",
-                    returncode=130,
-                ) from None
-            finally:
-                progress.close()
-            self._summary(run, options["json"])
-            all_succeeded &= run.status == SyncRun.Status.SUCCEEDED
-        if not all_succeeded:
-            sys.exit(1)
+            status, run_id, message = self._sync(source, options, progress, feed_options)
+            if run_id is not None:
+                # A run that stopped on an error is said on stderr; --json still says it.
+                self._summary(run_id, options["json"], only_json=bool(message))
+            if message:
+                errors.append((status, message))
+            worst = max(worst, status)
+            if status == 130:
+                break  # Ctrl-C stops the command, not just this source
+        if errors:
+            chosen = max(errors, key=lambda error: error[0])
+            for error in errors:
+                if error is not chosen:
+                    self.stderr.write(error[1])
+            raise CommandError(chosen[1], returncode=worst)
+        if worst:
+            sys.exit(worst)
 
-    def _summary(self, run: SyncRun, as_json: bool) -> None:
-        duration = (run.finished_at - run.started_at).total_seconds()
+    def _sync(self, source, options, progress, feed_options) -> tuple[int, int | None, str]:
+        """Run one source: (exit status, the id of the run recorded or None, error text)."""
+        try:
+            spec = run_spec_build(
+                source, feed_options=feed_options, **{key: options[key] for key in RUN_OPTIONS}
+            )
+            run = run_spec_execute(spec, on_start=progress.start, on_batch=progress.batch)
+        except RunActiveError as exc:
+            return 1, getattr(exc, "run_id", None), str(exc)
+        except ProductSyncError as exc:
+            return 2, getattr(exc, "run_id", None), printable(str(exc))
+        except KeyboardInterrupt as exc:
+            message = "interrupted: the run is marked aborted; the batches committed before stay"
+            return 130, getattr(exc, "run_id", None), message
+        finally:
+            progress.close()
+        return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""
+
+    def _summary(self, run_id: int, as_json: bool, only_json: bool = False) -> None:
+        """The run as the database holds it: what was recorded, not what was counted."""
+        try:
+            run = SyncRun.objects.get(pk=run_id)
+            failures = list(run.failure_set.all()[:SHOWN_FAILURES])
+        except DatabaseError as exc:
+            self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
+            return
+        duration = ((run.finished_at or timezone.now()) - run.started_at).total_seconds()
         out = self.stdout
-        for failure in run.failure_set.all()[:SHOWN_FAILURES]:
+        if only_json:
+            if as_json:
+                out.write(json.dumps(self._json(run, duration)))
+            return
+        for failure in failures:
             out.write(
                 f"  item {failure.position} (upc {printable(failure.upc) or '-'}): "
                 f"{printable(failure.message)}"
@@ -172,13 +203,16 @@ class Command(BaseCommand):
             f"{run.batches} batches, {run.failed_batches} failed batches; {duration:.2f}s"
         )
         if as_json:
-            summary = {
-                "run_id": run.pk,
-                "status": run.status,
-                **{key: getattr(run, key) for key in SyncRun.COUNTERS},
-                "duration_s": round(duration, 3),
-            }
-            out.write(json.dumps(summary))
+            out.write(json.dumps(self._json(run, duration)))
+
+    @staticmethod
+    def _json(run: SyncRun, duration: float) -> dict:
+        return {
+            "run_id": run.pk,
+            "status": run.status,
+            **{key: getattr(run, key) for key in SyncRun.COUNTERS},
+            "duration_s": round(duration, 3),
+        }
 
 
 class LineProgress:

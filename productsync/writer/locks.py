@@ -1,0 +1,44 @@
+"""Advisory locks on the keys a batch writes (UPCs, SKUs), so that two runs writing the same
+products at once take turns instead of racing between a check and its upsert."""
+
+import hashlib
+from collections.abc import Iterable
+
+from django.db import connection
+
+from productsync.records import ValidItem
+
+# One key for the category tree: a batch that creates categories holds it to its commit.
+TREE = "categories"
+
+
+def _key(*parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def keys_lock(keys: Iterable[int]) -> None:
+    """Take PostgreSQL transaction advisory locks on keys, in one statement and ascending
+    order, so two transactions locking overlapping keys cannot deadlock on them; released
+    at commit or rollback. Other databases lock whole tables or files: nothing to do."""
+    if connection.vendor != "postgresql":
+        return
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [ordered])
+
+
+def items_lock(items: Iterable[ValidItem]) -> None:
+    """Lock the UPCs and (partner, partner_sku) of every product of the items."""
+    keys = set()
+    for item in items:
+        for _, member in item.record.members():
+            keys.add(_key("upc", member.upc))
+            keys.update(_key("sku", sr.partner, sr.partner_sku) for sr in member.stockrecords)
+    keys_lock(keys)
+
+
+def tree_lock() -> None:
+    keys_lock([_key(TREE)])
