@@ -1,0 +1,351 @@
+"""Mapping files: a foreign feed's columns or JSON paths onto our fields (see rules.py for
+the language of one value, shapes.py for field sets and variants), presets included."""
+
+import io
+import json
+import tomllib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ijson
+
+from productsync.exceptions import FeedError, SourceError
+from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
+from productsync.feeds.diagnostics import source_check
+from productsync.feeds.grouping import Row, groups_by_reference, groups_consecutive
+from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
+from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
+from productsync.records import FeedItem, Unparsed
+
+PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
+# In a [children] mapping and in [variants], paths under this name read the parent item.
+PARENT = "parent"
+TOP_KEYS = frozenset(
+    {"format", "items", "placeholders", "fields", "attributes", "class_options", "cases"}
+    | {"children", "group", "variants", "filter", "detect", "name"}
+)
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Rows that make one product: consecutive rows with the same key, or rows naming their
+    parent's key (parent) or their children's keys (children), in any order."""
+
+    key: Rule
+    parent: Rule | None = None
+    children: Rule | None = None
+
+
+@dataclass
+class Mapping:
+    name: str
+    shape: Shape
+    format: str | None = None
+    items: str = ""
+    placeholders: frozenset = field(default_factory=lambda: frozenset(PLACEHOLDERS))
+    # Turns the nested array at its `items` path into the item's children (variants).
+    children: "Mapping | None" = None
+    group: Grouping | None = None
+    variants: Variants | None = None
+    skip: Condition | None = None
+    # Header columns that tell a preset's files apart.
+    detect: tuple[str, ...] = ()
+    # What the last read noted for the run: columns not read, items skipped by the filter.
+    notes: list[str] = field(default_factory=list)
+
+    def columns(self) -> list[str]:
+        """The source columns or paths the mapping reads."""
+        out = self.shape.paths()
+        if self.variants is not None:
+            out += self.variants.shape.paths()
+        for rule in (self.group.key, self.group.parent, self.group.children) if self.group else ():
+            out += rule.paths() if rule else []
+        return list(dict.fromkeys(out))
+
+    def _value(self, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
+            return ""
+        if isinstance(value, float) and value != value:  # NaN
+            return ""
+        return value
+
+    def _walk(self, value: Any, parts: list[str]) -> Any:
+        """The value at a path: a part is a key, a list index, `*` (the rest of the path for
+        every element of a list) or `key=value` (the first element of a list with that)."""
+        for i, part in enumerate(parts):
+            if isinstance(value, dict):
+                value = value.get(part)
+            elif isinstance(value, list) and part == "*":
+                return [self._walk(element, parts[i + 1 :]) for element in value]
+            elif isinstance(value, list):
+                value = _element(value, part)
+            else:
+                return None
+        return self._value(value)
+
+    def json_getter(self, item: dict):
+        return lambda path: self._walk(item, path.split("."))
+
+    def csv_getter(self, row: dict, parent: dict | None):
+        def get(path: str) -> Any:
+            if parent is not None and path.startswith("parent.") and path not in row:
+                return self._value(parent.get(path[len("parent.") :]))
+            return self._value(row.get(path))
+
+        return get
+
+    def apply(self, item: Any) -> Any:
+        """Our shape of one JSON object (with its [children])."""
+        if not isinstance(item, dict):
+            return item
+        payload = group_payload(self.shape, None, [item], self._json)[0]
+        if self.children is not None:
+            nested = self.json_getter(item)(self.children.items)
+            payload["children"] = [
+                self.children.apply({**child, PARENT: item}) if isinstance(child, dict) else child
+                for child in (nested if isinstance(nested, list) else [])
+            ]
+        return payload
+
+    def _json(self, item: dict, parent: Any) -> Any:
+        return self.json_getter(item)
+
+    def reader(self, fmt: str | None, readers: dict, csv_options: dict):
+        """The reader of a source in this mapping's shape, giving items in our shape."""
+        if fmt == "csv" and self.children is not None:
+            raise SourceError(
+                f"mapping {self.name}: [children] reads nested JSON; a CSV's variants are "
+                "rows: use [group] and [variants]"
+            )
+        if fmt != "csv" and (self.group or self.variants):
+            raise SourceError(f"mapping {self.name}: [group] and [variants] read CSV rows")
+        if fmt == "csv":
+            return lambda stream: self._csv_items(stream, **csv_options)
+        if fmt == "json":
+            return self._json_items
+        if fmt == "jsonl":
+            jsonl_items = readers["jsonl"]
+            return lambda stream: self._mapped(jsonl_items(stream))
+        if fmt is None:
+            raise SourceError(
+                f"mapping {self.name}: the source's format is unknown: set format in the "
+                "mapping or give --format"
+            )
+        raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
+
+    def _checked(self, position: int, item: Any) -> FeedItem:
+        if not isinstance(item, dict) or self.skip and self.skip.holds(self.json_getter(item)):
+            return FeedItem(position, item)
+        columns = (self.shape.fields.columns(), self.children.shape.fields.columns() if self.children else {})
+        return FeedItem(position, source_check(self.apply(item), [(position, item)], columns, "item"))
+
+    def _mapped(self, items: Iterator[FeedItem]) -> Iterator[FeedItem]:
+        position = 0
+        for item in items:
+            if isinstance(item.payload, dict) and self.skip and self.skip.holds(
+                self.json_getter(item.payload)
+            ):
+                continue
+            yield self._checked(position, item.payload)
+            position += 1
+
+    def _json_items(self, stream: io.BufferedReader) -> Iterator[FeedItem]:
+        prefix = f"{self.items}.item" if self.items else "item"
+        read = position = 0
+        try:
+            for payload in ijson.items(stream, prefix, use_float=True):
+                read += 1
+                if isinstance(payload, dict) and self.skip and self.skip.holds(
+                    self.json_getter(payload)
+                ):
+                    continue
+                yield self._checked(position, payload)
+                position += 1
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise FeedError(f"malformed JSON after item {position}: {exc}") from None
+        if read == 0:
+            raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
+
+    def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
+        hint = f": the mapping {self.name} reads it"
+        keys = [self.shape.fields.rules["upc"], *([self.group.key] if self.group else [])]
+        required = [p for rule in keys for p in rule.paths()[:1]]
+        rows = csv_dicts(stream, delimiter, encoding, required, hint)
+        rows = self._header_noted(Row(line, row) for line, row in rows)
+        groups = self._groups(rows)
+        position, skipped = 0, Counter()
+        for group in groups:
+            if isinstance(group[0].data, Unparsed):
+                yield FeedItem(position, group[0].data)
+                position += 1
+                continue
+            if self.skip and self.skip.holds(self.csv_getter(group[0].data, None)):
+                skipped[str(self.skip)] += 1
+                continue
+            yield FeedItem(position, self._group_item(group))
+            position += 1
+        for why, count in skipped.items():
+            self.notes.append(f"{count} items skipped by the mapping's filter ({why})")
+
+    def _header_noted(self, rows: Iterator[Row]) -> Iterator[Row]:
+        """The rows; the run's notes name the columns of the header the mapping does not read
+        (never dropped silently) and the columns it reads that the header lacks (read as
+        empty: a preset reads several versions of a platform's export)."""
+        for row in rows:
+            if isinstance(row.data, dict):
+                header, wanted = list(row.data), self.columns()
+                read = {c.removeprefix("parent.") for c in wanted}
+                unread = [c for c in header if c not in read]
+                absent = [c for c in wanted if c not in row.data and not c.startswith("parent.")]
+                if unread:
+                    self.notes.append(f"columns not imported: {', '.join(unread)}")
+                if absent:
+                    self.notes.append(f"columns the mapping reads, absent: {', '.join(absent)}")
+                yield row
+                yield from rows
+                return
+            yield row
+
+    def _groups(self, rows: Iterator[Row]) -> Iterator[list[Row]]:
+        group = self.group
+        if group is None:
+            upc = self.shape.fields.rules.get("upc")
+            return groups_consecutive(rows, lambda r: upc.get(self.csv_getter(r, None)))
+        key = lambda r: group.key.get(self.csv_getter(r, None))  # noqa: E731
+        if group.parent is None and group.children is None:
+            return groups_consecutive(rows, key)
+        parent = group.parent and (lambda r: group.parent.get(self.csv_getter(r, None)))
+        children = group.children and (
+            lambda r: _listed(group.children.get(self.csv_getter(r, None)))
+        )
+        return groups_by_reference(rows, key, parent, children)
+
+    def _group_item(self, group: list[Row]) -> Any:
+        data = [row.data for row in group]
+        if self.group is None:
+            # Rows of the same upc one after the other add to one product, as in our CSV.
+            payloads = [group_payload(self.shape, None, [row], self.csv_getter)[0] for row in data]
+            payload = next(items_merged(payloads)).payload
+            columns = (self.shape.fields.columns(), {})
+            return source_check(payload, [(r.line, r.data) for r in group], columns)
+        payload, used, columns = group_payload(self.shape, self.variants, data, self.csv_getter)
+        rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
+        return source_check(payload, rows, columns)
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value if v not in ("", None)]
+    return [str(value)] if value not in ("", None) else []
+
+
+def _element(items: list, part: str) -> Any:
+    if part.isdigit():
+        return items[int(part)] if int(part) < len(items) else None
+    key, equals, wanted = part.partition("=")
+    if equals:
+        for element in items:
+            if isinstance(element, dict) and str(element.get(key)) == wanted:
+                return element
+    return None
+
+
+def mapping_load(path: str, name: str | None = None) -> Mapping:
+    """Read and check a mapping file (TOML or JSON); every problem is a SourceError."""
+    name = name or path
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f) if path.lower().endswith(".toml") else json.load(f)
+    except OSError as exc:
+        raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+        raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
+    return mapping_parse(data, name)
+
+
+def mapping_parse(data: dict, name: str) -> Mapping:
+    where = f"mapping {name}"
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")
+    fmt = data.get("format")
+    if fmt not in (None, "csv", "json", "jsonl"):
+        raise SourceError(f"{where}: format is csv, json or jsonl, not {fmt!r}")
+    placeholders = data.get("placeholders", list(PLACEHOLDERS))
+    if not isinstance(placeholders, list) or not all(isinstance(p, str) for p in placeholders):
+        raise SourceError(f"{where}: placeholders is a list of texts that mean no value")
+    mapping = Mapping(
+        name=name,
+        shape=shape_parse(data, where, REQUIRED),
+        format=fmt,
+        items=str(data.get("items", "")),
+        placeholders=frozenset(placeholders),
+        detect=tuple(str(c) for c in data.get("detect", [])),
+    )
+    mapping.children = _children(data.get("children"), where, mapping.placeholders)
+    mapping.group = _grouping(data.get("group"), where)
+    mapping.variants = _variants(data.get("variants"), where)
+    if mapping.variants is not None and mapping.group is None:
+        raise SourceError(f"{where}: [variants] needs a [group] saying which rows go together")
+    skip = data.get("filter", {}).get("skip") if isinstance(data.get("filter"), dict) else None
+    if "filter" in data and skip is None:
+        raise SourceError(f"{where}: [filter] needs skip, a condition")
+    mapping.skip = condition_parse(skip, f"{where}: filter.skip") if skip else None
+    return mapping
+
+
+def _children(children: Any, where: str, placeholders: frozenset) -> Mapping | None:
+    """The [children] table: `items`, the nested array's path, and its own [children.fields]."""
+    if children is None:
+        return None
+    if not isinstance(children, dict) or not isinstance(children.get("items"), str):
+        raise SourceError(
+            f"{where}: [children] needs items, the path of the nested array, "
+            "and a [children.fields] table"
+        )
+    return Mapping(
+        name=f"{where} [children]",
+        shape=shape_parse(children, f"{where}: [children]", ("upc",)),
+        items=children["items"],
+        placeholders=placeholders,
+    )
+
+
+def _grouping(group: Any, where: str) -> Grouping | None:
+    if group is None:
+        return None
+    if not isinstance(group, dict) or "key" not in group or set(group) - {"key", "parent", "children"}:
+        raise SourceError(
+            f"{where}: [group] needs key (the column that names a product) and optionally "
+            "parent (a row's parent's key) or children (the keys of a row's children)"
+        )
+    rules = {k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items()}
+    return Grouping(rules["key"], rules.get("parent"), rules.get("children"))
+
+
+def _variants(variants: Any, where: str) -> Variants | None:
+    if variants is None:
+        return None
+    here = f"{where}: [variants]"
+    if not isinstance(variants, dict):
+        raise SourceError(f"{here} is a table with rows, fields and optionally skip, standalone")
+    rows = variants.get("rows", "children")
+    if rows not in ("all", "children"):
+        raise SourceError(f"{here}: rows is \"all\" (every row of a group) or \"children\"")
+    unknown = set(variants) - {"rows", "skip", "standalone", "fields", "attributes", "cases"}
+    if unknown:
+        raise SourceError(f"{here}: unknown keys {', '.join(sorted(unknown))}")
+    return Variants(
+        shape_parse(variants, here, ("upc",)),
+        every_row=rows == "all",
+        skip=condition_parse(variants["skip"], f"{here}: skip") if "skip" in variants else None,
+        standalone=(
+            condition_parse(variants["standalone"], f"{here}: standalone")
+            if "standalone" in variants
+            else None
+        ),
+    )
