@@ -2,6 +2,7 @@
 codes and types, variants from rows (consecutive and by reference, over HTTP too), and what a
 failure in a mapped feed tells its author."""
 
+import contextlib
 import json
 import re
 import tracemalloc
@@ -30,7 +31,9 @@ def mapping(tmp_path, **tables) -> str:
 
 
 def sync(source: str, *args: str) -> SyncRun:
-    call_command("sync_products", "--source", source, *args)
+    """The command as a user runs it (it exits 1 when the run is not a success)."""
+    with contextlib.suppress(SystemExit):
+        call_command("sync_products", "--source", source, *args)
     return SyncRun.objects.latest("pk")
 
 
@@ -43,9 +46,7 @@ def test_split_replace_values_and_fallback(tmp_path):
     feed = write(
         tmp_path,
         "export.csv",
-        "id,name,alt,cats\n"
-        'A,Apple,,"Root/Fruit/Red,Root,Root/Sale"\n'
-        "B,,Banana,Root/Fruit\n",
+        'id,name,alt,cats\nA,Apple,,"Root/Fruit/Red,Root,Root/Sale"\nB,,Banana,Root/Fruit\n',
     )
     fields = {
         **BASE,
@@ -104,7 +105,7 @@ def test_attribute_codes_come_from_names_with_their_types(tmp_path):
     feed = write(
         tmp_path,
         "export.csv",
-        "id,name,n1,v1,packed\nA,Shoe,Shoe size,42,fit_type=Wide|Narrow,eco=Yes\n",
+        'id,name,n1,v1,packed\nA,Shoe,Shoe size,42,"fit_type=Wide|Narrow,eco=Yes"\n',
     )
     tables = {
         "fields": BASE,
@@ -154,7 +155,9 @@ def test_children_listed_before_their_parent_are_grouped_by_reference(tmp_path):
     run = sync(feed, "--mapping", mapping(tmp_path, **tables))
 
     assert (run.items, run.created, run.failed) == (3, 3, 0)
-    family = {p.upc: (p.structure, p.parent.upc if p.parent else None) for p in Product.objects.all()}
+    family = {
+        p.upc: (p.structure, p.parent.upc if p.parent else None) for p in Product.objects.all()
+    }
     assert family == {
         "T": ("parent", None),
         "T-S": ("child", "T"),
@@ -237,7 +240,7 @@ def test_a_failed_mapped_item_names_the_line_and_column_and_keeps_the_row(tmp_pa
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("cents", ["Infinity", "1e30", "NaN", "-Infinity"])
+@pytest.mark.parametrize("cents", ["Infinity", "1e30", "-Infinity", "sNaN"])
 def test_cents_of_no_finite_price_fail_their_item_on_one_line(tmp_path, cents):
     feed = write(tmp_path, "export.csv", f"id,name,cents\nA,Apple,100\nB,Bad,{cents}\n")
     fields = {**BASE, **STOCK, "price": {"path": "cents", "transform": "cents"}}

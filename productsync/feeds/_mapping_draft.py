@@ -138,14 +138,21 @@ class Mapping:
     def _checked(self, position: int, item: Any) -> FeedItem:
         if not isinstance(item, dict) or self.skip and self.skip.holds(self.json_getter(item)):
             return FeedItem(position, item)
-        columns = (self.shape.fields.columns(), self.children.shape.fields.columns() if self.children else {})
-        return FeedItem(position, source_check(self.apply(item), [(position, item)], columns, "item"))
+        columns = (
+            self.shape.fields.columns(),
+            self.children.shape.fields.columns() if self.children else {},
+        )
+        return FeedItem(
+            position, source_check(self.apply(item), [(position, item)], columns, "item")
+        )
 
     def _mapped(self, items: Iterator[FeedItem]) -> Iterator[FeedItem]:
         position = 0
         for item in items:
-            if isinstance(item.payload, dict) and self.skip and self.skip.holds(
-                self.json_getter(item.payload)
+            if (
+                isinstance(item.payload, dict)
+                and self.skip
+                and self.skip.holds(self.json_getter(item.payload))
             ):
                 continue
             yield self._checked(position, item.payload)
@@ -157,8 +164,10 @@ class Mapping:
         try:
             for payload in ijson.items(stream, prefix, use_float=True):
                 read += 1
-                if isinstance(payload, dict) and self.skip and self.skip.holds(
-                    self.json_getter(payload)
+                if (
+                    isinstance(payload, dict)
+                    and self.skip
+                    and self.skip.holds(self.json_getter(payload))
                 ):
                     continue
                 yield self._checked(position, payload)
@@ -318,7 +327,11 @@ def _children(children: Any, where: str, placeholders: frozenset) -> Mapping | N
 def _grouping(group: Any, where: str) -> Grouping | None:
     if group is None:
         return None
-    if not isinstance(group, dict) or "key" not in group or set(group) - {"key", "parent", "children"}:
+    if (
+        not isinstance(group, dict)
+        or "key" not in group
+        or set(group) - {"key", "parent", "children"}
+    ):
         raise SourceError(
             f"{where}: [group] needs key (the column that names a product) and optionally "
             "parent (a row's parent's key) or children (the keys of a row's children)"
@@ -335,7 +348,7 @@ def _variants(variants: Any, where: str) -> Variants | None:
         raise SourceError(f"{here} is a table with rows, fields and optionally skip, standalone")
     rows = variants.get("rows", "children")
     if rows not in ("all", "children"):
-        raise SourceError(f"{here}: rows is \"all\" (every row of a group) or \"children\"")
+        raise SourceError(f'{here}: rows is "all" (every row of a group) or "children"')
     unknown = set(variants) - {"rows", "skip", "standalone", "fields", "attributes", "cases"}
     if unknown:
         raise SourceError(f"{here}: unknown keys {', '.join(sorted(unknown))}")

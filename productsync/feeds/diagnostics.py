@@ -84,7 +84,9 @@ def source_check(
         column = fields.get(ours)
         where = f"{unit} {rows[row][0]}"
         where += f", column {column!r}" if column else ""
-        return Unparsed(source_text(rows, unit), f"{where}: {message}")
+        upc = payload.get("upc")
+        upc = upc if isinstance(upc, str) else "" if upc is None else str(upc)
+        return Unparsed(source_text(rows, unit), f"{where}: {message}", field, upc)
     return payload
 
 
@@ -92,4 +94,3 @@ def source_text(rows: list[tuple[int, Any]], unit: str = "line") -> str:
     """The source rows of an item with their line numbers, as JSON text."""
     kept = [{unit: line, "row": row} for line, row in rows]
     return payload_dump(kept[0] if len(kept) == 1 else kept)
-
