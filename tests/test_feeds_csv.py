@@ -8,8 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from productsync.exceptions import SourceError
-from productsync.feeds import feed_open
-from productsync.feeds.base import FeedOptions
+from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.csvfeed import delimiter_sniff, encoding_sniff
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute

@@ -9,8 +9,7 @@ import pytest
 from oscar.core.loading import get_model
 
 from productsync.exceptions import SourceError
-from productsync.feeds import feed_open
-from productsync.feeds.base import FeedOptions
+from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.mapping import mapping_load
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
