@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from oscar.core.loading import get_class, get_model
 
+from productsync.feeds import feed_open
 from productsync.models import SyncRun
 from tests.conftest import shared_data
 
@@ -279,3 +280,20 @@ def test_a_rerun_is_unchanged_and_one_price_changed_is_one_update(
 
     assert (third.updated, third.created, third.unchanged) == (1, 0, first.items - 1)
     assert stock_of(sku)[0] == Decimal("99.95")
+
+
+@pytest.mark.parametrize(
+    ("path", "preset"),
+    [
+        ("shopify/product_template.csv", "shopify"),
+        ("shopify/apparel.csv", "shopify"),
+        ("woocommerce/sample_products.csv", "woocommerce"),
+        ("magento/configurable_products.csv", "magento"),
+    ],
+)
+def test_each_export_is_told_by_its_header(path, preset):
+    with feed_open(str(shared_data(path)), count=False) as feed:
+        first = next(iter(feed))
+
+    assert feed.notes[0] == f"mapping: the {preset} preset, detected from the CSV header"
+    assert isinstance(first.payload, dict) and first.payload["upc"]
