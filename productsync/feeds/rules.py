@@ -1,6 +1,7 @@
 """The mapping language's rules: how one of our fields, a condition or an attribute gets its
 value from a foreign item (a CSV row or a JSON object), and how a mapping file spells them."""
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +74,12 @@ def unique(values) -> list:
 
 def attribute_code(name: Any) -> str:
     """An Oscar attribute code (a Python identifier) from a name: "Shoe size" -> shoe_size."""
-    code = re.sub(r"\W+", "_", str(name).strip().lower(), flags=re.ASCII).strip("_")
+    return _code(str(name))
+
+
+@functools.lru_cache(maxsize=4096)  # a file names the same few attributes on every row
+def _code(name: str) -> str:
+    code = re.sub(r"\W+", "_", name.strip().lower(), flags=re.ASCII).strip("_")
     return f"_{code}" if code[:1].isdigit() else code[:128]
 
 
