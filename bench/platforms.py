@@ -6,7 +6,8 @@ python bench/platforms.py [--source ../shared/data/magento/configurable_products
 The JSON feed is written from the preset's own reading of the export (so both runs write the
 same products, children, stock records, attributes and categories), then each is synced into
 a fresh database with --batch-size 15, the runs interleaved, and the medians compared: the
-run's own time (as sync_products prints it) and the whole process.
+run's own time (as sync_products prints it), the whole process, and its CPU time (the
+steadiest figure on a busy machine).
 """
 
 import argparse
@@ -62,16 +63,22 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, command in argv.items():
                 db.reset()
-                wall, rss, own, _cpu = run(command, db.url)
-                figures[name].append((own, wall, rss))
+                wall, rss, own, cpu = run(command, db.url)
+                figures[name].append((own, wall, rss, cpu))
         db.drop()
         print(f"\n{kind}: median of {args.repeats}")
-        print("| feed | run (s) | process (s) | peak RSS (MB) |\n|---|---:|---:|---:|")
+        print("| feed | run (s) | process (s) | process CPU (s) | peak RSS (MB) |")
+        print("|---|---:|---:|---:|---:|")
         for name, runs in figures.items():
-            own, wall, rss = (statistics.median(r[i] for r in runs) for i in range(3))
-            print(f"| {name} | {own:.2f} | {wall:.2f} | {rss / 1024:.0f} |")
-        ratios = [e[0] / j[0] for e, j in zip(figures["export"], figures["json"], strict=True)]
-        print(f"export ÷ JSON (run time, per repeat): {', '.join(f'{r:.2f}' for r in ratios)}")
+            own, wall, rss, cpu = (statistics.median(r[i] for r in runs) for i in range(4))
+            print(f"| {name} | {own:.2f} | {wall:.2f} | {cpu:.2f} | {rss / 1024:.0f} |")
+        for what, i in (("run time", 0), ("process CPU time", 3)):
+            pairs = zip(figures["export"], figures["json"], strict=True)
+            ratios = [e[i] / j[i] for e, j in pairs]
+            print(
+                f"export ÷ JSON ({what}, per repeat): {', '.join(f'{r:.2f}' for r in ratios)}; "
+                f"median {statistics.median(ratios):.2f}"
+            )
 
 
 if __name__ == "__main__":
