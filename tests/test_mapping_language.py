@@ -290,3 +290,44 @@ def test_an_unknown_preset_is_refused(tmp_path):
 
     with pytest.raises(Exception, match="unknown preset 'prestashop'"):
         call_command("sync_products", "--source", feed, "--preset", "prestashop")
+
+
+def test_references_that_lead_nowhere_leave_rows_on_their_own(tmp_path):
+    """A parent key no row has, a parent that is itself a child, a cycle and a ragged row:
+    each row still comes out once, on its own or under its parent."""
+    feed = write(
+        tmp_path,
+        "export.csv",
+        "id,name,parent,price,qty\n"
+        "A,Orphan,NOPE,1.00,1\n"
+        "B,Top,,,\n"
+        "C,Middle,B,1.00,1\n"
+        "D,Bottom,C,1.00,1\n"
+        "E,Loop one,F,1.00,1\n"
+        "F,Loop two,E,1.00,1\n"
+        "G,Ragged\n",
+    )
+    tables = {
+        "fields": {**BASE, **STOCK},
+        "group": {"key": "id", "parent": "parent"},
+        "variants": {**VARIANTS, "attributes": []},
+    }
+
+    with feed_open(feed, options=FeedOptions(mapping=mapping(tmp_path, **tables))) as f:
+        items = [item.payload for item in f]
+
+    shapes = [
+        ("unparsed", p.message)
+        if not isinstance(p, dict)
+        else (p["upc"], len(p.get("children", [])))
+        for p in items
+    ]
+    assert shapes == [
+        ("A", 0),
+        ("B", 1),
+        ("D", 0),
+        ("E", 0),
+        ("F", 0),
+        ("unparsed", "line 8: expected 5 fields, got 2"),
+    ]
+    assert items[1]["children"][0]["upc"] == "C"
