@@ -157,7 +157,7 @@ def _http_errors() -> list[Error]:
 
 def _catalogue_errors() -> list[Error]:
     errors = []
-    for key in ("CREATE_ATTRIBUTES", "CREATE_ATTRIBUTE_OPTIONS", "HIDE_MISSING"):
+    for key in ("CREATE_ATTRIBUTES", "CREATE_ATTRIBUTE_OPTIONS", "HIDE_MISSING", "FETCH_IMAGES"):
         if not isinstance(getattr(app_settings, key), bool):
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be True or False.", id="productsync.E009")

@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds to connect to / wait on an image server, and the largest image accepted.
     "IMAGE_TIMEOUT": 10,
     "IMAGE_MAX_BYTES": 10 * 1024 * 1024,
+    # Platform exports: False leaves the images feeds name unfetched (and ProductImages as
+    # they are), e.g. a first import of a shop's export while its CDN is not to be used.
+    "FETCH_IMAGES": True,
     # productsync_prune deletes runs that started more than this many days ago; None keeps all.
     "KEEP_DAYS": None,
     # A cron expression ("*/30 * * * *") for the django-q2 schedule of the sync, or None for

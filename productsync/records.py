@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from django.utils import timezone
@@ -105,6 +105,20 @@ def _plain_value(value: Any) -> Any:
 AttributeValue = Annotated[Any, AfterValidator(_plain_value)]
 Attributes = dict[AttributeCode, AttributeValue]
 ImageRef = text(min_length=1, max_length=2000)
+# Oscar's Product.slug: a SlugField (Unicode letters, digits, _ and -).
+Slug = text(min_length=1, max_length=255, pattern=r"^[-\w]+$")
+AttributeType = Literal[
+    "text", "richtext", "integer", "float", "boolean", "date", "datetime", "option", "multi_option"
+]
+
+
+class ClassOptions(BaseModel):
+    """What the item says of its product class: created so, or changed to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    track_stock: bool | None = None
+    requires_shipping: bool | None = None
 
 
 # Empty defaults are factories: pydantic deep-copies a literal [] or {} for every record.
@@ -118,6 +132,7 @@ class ChildRecord(BaseModel):
 
     upc: Upc
     title: text(max_length=255) = ""
+    slug: Slug | None = None
     description: Annotated[str, AfterValidator(_storable)] = ""
     is_public: bool = True
     attributes: Attributes = Field(default_factory=dict)
@@ -148,6 +163,11 @@ class ProductRecord(BaseModel):
     attributes: Attributes = Field(default_factory=dict)
     images: list[ImageRef] = Field(default_factory=list)
     children: list[ChildRecord] = Field(default_factory=list)
+    # A new product's slug (else made from its title), its class's options, and the types of
+    # the attributes the class lacks, to create them (with their options).
+    slug: Slug | None = None
+    class_options: ClassOptions | None = None
+    attribute_types: dict[AttributeCode, AttributeType] = Field(default_factory=dict)
 
     def members(self) -> list[tuple[str, "ProductRecord | ChildRecord"]]:
         """The products of this unit with their field path prefix: itself, then its children."""
@@ -172,6 +192,9 @@ class Unparsed:
 
     text: str
     message: str
+    # A mapped item that failed validation: the field at fault and the item's upc.
+    field: str = ""
+    upc: str = ""
 
 
 JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "true/false"}
@@ -191,7 +214,7 @@ def one_line(text: object) -> str:
 def record_parse(payload: Any) -> ProductRecord:
     """Validate one raw feed item; raise RecordError naming the first bad field."""
     if isinstance(payload, Unparsed):
-        raise RecordError(payload.message)
+        raise RecordError(payload.message, field=payload.field)
     if not isinstance(payload, dict):
         kind = "null" if payload is None else JSON_TYPES.get(type(payload), "a number")
         raise RecordError(f"item must be an object, not {kind}")
@@ -328,7 +351,15 @@ def attribute_value(kind: str, value: Any) -> Any:
 
 def record_fingerprint(record: ProductRecord) -> str:
     """A digest of everything the sync writes for this record; equal digest, no writes."""
-    return hashlib.blake2b(record.model_dump_json().encode(), digest_size=16).hexdigest()
+    # Fields added later are left out while empty, so earlier fingerprints stay valid.
+    empty: dict = {name: True for name in LATER_FIELDS if not getattr(record, name)}
+    if not any(child.slug for child in record.children):
+        empty["children"] = {"__all__": {"slug"}}
+    text = record.model_dump_json(exclude=empty)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+LATER_FIELDS = ("slug", "class_options", "attribute_types")
 
 
 def default_currency() -> str:

@@ -35,6 +35,8 @@ READERS = {f"productsync.feeds.{name}" for name in ("csvfeed", "jsonfeed", "osca
 READER_HELPERS = {
     "productsync.feeds.oscarcsv": {"productsync.feeds.csvfeed"},
     "productsync.feeds.mapping": {"productsync.feeds.csvfeed"},
+    # The mapping's field sets build our flat CSV payloads.
+    "productsync.feeds.shapes": {"productsync.feeds.csvfeed"},
 }
 # Modules outside feeds/ that use one feeds module by name, and why.
 FEEDS_USED_OUTSIDE = {

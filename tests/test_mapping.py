@@ -152,9 +152,13 @@ def test_transforms_and_placeholders(tmp_path):
     assert melk["is_public"] is False and melk["description"] == ""
     assert melk["categories"] == ["Winkel > Zuivel"]
     assert melk["stockrecords"][0]["price"] == "2.50"
-    # Not whole cents: passed on as it is, so validation names the field.
-    assert boter["stockrecords"][0]["price"] == "abc"
-    assert boter["categories"] == ["Winkel"]
+    # Not whole cents: passed on as it is, and the item fails naming its line, column and
+    # field, with the source row as its raw payload.
+    assert boter.message == (
+        "line 4, column 'prijs_cent': stockrecords[0].price: 'abc' is not a number"
+    )
+    assert (boter.field, boter.upc) == ("stockrecords[0].price", "R3")
+    assert json.loads(boter.text)["row"]["prijs_cent"] == "abc"
 
 
 @pytest.mark.django_db

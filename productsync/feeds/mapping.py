@@ -1,101 +1,81 @@
-"""Mapping files: a foreign feed's columns or JSON paths onto our fields, with transforms."""
+"""Mapping files: a foreign feed's columns or JSON paths onto our fields (see rules.py for
+the language of one value, shapes.py for field sets and variants), presets included."""
 
 import io
 import json
 import tomllib
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import ijson
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds.csvfeed import FIELDS, REQUIRED, csv_dicts, flat_payload, items_merged
+from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
+from productsync.feeds.diagnostics import source_check
+from productsync.feeds.grouping import Row, groups_by_reference, groups_consecutive
+from productsync.feeds.presets import PRESETS, preset_path
+from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
+from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
 from productsync.records import FeedItem, Unparsed
 
 PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
-TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
-FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
-BREADCRUMB_SEPARATOR = " > "
-# Besides our flat fields, a mapping may give a dict of attribute codes to values.
-MAPPED_FIELDS = (*FIELDS, "attributes")
-# In a [children] mapping, paths under this name read the parent item.
+# In a [children] mapping and in [variants], paths under this name read the parent item.
 PARENT = "parent"
-
-
-def _boolean(value: Any) -> Any:
-    if isinstance(value, bool) or value in ("", None):
-        return value
-    lowered = str(value).strip().lower()
-    if lowered in TRUE:
-        return True
-    if lowered in FALSE:
-        return False
-    return value  # left as it is, so validation names the field
-
-
-def _cents(value: Any) -> Any:
-    """Integer minor units (1950) to a decimal price ("19.50")."""
-    if value in ("", None) or isinstance(value, bool):
-        return value
-    try:
-        cents = Decimal(str(value).strip())
-    except InvalidOperation:
-        return value
-    if cents != cents.to_integral_value():
-        return value
-    return str((cents / 100).quantize(Decimal("0.01")))
-
-
-def _text_transform(method: str) -> Callable[[Any], Any]:
-    return lambda value: getattr(value, method)() if isinstance(value, str) else value
-
-
-TRANSFORMS: dict[str, Callable[[Any], Any]] = {
-    "boolean": _boolean,
-    "cents": _cents,
-    "upper": _text_transform("upper"),
-    "lower": _text_transform("lower"),
-    "strip": _text_transform("strip"),
-}
+TOP_KEYS = frozenset(
+    {"format", "items", "placeholders", "fields", "attributes", "class_options", "cases"}
+    | {"children", "group", "variants", "filter", "detect", "name"}
+)
 
 
 @dataclass(frozen=True)
-class Rule:
-    """How one of our fields gets its value: a path, a constant, or a join of paths."""
+class Grouping:
+    """Rows that make one product: consecutive rows with the same key, or rows naming their
+    parent's key (parent) or their children's keys (children), in any order."""
 
-    path: str | None = None
-    # With a path that gives a list: the path of the same number of names, zipped into a
-    # dict of names to values (Medusa's option titles and a variant's option values).
-    keys: str | None = None
-    value: Any = None
-    join: tuple = ()
-    separator: str = BREADCRUMB_SEPARATOR
-    transform: str | None = None
-    # Codes to names (a category id to its breadcrumb); values not listed pass unchanged.
-    values: dict = field(default_factory=dict)
+    key: Rule
+    parent: Rule | None = None
+    children: Rule | None = None
 
 
 @dataclass
 class Mapping:
     name: str
-    rules: dict[str, Rule]
+    shape: Shape
     format: str | None = None
     items: str = ""
     placeholders: frozenset = field(default_factory=lambda: frozenset(PLACEHOLDERS))
     # Turns the nested array at its `items` path into the item's children (variants).
     children: "Mapping | None" = None
+    group: Grouping | None = None
+    variants: Variants | None = None
+    skip: Condition | None = None
+    # Header columns that tell a preset's files apart.
+    detect: tuple[str, ...] = ()
+    # What the last read noted for the run: columns not read, items skipped by the filter.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rules(self) -> dict[str, Rule]:
+        """The rules of our fields (cases aside)."""
+        return self.shape.fields.rules
 
     def columns(self) -> list[str]:
         """The source columns or paths the mapping reads."""
-        out = []
-        for rule in self.rules.values():
-            out += [rule.path] if rule.path else [p for p in rule.join if isinstance(p, str)]
+        out = self.shape.paths()
+        if self.variants is not None:
+            out += self.variants.shape.paths()
+        for rule in (self.group.key, self.group.parent, self.group.children) if self.group else ():
+            out += rule.paths() if rule else []
         return list(dict.fromkeys(out))
 
-    def _get(self, item: Any, path: str, dotted: bool) -> Any:
-        return self._walk(item, path.split(".") if dotted else [path])
+    def _value(self, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
+            return ""
+        if isinstance(value, float) and value != value:  # NaN
+            return ""
+        return value
 
     def _walk(self, value: Any, parts: list[str]) -> Any:
         """The value at a path: a part is a key, a list index, `*` (the rest of the path for
@@ -109,64 +89,51 @@ class Mapping:
                 value = _element(value, part)
             else:
                 return None
-        if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
-            return ""
-        if isinstance(value, float) and value != value:  # NaN
-            return ""
-        return value
+        return self._value(value)
 
-    def apply(self, item: Any, dotted: bool) -> Any:
-        """Our flat fields from one foreign item."""
+    def json_getter(self, item: dict):
+        return lambda path: self._walk(item, path.split("."))
+
+    def csv_getter(self, row: dict, parent: dict | None):
+        def get(path: str) -> Any:
+            if parent is not None and path.startswith("parent.") and path not in row:
+                return self._value(parent.get(path[len("parent.") :]))
+            return self._value(row.get(path))
+
+        return get
+
+    def apply(self, item: Any) -> Any:
+        """Our shape of one JSON object (with its [children])."""
         if not isinstance(item, dict):
             return item
-        flat = {}
-        for name, rule in self.rules.items():
-            if rule.keys is not None:
-                value = _zipped(
-                    self._get(item, rule.keys, dotted), self._get(item, rule.path, dotted)
-                )
-            elif rule.path is not None:
-                value = self._get(item, rule.path, dotted)
-            elif rule.join:
-                parts = [
-                    str(part["value"]) if isinstance(part, dict) else self._get(item, part, dotted)
-                    for part in rule.join
-                ]
-                value = rule.separator.join(str(p).strip() for p in parts if p not in ("", None))
-            else:
-                value = rule.value
-            if isinstance(value, str | int) and str(value) in rule.values:
-                value = rule.values[str(value)]
-            if rule.transform:
-                value = TRANSFORMS[rule.transform](value)
-            flat[name] = value
-        if "categories" in flat and isinstance(flat["categories"], str):
-            flat["categories"] = [flat["categories"]] if flat["categories"].strip() else []
+        payload = group_payload(self.shape, None, [item], self._json)[0]
         if self.children is not None:
-            flat["children"] = self._children(item, dotted)
-        return flat
+            nested = self.json_getter(item)(self.children.items)
+            payload["children"] = [
+                self.children.apply({**child, PARENT: item}) if isinstance(child, dict) else child
+                for child in (nested if isinstance(nested, list) else [])
+            ]
+        return payload
 
-    def _children(self, item: dict, dotted: bool) -> list:
-        """The nested items in our shape; their paths under `parent.` read the item itself."""
-        nested = self._get(item, self.children.items, dotted)
-        return [
-            flat_payload(self.children.apply({**child, PARENT: item}, dotted))
-            if isinstance(child, dict)
-            else child
-            for child in (nested if isinstance(nested, list) else [])
-        ]
+    def _json(self, item: dict, parent: Any) -> Any:
+        return self.json_getter(item)
 
     def reader(self, fmt: str | None, readers: dict, csv_options: dict):
         """The reader of a source in this mapping's shape, giving items in our shape."""
         if fmt == "csv" and self.children is not None:
-            raise SourceError(f"mapping {self.name}: [children] reads nested JSON, not csv")
+            raise SourceError(
+                f"mapping {self.name}: [children] reads nested JSON; a CSV's variants are "
+                "rows: use [group] and [variants]"
+            )
+        if fmt != "csv" and (self.group or self.variants):
+            raise SourceError(f"mapping {self.name}: [group] and [variants] read CSV rows")
         if fmt == "csv":
             return lambda stream: self._csv_items(stream, **csv_options)
         if fmt == "json":
             return self._json_items
         if fmt == "jsonl":
             jsonl_items = readers["jsonl"]
-            return lambda stream: self._mapped(jsonl_items(stream), dotted=True)
+            return lambda stream: self._mapped(jsonl_items(stream))
         if fmt is None:
             raise SourceError(
                 f"mapping {self.name}: the source's format is unknown: set format in the "
@@ -174,37 +141,123 @@ class Mapping:
             )
         raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
 
-    def _mapped(self, items: Iterator[FeedItem], dotted: bool) -> Iterator[FeedItem]:
-        for item in items:
-            payload = item.payload
-            if isinstance(payload, dict):
-                payload = flat_payload(self.apply(payload, dotted))
-            yield FeedItem(item.position, payload)
+    def _checked(self, position: int, index: int, item: Any) -> FeedItem:
+        """The item in our shape, or an Unparsed naming the source item (index) and path."""
+        if not isinstance(item, dict):
+            return FeedItem(position, item)
+        columns = (
+            self.shape.fields.columns(),
+            self.children.shape.fields.columns() if self.children else {},
+        )
+        return FeedItem(position, source_check(self.apply(item), [(index, item)], columns, "item"))
 
-    def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
-        hint = f": the mapping {self.name} reads it"
-        rows = csv_dicts(stream, delimiter, encoding, self.columns(), hint)
+    def _skipped(self, get, counts: Counter) -> bool:
+        if self.skip is not None and self.skip.holds(get):
+            counts[str(self.skip)] += 1
+            return True
+        return False
 
-        def payloads():
-            for _, row in rows:
-                yield row if isinstance(row, Unparsed) else flat_payload(self.apply(row, False))
+    def _skips_noted(self, counts: Counter) -> None:
+        for why, count in counts.items():
+            self.notes.append(f"{count} items skipped by the mapping's filter ({why})")
 
-        return items_merged(payloads())
+    def _mapped(self, items: Iterator[FeedItem]) -> Iterator[FeedItem]:
+        position, skipped = 0, Counter()
+        for index, item in enumerate(items):
+            if isinstance(item.payload, dict) and self._skipped(
+                self.json_getter(item.payload), skipped
+            ):
+                continue
+            yield self._checked(position, index, item.payload)
+            position += 1
+        self._skips_noted(skipped)
 
     def _json_items(self, stream: io.BufferedReader) -> Iterator[FeedItem]:
         prefix = f"{self.items}.item" if self.items else "item"
-        position = 0
+        read = position = 0
+        skipped = Counter()
         try:
             for payload in ijson.items(stream, prefix, use_float=True):
-                mapped = self.apply(payload, True)
-                yield FeedItem(
-                    position, flat_payload(mapped) if isinstance(mapped, dict) else mapped
-                )
+                read += 1
+                if isinstance(payload, dict) and self._skipped(self.json_getter(payload), skipped):
+                    continue
+                yield self._checked(position, read - 1, payload)
                 position += 1
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise FeedError(f"malformed JSON after item {position}: {exc}") from None
-        if position == 0:
+        if read == 0:
             raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
+        self._skips_noted(skipped)
+
+    def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
+        hint = f": the mapping {self.name} reads it"
+        keys = [self.shape.fields.rules["upc"], *([self.group.key] if self.group else [])]
+        required = [p for rule in keys for p in rule.paths()[:1]]
+        rows = csv_dicts(stream, delimiter, encoding, required, hint)
+        rows = self._header_noted(Row(line, row) for line, row in rows)
+        groups = self._groups(rows)
+        position, skipped = 0, Counter()
+        for group in groups:
+            if isinstance(group[0].data, Unparsed):
+                yield FeedItem(position, group[0].data)
+                position += 1
+                continue
+            if self._skipped(self.csv_getter(group[0].data, None), skipped):
+                continue
+            yield FeedItem(position, self._group_item(group))
+            position += 1
+        self._skips_noted(skipped)
+
+    def _header_noted(self, rows: Iterator[Row]) -> Iterator[Row]:
+        """The rows; the run's notes name the columns of the header the mapping does not read
+        (never dropped silently) and the columns it reads that the header lacks (read as
+        empty: a preset reads several versions of a platform's export)."""
+        for row in rows:
+            if isinstance(row.data, dict):
+                header, wanted = list(row.data), self.columns()
+                read = {c.removeprefix("parent.") for c in wanted}
+                unread = [c for c in header if c not in read]
+                absent = [c for c in wanted if c not in row.data and not c.startswith("parent.")]
+                if unread:
+                    self.notes.append(f"columns not imported: {', '.join(unread)}")
+                if absent:
+                    self.notes.append(f"columns the mapping reads, absent: {', '.join(absent)}")
+                yield row
+                yield from rows
+                return
+            yield row
+
+    def _groups(self, rows: Iterator[Row]) -> Iterator[list[Row]]:
+        group = self.group
+        if group is None:
+            upc = self.shape.fields.rules.get("upc")
+            return groups_consecutive(rows, lambda r: upc.get(self.csv_getter(r, None)))
+        key = lambda r: group.key.get(self.csv_getter(r, None))  # noqa: E731
+        if group.parent is None and group.children is None:
+            return groups_consecutive(rows, key)
+        parent = group.parent and (lambda r: group.parent.get(self.csv_getter(r, None)))
+        children = group.children and (
+            lambda r: _listed(group.children.get(self.csv_getter(r, None)))
+        )
+        return groups_by_reference(rows, key, parent, children)
+
+    def _group_item(self, group: list[Row]) -> Any:
+        data = [row.data for row in group]
+        if self.group is None:
+            # Rows of the same upc one after the other add to one product, as in our CSV.
+            payloads = [group_payload(self.shape, None, [row], self.csv_getter)[0] for row in data]
+            payload = next(items_merged(payloads)).payload
+            columns = (self.shape.fields.columns(), {})
+            return source_check(payload, [(r.line, r.data) for r in group], columns)
+        payload, used, columns = group_payload(self.shape, self.variants, data, self.csv_getter)
+        rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
+        return source_check(payload, rows, columns)
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value if v not in ("", None)]
+    return [str(value)] if value not in ("", None) else []
 
 
 def _element(items: list, part: str) -> Any:
@@ -218,110 +271,116 @@ def _element(items: list, part: str) -> Any:
     return None
 
 
-def _zipped(keys: Any, values: Any) -> Any:
-    """Names and values matched by position; a value-less or nameless position is left out."""
-    if not isinstance(keys, list) or not isinstance(values, list):
-        return {}
-    return {
-        k: v for k, v in zip(keys, values, strict=False) if k not in ("", None) and v is not None
-    }
+def mapping_for(path: str | None, preset: str | None) -> Mapping | None:
+    """The mapping of a file, or of a preset by name; None for neither."""
+    if path and preset:
+        raise SourceError("give a mapping or a preset, not both")
+    if preset:
+        found = preset_path(preset)
+        if found is None:
+            raise SourceError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        return mapping_load(str(found), name=f"{preset} preset")
+    return mapping_load(path) if path else None
 
 
-def _rule(name: str, spec: Any, where: str) -> Rule:
-    if isinstance(spec, str):
-        return Rule(path=spec)
-    if not isinstance(spec, dict):
-        raise SourceError(f"{where}: {name} must be a path or a table, not {spec!r}")
-    unknown = set(spec) - {"path", "keys", "value", "join", "separator", "transform", "values"}
-    sources = [key for key in ("path", "value", "join") if key in spec]
-    if (
-        unknown
-        or len(sources) != 1
-        or ("keys" in spec and not (isinstance(spec["keys"], str) and "path" in spec))
-    ):
-        extra = f"; unknown keys {', '.join(sorted(unknown))}" if unknown else ""
-        raise SourceError(
-            f"{where}: {name} needs exactly one of path, value or join "
-            f"(and optionally keys with a path, separator, transform, values){extra}"
-        )
-    transform = spec.get("transform")
-    if transform is not None and transform not in TRANSFORMS:
-        raise SourceError(
-            f"{where}: {name}: unknown transform {transform!r} (known: {', '.join(TRANSFORMS)})"
-        )
-    join = spec.get("join", ())
-    if not isinstance(join, list | tuple) or not all(
-        isinstance(p, str) or (isinstance(p, dict) and set(p) == {"value"}) for p in join
-    ):
-        raise SourceError(f"{where}: {name}: join is a list of paths or {{value = ...}} tables")
-    return Rule(
-        path=spec.get("path"),
-        keys=spec.get("keys"),
-        value=spec.get("value"),
-        join=tuple(join),
-        separator=spec.get("separator", BREADCRUMB_SEPARATOR),
-        transform=transform,
-        values=_values(spec.get("values", {}), f"{where}: {name}"),
-    )
-
-
-def _values(values: Any, where: str) -> dict:
-    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
-        raise SourceError(f"{where}: values is a table of codes to text")
-    return values
-
-
-def mapping_load(path: str) -> Mapping:
+def mapping_load(path: str, name: str | None = None) -> Mapping:
     """Read and check a mapping file (TOML or JSON); every problem is a SourceError."""
+    name = name or path
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f) if path.lower().endswith(".toml") else json.load(f)
     except OSError as exc:
-        raise SourceError(f"mapping {path}: cannot open: {exc.strerror or exc}") from None
+        raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise SourceError(f"mapping {path}: not valid TOML or JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise SourceError(f"mapping {path}: expected a [fields] table of our field names")
+        raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+        raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
+    return mapping_parse(data, name)
+
+
+def mapping_parse(data: dict, name: str) -> Mapping:
+    where = f"mapping {name}"
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")
     fmt = data.get("format")
     if fmt not in (None, "csv", "json", "jsonl"):
-        raise SourceError(f"mapping {path}: format is csv, json or jsonl, not {fmt!r}")
-    placeholders = frozenset(data.get("placeholders", list(PLACEHOLDERS)))
-    return Mapping(
-        name=path,
-        rules=_rules(data.get("fields"), REQUIRED, f"mapping {path}"),
+        raise SourceError(f"{where}: format is csv, json or jsonl, not {fmt!r}")
+    placeholders = data.get("placeholders", list(PLACEHOLDERS))
+    if not isinstance(placeholders, list) or not all(isinstance(p, str) for p in placeholders):
+        raise SourceError(f"{where}: placeholders is a list of texts that mean no value")
+    mapping = Mapping(
+        name=name,
+        shape=shape_parse(data, where, REQUIRED),
         format=fmt,
         items=str(data.get("items", "")),
-        placeholders=placeholders,
-        children=_children(data.get("children"), path, placeholders),
+        placeholders=frozenset(placeholders),
+        detect=tuple(str(c) for c in data.get("detect", [])),
     )
+    mapping.children = _children(data.get("children"), where, mapping.placeholders)
+    mapping.group = _grouping(data.get("group"), where)
+    mapping.variants = _variants(data.get("variants"), where)
+    if mapping.variants is not None and mapping.group is None:
+        raise SourceError(f"{where}: [variants] needs a [group] saying which rows go together")
+    skip = data.get("filter", {}).get("skip") if isinstance(data.get("filter"), dict) else None
+    if "filter" in data and skip is None:
+        raise SourceError(f"{where}: [filter] needs skip, a condition")
+    mapping.skip = condition_parse(skip, f"{where}: filter.skip") if skip else None
+    return mapping
 
 
-def _children(children: Any, path: str, placeholders: frozenset) -> Mapping | None:
+def _children(children: Any, where: str, placeholders: frozenset) -> Mapping | None:
     """The [children] table: `items`, the nested array's path, and its own [children.fields]."""
     if children is None:
         return None
     if not isinstance(children, dict) or not isinstance(children.get("items"), str):
         raise SourceError(
-            f"mapping {path}: [children] needs items, the path of the nested array, "
+            f"{where}: [children] needs items, the path of the nested array, "
             "and a [children.fields] table"
         )
     return Mapping(
-        name=f"{path} [children]",
-        rules=_rules(children.get("fields"), ("upc",), f"mapping {path}: [children]"),
+        name=f"{where} [children]",
+        shape=shape_parse(children, f"{where}: [children]", ("upc",)),
         items=children["items"],
         placeholders=placeholders,
     )
 
 
-def _rules(fields: Any, required: tuple, where: str) -> dict[str, Rule]:
-    if not isinstance(fields, dict):
-        raise SourceError(f"{where}: expected a [fields] table of our field names")
-    unknown = sorted(set(fields) - set(MAPPED_FIELDS))
-    if unknown:
+def _grouping(group: Any, where: str) -> Grouping | None:
+    if group is None:
+        return None
+    if (
+        not isinstance(group, dict)
+        or "key" not in group
+        or set(group) - {"key", "parent", "children"}
+    ):
         raise SourceError(
-            f"{where}: unknown fields {', '.join(unknown)} (known: {', '.join(MAPPED_FIELDS)})"
+            f"{where}: [group] needs key (the column that names a product) and optionally "
+            "parent (a row's parent's key) or children (the keys of a row's children)"
         )
-    missing = [name for name in required if name not in fields]
-    if missing:
-        raise SourceError(f"{where}: required fields not mapped: {', '.join(missing)}")
-    return {name: _rule(name, spec, where) for name, spec in fields.items()}
+    rules = {k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items()}
+    return Grouping(rules["key"], rules.get("parent"), rules.get("children"))
+
+
+def _variants(variants: Any, where: str) -> Variants | None:
+    if variants is None:
+        return None
+    here = f"{where}: [variants]"
+    if not isinstance(variants, dict):
+        raise SourceError(f"{here} is a table with rows, fields and optionally skip, standalone")
+    rows = variants.get("rows", "children")
+    if rows not in ("all", "children"):
+        raise SourceError(f'{here}: rows is "all" (every row of a group) or "children"')
+    unknown = set(variants) - {"rows", "skip", "standalone", "fields", "attributes", "cases"}
+    if unknown:
+        raise SourceError(f"{here}: unknown keys {', '.join(sorted(unknown))}")
+    return Variants(
+        shape_parse(variants, here, ("upc",)),
+        every_row=rows == "all",
+        skip=condition_parse(variants["skip"], f"{here}: skip") if "skip" in variants else None,
+        standalone=(
+            condition_parse(variants["standalone"], f"{here}: standalone")
+            if "standalone" in variants
+            else None
+        ),
+    )

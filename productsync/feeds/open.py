@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import dataclasses
 import functools
 import io
 import os
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv
+from productsync.feeds.presets import preset_detect, preset_path
 from productsync.feeds.stream import (
     ByteStream,
     Feed,
@@ -23,7 +25,7 @@ from productsync.feeds.stream import (
 )
 from productsync.records import FeedItem
 
-__all__ = ["FORMATS", "ByteStream", "Feed", "FeedOptions", "feed_open", "is_url"]
+__all__ = ["FORMATS", "ByteStream", "Feed", "FeedOptions", "feed_open", "is_url", "mapping_path"]
 
 FORMATS = ("json", "jsonl", "csv", "oscar-csv")
 EXTENSIONS = {
@@ -58,9 +60,12 @@ def format_guess(name: str, content_type: str = "") -> str | None:
 
 
 def reader_for(
-    name: str, options: FeedOptions, content_type: str = ""
+    name: str, options: FeedOptions, content_type: str = "", notes: list | None = None
 ) -> tuple[str | None, Reader]:
-    """The format of a source and the reader of its (maybe gzipped) bytes."""
+    """The format of a source and the reader of its (maybe gzipped) bytes; what a read notes
+    for the run (the mapping a CSV header chose, columns not read) goes to notes, afresh on
+    each read (a file is read twice: counted, then synced)."""
+    notes = [] if notes is None else notes
     fmt = options.format or format_guess(name, content_type)
     if fmt is not None and fmt not in FORMATS:
         raise SourceError(f"{name}: unknown feed format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -71,7 +76,9 @@ def reader_for(
             codecs.lookup(options.encoding)
         except LookupError:
             raise SourceError(f"unknown encoding {options.encoding!r}") from None
-    field_map = mapping.mapping_load(options.mapping) if options.mapping else None
+    field_map = mapping.mapping_for(options.mapping, options.preset)
+    if field_map is not None:
+        field_map.notes = notes
     if fmt is None and field_map is not None:
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
@@ -80,31 +87,39 @@ def reader_for(
         "jsonl": jsonfeed.jsonl_items,
         "csv": functools.partial(csvfeed.csv_items, **csv_options),
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
-        None: functools.partial(_sniffed, csv_options=csv_options),
+        None: functools.partial(_sniffed, csv_options=csv_options, notes=notes),
     }
     reader = readers[fmt]
     if field_map is not None:
         reader = field_map.reader(fmt, readers, csv_options)
     elif fmt == "csv" and options.format is None:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
-        reader = functools.partial(csv_or_oscar_items, **csv_options)
-    return fmt, gunzipped(reader)
+        reader = functools.partial(_csv_sniffed, csv_options=csv_options, notes=notes)
+    return fmt, _noted(gunzipped(reader), notes)
 
 
-def _sniffed(stream: io.BufferedReader, csv_options: dict) -> Iterator[FeedItem]:
+def _noted(reader: Reader, notes: list) -> Reader:
+    def read(stream: io.BufferedReader) -> Iterator[FeedItem]:
+        notes.clear()
+        yield from reader(stream)
+
+    return read
+
+
+def _sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> Iterator[FeedItem]:
     """Neither name nor Content-Type tells: a JSON array, JSON Lines, else CSV."""
     head = stream.peek(64).lstrip()[:1]
     if head == b"[":
         return jsonfeed.json_items(stream)
     if head == b"{":
         return jsonfeed.jsonl_items(stream)
-    return csv_or_oscar_items(stream, **csv_options)
+    return _csv_sniffed(stream, csv_options, notes)
 
 
-def csv_or_oscar_items(
-    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
-) -> Iterator[FeedItem]:
-    """A CSV whose first row names a `upc` column, else Oscar's headerless 5/9-column file."""
+def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> Iterator[FeedItem]:
+    """A CSV whose first row names a `upc` column; a platform's export, told by its header
+    (read with that preset's mapping); else Oscar's headerless 5/9-column file."""
+    delimiter, encoding = csv_options["delimiter"], csv_options["encoding"]
     sample = stream.peek(csvfeed.SAMPLE)
     text = sample.decode(encoding or csvfeed.encoding_sniff(sample), errors="replace")
     first_line = text.lstrip("\ufeff").splitlines()[:1] or [""]
@@ -112,12 +127,24 @@ def csv_or_oscar_items(
     first = next(csv.reader(first_line, delimiter=delimiter_guess), [])
     if "upc" in (cell.strip().lower() for cell in first):
         return csvfeed.csv_items(stream, delimiter, encoding)
+    preset = preset_detect(first)
+    if preset is not None:
+        field_map = mapping.mapping_for(None, preset)
+        field_map.notes = notes
+        notes.append(f"mapping: the {preset} preset, detected from the CSV header")
+        return field_map.reader("csv", {}, csv_options)(stream)
     if len(first) in oscarcsv.OSCAR_WIDTHS:
         return oscarcsv.oscar_items(stream, delimiter, encoding)
     raise SourceError(
         f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
-        "5 or 9: give --format, or a --mapping for this shape"
+        "5 or 9: give --format, a --preset or a --mapping for this shape"
     )
+
+
+def mapping_path(options: FeedOptions) -> str | None:
+    """The mapping file a source is read with: the one given, or the preset's."""
+    found = preset_path(options.preset) if options.preset else None
+    return options.mapping or (str(found) if found else None)
 
 
 def feed_open(
@@ -133,17 +160,20 @@ def feed_open(
     successful run: an unchanged feed opens as not_modified without a body."""
     options = options or FeedOptions()
     if fmt is not None:
-        options = FeedOptions(fmt, options.delimiter, options.encoding, options.mapping)
+        options = dataclasses.replace(options, format=fmt)
+    notes: list[str] = []
     if is_url(source):
         # requests is imported only when a source is a URL.
         from productsync.feeds.http import http_open
 
-        return http_open(
+        feed = http_open(
             source,
             Validators(*validators),
-            lambda content_type: reader_for(source, options, content_type)[1],
+            lambda content_type: reader_for(source, options, content_type, notes)[1],
         )
-    fmt, reader = reader_for(source, options)
+        feed.notes = notes
+        return feed
+    fmt, reader = reader_for(source, options, notes=notes)
     if os.path.isdir(source):
         raise SourceError(f"{source}: is a directory, not a feed file")
     try:
@@ -154,6 +184,7 @@ def feed_open(
     regular = stat.S_ISREG(info.st_mode)
     try:
         feed = Feed(source, raw, reader, bytes_total=info.st_size if regular else None)
+        feed.notes = notes
         feed_sniff(feed, fmt)
     except (FeedError, SourceError) as exc:
         raw.close()

@@ -36,6 +36,8 @@ class FeedOptions:
     delimiter: str | None = None
     encoding: str | None = None
     mapping: str | None = None
+    # A mapping shipped for a platform's export: shopify, woocommerce or magento.
+    preset: str | None = None
 
 
 class Validators(NamedTuple):
@@ -159,6 +161,8 @@ class Feed:
         self.etag = ""
         self.last_modified = ""
         self.not_modified = False
+        # What reading it noted for the run (the mapping used, columns not read, ...).
+        self.notes: list[str] = []
         self._primed: _Primed | None = None
 
     def prime(self) -> None:

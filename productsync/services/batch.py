@@ -14,6 +14,7 @@ from productsync.records import (
     BatchResult,
     FeedItem,
     ItemFailure,
+    Unparsed,
     ValidItem,
     one_line,
     payload_dump,
@@ -35,6 +36,8 @@ DEADLOCK = ("40P01", "40001")
 
 
 def _upc_of(payload: Any) -> str:
+    if isinstance(payload, Unparsed):  # a mapped item that failed names its upc
+        return printable(payload.upc)[:255]
     upc = payload.get("upc") if isinstance(payload, dict) else None
     return printable(upc if isinstance(upc, str) else str(upc))[:255] if upc is not None else ""
 

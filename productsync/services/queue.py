@@ -126,13 +126,14 @@ def sync_run_enqueue_retry(run_id: int) -> Queued:
 
 def _item_dump(item: FeedItem) -> list:
     if isinstance(item.payload, Unparsed):
-        return [item.position, item.payload.text, item.payload.message]
+        unparsed = item.payload
+        return [item.position, unparsed.text, unparsed.message, unparsed.field, unparsed.upc]
     return [item.position, item.payload]
 
 
 def _item_load(pair: list) -> FeedItem:
-    if len(pair) == 3:
-        return FeedItem(pair[0], Unparsed(pair[1], pair[2]))
+    if len(pair) >= 3:
+        return FeedItem(pair[0], Unparsed(*pair[1:]))
     return FeedItem(pair[0], pair[1])
 
 

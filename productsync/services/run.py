@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection, reset_queries
 from django.utils import timezone
 
 from productsync.batching import batched
+from productsync.conf import app_settings
 from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
 from productsync.feeds import Feed, feed_open, is_url
 from productsync.models import SyncRun
@@ -149,10 +150,22 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
         with _lock_timeouts():
             if run.workers != SyncRun.Workers.QUEUE:
-                return _run_batches(run, items, feed, on_batch)
+                error = _run_batches(run, items, feed, on_batch)
+                _run_note_feed(run, feed)
+                return error
             watch = _run_plan(run, items, feed, on_batch)
+            _run_note_feed(run, feed)
     _run_wait(run, watch)  # the batch that reports last finishes the run
     return run.error
+
+
+def _run_note_feed(run: SyncRun, feed: Feed) -> None:
+    """Add what reading the feed noted (the mapping a CSV header chose, columns not read,
+    items a mapping's filter skipped) to the run's notes."""
+    new = [note for note in feed.notes if note not in run.notes]
+    if new:
+        run.notes.extend(new)
+        run.save(update_fields=["notes"])
 
 
 def _catalogue_refresh(run: SyncRun) -> str:
@@ -177,7 +190,8 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) 
             result, batch = _batch_commit(run, writer, number, chunk, feed.bytes_read)
             if not run.dry_run:
                 # The batch is committed: a slow image server holds no transaction open.
-                _run_note_warnings(run, images.sync(result.images))
+                if app_settings.FETCH_IMAGES:
+                    _run_note_warnings(run, images.sync(result.images))
                 batch_committed.send(
                     sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
                 )

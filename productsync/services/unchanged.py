@@ -11,7 +11,7 @@ from typing import NamedTuple
 from django.db.models import Count, F, Max
 
 from productsync.conf import app_settings
-from productsync.feeds import is_url
+from productsync.feeds import is_url, mapping_path
 from productsync.models import SyncedProduct, SyncRun
 from productsync.records import default_currency
 from productsync.services.history import _finish
@@ -19,7 +19,12 @@ from productsync.services.lease import Status
 from productsync.services.spec import RunSpec
 
 # Settings that change what a run writes: a feed file synced under others is read again.
-DIGESTED_SETTINGS = ("CREATE_ATTRIBUTES", "CREATE_ATTRIBUTE_OPTIONS", "HIDE_MISSING_MAX_FRACTION")
+DIGESTED_SETTINGS = (
+    "CREATE_ATTRIBUTES",
+    "CREATE_ATTRIBUTE_OPTIONS",
+    "HIDE_MISSING_MAX_FRACTION",
+    "FETCH_IMAGES",
+)
 
 
 def _feed_digest(spec: RunSpec) -> str:
@@ -34,8 +39,9 @@ def _feed_digest(spec: RunSpec) -> str:
             if not stat.S_ISREG(os.fstat(feed.fileno()).st_mode):
                 return ""
             digest = hashlib.file_digest(feed, "sha256")
-        if options.mapping:
-            with open(options.mapping, "rb") as mapping:
+        mapping_file = mapping_path(options)
+        if mapping_file:
+            with open(mapping_file, "rb") as mapping:
                 digest.update(hashlib.file_digest(mapping, "sha256").digest())
     except OSError:
         return ""

@@ -14,6 +14,7 @@ from productsync.sql import delete_quietly
 ProductAttribute = get_model("catalogue", "ProductAttribute")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 AttributeOption = get_model("catalogue", "AttributeOption")
+AttributeOptionGroup = get_model("catalogue", "AttributeOptionGroup")
 MultiOption = ProductAttributeValue.value_multi_option.through
 
 
@@ -60,15 +61,22 @@ class Attributes:
             }
         return self._by_class[class_id]
 
-    def attribute(self, class_id: int, code: str) -> Attribute | None:
-        """The class's attribute of that code; an unknown code becomes a text attribute when
-        PRODUCTSYNC['CREATE_ATTRIBUTES'] allows, else None."""
+    def attribute(self, class_id: int, code: str, declared: str | None = None) -> Attribute | None:
+        """The class's attribute of that code. An unknown code is created: of the type the
+        item declares (with an option group of its own for option types), else as text when
+        PRODUCTSYNC['CREATE_ATTRIBUTES'] allows; else None."""
         attributes = self._class_attributes(class_id)
-        if code not in attributes and app_settings.CREATE_ATTRIBUTES:
+        if code not in attributes and (declared or app_settings.CREATE_ATTRIBUTES):
+            kind, name, group = declared or "text", code.replace("_", " "), None
+            if kind in ("option", "multi_option"):
+                group = AttributeOptionGroup.objects.create(name=name[:128])
+                self._options[group.pk] = {}
             created = ProductAttribute.objects.create(
-                product_class_id=class_id, code=code, name=code.replace("_", " "), type="text"
+                product_class_id=class_id, code=code, name=name, type=kind, option_group=group
             )
-            attributes[code] = Attribute(created.pk, "text", None, "")
+            attributes[code] = Attribute(
+                created.pk, kind, group.pk if group else None, group.name if group else ""
+            )
         return attributes.get(code)
 
     def group_options(self, group_id: int) -> dict[str, int]:
@@ -86,7 +94,7 @@ class Attributes:
         plans: dict[int, list[ValuePlan]] = {}
         missing_options: set[tuple[int, str]] = set()
         for item in items:
-            item_class = class_id(item.record.product_class)
+            item_class = class_id(item.record.product_class, item.record.class_options)
             plan, wanted = [], set()
             try:
                 for prefix, member in item.record.members():
@@ -115,7 +123,8 @@ class Attributes:
         """The class's attribute for code and the feed value converted to its type; raise
         RecordError naming the attribute when either does not fit."""
         field = f"{prefix}attributes.{code}"
-        attribute = self.attribute(class_id, code)
+        declared = item.record.attribute_types.get(code)
+        attribute = self.attribute(class_id, code, declared)
         if attribute is None:
             raise RecordError(
                 f"{field}: product class {item.record.product_class!r} has no attribute "
@@ -134,7 +143,8 @@ class Attributes:
                 raise RecordError(f"{field}: the {kind} attribute has no option group", field)
             known = self.group_options(group_id)
             unknown = [n for n in ([value] if kind == "option" else value) if n not in known]
-            if unknown and not app_settings.CREATE_ATTRIBUTE_OPTIONS:
+            # Options of an attribute the item declares are the feed's to add.
+            if unknown and not (declared or app_settings.CREATE_ATTRIBUTE_OPTIONS):
                 raise RecordError(
                     f"{field}: {unknown[0]!r} is not an option of group {attribute.group_name!r} "
                     "(PRODUCTSYNC['CREATE_ATTRIBUTE_OPTIONS'] would add it)",

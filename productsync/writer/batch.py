@@ -10,7 +10,7 @@ from oscar.core.loading import get_model
 
 from productsync.exceptions import RecordError
 from productsync.models import SyncedProduct
-from productsync.records import BatchResult, ItemFailure, ProductRecord, ValidItem
+from productsync.records import BatchResult, ClassOptions, ItemFailure, ProductRecord, ValidItem
 from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift, update_rows
 from productsync.writer.attributes import Attributes
 from productsync.writer.catalogue import (
@@ -51,10 +51,17 @@ class BatchWriter:
 
     # Lookups of the few shared rows, created on first sight and cached for the run.
 
-    def _class_id(self, name: str) -> int:
+    def _class_id(self, name: str, options: ClassOptions | None = None) -> int:
+        """The class of that name, created on first sight; with an item's options, created
+        with them or changed to them (once per run)."""
         if name not in self._classes:
+            wanted = options.model_dump(exclude_none=True) if options is not None else {}
             pc = ProductClass.objects.filter(name=name).order_by("pk").first()
-            self._classes[name] = (pc or ProductClass.objects.create(name=name)).pk
+            if pc is None:
+                pc = ProductClass.objects.create(name=name, **wanted)
+            elif any(getattr(pc, key) != value for key, value in wanted.items()):
+                ProductClass.objects.filter(pk=pc.pk).update(**wanted)
+            self._classes[name] = pc.pk
         return self._classes[name]
 
     def _category_tree(self) -> CategoryTree:
@@ -100,7 +107,7 @@ class BatchWriter:
     def _prepare(self, records: list[ProductRecord]) -> None:
         tree = self._category_tree()
         for record in records:
-            self._class_id(record.product_class)
+            self._class_id(record.product_class, record.class_options)
             for path in record.categories:
                 with contextlib.suppress(RecordError):  # the batch's writer fails the item
                     tree.node(path)
@@ -166,7 +173,7 @@ class BatchWriter:
                 (
                     item.record.upc,
                     item.record.title,
-                    product_slug(item.record.title),
+                    item.record.slug or product_slug(item.record.title),
                     item.record.description,
                     self._class_id(item.record.product_class),
                     item.record.is_public,
@@ -314,7 +321,7 @@ class BatchWriter:
                         (
                             child.upc,
                             fields[0],
-                            product_slug(child.title or item.record.title),
+                            child.slug or product_slug(child.title or item.record.title),
                             *fields[1:],
                         )
                     )

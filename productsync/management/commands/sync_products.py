@@ -84,6 +84,11 @@ class Command(BaseCommand):
             "--mapping", help="mapping file (TOML or JSON) for a feed in a foreign shape"
         )
         parser.add_argument(
+            "--preset",
+            help="a platform's product CSV export: shopify, woocommerce or magento "
+            "(default: told from the CSV header)",
+        )
+        parser.add_argument(
             "--batch-size",
             type=_whole(1, MAX_BATCH_SIZE),
             help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
@@ -127,7 +132,7 @@ class Command(BaseCommand):
         progress = BarProgress() if show_bar else LineProgress(self.stdout)
         feed_options = {
             key: options[key]
-            for key in ("format", "delimiter", "encoding", "mapping")
+            for key in ("format", "delimiter", "encoding", "mapping", "preset")
             if options[key] is not None
         }
         # Several sources run one after another, each its own run to its end, as

@@ -1,0 +1,386 @@
+"""The mapping language's rules: how one of our fields, a condition or an attribute gets its
+value from a foreign item (a CSV row or a JSON object), and how a mapping file spells them."""
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from productsync.exceptions import SourceError
+from productsync.records import ATTRIBUTE_TYPES
+
+BREADCRUMB_SEPARATOR = " > "
+TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
+FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
+# A value's path in the item: a CSV column, or a dotted JSON path.
+Getter = Callable[[str], Any]
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, bool) or value in ("", None):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    return value  # left as it is, so validation names the field
+
+
+# Prices beyond this many minor units are left as they are, for validation to refuse.
+MAX_CENTS = Decimal(10) ** 16
+
+
+def _cents(value: Any) -> Any:
+    """Integer minor units (1950) to a decimal price ("19.50")."""
+    if value in ("", None) or isinstance(value, bool):
+        return value
+    try:
+        cents = Decimal(str(value).strip())
+    except InvalidOperation:
+        return value
+    if not cents.is_finite() or abs(cents) >= MAX_CENTS or cents != cents.to_integral_value():
+        return value
+    return str((cents / 100).quantize(Decimal("0.01")))
+
+
+def _text_transform(method: str) -> Callable[[Any], Any]:
+    return lambda value: getattr(value, method)() if isinstance(value, str) else value
+
+
+TRANSFORMS: dict[str, Callable[[Any], Any]] = {
+    "boolean": _boolean,
+    "cents": _cents,
+    "upper": _text_transform("upper"),
+    "lower": _text_transform("lower"),
+    "strip": _text_transform("strip"),
+}
+
+
+def empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def unique(values) -> list:
+    """The non-empty values, each once, in order (values may be unhashable JSON)."""
+    out = []
+    for value in values:
+        if not empty(value) and value not in out:
+            out.append(value)
+    return out
+
+
+def attribute_code(name: Any) -> str:
+    """An Oscar attribute code (a Python identifier) from a name: "Shoe size" -> shoe_size."""
+    return _code(str(name))
+
+
+@functools.lru_cache(maxsize=4096)  # a file names the same few attributes on every row
+def _code(name: str) -> str:
+    code = re.sub(r"\W+", "_", name.strip().lower(), flags=re.ASCII).strip("_")
+    return f"_{code}" if code[:1].isdigit() else code[:128]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a value is found: a path, a constant, a join of rules or a zip of two lists; then
+    split into a list, replaced within, translated by `values`, transformed; when that leaves
+    nothing, the first fallback rule that gives something."""
+
+    path: str | None = None
+    # With a path that gives a list: the path of the same number of names, zipped into a
+    # dict of names to values (Medusa's option titles and a variant's option values).
+    keys: str | None = None
+    value: Any = None
+    join: tuple["Rule", ...] = ()
+    separator: str = BREADCRUMB_SEPARATOR
+    split: str | None = None
+    # A regular expression with one group: a value becomes what the group matched (or "").
+    pattern: re.Pattern | None = None
+    replace: tuple[tuple[str, str], ...] = ()
+    # Codes to names (a category id to its breadcrumb); values not listed pass unchanged.
+    values: dict = field(default_factory=dict)
+    transform: str | None = None
+    fallback: tuple["Rule", ...] = ()
+    # In a group of CSV rows: the values of every row of the group, in order, once each.
+    every_row: bool = False
+
+    def paths(self) -> list[str]:
+        out = [p for p in (self.path, self.keys) if p]
+        for rule in (*self.join, *self.fallback):
+            out += rule.paths()
+        return out
+
+    def get(self, get: Getter) -> Any:
+        value = self._raw(get)
+        if self.split is not None and isinstance(value, str):
+            value = value.split(self.split)
+        if isinstance(value, list) and (self.split is not None or self.replace or self.values):
+            value = unique(map(self._refine, value))
+        else:
+            value = self._refine(value)
+        for rule in self.fallback:
+            if not empty(value):
+                break
+            value = rule.get(get)
+        return value
+
+    def _raw(self, get: Getter) -> Any:
+        if self.keys is not None:
+            return _zipped(get(self.keys), get(self.path))
+        if self.path is not None:
+            return get(self.path)
+        if self.join:
+            parts = (rule.get(get) for rule in self.join)
+            return self.separator.join(str(p).strip() for p in parts if not empty(p))
+        return self.value
+
+    def _refine(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip() if self.split is not None else value
+            if self.pattern is not None:
+                match = self.pattern.search(value)
+                value = match.group(1) if match else ""
+            for old, new in self.replace:
+                value = value.replace(old, new)
+        if isinstance(value, str | int) and str(value) in self.values:
+            value = self.values[str(value)]
+        if self.transform:
+            value = TRANSFORMS[self.transform](value)
+        return value
+
+
+def _zipped(keys: Any, values: Any) -> Any:
+    """Names and values matched by position; a value-less or nameless position is left out."""
+    if not isinstance(keys, list) or not isinstance(values, list):
+        return {}
+    return {
+        k: v for k, v in zip(keys, values, strict=False) if k not in ("", None) and v is not None
+    }
+
+
+RULE_KEYS = frozenset(
+    {"path", "keys", "value", "join", "separator", "split", "pattern", "replace", "values"}
+    | {"transform", "fallback", "every_row"}
+)
+
+
+def rule_parse(spec: Any, where: str) -> Rule:
+    """A rule from a mapping file: a path, or a table of RULE_KEYS; SourceError on mistakes."""
+    if isinstance(spec, str):
+        return Rule(path=spec)
+    if not isinstance(spec, dict):
+        raise SourceError(f"{where} must be a path or a table, not {spec!r}")
+    unknown = set(spec) - RULE_KEYS
+    sources = [key for key in ("path", "value", "join") if key in spec]
+    if unknown or len(sources) != 1 or ("keys" in spec and "path" not in spec):
+        extra = f"; unknown keys {', '.join(sorted(unknown))}" if unknown else ""
+        raise SourceError(
+            f"{where} needs exactly one of path, value or join (and optionally keys with a "
+            f"path, {', '.join(sorted(RULE_KEYS - {'path', 'value', 'join', 'keys'}))}){extra}"
+        )
+    for key in ("path", "keys", "separator", "split", "pattern"):
+        if key in spec and not (isinstance(spec[key], str) and spec[key]):
+            raise SourceError(f"{where}: {key} must be text, not {spec[key]!r}")
+    transform = spec.get("transform")
+    if transform is not None and transform not in TRANSFORMS:
+        raise SourceError(
+            f"{where}: unknown transform {transform!r} (known: {', '.join(TRANSFORMS)})"
+        )
+    replace = spec.get("replace", {})
+    if not isinstance(replace, dict) or not all(isinstance(v, str) for v in replace.values()):
+        raise SourceError(f"{where}: replace is a table of text to its replacement")
+    values = spec.get("values", {})
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise SourceError(f"{where}: values is a table of codes to text")
+    pattern = spec.get("pattern")
+    try:
+        pattern = re.compile(pattern) if pattern is not None else None
+    except re.error as exc:
+        raise SourceError(f"{where}: pattern {spec['pattern']!r}: {exc}") from None
+    if pattern is not None and pattern.groups != 1:
+        raise SourceError(f"{where}: pattern needs exactly one (group), the value kept")
+    if not isinstance(spec.get("every_row", False), bool):
+        raise SourceError(f"{where}: every_row is true or false")
+    return Rule(
+        path=spec.get("path"),
+        keys=spec.get("keys"),
+        value=spec.get("value"),
+        join=_rules(spec.get("join", []), f"{where}: join", constants=True),
+        separator=spec.get("separator", BREADCRUMB_SEPARATOR),
+        split=spec.get("split"),
+        pattern=pattern,
+        replace=tuple(replace.items()),
+        values=values,
+        transform=transform,
+        fallback=_rules(spec.get("fallback", []), f"{where}: fallback"),
+        every_row=spec.get("every_row", False),
+    )
+
+
+def _rules(specs: Any, where: str, constants: bool = False) -> tuple[Rule, ...]:
+    if not isinstance(specs, list):
+        raise SourceError(f"{where} is a list of paths or rule tables, not {specs!r}")
+    return tuple(rule_parse(spec, f"{where}[{i}]") for i, spec in enumerate(specs))
+
+
+CONDITION_TESTS = ("equals", "not_equals", "in", "not_in", "empty", "contains")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test of one value: equals, not_equals, in, not_in (lists), empty (true/false) or
+    contains (text); `all` / `any` combine conditions."""
+
+    path: str = ""
+    test: str = ""
+    operand: Any = None
+    all: tuple["Condition", ...] = ()
+    any: tuple["Condition", ...] = ()
+
+    def paths(self) -> list[str]:
+        return [self.path] if self.path else [p for c in (*self.all, *self.any) for p in c.paths()]
+
+    def holds(self, get: Getter) -> bool:
+        if self.all or self.any:
+            return all(c.holds(get) for c in self.all) and (
+                not self.any or any(c.holds(get) for c in self.any)
+            )
+        value = get(self.path)
+        text = "" if value is None else str(value).strip()
+        if self.test == "empty":
+            return empty(text) == self.operand
+        if self.test == "contains":
+            return self.operand in text
+        if self.test in ("in", "not_in"):
+            return (text in self.operand) == (self.test == "in")
+        return (text == self.operand) == (self.test == "equals")
+
+    def __str__(self) -> str:
+        if self.all or self.any:
+            joined = " and ".join(map(str, self.all)) + " or ".join(map(str, self.any))
+            return f"({joined})"
+        return f"{self.path} {self.test.replace('_', ' ')} {self.operand!r}"
+
+
+def condition_parse(spec: Any, where: str) -> Condition:
+    if not isinstance(spec, dict):
+        raise SourceError(f"{where} is a table such as {{path = ..., equals = ...}}")
+    if set(spec) in ({"all"}, {"any"}):
+        parts = spec.get("all") or spec.get("any")
+        if not isinstance(parts, list) or not parts:
+            raise SourceError(f"{where}: all/any is a list of conditions")
+        parsed = tuple(condition_parse(p, f"{where}[{i}]") for i, p in enumerate(parts))
+        return Condition(all=parsed) if "all" in spec else Condition(any=parsed)
+    tests = [key for key in CONDITION_TESTS if key in spec]
+    if not isinstance(spec.get("path"), str) or len(tests) != 1 or len(spec) != 2:
+        raise SourceError(
+            f"{where} needs a path and one of {', '.join(CONDITION_TESTS)} (or all/any)"
+        )
+    test, operand = tests[0], spec[tests[0]]
+    if test in ("in", "not_in"):
+        if not isinstance(operand, list):
+            raise SourceError(f"{where}: {test} is a list of values")
+        operand = frozenset(str(v) for v in operand)
+    elif test == "empty":
+        if not isinstance(operand, bool):
+            raise SourceError(f"{where}: empty is true or false")
+    else:
+        operand = str(operand)
+    return Condition(spec["path"], test, operand)
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """Attributes from an item: one with a fixed code; one named by another cell (the code
+    made from that name: "Shoe size" -> shoe_size); or many packed in one cell as
+    `code=value,code=value` (pairs). Types say which Oscar attribute type each one is."""
+
+    value: Rule | None = None
+    code: str = ""
+    name: Rule | None = None
+    type: str = "text"
+    pairs: Rule | None = None
+    pair_separator: str = ","
+    equals: str = "="
+    # For pairs: a type per code (others: `type`), the separator of a multi_option's names,
+    # and codes left out.
+    types: dict = field(default_factory=dict)
+    list_separator: str = "|"
+    skip: frozenset = frozenset()
+
+    def paths(self) -> list[str]:
+        return [p for rule in (self.value, self.name, self.pairs) if rule for p in rule.paths()]
+
+    def apply(self, get: Getter, values: dict, types: dict) -> None:
+        """Add this rule's attributes (code -> value) and their types to the two dicts."""
+        if self.pairs is not None:
+            cell = self.pairs.get(get)
+            for pair in str(cell or "").split(self.pair_separator):
+                code, equals, value = pair.partition(self.equals)
+                code = attribute_code(code)
+                if equals and code and code not in self.skip and value.strip():
+                    kind = self.types.get(code, self.type)
+                    if kind == "multi_option":
+                        value = [v.strip() for v in value.split(self.list_separator) if v.strip()]
+                    values[code], types[code] = _typed(value, kind), kind
+            return
+        code = attribute_code(self.name.get(get)) if self.name is not None else self.code
+        value = self.value.get(get)
+        if code and not empty(value):
+            if self.type == "multi_option" and not isinstance(value, list):
+                value = [value]
+            values[code], types[code] = _typed(value, self.type), self.type
+
+
+def _typed(value: Any, kind: str) -> Any:
+    if kind == "option" and isinstance(value, list):
+        return value[0] if value else None
+    return value.strip() if isinstance(value, str) else value
+
+
+ATTRIBUTE_KEYS = frozenset(
+    {"code", "name", "type", "pairs", "pair_separator", "equals", "types", "list_separator"}
+    | {"skip"}
+)
+
+
+def attribute_rule_parse(spec: Any, where: str) -> AttributeRule:
+    if not isinstance(spec, dict):
+        raise SourceError(f"{where} is a table with code or name and a path, or pairs")
+    kinds = [key for key in ("code", "name", "pairs") if key in spec]
+    if len(kinds) != 1:
+        raise SourceError(f"{where} needs exactly one of code, name or pairs")
+    kind = spec.get("type", "text")
+    types = spec.get("types", {})
+    if not isinstance(types, dict):
+        raise SourceError(f"{where}: types is a table of attribute codes to types")
+    for name in (kind, *types.values()):
+        if name not in ATTRIBUTE_TYPES:
+            raise SourceError(
+                f"{where}: unknown attribute type {name!r} (known: {', '.join(ATTRIBUTE_TYPES)})"
+            )
+    value_spec = {k: v for k, v in spec.items() if k not in ATTRIBUTE_KEYS}
+    if "pairs" in spec:
+        if value_spec:
+            raise SourceError(f"{where}: pairs takes no {', '.join(sorted(value_spec))}")
+        return AttributeRule(
+            pairs=rule_parse(spec["pairs"], f"{where}: pairs"),
+            type=kind,
+            pair_separator=str(spec.get("pair_separator", ",")),
+            equals=str(spec.get("equals", "=")),
+            types={attribute_code(k): v for k, v in types.items()},
+            list_separator=str(spec.get("list_separator", "|")),
+            skip=frozenset(attribute_code(s) for s in spec.get("skip", [])),
+        )
+    code = spec.get("code", "")
+    if "code" in spec and (not isinstance(code, str) or attribute_code(code) != code or not code):
+        raise SourceError(f"{where}: code {code!r} is not an attribute code (a-z, 0-9, _)")
+    return AttributeRule(
+        value=rule_parse(value_spec, f"{where}: value"),
+        code=code,
+        name=rule_parse(spec["name"], f"{where}: name") if "name" in spec else None,
+        type=kind,
+    )
