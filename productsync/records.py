@@ -320,9 +320,11 @@ def attribute_value(kind: str, value: Any) -> Any:
         raise ValueError(f"expected {expected} ({kind} attribute), got {value!r}") from None
 
 
-def record_fingerprint(record: ProductRecord) -> str:
-    """A digest of everything the sync writes for this record; equal digest, no writes."""
-    return hashlib.blake2b(record.model_dump_json().encode(), digest_size=16).hexdigest()
+def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
+    """A digest of everything the sync writes for this record, and of the policy the writer
+    applies to it (the HTML sanitising in force); equal digest, no writes."""
+    text = record.model_dump_json() + (f"\n{policy}" if policy else "")
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def default_currency() -> str:

@@ -8,12 +8,14 @@ from productsync.writer.catalogue import (
     products_missing,
 )
 from productsync.writer.images import ImageSync
+from productsync.writer.sanitise import html_policy
 from productsync.writer.search import search_index_update
 
 __all__ = [
     "BatchWriter",
     "ImageSync",
     "catalogue_category_view_refresh",
+    "html_policy",
     "product_dashboard_urls",
     "products_hide",
     "products_missing",
