@@ -61,7 +61,13 @@ def test_two_concurrent_starts_one_is_skipped(write_feed, tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_run_is_aborted_and_resume_finishes_it(write_feed, settings):
     feed = write_feed([product(f"K-{i}") for i in range(300)])
-    proc = spawn_command("sync_products", "--source", feed, "--batch-size", "10", "--no-progress")
+    # Each committed batch lingers 50 ms (BATCH_PAUSE): the run is still going when the test
+    # sees its third batch, however fast the sync and however slow the test is scheduled.
+    proc = spawn_command(
+        "sync_products",
+        *("--source", feed, "--batch-size", "10", "--no-progress"),
+        env={"DJANGO_SETTINGS_MODULE": "tests.fault_settings", "BATCH_PAUSE": "0.05"},
+    )
     try:
         run = wait_for(
             lambda: SyncRun.objects.filter(status="running", batches__gte=3).first(),
