@@ -9,12 +9,14 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Max
+from django.db.models.functions import Length, Substr
 from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from productsync.conf import app_settings
@@ -39,6 +41,20 @@ from productsync.services import (
 BATCHES_PER_PAGE = 50
 FAILURES_PER_PAGE = 50
 RUN_PERMISSION = "productsync.run_sync"
+
+
+# Characters of a stored payload and of a message shown on a page (downloads keep them whole).
+PAGE_PAYLOAD_CHARS = 2000
+PAGE_TEXT_CHARS = 1000
+# The largest primary key a run can have (a 64-bit BigAutoField).
+MAX_RUN_ID = 2**63 - 1
+
+
+def _run_id(value: str) -> int:
+    """A run id from a URL or query string; Http404 when it cannot be one."""
+    if not value.isdigit() or int(value) > MAX_RUN_ID:
+        raise Http404("no such run")
+    return int(value)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -144,7 +160,8 @@ class SyncRunAdmin(ReadOnlyAdmin):
             raise PermissionDenied
 
     def _require_run(self, request) -> None:
-        if not request.user.has_perm(RUN_PERMISSION):
+        """Starting and retrying need both permissions (run_sync alone sees no history)."""
+        if not (self.has_view_permission(request) and request.user.has_perm(RUN_PERMISSION)):
             raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
@@ -167,8 +184,16 @@ class SyncRunAdmin(ReadOnlyAdmin):
         batches = Paginator(run.batch_set.order_by("number"), BATCHES_PER_PAGE).get_page(
             request.GET.get("batches")
         )
+        # A page shows the head of each payload; the downloads have them whole.
         failures = Paginator(
-            run.failure_set.select_related("batch").order_by("position"), FAILURES_PER_PAGE
+            run.failure_set.select_related("batch")
+            .defer("raw_payload")
+            .annotate(
+                payload_head=Substr("raw_payload", 1, PAGE_PAYLOAD_CHARS),
+                payload_length=Length("raw_payload"),
+            )
+            .order_by("position"),
+            FAILURES_PER_PAGE,
         ).get_page(request.GET.get("failures"))
         product_urls = product_dashboard_urls(f.upc for f in failures)
         failure_rows = [
@@ -191,6 +216,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
             "failure_rows": failure_rows,
             "retries": list(run.retries.order_by("pk").values_list("pk", "status")),
             "can_retry": (request.user.has_perm(RUN_PERMISSION) and not running and run.failed > 0),
+            "payload_chars": PAGE_PAYLOAD_CHARS,
             "media": self.media,
         }
         return TemplateResponse(request, "admin/productsync/syncrun/run.html", context)
@@ -234,7 +260,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     def progress_view(self, request, run_id: int):
         self._require_view(request)
-        run = get_object_or_404(SyncRun, pk=run_id)
+        run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
         data = run_progress(run)
         data["picture"] = render_to_string(
             "admin/productsync/syncrun/picture.html", self._picture_context(run), request
@@ -245,7 +271,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     def failures_jsonl_view(self, request, run_id: int):
         self._require_view(request)
-        run = get_object_or_404(SyncRun, pk=run_id)
+        run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
         response = StreamingHttpResponse(
             failures_jsonl(run.pk), content_type="application/x-ndjson; charset=utf-8"
         )
@@ -254,7 +280,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     def failures_csv_view(self, request, run_id: int):
         self._require_view(request)
-        run = get_object_or_404(SyncRun, pk=run_id)
+        run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
         writer = csv.writer(_Echo())
         response = StreamingHttpResponse(
             (writer.writerow(row) for row in failures_csv_rows(run.pk)),
@@ -295,7 +321,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     def retry_view(self, request, run_id: int):
         self._require_run(request)
-        run = get_object_or_404(SyncRun, pk=run_id)
+        run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
         page = reverse("admin:productsync_syncrun_change", args=[run.pk])
         if run.status == SyncRun.Status.RUNNING or not run.failed:
             messages.error(request, "Only a finished run with failed items can be retried.")
@@ -310,15 +336,13 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     def _queued_run(self, request, task_id: str) -> tuple[SyncRun | None, str]:
         """The run a queued task started, or why none will come (see sync_run_queued)."""
-        try:
-            after = int(request.GET.get("after", ""))
-        except ValueError:
-            after = None
+        after = request.GET.get("after")
+        retry_of = request.GET.get("retry_of")
         try:
             return sync_run_queued(
                 task_id,
-                after=after,
-                retry_of=request.GET.get("retry_of") or None,
+                after=None if after is None else _run_id(after),
+                retry_of=_run_id(retry_of) if retry_of else None,
                 dry_run=request.GET.get("dry_run") == "1",
             )
         except ProductSyncError:
@@ -369,6 +393,10 @@ class SyncBatchAdmin(ReadOnlyAdmin):
 
 @admin.register(SyncFailure)
 class SyncFailureAdmin(ReadOnlyAdmin):
-    list_display = ["run", "position", "upc", "message"]
+    list_display = ["run", "position", "upc", "message_head"]
     list_select_related = ["run"]
     search_fields = ["upc", "message"]
+
+    @admin.display(description="message", ordering="message")
+    def message_head(self, failure: SyncFailure) -> str:
+        return Truncator(failure.message).chars(PAGE_TEXT_CHARS)

@@ -53,6 +53,37 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _http_errors()
     errors += _catalogue_errors()
     errors += _queue_errors()
+    errors += _guard_errors()
+    return errors
+
+
+# Outgoing requests, images and HTML (issue 17): ids E171-E174.
+def _guard_errors() -> list[Error]:
+    errors = []
+    for key in ("HTTP_DEADLINE", "HTTP_RETRY_AFTER_MAX"):
+        if not (_number(getattr(app_settings, key)) and getattr(app_settings, key) > 0):
+            errors.append(
+                Error(f"PRODUCTSYNC[{key!r}] must be a positive number.", id="productsync.E171")
+            )
+    if not _positive_int(app_settings.IMAGE_MAX_PIXELS):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['IMAGE_MAX_PIXELS'] must be a positive integer.", id="productsync.E172"
+            )
+        )
+    allowed = app_settings.IMAGE_ALLOW_PRIVATE
+    if not (isinstance(allowed, list | tuple) and all(isinstance(e, str) and e for e in allowed)):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['IMAGE_ALLOW_PRIVATE'] must be a list of host names and networks.",
+                hint='["images.internal", "10.1.0.0/16"]',
+                id="productsync.E173",
+            )
+        )
+    if not isinstance(app_settings.SANITISE_HTML, bool):
+        errors.append(
+            Error("PRODUCTSYNC['SANITISE_HTML'] must be True or False.", id="productsync.E174")
+        )
     return errors
 
 

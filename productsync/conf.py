@@ -22,6 +22,12 @@ DEFAULTS: dict[str, Any] = {
     # Extra request headers (auth tokens) by URL prefix: {"https://erp.example/": {...}}.
     # Sent only to URLs that start with the prefix; never printed nor stored.
     "HTTP_HEADERS": {},
+    # Outgoing requests (feeds and images; issue 17's guarded session):
+    # seconds a feed's GET may take in all, from connecting to the last byte of its body, so
+    # that no server trickling bytes can hold a run;
+    "HTTP_DEADLINE": 3600,
+    # a server's Retry-After longer than this many seconds is not waited for: the request fails.
+    "HTTP_RETRY_AFTER_MAX": 300,
     # An attribute code the product class lacks becomes a new text attribute of the class;
     # when False such an item fails.
     "CREATE_ATTRIBUTES": False,
@@ -33,12 +39,24 @@ DEFAULTS: dict[str, Any] = {
     "HIDE_MISSING": False,
     # ...unless more than this fraction of the source's products would be hidden at once.
     "HIDE_MISSING_MAX_FRACTION": 0.2,
-    # Seconds to connect to / wait on an image server, and the largest image accepted.
+    # Seconds one image may take to fetch in all (connect, redirects, retries, body), and the
+    # largest image accepted.
     "IMAGE_TIMEOUT": 10,
     "IMAGE_MAX_BYTES": 10 * 1024 * 1024,
     # Platform exports: False leaves the images feeds name unfetched (and ProductImages as
     # they are), e.g. a first import of a shop's export while its CDN is not to be used.
     "FETCH_IMAGES": True,
+    # Images (issue 17): the most pixels (width x height) an image may have, checked before it
+    # is decoded;
+    "IMAGE_MAX_PIXELS": 25_000_000,
+    # images are fetched only from public addresses, except from these host names and
+    # networks ("cdn.internal", "10.1.0.0/16"): private, loopback, link-local and reserved
+    # addresses are refused.
+    "IMAGE_ALLOW_PRIVATE": [],
+    # Product descriptions and rich-text attributes are sanitised (nh3) before they are
+    # stored: formatting kept, scripts, event handlers and javascript: URLs dropped. False
+    # stores them as given, for feeds as trusted as the shop's own templates.
+    "SANITISE_HTML": True,
     # productsync_prune deletes runs that started more than this many days ago; None keeps all.
     "KEEP_DAYS": None,
     # A cron expression ("*/30 * * * *") for the django-q2 schedule of the sync, or None for

@@ -1,6 +1,7 @@
 """The failed items of a run as feed files (JSON Lines and CSV), ready to fix and resubmit."""
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,13 +40,26 @@ def failures_jsonl(run_id: int) -> Iterator[str]:
         yield raw + "\n"
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP's CSV injection).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text: one starting like a formula gets a leading
+    "'" (OWASP's rule), except a plain number such as -1, which no spreadsheet runs."""
+    if value.startswith(FORMULA_LEADS) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
-        return str(value)
+        return csv_safe(str(value))
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -69,7 +83,8 @@ def _csv_expressible(payload: Any) -> bool:
 
 
 def failures_csv_rows(run_id: int) -> Iterator[list[str]]:
-    """The header, then the failed items as rows of our CSV feed format. An item whose payload
+    """The header, then the failed items as rows of our CSV feed format, each cell safe to open
+    in a spreadsheet (csv_safe). An item whose payload
     has no CSV shape (not a JSON object, stock records that are not objects) is left out:
     it is in the JSON Lines file."""
     yield list(CSV_FIELDS)

@@ -41,7 +41,7 @@ READER_HELPERS = {
 # Modules outside feeds/ that use one feeds module by name, and why.
 FEEDS_USED_OUTSIDE = {
     "productsync.exports": {"productsync.feeds.csvfeed"},  # our CSV's column names
-    "productsync.writer.images": {"productsync.feeds.http"},  # retrying_session
+    "productsync.writer.images": {"productsync.feeds.guard"},  # the guarded session
 }
 
 

@@ -33,7 +33,7 @@ def test_every_attribute_type_of_oscars_fixture_is_synced(catalogue, write_feed)
     assert attr.facets == 4
     assert attr.available is True
     assert attr.hypothenusa == 2.4567
-    assert attr.additional_info.startswith('<p style="margin: 0px;')
+    assert attr.additional_info.startswith('<p style="margin:0px;')  # sanitised, style kept
     assert attr.releasedate == dt.date(2018, 11, 16)
     assert attr.starttime == dt.datetime(2018, 11, 16, 9, 15, tzinfo=dt.UTC)
     assert attr.kind.option == "bombastic"

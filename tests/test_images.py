@@ -28,9 +28,11 @@ def png(colour: str) -> bytes:
 
 
 @pytest.fixture
-def image_server(tmp_path):
-    """Serves tmp_path/www; records each request's path and whether the product named by its
-    ?upc= was already committed, seen through the server thread's own connection."""
+def image_server(tmp_path, settings):
+    """Serves tmp_path/www on 127.0.0.1 (allow-listed: loopback is refused by default);
+    records each request's path and whether the product named by its ?upc= was already
+    committed, seen through the server thread's own connection."""
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "IMAGE_ALLOW_PRIVATE": ["127.0.0.1"]}
     root = tmp_path / "www"
     root.mkdir()
     seen: list[tuple[str, bool]] = []
@@ -99,7 +101,8 @@ def test_images_fetched_after_commit_deduplicated_and_retried(
 
     assert (run.status, run.created, run.warnings) == ("succeeded", 3, 2)
     assert run.notes == [
-        f"image {missing!r} of product 'A' not fetched (HTTP 404); the next run tries again",
+        f"image {missing!r} of product 'A' not fetched (not available at that address); the "
+        "next run tries again",
         "image '../outside.png' of product 'C' not fetched (a relative image path must stay "
         "inside the feed's folder); the next run tries again",
     ]

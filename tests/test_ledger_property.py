@@ -16,6 +16,7 @@ from oscar.core.loading import get_model
 
 from productsync.models import SyncFailure, SyncRun
 from productsync.services import sync_run_execute
+from productsync.writer.sanitise import html_sanitise
 from tests.catalogue import HEADER
 
 Product = get_model("catalogue", "Product")
@@ -302,7 +303,7 @@ def assert_matches_feed(state: dict, products: dict) -> None:
         got = state[upc]
         assert got["row"][1:] == (
             item["title"].strip(),
-            item["description"],
+            html_sanitise(item["description"]),  # HTML as the storefront may show it
             item["product_class"],
             item["is_public"],
         )

@@ -24,7 +24,7 @@ from productsync.records import (
 )
 from productsync.services.history import _batch_record
 from productsync.services.locks import TRANSIENT, _reconnect
-from productsync.writer import BatchWriter, items_lock
+from productsync.writer import BatchWriter, html_policy, items_lock
 
 logger = logging.getLogger(__name__)
 # Bulk redos of a batch that a unique constraint rejected, before it is written item by item.
@@ -44,6 +44,7 @@ def _upc_of(payload: Any) -> str:
 
 def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidItem]:
     valid = []
+    policy = html_policy()  # in the fingerprint: a product stored unsanitised is written again
     for item in chunk:
         try:
             record = record_parse(item.payload)
@@ -62,7 +63,8 @@ def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidIte
         if unknown:
             result.unknown_keys.update(unknown)
             result.warnings += 1
-        valid.append(ValidItem(item.position, record, record_fingerprint(record), item.payload))
+        fingerprint = record_fingerprint(record, policy)
+        valid.append(ValidItem(item.position, record, fingerprint, item.payload))
     return valid
 
 

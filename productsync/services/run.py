@@ -3,6 +3,7 @@
 import itertools
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable
 
 from django.db import DatabaseError, connection, reset_queries
@@ -180,6 +181,25 @@ def _catalogue_refresh(run: SyncRun) -> str:
     return ""
 
 
+# While a run fetches a batch's images, its heartbeat is saved at most this often (seconds).
+IMAGE_HEARTBEAT_EVERY = 1.0
+
+
+def _run_beat(run: SyncRun) -> Callable[[], None]:
+    """A heartbeat for the images of a batch just committed (which saved the heartbeat): each
+    image takes at most IMAGE_TIMEOUT, so the run never looks dead while it fetches them."""
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= IMAGE_HEARTBEAT_EVERY:
+            run.heartbeat_at = timezone.now()
+            SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=run.heartbeat_at)
+            last = time.monotonic()
+
+    return beat
+
+
 def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> str:
     """Process every batch of items, read from feed; return the error that stopped the run
     early, or ''."""
@@ -191,7 +211,7 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) 
             if not run.dry_run:
                 # The batch is committed: a slow image server holds no transaction open.
                 if app_settings.FETCH_IMAGES:
-                    _run_note_warnings(run, images.sync(result.images))
+                    _run_note_warnings(run, images.sync(result.images, beat=_run_beat(run)))
                 batch_committed.send(
                     sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
                 )

@@ -17,6 +17,7 @@ from productsync.records import default_currency
 from productsync.services.history import _finish
 from productsync.services.lease import Status
 from productsync.services.spec import RunSpec
+from productsync.writer import html_policy
 
 # Settings that change what a run writes: a feed file synced under others is read again.
 DIGESTED_SETTINGS = (
@@ -50,6 +51,7 @@ def _feed_digest(spec: RunSpec) -> str:
         "hide_missing": spec.hide_missing,
         "settings": {key: getattr(app_settings, key) for key in DIGESTED_SETTINGS},
         "currency": default_currency(),
+        "html": html_policy(),
         "version": _version(),
     }
     digest.update(json.dumps(context, sort_keys=True, default=str).encode())

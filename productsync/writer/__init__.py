@@ -9,6 +9,7 @@ from productsync.writer.catalogue import (
 )
 from productsync.writer.images import ImageSync
 from productsync.writer.locks import items_lock
+from productsync.writer.sanitise import html_policy
 from productsync.writer.search import search_index_update
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ImageSync",
     "catalogue_category_view_refresh",
     "items_lock",
+    "html_policy",
     "product_dashboard_urls",
     "products_hide",
     "products_missing",

@@ -10,6 +10,7 @@ from productsync.conf import app_settings
 from productsync.exceptions import RecordError
 from productsync.records import ValidItem, attribute_value
 from productsync.sql import delete_quietly
+from productsync.writer.sanitise import html_clean
 
 ProductAttribute = get_model("catalogue", "ProductAttribute")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
@@ -138,6 +139,8 @@ class Attributes:
             value = attribute_value(kind, raw)
         except ValueError as exc:
             raise RecordError(f"{field}: {exc}", field) from None
+        if kind == "richtext":  # Oscar shows it unescaped, as it does a description
+            value = html_clean(value)
         if kind in ("option", "multi_option"):
             if group_id is None:
                 raise RecordError(f"{field}: the {kind} attribute has no option group", field)

@@ -20,6 +20,7 @@ from productsync.writer.catalogue import (
     products_insert,
 )
 from productsync.writer.categories import CategoryTree
+from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import sku_claims, stockrecords_write
 
@@ -174,7 +175,7 @@ class BatchWriter:
                     item.record.upc,
                     item.record.title,
                     item.record.slug or product_slug(item.record.title),
-                    item.record.description,
+                    html_clean(item.record.description),
                     self._class_id(item.record.product_class),
                     item.record.is_public,
                     Product.PARENT if item.record.children else Product.STANDALONE,
@@ -189,7 +190,7 @@ class BatchWriter:
             (
                 product_id,
                 item.record.title,
-                item.record.description,
+                html_clean(item.record.description),
                 self._class_id(item.record.product_class),
                 item.record.is_public,
                 Product.PARENT if item.record.children else Product.STANDALONE,
@@ -313,7 +314,7 @@ class BatchWriter:
             for prefix, child in item.record.members()[1:]:
                 row = existing.get(child.upc)
                 # title, description, class, is_public, structure, parent
-                fields = (child.title, child.description, None, child.is_public)
+                fields = (child.title, html_clean(child.description), None, child.is_public)
                 fields += (Product.CHILD, parent_id)
                 if row is None:
                     keys.append((item.position, prefix))

@@ -32,6 +32,15 @@ class ImageError(Exception):
     """One image could not be fetched or is not an image."""
 
 
+class ImageUnavailable(ImageError):
+    """An image URL gave no image: refused, unreachable, an error status, too slow. The run
+    stores only that (the reason goes to the log): what a feed may name is no map of the
+    network around the shop."""
+
+
+UNAVAILABLE = "not available at that address"
+
+
 def image_code(product_id: int, ref: str) -> str:
     return f"{CODE_PREFIX}{product_id}:{hashlib.blake2b(ref.encode(), digest_size=12).hexdigest()}"
 
@@ -45,11 +54,9 @@ class ImageSync:
 
     @functools.cached_property
     def session(self):
-        from productsync.feeds.http import retrying_session
+        from productsync.feeds.guard import GuardedSession, image_guard
 
-        session = retrying_session(2, 0.5, pool_maxsize=4)
-        session.headers["User-Agent"] = "productsync"
-        return session
+        return GuardedSession(image_guard(self.source))
 
     def close(self) -> None:
         if "session" in self.__dict__:
@@ -61,10 +68,11 @@ class ImageSync:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def sync(self, wanted: list[tuple[int, str, tuple[str, ...]]]) -> list[str]:
+    def sync(self, wanted: list[tuple[int, str, tuple[str, ...]]], beat=None) -> list[str]:
         """Make each product's productsync images match its ordered references (the first is
         the primary image). Return one warning per image that could not be fetched; it is
-        not recorded, so the next run fetches it again. Images added by staff are kept."""
+        not recorded, so the next run fetches it again. Images added by staff are kept.
+        beat() is called before each image is fetched (the run's heartbeat)."""
         if not wanted:
             return []
         rows = ProductImage.objects.filter(
@@ -83,11 +91,13 @@ class ImageSync:
                         image.display_order = order
                         moved.append(image)
                     continue
+                if beat is not None:
+                    beat()
                 try:
                     name = self._store(self._fetch(ref))
-                except ImageError as exc:
+                except Exception as exc:  # noqa: BLE001  (one image never ends the run)
                     warnings.append(
-                        f"image {ref!r} of product {upc!r} not fetched ({exc}); "
+                        f"image {ref!r} of product {upc!r} not fetched ({_reason(exc)}); "
                         "the next run tries again"
                     )
                     continue
@@ -119,14 +129,21 @@ class ImageSync:
     def _store(self, data: bytes) -> str:
         from PIL import Image, UnidentifiedImageError
 
+        limit = app_settings.IMAGE_MAX_PIXELS
         try:
-            with Image.open(io.BytesIO(data)) as picture:
+            with Image.open(io.BytesIO(data), formats=list(EXTENSIONS)) as picture:
                 kind = picture.format
-                picture.verify()
+                width, height = picture.size
+                if width * height > limit:
+                    raise ImageError(
+                        f"{width}x{height} pixels, more than PRODUCTSYNC['IMAGE_MAX_PIXELS'] "
+                        f"({limit})"
+                    )
+                picture.verify()  # checks the structure; decodes no pixels
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"too many pixels: {exc}") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"not an image: {exc}") from None
-        if kind not in EXTENSIONS:
-            raise ImageError(f"unsupported image format {kind}")
         digest = hashlib.sha256(data).hexdigest()
         name = f"{FOLDER}/{digest[:2]}/{digest}{EXTENSIONS[kind]}"
         try:
@@ -158,18 +175,34 @@ class ImageSync:
             raise ImageError(exc.strerror or str(exc)) from None
 
     def _download(self, url: str, limit: int) -> bytes:
-        import requests
+        from productsync.feeds.guard import FetchError
 
-        timeout = app_settings.IMAGE_TIMEOUT
         try:
-            with self.session.get(url, timeout=(timeout, timeout), stream=True) as response:
-                if response.status_code != 200:
-                    raise ImageError(f"HTTP {response.status_code}")
-                data = bytearray()
-                for chunk in response.iter_content(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise ImageError(f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})")
-                return bytes(data)
-        except requests.RequestException as exc:
-            raise ImageError(type(exc).__name__) from None
+            response = self.session.get(url)
+        except FetchError as exc:
+            raise ImageUnavailable(str(exc)) from None
+        try:
+            if response.status_code != 200:
+                raise ImageUnavailable(f"HTTP {response.status_code}")
+            data = bytearray()
+            while chunk := response.read(64 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise ImageError(f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})")
+            return bytes(data)
+        except FetchError as exc:
+            raise ImageUnavailable(str(exc)) from None
+        finally:
+            response.close()
+
+
+def _reason(exc: Exception) -> str:
+    """What the run stores of why an image was not taken; the details of an unavailable one
+    (and of an unexpected error) go to the log only."""
+    if isinstance(exc, ImageUnavailable):
+        logger.warning("image not fetched: %s", exc)
+        return UNAVAILABLE
+    if isinstance(exc, ImageError):
+        return str(exc)
+    logger.warning("image not taken: %r", exc, exc_info=exc)
+    return f"cannot be read: {type(exc).__name__}"
