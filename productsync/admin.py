@@ -71,6 +71,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "items",
         "created",
         "updated",
+        "repaired",
         "unchanged",
         "failed",
         "hidden",

@@ -46,6 +46,12 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS": "local",
     # Claims of a queued batch before it is recorded as failed (its worker died each time).
     "BATCH_ATTEMPTS": 3,
+    # Partial feeds (issue 16). Runs that do not say are partial: their items carry only
+    # what they change (a stock file); nothing is created or hidden.
+    "PARTIAL": False,
+    # The partner of a stock file's rows that name none (makes a run partial), as
+    # `sync_products --partner NAME` gives it.
+    "PARTNER": None,
 }
 
 # The largest batch a run accepts: one batch is one transaction and a few bulk queries, and

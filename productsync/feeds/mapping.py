@@ -86,6 +86,8 @@ class Mapping:
     placeholders: frozenset = field(default_factory=lambda: frozenset(PLACEHOLDERS))
     # Turns the nested array at its `items` path into the item's children (variants).
     children: "Mapping | None" = None
+    # Its items carry only what they change (a stock file): runs of it are partial.
+    partial: bool = False
 
     def columns(self) -> list[str]:
         """The source columns or paths the mapping reads."""
@@ -286,9 +288,13 @@ def mapping_load(path: str) -> Mapping:
     if fmt not in (None, "csv", "json", "jsonl"):
         raise SourceError(f"mapping {path}: format is csv, json or jsonl, not {fmt!r}")
     placeholders = frozenset(data.get("placeholders", list(PLACEHOLDERS)))
+    partial = data.get("partial", False)
+    if not isinstance(partial, bool):
+        raise SourceError(f"mapping {path}: partial is true or false, not {partial!r}")
     return Mapping(
         name=path,
-        rules=_rules(data.get("fields"), REQUIRED, f"mapping {path}"),
+        rules=_rules(data.get("fields"), () if partial else REQUIRED, f"mapping {path}"),
+        partial=partial,
         format=fmt,
         items=str(data.get("items", "")),
         placeholders=placeholders,

@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import dataclasses
 import functools
 import io
 import os
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv
+from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv, stockcsv
 from productsync.feeds.stream import (
     ByteStream,
     Feed,
@@ -82,13 +83,28 @@ def reader_for(
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
         None: functools.partial(_sniffed, csv_options=csv_options),
     }
+    if options.partial:
+        readers["csv"] = functools.partial(
+            stockcsv.partial_csv_items, **csv_options, partner=options.partner
+        )
     reader = readers[fmt]
     if field_map is not None:
         reader = field_map.reader(fmt, readers, csv_options)
-    elif fmt == "csv" and options.format is None:
+    elif fmt == "csv" and options.format is None and not options.partial:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
         reader = functools.partial(csv_or_oscar_items, **csv_options)
     return fmt, gunzipped(reader)
+
+
+def feed_partial(options: FeedOptions) -> bool:
+    """Whether the feed options make a run partial: a stock file's partner, or a mapping
+    that declares partial = true (an unreadable mapping is reported when the feed opens)."""
+    if options.partner:
+        return True
+    try:
+        return bool(options.mapping) and mapping.mapping_load(options.mapping).partial
+    except SourceError:
+        return False
 
 
 def _sniffed(stream: io.BufferedReader, csv_options: dict) -> Iterator[FeedItem]:
@@ -133,7 +149,7 @@ def feed_open(
     successful run: an unchanged feed opens as not_modified without a body."""
     options = options or FeedOptions()
     if fmt is not None:
-        options = FeedOptions(fmt, options.delimiter, options.encoding, options.mapping)
+        options = dataclasses.replace(options, format=fmt)
     if is_url(source):
         # requests is imported only when a source is a URL.
         from productsync.feeds.http import http_open

@@ -36,6 +36,10 @@ class FeedOptions:
     delimiter: str | None = None
     encoding: str | None = None
     mapping: str | None = None
+    # Partial runs: a CSV is read by its upc or sku column (a stock file), and rows with no
+    # partner cell take partner.
+    partial: bool = False
+    partner: str | None = None
 
 
 class Validators(NamedTuple):

@@ -16,6 +16,8 @@ def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "--limit read only part of the feed"
     elif run.dry_run:
         why_not = "this is a dry run"
+    elif run.partial:
+        why_not = "this is a partial run"
     elif SyncFailure.objects.filter(run=run, upc="").exists():
         why_not = "some failed items have no readable upc, so their products are unknown"
     if why_not:
