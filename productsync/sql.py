@@ -237,15 +237,17 @@ def _copy(cursor, sql: str, rows: Iterable[tuple]) -> None:
         cursor._execute_with_wrappers(sql, None, False, copy)
 
 
-def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
+def update_rows(model, fields: list[str], rows: list[tuple], same: dict | None = None) -> None:
     """UPDATE the rows (tuples of the primary key, then the values of fields by attname) with
     one statement per max_query_params, joining a VALUES list: what bulk_update writes, without
-    its CASE WHEN per row and field (its compilation grows with the square of the batch)."""
+    its CASE WHEN per row and field (its compilation grows with the square of the batch).
+    same: values (by attname) set on every row, sent once rather than per row."""
     if not rows:
         return
     conn = connections[DEFAULT_DB_ALIAS]
     opts = model._meta
     quote = conn.ops.quote_name
+    constants = [(opts.get_field(name), value) for name, value in (same or {}).items()]
     given = [opts.pk, *(opts.get_field(name) for name in fields)]
     rows = _prepared(rows, _preps(given), conn)
     names = [f"c{i}" for i in range(len(given))]
@@ -256,11 +258,14 @@ def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
     other = "(" + ", ".join(["%s"] * len(given)) + ")"
     table = quote(opts.db_table)
     sets = ", ".join(
-        f"{quote(f.column)} = v.{n}" for f, n in zip(given[1:], names[1:], strict=True)
+        [f"{quote(f.column)} = v.{n}" for f, n in zip(given[1:], names[1:], strict=True)]
+        + [f"{quote(f.column)} = %s" for f, _ in constants]
     )
+    constant_values = [f.get_db_prep_save(value, conn) for f, value in constants]
     per_statement = len(rows)
     if conn.features.max_query_params:
-        per_statement = max(1, conn.features.max_query_params // len(given))
+        room = conn.features.max_query_params - len(constants)
+        per_statement = max(1, room // len(given))
     with conn.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
@@ -268,7 +273,7 @@ def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
             cursor.execute(
                 f"WITH v({', '.join(names)}) AS (VALUES {values}) UPDATE {table} SET {sets} "
                 f"FROM v WHERE {table}.{quote(opts.pk.column)} = v.c0",
-                [value for row in chunk for value in row],
+                [value for row in chunk for value in row] + constant_values,
             )
 
 

@@ -2,7 +2,7 @@
 
 import functools
 
-from django.db import connection
+from django.db import connection, transaction
 from oscar.core.loading import get_model
 
 from productsync.models import SyncedProduct
@@ -89,10 +89,6 @@ def _digest(vendor: str) -> str:
     return "MD5(" + " || '|' || ".join(parts) + ")"
 
 
-def _prepared() -> str:
-    return _digest(connection.vendor)
-
-
 def _members(ids: list[int]) -> tuple[str, list[int]]:
     """SQL selecting the products of these units (the units and their children) as p."""
     marks = ", ".join(["%s"] * len(ids))
@@ -105,7 +101,7 @@ def drift_stamp(unit_ids) -> None:
     ids = list(unit_ids)
     if not ids:
         return
-    digest = _prepared()
+    digest = _digest(connection.vendor)
     s, product_id = _table(SyncedProduct), _column(SyncedProduct, _table(SyncedProduct), "product")
     where, params = _members(ids)
     with connection.cursor() as cursor:
@@ -125,7 +121,7 @@ def drift_units(unit_ids) -> set[int]:
     ids = list(unit_ids)
     if not ids:
         return set()
-    digest = _prepared()
+    digest = _digest(connection.vendor)
     where, params = _members(ids)
     p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
     with connection.cursor() as cursor:
@@ -144,7 +140,7 @@ def drift_members(unit_ids) -> dict[int, tuple[list[int], bool]]:
     ids = list(unit_ids)
     if not ids:
         return {}
-    digest = _prepared()
+    digest = _digest(connection.vendor)
     where, params = _members(ids)
     p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
     out: dict[int, tuple[list[int], bool]] = {}
@@ -165,10 +161,13 @@ def drift_members(unit_ids) -> dict[int, tuple[list[int], bool]]:
 
 def drift_in_source(source: str, run_id: int) -> bool:
     """Whether a product that run wrote or found unchanged for source has drifted since."""
-    digest = _prepared()
+    digest = _digest(connection.vendor)
     s = SyncedProduct
     p_id = _column(Product, "p", "id")
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Outside a run's session settings (no JIT: see services.locks), once per run.
+            cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             f"SELECT 1 FROM {_table(s)} s JOIN {_table(Product)} p ON {p_id} = "
             f"{_column(s, 's', 'product')} WHERE {_column(s, 's', 'source')} = %s AND "

@@ -77,12 +77,9 @@ def unchanged_skip(
         now = timezone.now()
         update_rows(
             SyncedProduct,
-            ["source", "synced_at", "last_run_id", "last_position"],
-            [
-                (member, source, now, run_id, item.position)
-                for pk, item in skipped.items()
-                for member in members[pk][0]
-            ],
+            ["last_position"],
+            [(member, item.position) for pk, item in skipped.items() for member in members[pk][0]],
+            same={"source": source, "synced_at": now, "last_run_id": run_id},
         )
     result.unchanged += len(skipped)
     for pk, item in skipped.items():
