@@ -287,7 +287,7 @@ def table(kind: str, n: int, todo: list[Case]) -> str:
         f"{kind}, {n} products, median of {len(todo[0].runs)}",
         "",
         "| what | products/s | wall time (s) | peak RSS (MB) | queries per batch "
-        "| × oscar_import_catalogue | time ÷ floor (1000) |",
+        f"| × oscar_import_catalogue | time ÷ floor ({floor.batch if floor else '–'}) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for case in todo:
