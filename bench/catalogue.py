@@ -111,11 +111,47 @@ def write_all(directory: Path, n: int) -> dict[str, Path]:
     """Write the catalogue of n products in every format (once; reused when present)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for fmt, write in (("json", write_json), ("jsonl", write_jsonl), ("csv", write_csv)):
-        path = directory / f"catalogue-{n}.{fmt}"
+    writers = (
+        ("json", "json", write_json),
+        ("jsonl", "jsonl", write_jsonl),
+        ("csv", "csv", write_csv),
+        ("changed", "changed.json", write_changed_json),
+        ("stock", "stock.csv", write_stock_csv),
+    )
+    for fmt, suffix, write in writers:
+        path = directory / f"catalogue-{n}.{suffix}"
         if not path.exists():
             tmp = path.with_suffix(path.suffix + ".tmp")
             write(tmp, n)
             tmp.rename(path)
         paths[fmt] = path
     return paths
+
+
+def changed(item: dict, i: int) -> dict:
+    """Item i with a new price, as a supplier's daily price change gives it."""
+    sr = item["stockrecords"][0]
+    item["stockrecords"] = [{**sr, "price": f"{float(sr['price']) + 1 + i % 7:.2f}"}]
+    return item
+
+
+def write_changed_json(path: Path, n: int, every: int = 100) -> None:
+    """The JSON catalogue of n products with the price of one product in every `every` changed
+    (1% by default)."""
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("[\n")
+        for i, item in enumerate(products(n)):
+            item = changed(item, i) if i % every == 0 else item
+            out.write(("," if i else "") + json.dumps(item) + "\n")
+        out.write("]\n")
+
+
+def write_stock_csv(path: Path, n: int) -> None:
+    """A stock file of the catalogue's n stock records (partner, sku, price, num_in_stock)
+    with price and quantity changed on every one."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["partner", "sku", "price", "num_in_stock"])
+        for i, item in enumerate(products(n)):
+            sr = changed(item, i)["stockrecords"][0]
+            writer.writerow([sr["partner"], sr["partner_sku"], sr["price"], sr["num_in_stock"] + 1])

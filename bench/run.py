@@ -88,8 +88,18 @@ def cases(files: dict, with_odin: bool) -> list[Case]:
                 size,
             )
         )
+    # A re-sync with 1% of the prices changed reads every item; only the changed ones are
+    # validated and written.
+    out.append(
+        Case(
+            "re-sync 1% changed, --batch-size 1000",
+            lambda f: sync_argv(f["changed"], 1000),
+            1000,
+            prepare=lambda f: sync_argv(f["json"], 1000),
+        )
+    )
     # A re-sync of the same file skips it (its digest is the last run's); --full reads and
-    # checks every item, as a re-sync of a feed with a few changes does.
+    # checks every item.
     for size in (1000, 15):
         for extra in ((), ("--full",)):
             out.append(
@@ -238,11 +248,13 @@ def queries_table(kind: str, with_odin: bool, work: Path) -> str:
     return "\n".join(lines)
 
 
-def measure(kind: str, n: int, repeats: int, work: Path, with_odin: bool) -> list[Case]:
+def measure(
+    kind: str, n: int, repeats: int, work: Path, with_odin: bool, only: list[str] | None = None
+) -> list[Case]:
     db = Database(kind, work)
     db.build_template()
     files = catalogue.write_all(work / "feeds", n)
-    todo = cases(files, with_odin)
+    todo = [c for c in cases(files, with_odin) if not only or c.name in only]
     try:
         for case in todo:
             case.queries_per_batch = count_queries(case, db, work)
@@ -269,23 +281,24 @@ def median_ratio(a: Case, b: Case) -> float:
 
 
 def table(kind: str, n: int, todo: list[Case]) -> str:
-    oscar = todo[0]
-    floor = next(c for c in todo if c.name.startswith("floor"))
+    oscar = next((c for c in todo if c.name == "oscar_import_catalogue"), None)
+    floor = next((c for c in todo if c.name.startswith("floor")), None)
     lines = [
-        f"{kind}, {n} products, median of {len(oscar.runs)}",
+        f"{kind}, {n} products, median of {len(todo[0].runs)}",
         "",
         "| what | products/s | wall time (s) | peak RSS (MB) | queries per batch "
-        "| × oscar_import_catalogue | time ÷ floor (1000) |",
+        f"| × oscar_import_catalogue | time ÷ floor ({floor.batch if floor else '–'}) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for case in todo:
         seconds = statistics.median(r[0] for r in case.runs)
         rss = statistics.median(r[1] for r in case.runs) / 1024
         per = "per product" if case.batch == 1 else f"per {case.batch}"
+        by_oscar = f"{median_ratio(oscar, case):.1f}×" if oscar else "–"
+        by_floor = f"{median_ratio(case, floor):.2f}" if floor else "–"
         lines.append(
             f"| {case.name} | {n / seconds:,.0f} | {seconds:.2f} | {rss:.0f} "
-            f"| {case.queries_per_batch:g} ({per}) | {median_ratio(oscar, case):.1f}× "
-            f"| {median_ratio(case, floor):.2f} |"
+            f"| {case.queries_per_batch:g} ({per}) | {by_oscar} | {by_floor} |"
         )
     return "\n".join(lines)
 
@@ -295,7 +308,7 @@ def resync_lines(todo: list[Case]) -> str:
     whole processes and as runs (the time sync_products reports, start-up left out)."""
     first = {c.batch: c for c in todo if c.name.startswith("sync_products")}
     lines = []
-    for case in (c for c in todo if c.name.startswith("re-sync")):
+    for case in (c for c in todo if c.name.startswith("re-sync") and c.batch in first):
         a, b = first[case.batch], case
         in_run = statistics.median(x[2] / y[2] for x, y in zip(a.runs, b.runs, strict=True))
         lines.append(
@@ -382,6 +395,7 @@ def main() -> None:
     parser.add_argument(
         "--queries-only", action="store_true", help="only count the queries per batch"
     )
+    parser.add_argument("--only", help="case names separated by ';': measure only these cases")
     parser.add_argument("--memory", help="comma-separated feed sizes: run the memory check")
     parser.add_argument("--batch-size", type=int, default=1000, help="for --memory")
     parser.add_argument(
@@ -419,7 +433,8 @@ def main() -> None:
             print(queries_table(kind, with_odin, args.work / kind) + "\n", flush=True)
         return
     for kind in kinds:
-        todo = measure(kind, args.products, args.repeats, args.work / kind, with_odin)
+        only = args.only.split(";") if args.only else None
+        todo = measure(kind, args.products, args.repeats, args.work / kind, with_odin, only)
         print(table(kind, args.products, todo) + "\n")
         print(resync_lines(todo) + "\n")
         print(batch_size_table(kind, todo) + "\n", flush=True)

@@ -87,6 +87,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "items",
         "created",
         "updated",
+        "repaired",
         "unchanged",
         "failed",
         "hidden",

@@ -54,6 +54,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _catalogue_errors()
     errors += _queue_errors()
     errors += _guard_errors()
+    errors += _partial_errors()
     return errors
 
 
@@ -83,6 +84,22 @@ def _guard_errors() -> list[Error]:
     if not isinstance(app_settings.SANITISE_HTML, bool):
         errors.append(
             Error("PRODUCTSYNC['SANITISE_HTML'] must be True or False.", id="productsync.E174")
+        )
+    return errors
+
+
+# Partial feeds (issue 16).
+def _partial_errors() -> list[Error]:
+    errors = []
+    if not isinstance(app_settings.PARTIAL, bool):
+        errors.append(Error("PRODUCTSYNC['PARTIAL'] must be True or False.", id="productsync.E030"))
+    partner = app_settings.PARTNER
+    if partner is not None and not (isinstance(partner, str) and 0 < len(partner.strip()) <= 128):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['PARTNER'] must be a partner's name (1-128 characters) or None.",
+                id="productsync.E031",
+            )
         )
     return errors
 

@@ -72,6 +72,12 @@ DEFAULTS: dict[str, Any] = {
     # either fails alone; the reader holds at most about MAX_ITEM_BYTES of it.
     "MAX_ITEM_BYTES": 16 * 1024 * 1024,
     "MAX_TEXT_LENGTH": 8 * 1024 * 1024,
+    # Partial feeds (issue 16). Runs that do not say are partial: their items carry only
+    # what they change (a stock file); nothing is created or hidden.
+    "PARTIAL": False,
+    # The partner of a stock file's rows that name none (makes a run partial), as
+    # `sync_products --partner NAME` gives it.
+    "PARTNER": None,
 }
 
 # The largest value of each numeric setting that the checks accept: what fits where it is

@@ -34,6 +34,12 @@ class SyncRun(models.Model):
     dry_run = models.BooleanField(
         "dry run", default=False, help_text="Every batch was rolled back after writing."
     )
+    partial = models.BooleanField(
+        "partial",
+        default=False,
+        help_text="Items carried only what they change (a stock file): nothing was created "
+        "or hidden.",
+    )
     started_at = models.DateTimeField("started", default=timezone.now, db_index=True)
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     heartbeat_at = models.DateTimeField(
@@ -43,6 +49,12 @@ class SyncRun(models.Model):
     created = models.PositiveIntegerField("created", default=0)
     updated = models.PositiveIntegerField("updated", default=0)
     unchanged = models.PositiveIntegerField("unchanged", default=0)
+    repaired = models.PositiveIntegerField(
+        "repaired",
+        default=0,
+        help_text="Unchanged items whose products someone had changed since the last sync "
+        "wrote them: written again.",
+    )
     failed = models.PositiveIntegerField("failed", default=0)
     hidden = models.PositiveIntegerField(
         "hidden",
@@ -166,6 +178,7 @@ class SyncRun(models.Model):
         "created",
         "updated",
         "unchanged",
+        "repaired",
         "failed",
         "hidden",
         "warnings",
@@ -186,7 +199,7 @@ class SyncBatch(models.Model):
         FAILED = "failed", "failed"
 
     # The outcome counts of a batch, as BatchResult has them.
-    COUNTERS = ("items", "created", "updated", "unchanged", "failed", "hidden")
+    COUNTERS = ("items", "created", "updated", "unchanged", "repaired", "failed", "hidden")
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batch_set")
     number = models.PositiveIntegerField("number", help_text="1-based, in feed order.")
@@ -197,6 +210,7 @@ class SyncBatch(models.Model):
     created = models.PositiveIntegerField("created", default=0)
     updated = models.PositiveIntegerField("updated", default=0)
     unchanged = models.PositiveIntegerField("unchanged", default=0)
+    repaired = models.PositiveIntegerField("repaired", default=0)
     failed = models.PositiveIntegerField("failed", default=0)
     hidden = models.PositiveIntegerField(
         "hidden", default=0, help_text="Children hidden because they left their parent's item."
@@ -268,6 +282,19 @@ class SyncedProduct(models.Model):
     )
     source = models.CharField("source", max_length=2000)
     fingerprint = models.CharField("fingerprint", max_length=32)
+    raw_fingerprint = models.CharField(
+        "raw fingerprint",
+        max_length=32,
+        blank=True,
+        help_text="Of the item as read: the same item is skipped before it is validated.",
+    )
+    state = models.CharField(
+        "state",
+        max_length=32,
+        blank=True,
+        help_text="Digest of what the sync wrote to the product (fields, stock records, "
+        "attribute values, categories, children): differing, the product has drifted.",
+    )
     synced_at = models.DateTimeField("synced at")
     last_run_id = models.BigIntegerField("last run", null=True, db_index=True)
     last_position = models.PositiveIntegerField("last position", null=True)

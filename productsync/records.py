@@ -363,6 +363,21 @@ def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
 LATER_FIELDS = ("slug", "class_options", "attribute_types")
 
 
+# The meaning of a stored raw fingerprint: a new version makes the next sync validate every
+# item once (a fingerprint of another version never matches; the record's still decides).
+FINGERPRINT_VERSION = "1"
+
+
+def raw_fingerprint(payload: Any, context: str = "") -> str:
+    """A digest of an item as read (and of context: what else decides its writes), so an
+    item the last sync wrote is recognised before it is validated."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    digest = hashlib.blake2b(digest_size=15)
+    digest.update(context.encode())
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return FINGERPRINT_VERSION + digest.hexdigest()
+
+
 def default_currency() -> str:
     return getattr(settings, "OSCAR_DEFAULT_CURRENCY", "GBP")
 
@@ -396,6 +411,7 @@ class ValidItem:
     fingerprint: str
     # The item as read, for the failure record if the writer refuses it.
     payload: Any = None
+    raw_fingerprint: str = ""
 
     def raw(self) -> str:
         return payload_dump(
@@ -423,6 +439,7 @@ class BatchResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    repaired: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     product_ids: list[int] = field(default_factory=list)
     hidden: int = 0
@@ -443,6 +460,7 @@ class BatchResult:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.repaired += other.repaired
         self.failures.extend(other.failures)
         self.product_ids.extend(other.product_ids)
         self.hidden += other.hidden

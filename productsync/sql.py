@@ -237,15 +237,17 @@ def _copy(cursor, sql: str, rows: Iterable[tuple]) -> None:
         cursor._execute_with_wrappers(sql, None, False, copy)
 
 
-def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
+def update_rows(model, fields: list[str], rows: list[tuple], same: dict | None = None) -> None:
     """UPDATE the rows (tuples of the primary key, then the values of fields by attname) with
     one statement per max_query_params, joining a VALUES list: what bulk_update writes, without
-    its CASE WHEN per row and field (its compilation grows with the square of the batch)."""
+    its CASE WHEN per row and field (its compilation grows with the square of the batch).
+    same: values (by attname) set on every row, sent once rather than per row."""
     if not rows:
         return
     conn = connections[DEFAULT_DB_ALIAS]
     opts = model._meta
     quote = conn.ops.quote_name
+    constants = [(opts.get_field(name), value) for name, value in (same or {}).items()]
     given = [opts.pk, *(opts.get_field(name) for name in fields)]
     rows = _prepared(rows, _preps(given), conn)
     names = [f"c{i}" for i in range(len(given))]
@@ -256,11 +258,14 @@ def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
     other = "(" + ", ".join(["%s"] * len(given)) + ")"
     table = quote(opts.db_table)
     sets = ", ".join(
-        f"{quote(f.column)} = v.{n}" for f, n in zip(given[1:], names[1:], strict=True)
+        [f"{quote(f.column)} = v.{n}" for f, n in zip(given[1:], names[1:], strict=True)]
+        + [f"{quote(f.column)} = %s" for f, _ in constants]
     )
+    constant_values = [f.get_db_prep_save(value, conn) for f, value in constants]
     per_statement = len(rows)
     if conn.features.max_query_params:
-        per_statement = max(1, conn.features.max_query_params // len(given))
+        room = conn.features.max_query_params - len(constants)
+        per_statement = max(1, room // len(given))
     with conn.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
@@ -268,6 +273,50 @@ def update_rows(model, fields: list[str], rows: list[tuple]) -> None:
             cursor.execute(
                 f"WITH v({', '.join(names)}) AS (VALUES {values}) UPDATE {table} SET {sets} "
                 f"FROM v WHERE {table}.{quote(opts.pk.column)} = v.c0",
+                [value for row in chunk for value in row] + constant_values,
+            )
+
+
+def update_given(model, fields: list[str], rows: list[tuple]) -> None:
+    """UPDATE rows (tuples of the primary key, then the values of fields by attname), each
+    field only where its value is not None: the others keep what they hold. One statement
+    joining a VALUES list; on PostgreSQL, more than one row goes by COPY into a temporary
+    table and one UPDATE ... FROM it (its placeholders would be filled in Python)."""
+    if not rows:
+        return
+    conn = connections[DEFAULT_DB_ALIAS]
+    opts, quote = model._meta, conn.ops.quote_name
+    given = [opts.pk, *(opts.get_field(name) for name in fields)]
+    rows = _prepared(rows, _preps(given), conn)
+    table = quote(opts.db_table)
+    columns = [quote(f.column) for f in given]
+    sets = ", ".join(f"{c} = COALESCE(v.{c}, {table}.{c})" for c in columns[1:])
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql" and len(rows) > 1:
+            with transaction.atomic(savepoint=False):
+                temp = quote(f"productsync_given_{opts.db_table}"[:63])
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ON COMMIT DROP AS SELECT "
+                    f"{', '.join(columns)} FROM {table} WITH NO DATA; TRUNCATE {temp}"
+                )
+                _copy(cursor, f"COPY {temp} ({', '.join(columns)}) FROM STDIN", rows)
+                cursor.execute(
+                    f"UPDATE {table} SET {sets} FROM {temp} v WHERE {table}.{columns[0]} = "
+                    f"v.{columns[0]}"
+                )
+            return
+        casts = [f.cast_db_type(conn) if conn.vendor == "postgresql" else None for f in given]
+        first = "(" + ", ".join("%s" if c is None else f"CAST(%s AS {c})" for c in casts) + ")"
+        other = "(" + ", ".join(["%s"] * len(given)) + ")"
+        per_statement = len(rows)
+        if conn.features.max_query_params:
+            per_statement = max(1, conn.features.max_query_params // len(given))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ", ".join([first] + [other] * (len(chunk) - 1))
+            cursor.execute(
+                f"WITH v({', '.join(columns)}) AS (VALUES {values}) UPDATE {table} SET {sets} "
+                f"FROM v WHERE {table}.{columns[0]} = v.{columns[0]}",
                 [value for row in chunk for value in row],
             )
 

@@ -30,13 +30,17 @@ FACE_EXTRAS = {
         "productsync.management.commands.sync_products"  # the whole-number argument type
     },
 }
-READERS = {f"productsync.feeds.{name}" for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping")}
+READERS = {
+    f"productsync.feeds.{name}"
+    for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping", "stockcsv")
+}
 # Readers that use another reader's row helpers (not its dispatch: no cycle).
 READER_HELPERS = {
     "productsync.feeds.oscarcsv": {"productsync.feeds.csvfeed"},
     "productsync.feeds.mapping": {"productsync.feeds.csvfeed"},
     # The mapping's field sets build our flat CSV payloads.
     "productsync.feeds.shapes": {"productsync.feeds.csvfeed"},
+    "productsync.feeds.stockcsv": {"productsync.feeds.csvfeed"},
 }
 # Modules outside feeds/ that use one feeds module by name, and why.
 FEEDS_USED_OUTSIDE = {

@@ -17,12 +17,14 @@ def test_default_run_prints_a_line_per_batch_and_a_summary():
     result = run_command("sync_products", "--batch-size", "15")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Batch 1/13: 15 created, 0 updated, 0 unchanged, 0 failed (")
+    assert lines[0].startswith(
+        "Batch 1/13: 15 created, 0 updated, 0 unchanged, 0 repaired, 0 failed ("
+    )
     assert lines[12].startswith("Batch 13/13: 14 created")
     run = SyncRun.objects.get()
     assert lines[-1].startswith(
-        f"Run {run.pk} succeeded: 194 items, 194 created, 0 updated, 0 unchanged, 0 failed, "
-        "0 hidden; "
+        f"Run {run.pk} succeeded: 194 items, 194 created, 0 updated, 0 unchanged, 0 repaired, "
+        "0 failed, 0 hidden; "
         "13 batches, 0 failed batches;"
     )
     assert result.stderr == ""

@@ -3,16 +3,19 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from oscar.core.loading import get_model
 
 from productsync.services import sync_run_execute
 from tests.conftest import product
+
+StockRecord = get_model("partner", "StockRecord")
 
 # Transaction control differs between a test (batches are savepoints of the test's
 # transaction) and a real run (BEGIN IMMEDIATE on SQLite); only the other statements count.
 CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")
 
 
-def queries_per_batch(source: str, batch_size: int) -> list[int]:
+def queries_per_batch(source: str, batch_size: int, partial: bool = False) -> list[int]:
     """Statements of each batch of a run after the first (which also creates the shared
     rows), transaction control left out."""
     marks = []
@@ -21,7 +24,9 @@ def queries_per_batch(source: str, batch_size: int) -> list[int]:
         marks.append(sum(not q["sql"].startswith(CONTROL) for q in ctx.captured_queries))
 
     with CaptureQueriesContext(connection) as ctx:
-        sync_run_execute(source, batch_size=batch_size, on_batch=mark, full=True)
+        sync_run_execute(
+            source, batch_size=batch_size, on_batch=mark, full=True, partial=partial or None
+        )
     return [after - before for before, after in zip(marks, marks[1:], strict=False)]
 
 
@@ -34,12 +39,26 @@ def counts_by_size(write_feed, sizes, change: str) -> dict[int, list[int]]:
             sync_run_execute(first, batch_size=size)
         if change == "update":
             items = [{**item, "title": item["title"] + " (2nd ed.)"} for item in items]
-        counts[size] = queries_per_batch(write_feed(items, name=f"second-{size}.json"), size)
+        if change == "repaired":
+            # Edited outside the sync: every product drifted, the feed is the same.
+            StockRecord.objects.filter(partner_sku__startswith=f"SKU-Q{size}-").update(price=1)
+        if change == "partial":
+            items = [
+                {
+                    "partner": "Acme Books",
+                    "partner_sku": f"SKU-{item['upc']}",
+                    "price": "12.50",
+                    "num_in_stock": 3,
+                }
+                for item in items
+            ]
+        second = write_feed(items, name=f"second-{size}.json")
+        counts[size] = queries_per_batch(second, size, partial=change == "partial")
     return counts
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("change", ["create", "unchanged", "update"])
+@pytest.mark.parametrize("change", ["create", "unchanged", "update", "repaired", "partial"])
 def test_queries_per_batch_are_the_same_for_15_and_500(write_feed, change):
     counts = counts_by_size(write_feed, (15, 500), change)
 
@@ -49,18 +68,30 @@ def test_queries_per_batch_are_the_same_for_15_and_500(write_feed, change):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "change, sqlite, postgresql", [("create", 8, 14), ("unchanged", 4, 7), ("update", 12, 17)]
+    "change, sqlite, postgresql",
+    [
+        ("create", 9, 16),
+        ("unchanged", 5, 5),
+        ("update", 13, 19),
+        ("repaired", 14, 20),
+        ("partial", 5, 7),
+    ],
 )
 def test_a_batch_takes_a_few_statements(write_feed, change, sqlite, postgresql):
     """New: look up products, then SKUs; insert products, category links, stock records and
-    sync state; record the batch and the run's totals (its lease check included). Unchanged:
-    look up, stamp the sync state, record. Updated: also replace the category links, look for
-    stale stock records, hide children that left, and look at the products' images.
+    sync state; stamp the state written (its digest, computed in SQL); record the batch and
+    the run's totals (its lease check included). Unchanged: look up, compare the products'
+    state with the stamped one, stamp the sync state, record. Updated: also replace the
+    category links, look for stale stock records, hide children that left, and look at the
+    products' images. Repaired: as updated, after the comparison found the drift. Partial
+    (a stock file): look up the partners, then the stock records; update them, stamp their
+    products' state; record.
     PostgreSQL writes rows by COPY: the new products' ids are taken from their sequence
     first, and an upsert (stock records, sync state) is three statements (a temporary table
     emptied, filled by COPY, inserted from): together cheaper than one INSERT of a thousand
     rows, about even at fifteen (docs/benchmarks.md). PostgreSQL also takes the advisory locks
-    of the batch's UPCs and SKUs first, in one statement, so runs writing the same products
-    at once take turns."""
+    of the batch's UPCs and SKUs of the items to write, in one statement, so runs writing the
+    same products at once take turns, and then looks the products up again (what was read
+    before the lock may be stale)."""
     expected = postgresql if connection.vendor == "postgresql" else sqlite
     assert counts_by_size(write_feed, (15,), change)[15][0] == expected

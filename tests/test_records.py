@@ -3,7 +3,13 @@
 import pytest
 
 from productsync.exceptions import RecordError
-from productsync.records import Unparsed, record_fingerprint, record_parse
+from productsync.records import (
+    FINGERPRINT_VERSION,
+    Unparsed,
+    raw_fingerprint,
+    record_fingerprint,
+    record_parse,
+)
 from tests.conftest import product
 
 
@@ -55,3 +61,12 @@ def test_fingerprint_changes_with_content_only():
     a = record_parse(product("1"))
     assert record_fingerprint(a) == record_fingerprint(record_parse(product("1")))
     assert record_fingerprint(a) != record_fingerprint(record_parse(product("1", title="New")))
+
+
+def test_raw_fingerprint_is_of_the_item_as_read_and_its_context():
+    a = raw_fingerprint(product("1"), "GBP")
+    assert a == raw_fingerprint(product("1"), "GBP") and a.startswith(FINGERPRINT_VERSION)
+    assert len(a) <= 32  # SyncedProduct.fingerprint
+    assert a != raw_fingerprint(product("1", title="New"), "GBP")
+    assert a != raw_fingerprint(product("1"), "EUR")
+    assert raw_fingerprint({"title": "lone \ud800"}) != raw_fingerprint({"title": "?"})

@@ -94,7 +94,7 @@ def test_an_edit_in_the_dashboard_is_overwritten_by_the_next_sync(write_feed):
     edited.title = "Edited by staff"
     edited.save()
     run = sync_run_execute(path)
-    assert run.updated == 1
+    assert (run.updated, run.repaired) == (0, 1)  # the feed did not change: a repair
     assert Product.objects.get(upc="1").title == "Product 1"
 
 
@@ -174,7 +174,7 @@ def test_an_edit_made_during_the_run_is_overwritten_by_the_next_one(write_feed):
 
     sync_run_execute(path, batch_size=2, on_batch=edit_after_first_batch)
     run = sync_run_execute(path, batch_size=2)
-    assert (run.items, run.updated) == (4, 1)
+    assert (run.items, run.updated, run.repaired) == (4, 0, 1)
     assert Product.objects.get(upc="0").title == "Product 0"
 
 

@@ -7,6 +7,7 @@ from productsync.feeds.open import (
     Feed,
     FeedOptions,
     feed_open,
+    feed_partial,
     is_url,
     mapping_path,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "Feed",
     "FeedOptions",
     "feed_open",
+    "feed_partial",
     "is_url",
     "jsonl_items",
     "mapping_path",

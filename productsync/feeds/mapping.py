@@ -25,7 +25,7 @@ PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
 PARENT = "parent"
 TOP_KEYS = frozenset(
     {"format", "items", "placeholders", "fields", "attributes", "class_options", "cases"}
-    | {"children", "group", "variants", "filter", "detect", "name"}
+    | {"children", "group", "variants", "filter", "detect", "name", "partial"}
 )
 
 
@@ -55,6 +55,8 @@ class Mapping:
     detect: tuple[str, ...] = ()
     # What the last read noted for the run: columns not read, items skipped by the filter.
     notes: list[str] = field(default_factory=list)
+    # Its items carry only what they change (a stock file): runs of it are partial.
+    partial: bool = False
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -309,9 +311,13 @@ def mapping_parse(data: dict, name: str) -> Mapping:
     placeholders = data.get("placeholders", list(PLACEHOLDERS))
     if not isinstance(placeholders, list) or not all(isinstance(p, str) for p in placeholders):
         raise SourceError(f"{where}: placeholders is a list of texts that mean no value")
+    partial = data.get("partial", False)
+    if not isinstance(partial, bool):
+        raise SourceError(f"{where}: partial is true or false, not {partial!r}")
     mapping = Mapping(
         name=name,
-        shape=shape_parse(data, where, REQUIRED),
+        shape=shape_parse(data, where, () if partial else REQUIRED),
+        partial=partial,
         format=fmt,
         items=str(data.get("items", "")),
         placeholders=frozenset(placeholders),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv
+from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv, stockcsv
 from productsync.feeds.presets import preset_detect, preset_path
 from productsync.feeds.stream import (
     ByteStream,
@@ -89,10 +89,14 @@ def reader_for(
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
         None: functools.partial(_sniffed, csv_options=csv_options, notes=notes),
     }
+    if options.partial:
+        readers["csv"] = functools.partial(
+            stockcsv.partial_csv_items, **csv_options, partner=options.partner
+        )
     reader = readers[fmt]
     if field_map is not None:
         reader = field_map.reader(fmt, readers, csv_options)
-    elif fmt == "csv" and options.format is None:
+    elif fmt == "csv" and options.format is None and not options.partial:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
         reader = functools.partial(_csv_sniffed, csv_options=csv_options, notes=notes)
     return fmt, _noted(gunzipped(reader), notes)
@@ -104,6 +108,17 @@ def _noted(reader: Reader, notes: list) -> Reader:
         yield from reader(stream)
 
     return read
+
+
+def feed_partial(options: FeedOptions) -> bool:
+    """Whether the feed options make a run partial: a stock file's partner, or a mapping
+    that declares partial = true (an unreadable mapping is reported when the feed opens)."""
+    if options.partner:
+        return True
+    try:
+        return bool(options.mapping) and mapping.mapping_load(options.mapping).partial
+    except SourceError:
+        return False
 
 
 def _sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> Iterator[FeedItem]:

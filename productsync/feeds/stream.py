@@ -38,6 +38,10 @@ class FeedOptions:
     mapping: str | None = None
     # A mapping shipped for a platform's export: shopify, woocommerce or magento.
     preset: str | None = None
+    # Partial runs: a CSV is read by its upc or sku column (a stock file), and rows with no
+    # partner cell take partner.
+    partial: bool = False
+    partner: str | None = None
 
 
 class Validators(NamedTuple):

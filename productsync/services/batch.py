@@ -9,6 +9,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from productsync.exceptions import RecordError
 from productsync.models import SyncBatch, SyncRun
+from productsync.partial import KNOWN_KEYS as PARTIAL_KEYS
+from productsync.partial import PartialItem, partial_parse
 from productsync.records import (
     KNOWN_KEYS,
     BatchResult,
@@ -16,15 +18,17 @@ from productsync.records import (
     ItemFailure,
     Unparsed,
     ValidItem,
+    default_currency,
     one_line,
     payload_dump,
     printable,
+    raw_fingerprint,
     record_fingerprint,
     record_parse,
 )
 from productsync.services.history import _batch_record
 from productsync.services.locks import TRANSIENT, _reconnect
-from productsync.writer import BatchWriter, html_policy, items_lock
+from productsync.writer import BatchWriter, PartialWriter, html_policy, items_lock, unchanged_skip
 
 logger = logging.getLogger(__name__)
 # Bulk redos of a batch that a unique constraint rejected, before it is written item by item.
@@ -42,7 +46,36 @@ def _upc_of(payload: Any) -> str:
     return printable(upc if isinstance(upc, str) else str(upc))[:255] if upc is not None else ""
 
 
-def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidItem]:
+def run_writer(run: SyncRun) -> "BatchWriter | PartialWriter":
+    """The writer of a run's batches: a partial run's changes only what its items give."""
+    if run.partial:
+        return PartialWriter()
+    return BatchWriter(run.pk, run.source, default_currency())
+
+
+def _fingerprints(chunk: list[FeedItem], currency: str) -> dict[int, str]:
+    """By position, the raw fingerprint of each item that is an object, as read, with what
+    else decides its writes: the default currency and the HTML sanitising in force."""
+    context = f"{currency}\n{html_policy()}"
+    return {
+        item.position: raw_fingerprint(item.payload, context)
+        for item in chunk
+        if isinstance(item.payload, dict)
+    }
+
+
+def _unknown_keys(payload: dict, result: BatchResult, known=KNOWN_KEYS) -> None:
+    unknown = payload.keys() - known
+    if unknown:
+        result.unknown_keys.update(unknown)
+        result.warnings += 1
+
+
+def _batch_validate(
+    chunk: list[FeedItem], result: BatchResult, fingerprints: dict | None = None
+) -> list[ValidItem]:
+    if fingerprints is None:
+        fingerprints = _fingerprints(chunk, default_currency())
     valid = []
     policy = html_policy()  # in the fingerprint: a product stored unsanitised is written again
     for item in chunk:
@@ -59,21 +92,74 @@ def _batch_validate(chunk: list[FeedItem], result: BatchResult) -> list[ValidIte
                 )
             )
             continue
-        unknown = item.payload.keys() - KNOWN_KEYS
-        if unknown:
-            result.unknown_keys.update(unknown)
-            result.warnings += 1
-        fingerprint = record_fingerprint(record, policy)
-        valid.append(ValidItem(item.position, record, fingerprint, item.payload))
+        _unknown_keys(item.payload, result)
+        valid.append(
+            ValidItem(
+                item.position,
+                record,
+                record_fingerprint(record, policy),
+                item.payload,
+                fingerprints[item.position],
+            )
+        )
     return valid
 
 
-def _write(writer: BatchWriter, items, result: BatchResult, rollback, savepoint=False) -> None:
+def _partial_validate(chunk: list[FeedItem], result: BatchResult) -> list[PartialItem]:
+    valid = []
+    for item in chunk:
+        try:
+            record = partial_parse(item.payload)
+        except RecordError as exc:
+            result.failures.append(
+                ItemFailure(
+                    item.position,
+                    _upc_of(item.payload),
+                    str(exc),
+                    payload_dump(item.payload),
+                    exc.field,
+                )
+            )
+            continue
+        _unknown_keys(item.payload, result, PARTIAL_KEYS)
+        valid.append(PartialItem(item.position, record, item.payload))
+    return valid
+
+
+def _batch_items(writer, chunk: list[FeedItem], result: BatchResult, dry_run) -> tuple[list, Any]:
+    """The items of a batch to write, validated, and what was looked up meanwhile. Items the
+    last sync wrote as they are now are counted unchanged first, never validated."""
+    if isinstance(writer, PartialWriter):
+        return _partial_validate(chunk, result), None
+    fingerprints = _fingerprints(chunk, writer.default_currency)
+    rest, looked_up = unchanged_skip(
+        writer.run_id, writer.source, chunk, fingerprints, result, stamp=not dry_run
+    )
+    if len(rest) < len(chunk):
+        positions = {item.position for item in rest}
+        for item in chunk:
+            if item.position not in positions:
+                _unknown_keys(item.payload, result)
+    valid = _batch_validate(rest, result, fingerprints)
+    # Another run writing the same UPCs or SKUs now waits for this batch's commit (and this
+    # one for its), so the writer's checks read what is committed and hold until the write;
+    # what unchanged_skip read before the lock may be stale, so the writer reads it again.
+    if items_lock(valid):
+        looked_up = None
+    return valid, looked_up
+
+
+def _write(
+    writer: BatchWriter, items, result: BatchResult, rollback, savepoint=False, looked_up=None
+) -> None:
     """Write items in the caller's transaction; in a savepoint when asked, and always when
-    it is to be rolled back (a dry run's)."""
+    it is to be rolled back (a dry run's). looked_up: what unchanged_skip read."""
     part = BatchResult(result.number, items[0].position, items[-1].position, len(items))
     with transaction.atomic(savepoint=savepoint or rollback):
-        writer.write(items, part)
+        if looked_up is None:
+            writer.write(items, part)
+        else:
+            writer.write(items, part, looked_up)
         if rollback:
             transaction.set_rollback(True)
     result.merge(part)
@@ -129,7 +215,8 @@ def _batch_commit(
             _reconnect()
             run.refresh_from_db()  # its totals and noted keys as committed
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
-    _batch_failed(result, _batch_validate(chunk, result), error)
+    validate = _partial_validate if run.partial else _batch_validate
+    _batch_failed(result, validate(chunk, result), error)
     return result, _batch_record(run, result, bytes_read)
 
 
@@ -151,13 +238,10 @@ def _batch_process(
     dry_run = run.dry_run
     started = time.perf_counter()
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
-    valid = _batch_validate(chunk, result)
-    # Another run writing the same UPCs or SKUs now waits for this batch's commit (and this
-    # one for its), so the checks below read what is committed and hold until the write.
-    items_lock(valid)
+    valid, looked_up = _batch_items(writer, chunk, result, dry_run)
     if valid and rejected is None:
         try:
-            _write(writer, valid, result, dry_run)
+            _write(writer, valid, result, dry_run, looked_up=looked_up)
         except TRANSIENT:
             raise
         except DatabaseError as exc:

@@ -21,8 +21,8 @@ def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "a resumed run reads only the rest of the feed"
     elif run.retry_of_id is not None:
         why_not = "a retry reads only the failed items"
-    elif getattr(spec, "partial", False):
-        why_not = "the feed is partial"
+    elif run.partial:
+        why_not = "this is a partial run"
     elif run.status == SyncRun.Status.FAILED:
         why_not = "the run failed"
     elif SyncFailure.objects.filter(run=run, upc="").exists():

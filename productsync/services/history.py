@@ -123,6 +123,7 @@ def _batch_record(
         run.created += result.created
         run.updated += result.updated
         run.unchanged += result.unchanged
+        run.repaired += result.repaired
         run.failed += result.failed
         run.hidden += result.hidden
         run.batches += 1

@@ -43,6 +43,7 @@ def sync_run_start(
     workers: str = SyncRun.Workers.LOCAL,
     resumed_from: SyncRun | None = None,
     start_position: int = 0,
+    partial: bool = False,
 ) -> SyncRun:
     """Record a new running run. A non-dry run takes the source's lease; if another run holds
     it, a skipped run is recorded and RunActiveError raised."""
@@ -56,6 +57,7 @@ def sync_run_start(
         "workers": workers,
         "resumed_from": resumed_from,
         "start_position": start_position,
+        "partial": partial,
         "owner": _owner(),
     }
     try:

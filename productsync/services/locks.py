@@ -23,13 +23,19 @@ def _reconnect() -> None:
 
 def _lock_timeout_set(reset: bool = False) -> None:
     """Bound how long a write waits for a lock held by someone else, for the session: one
-    statement per run rather than one per transaction."""
+    statement per run rather than one per transaction. On PostgreSQL also no JIT compilation:
+    the drift comparison's estimated cost makes PostgreSQL compile it, which takes a second
+    for a query that runs in tens of milliseconds (docs/benchmarks.md)."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(f"PRAGMA busy_timeout = {int(app_settings.LOCK_TIMEOUT * 1000)}")
         elif connection.vendor == "postgresql":
             seconds = int(app_settings.LOCK_TIMEOUT)
-            cursor.execute("RESET lock_timeout" if reset else f"SET lock_timeout = '{seconds}s'")
+            cursor.execute(
+                "RESET lock_timeout; RESET jit"
+                if reset
+                else f"SET lock_timeout = '{seconds}s'; SET jit = off"
+            )
 
 
 @contextlib.contextmanager

@@ -16,13 +16,12 @@ from productsync.conf import app_settings
 from productsync.exceptions import FeedError, QueueError
 from productsync.feeds import Feed
 from productsync.models import SyncBatch, SyncRun
-from productsync.records import BatchResult, FeedItem, ItemFailure, default_currency, one_line
-from productsync.services.batch import _records_of
+from productsync.records import BatchResult, FeedItem, ItemFailure, one_line
+from productsync.services.batch import _records_of, run_writer
 from productsync.services.history import UNFINISHED, OnBatch, _finish, _run_complete_if_done
 from productsync.services.lease import BatchStatus, Status, _lease_check
 from productsync.services.queue import _batch_enqueue, _item_dump
 from productsync.services.worker import _batch_failed_result, _batch_give_up, _batch_report
-from productsync.writer import BatchWriter
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def _enqueue_patiently(run: SyncRun, batch: SyncBatch, broker: Broker) -> None:
 def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> "_RunWatch":
     """Record and enqueue every batch of a queue run (items, read from feed); return the
     watch to wait with."""
-    writer = BatchWriter(run.pk, run.source, default_currency())
+    writer = run_writer(run)
     broker = get_broker()
     watch = _RunWatch(run, on_batch, broker)
     planned, next_position, error = 0, run.start_position, ""
@@ -73,7 +72,8 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> 
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             # Classes, categories and partners are created here, by one process, so that
             # workers writing batches side by side find them instead of racing to create them.
-            writer.prepare(_records_of(chunk))
+            if not run.partial:  # a partial run creates nothing
+                writer.prepare(_records_of(chunk))
             batch = SyncBatch.objects.create(
                 run=run,
                 number=number,
@@ -185,6 +185,7 @@ class _RunWatch:
                 created=batch.created,
                 updated=batch.updated,
                 unchanged=batch.unchanged,
+                repaired=batch.repaired,
                 duration=batch.duration,
                 error=batch.error,
             )

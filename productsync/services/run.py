@@ -14,8 +14,8 @@ from productsync.conf import app_settings
 from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
 from productsync.feeds import Feed, feed_open, is_url
 from productsync.models import SyncRun
-from productsync.records import FeedItem, default_currency, one_line
-from productsync.services.batch import _batch_commit
+from productsync.records import FeedItem, one_line
+from productsync.services.batch import _batch_commit, run_writer
 from productsync.services.hide_missing import _hide_missing
 from productsync.services.history import OnBatch, _finish, _run_note_warnings, _run_reload
 from productsync.services.lease import Status, sync_run_start
@@ -29,7 +29,7 @@ from productsync.services.unchanged import (
     _run_skip_unchanged,
 )
 from productsync.signals import batch_committed
-from productsync.writer import BatchWriter, ImageSync, catalogue_category_view_refresh
+from productsync.writer import ImageSync, catalogue_category_view_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def run_spec_execute(
             workers=spec.workers,
             resumed_from=spec.resumed_from,
             start_position=spec.start,
+            partial=spec.partial,
         )
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
@@ -172,7 +173,7 @@ def _run_note_feed(run: SyncRun, feed: Feed) -> None:
 def _catalogue_refresh(run: SyncRun) -> str:
     """Oscar's category materialised view, refreshed once per run (bulk writes skip the
     per-row signal that refreshes it); return an error for the run, or ''."""
-    if not (run.created or run.updated):
+    if not (run.created or run.updated or run.repaired):
         return ""
     try:
         catalogue_category_view_refresh()
@@ -203,7 +204,7 @@ def _run_beat(run: SyncRun) -> Callable[[], None]:
 def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> str:
     """Process every batch of items, read from feed; return the error that stopped the run
     early, or ''."""
-    writer = BatchWriter(run.pk, run.source, default_currency())
+    writer = run_writer(run)
     images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):

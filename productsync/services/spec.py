@@ -1,11 +1,12 @@
 """A run's options: defaulted and validated once, then passed inward as one frozen RunSpec."""
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from productsync.conf import MAX_BATCH_SIZE, app_settings
 from productsync.exceptions import ProductSyncError, SourceError
-from productsync.feeds import Feed, FeedOptions
+from productsync.feeds import Feed, FeedOptions, feed_partial
 from productsync.models import SyncRun
 from productsync.services.resume import _resume_point
 from productsync.services.source import source_key
@@ -29,15 +30,19 @@ class RunSpec:
     open_feed: Callable[[str], Feed] | None = None
     resumed_from: SyncRun | None = None
     start: int = 0  # feed position of the first item to read (a resumed run's)
+    # Items carry only what they change (see productsync.partial); never hides.
+    partial: bool = False
 
     @property
     def whole_file(self) -> bool:
-        """Whether the run reads its source's whole feed, as itself."""
+        """Whether the run reads its source's whole feed, as itself (a partial run's file is
+        read every time: comparing its items is what it costs)."""
         return not (
             self.dry_run
             or self.open_feed
             or self.limit is not None
             or self.resumed_from is not None
+            or self.partial
         )
 
 
@@ -55,12 +60,15 @@ def run_spec_build(
     workers: str | None = None,
     resume: int | None = None,
     full: bool = False,
+    partial: bool | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE, HIDE_MISSING,
     WORKERS). feed_options are FeedOptions fields (format, delimiter, encoding, mapping).
     resume is the id of an aborted or failed run to continue: the spec reads the same source
-    from its first uncommitted batch. Raises SourceError without a source, ProductSyncError
-    for options out of range or a run that cannot be resumed."""
+    from its first uncommitted batch. partial (default PRODUCTSYNC['PARTIAL']; also a stock
+    file's partner, PRODUCTSYNC['PARTNER'], or a mapping declaring it; a retry or a resumed
+    run as its original) makes the run's items partial. Raises SourceError without a source,
+    ProductSyncError for options out of range or a run that cannot be resumed."""
     workers = workers or app_settings.WORKERS
     resumed_from, start = None, 0
     if resume is not None:
@@ -85,6 +93,15 @@ def run_spec_build(
         options = FeedOptions(**(feed_options or {}))
     except TypeError as exc:
         raise ProductSyncError(f"bad feed options: {exc}") from None
+    if options.partner is None and app_settings.PARTNER:
+        options = dataclasses.replace(options, partner=app_settings.PARTNER)
+    original = resumed_from or retry_of
+    if original is not None:
+        partial = original.partial
+    elif partial is None:
+        partial = app_settings.PARTIAL
+    partial = bool(partial or feed_partial(options))
+    options = dataclasses.replace(options, partial=partial)
     return RunSpec(
         source=source,
         batch_size=batch_size,
@@ -99,4 +116,5 @@ def run_spec_build(
         open_feed=open_feed,
         resumed_from=resumed_from,
         start=start,
+        partial=partial,
     )

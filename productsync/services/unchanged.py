@@ -13,11 +13,11 @@ from django.db.models import Count, F, Max
 from productsync.conf import app_settings
 from productsync.feeds import is_url, mapping_path
 from productsync.models import SyncedProduct, SyncRun
-from productsync.records import default_currency
+from productsync.records import FINGERPRINT_VERSION, default_currency
 from productsync.services.history import _finish
 from productsync.services.lease import Status
 from productsync.services.spec import RunSpec
-from productsync.writer import html_policy
+from productsync.writer import drift_in_source, html_policy
 
 # Settings that change what a run writes: a feed file synced under others is read again.
 DIGESTED_SETTINGS = (
@@ -53,6 +53,7 @@ def _feed_digest(spec: RunSpec) -> str:
         "currency": default_currency(),
         "html": html_policy(),
         "version": _version(),
+        "fingerprint": FINGERPRINT_VERSION,
     }
     digest.update(json.dumps(context, sort_keys=True, default=str).encode())
     return digest.hexdigest()
@@ -111,6 +112,10 @@ def _run_skip_unchanged(run: SyncRun, digest: str) -> bool:
     if SyncedProduct.objects.filter(
         source=run.source, last_run_id=state.run, product__date_updated__gt=F("synced_at")
     ).exists():
+        return False
+    # A stock record, attribute value or category link changed without touching its
+    # product's date_updated: the run must read the feed to repair it.
+    if drift_in_source(run.source, state.run):
         return False
     run.feed_digest = digest
     run.state_run, run.state_count, run.state_changed = state

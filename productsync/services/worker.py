@@ -10,14 +10,14 @@ from django.utils import timezone
 
 from productsync.conf import app_settings
 from productsync.models import SyncBatch, SyncRun
-from productsync.records import BatchResult, ItemFailure, default_currency, payload_dump
-from productsync.services.batch import _batch_transaction, _upc_of
+from productsync.records import BatchResult, ItemFailure, payload_dump
+from productsync.services.batch import _batch_transaction, _upc_of, run_writer
 from productsync.services.history import _batch_record, _run_complete_if_done, _run_note_warnings
 from productsync.services.lease import BatchStatus, Status, _owner
 from productsync.services.locks import _lock_timeouts
 from productsync.services.queue import _batch_enqueue, _item_load
 from productsync.signals import batch_committed
-from productsync.writer import BatchWriter, ImageSync
+from productsync.writer import ImageSync
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def sync_batch_execute(batch_id: int) -> str:
         return f"batch {batch_id}: already claimed"
     batch.refresh_from_db()
     run = batch.run
-    writer = BatchWriter(run.pk, run.source, default_currency())
+    writer = run_writer(run)
     try:
         with _lock_timeouts():
             items = [_item_load(pair) for pair in batch.payload]

@@ -7,19 +7,25 @@ from productsync.writer.catalogue import (
     products_hide,
     products_missing,
 )
+from productsync.writer.drift import drift_in_source
 from productsync.writer.images import ImageSync
 from productsync.writer.locks import items_lock
+from productsync.writer.partial import PartialWriter
 from productsync.writer.sanitise import html_policy
 from productsync.writer.search import search_index_update
+from productsync.writer.unchanged import unchanged_skip
 
 __all__ = [
     "BatchWriter",
     "ImageSync",
+    "PartialWriter",
     "catalogue_category_view_refresh",
-    "items_lock",
+    "drift_in_source",
     "html_policy",
+    "items_lock",
     "product_dashboard_urls",
     "products_hide",
     "products_missing",
     "search_index_update",
+    "unchanged_skip",
 ]

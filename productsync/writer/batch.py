@@ -20,6 +20,7 @@ from productsync.writer.catalogue import (
     products_insert,
 )
 from productsync.writer.categories import CategoryTree
+from productsync.writer.drift import drift_stamp, drift_units
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import sku_claims, stockrecords_write
@@ -116,10 +117,11 @@ class BatchWriter:
                 self._partner_id(sr.partner)
         tree.create()
 
-    def write(self, items: Iterable[ValidItem], result: BatchResult) -> None:
+    def write(self, items: Iterable[ValidItem], result: BatchResult, looked_up=None) -> None:
         """Upsert items; count each outcome in result. Conflicts with other items or products
         become failures; a database error propagates so the caller can retry item by item.
-        An item with children is one unit: its parent and children succeed or fail together."""
+        An item with children is one unit: its parent and children succeed or fail together.
+        looked_up: what unchanged_skip read of the batch in this transaction."""
         items = list(items)
 
         def fail(item: ValidItem, field: str, message: str) -> None:
@@ -127,9 +129,21 @@ class BatchWriter:
                 ItemFailure(item.position, item.record.upc, message, item.raw(), field)
             )
 
-        existing = products_by_upc(
-            {member.upc for item in items for _, member in item.record.members()}
-        )
+        upcs = {member.upc for item in items for _, member in item.record.members()}
+        checked, drifted = set(), set()
+        if looked_up is not None and upcs <= looked_up.upcs:
+            existing, checked, drifted = looked_up.existing, looked_up.checked, looked_up.drifted
+        else:
+            existing = products_by_upc(upcs)
+        # Items the last sync wrote as they are: unchanged, unless a product of theirs has
+        # drifted since (someone changed what the sync wrote): then written again, repaired.
+        same = {
+            existing[item.record.upc].id
+            for item in items
+            if item.record.upc in existing
+            and existing[item.record.upc].fingerprint == item.fingerprint
+        }
+        drifted |= drift_units(same - checked)
 
         # In feed order, as if one item were written at a time: an item that fails does not
         # claim its UPC or SKUs, so the outcome does not depend on where batches split.
@@ -146,7 +160,7 @@ class BatchWriter:
                 fail(item, *seen)
             elif problem:
                 fail(item, *problem)
-            elif row is not None and self._unit_unchanged(item, existing):
+            elif row is not None and self._unit_unchanged(item, existing, drifted):
                 unchanged.append((item, row.id))
             elif not claim(item):
                 continue
@@ -218,7 +232,14 @@ class BatchWriter:
             for prefix, child in item.record.members()[1:]:
                 member_ids[(item.position, prefix)] = existing[child.upc].id
         synced_at = timezone.now()
-        state = ["source", "fingerprint", "synced_at", "last_run_id", "last_position"]
+        state = [
+            "source",
+            "fingerprint",
+            "raw_fingerprint",
+            "synced_at",
+            "last_run_id",
+            "last_position",
+        ]
         insert_rows(
             SyncedProduct,
             ["product_id", *state],
@@ -227,6 +248,7 @@ class BatchWriter:
                     member_ids[(item.position, prefix)],
                     self.source,
                     item.fingerprint,
+                    item.raw_fingerprint,
                     synced_at,
                     self.run_id,
                     item.position,
@@ -237,8 +259,11 @@ class BatchWriter:
             conflict=["product_id"],
             update=state,
         )
+        drift_stamp([product_id for _, product_id in touched])
+        repaired = sum(existing[item.record.upc].id in same for item, _ in changed)
         result.created += len(new)
-        result.updated += len(changed)
+        result.updated += len(changed) - repaired
+        result.repaired += repaired
         result.unchanged += len(unchanged)
         written = [
             member_ids[(item.position, prefix)]
@@ -294,15 +319,12 @@ class BatchWriter:
         return None
 
     @staticmethod
-    def _unit_unchanged(item: ValidItem, existing: dict) -> bool:
-        """Same fingerprint, every product of the unit present and none edited since."""
-        if existing[item.record.upc].fingerprint != item.fingerprint:
+    def _unit_unchanged(item: ValidItem, existing: dict, drifted: set[int]) -> bool:
+        """Same fingerprint, every product of the unit present and none drifted since."""
+        row = existing[item.record.upc]
+        if row.fingerprint != item.fingerprint or row.id in drifted:
             return False
-        for _, member in item.record.members():
-            row = existing.get(member.upc)
-            if row is None or row.edited:
-                return False
-        return True
+        return all(member.upc in existing for _, member in item.record.members())
 
     def _write_children(self, touched, existing, updates, now) -> dict[tuple[int, str], int]:
         """Create the new children of the touched units and add the known ones to updates

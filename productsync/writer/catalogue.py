@@ -51,6 +51,10 @@ def products_hide(product_ids: list[int], chunk: int = 5000) -> None:
         Product.objects.filter(pk__in=product_ids[start : start + chunk]).update(
             is_public=False, date_updated=now
         )
+        # Hidden by the sync, not drifted: a product that comes back is updated, not repaired.
+        SyncedProduct.objects.filter(product_id__in=product_ids[start : start + chunk]).update(
+            fingerprint="", raw_fingerprint=""
+        )
     search_index_update(product_ids)
 
 
@@ -98,23 +102,20 @@ class ProductState(NamedTuple):
     upc: str
     structure: str
     parent_upc: str | None
-    edited: int
     fingerprint: str | None
+    raw_fingerprint: str | None
     last_run_id: int | None
     last_position: int | None
 
 
 def products_by_upc(upcs: set[str]) -> dict[str, ProductState]:
-    """The products of these UPCs with their sync state. "edited": never synced, or changed
-    since (in the dashboard, say), compared in the database rather than by parsing two
-    datetimes per product here."""
+    """The products of these UPCs with their sync state (None where never synced)."""
     if not upcs:
         return {}
     p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
     sql = (
         f"SELECT p.{p['id']}, p.{p['upc']}, p.{p['structure']}, parent.{p['upc']}, "
-        f"CASE WHEN s.{s['synced_at']} IS NULL OR p.{p['date_updated']} > s.{s['synced_at']} "
-        f"THEN 1 ELSE 0 END, s.{s['fingerprint']}, s.{s['last_run_id']}, "
+        f"s.{s['fingerprint']}, s.{s['raw_fingerprint']}, s.{s['last_run_id']}, "
         f"s.{s['last_position']} FROM {p['']} p "
         f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
         f"LEFT JOIN {s['']} s ON s.{s['product_id']} = p.{p['id']} WHERE p.{p['upc']} IN ({{}})"

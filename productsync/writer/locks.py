@@ -17,27 +17,30 @@ def _key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def keys_lock(keys: Iterable[int]) -> None:
+def keys_lock(keys: Iterable[int]) -> bool:
     """Take PostgreSQL transaction advisory locks on keys, in one statement and ascending
     order, so two transactions locking overlapping keys cannot deadlock on them; released
-    at commit or rollback. Other databases lock whole tables or files: nothing to do."""
+    at commit or rollback. Other databases lock whole tables or files: nothing to do.
+    Return whether a lock was taken."""
     if connection.vendor != "postgresql":
-        return
+        return False
     ordered = sorted(set(keys))
     if not ordered:
-        return
+        return False
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [ordered])
+    return True
 
 
-def items_lock(items: Iterable[ValidItem]) -> None:
-    """Lock the UPCs and (partner, partner_sku) of every product of the items."""
+def items_lock(items: Iterable[ValidItem]) -> bool:
+    """Lock the UPCs and (partner, partner_sku) of every product of the items; return
+    whether a lock was taken."""
     keys = set()
     for item in items:
         for _, member in item.record.members():
             keys.add(_key("upc", member.upc))
             keys.update(_key("sku", sr.partner, sr.partner_sku) for sr in member.stockrecords)
-    keys_lock(keys)
+    return keys_lock(keys)
 
 
 def tree_lock() -> None:

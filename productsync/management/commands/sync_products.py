@@ -18,7 +18,16 @@ from productsync.services import run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
 # Options passed to run_spec_build as they are parsed (the names are the same).
-RUN_OPTIONS = ("batch_size", "dry_run", "limit", "hide_missing", "workers", "resume", "full")
+RUN_OPTIONS = (
+    "batch_size",
+    "dry_run",
+    "limit",
+    "hide_missing",
+    "workers",
+    "resume",
+    "full",
+    "partial",
+)
 
 
 def _whole(minimum: int, maximum: int | None = None):
@@ -93,6 +102,18 @@ class Command(BaseCommand):
             type=_whole(1, MAX_BATCH_SIZE),
             help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
         )
+        parser.add_argument(
+            "--partial",
+            action="store_true",
+            default=None,
+            help="items carry only what they change, keyed by upc or by partner and "
+            "partner_sku: nothing is created or hidden (default: PRODUCTSYNC['PARTIAL'])",
+        )
+        parser.add_argument(
+            "--partner",
+            help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
+            "records; implies --partial",
+        )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
         parser.add_argument(
             "--full",
@@ -132,7 +153,7 @@ class Command(BaseCommand):
         progress = BarProgress() if show_bar else LineProgress(self.stdout)
         feed_options = {
             key: options[key]
-            for key in ("format", "delimiter", "encoding", "mapping", "preset")
+            for key in ("format", "delimiter", "encoding", "mapping", "preset", "partner")
             if options[key] is not None
         }
         # Several sources run one after another, each its own run to its end, as
@@ -203,7 +224,8 @@ class Command(BaseCommand):
         dry = " (dry run, nothing kept)" if run.dry_run else ""
         out.write(
             f"Run {run.pk} {run.status}{dry}: {run.items} items, {run.created} created, "
-            f"{run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
+            f"{run.updated} updated, {run.unchanged} unchanged, {run.repaired} repaired, "
+            f"{run.failed} failed, "
             f"{run.hidden} hidden; "
             f"{run.batches} batches, {run.failed_batches} failed batches; {duration:.2f}s"
         )
@@ -235,7 +257,8 @@ class LineProgress:
         of = f"/{self.total_batches}" if self.total_batches else ""
         self.out.write(
             f"Batch {result.number}{of}: {result.created} created, {result.updated} updated, "
-            f"{result.unchanged} unchanged, {result.failed} failed ({result.duration:.2f}s)"
+            f"{result.unchanged} unchanged, {result.repaired} repaired, {result.failed} failed "
+            f"({result.duration:.2f}s)"
         )
 
     def close(self) -> None:

@@ -1,0 +1,178 @@
+"""Drift: a digest of what the sync wrote to a product, computed and compared in SQL in bulk."""
+
+import functools
+
+from django.db import connection, transaction
+from oscar.core.loading import get_model
+
+from productsync.models import SyncedProduct
+
+Product = get_model("catalogue", "Product")
+StockRecord = get_model("partner", "StockRecord")
+ProductCategory = get_model("catalogue", "ProductCategory")
+ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
+MultiOption = ProductAttributeValue.value_multi_option.through
+
+# What a digest covers: the fields the sync writes (never num_allocated, which orders own,
+# nor timestamps). A product's digest also lists its children, so a deleted child shows.
+PRODUCT_FIELDS = ("title", "description", "is_public", "product_class", "structure", "parent")
+STOCK_FIELDS = ("partner", "partner_sku", "price", "price_currency", "num_in_stock")
+VALUE_FIELDS = (
+    "attribute",
+    "value_text",
+    "value_integer",
+    "value_boolean",
+    "value_float",
+    "value_richtext",
+    "value_date",
+    "value_datetime",
+    "value_option",
+)
+
+
+def _column(model, alias: str, name: str) -> str:
+    return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _joined(model, alias: str, names) -> str:
+    return " || ':' || ".join(
+        f"COALESCE(CAST({_column(model, alias, n)} AS TEXT), '~')" for n in names
+    )
+
+
+def _rows(model, alias, expression, key, vendor, owner=Product, owner_alias="p") -> str:
+    """The sorted list of expression over model's rows whose key points at the owner's row
+    (the product p)."""
+    rows = f"FROM {_table(model)} {alias} WHERE {_column(model, alias, key)} = "
+    rows += _column(owner, owner_alias, "id")
+    if vendor == "postgresql":
+        return f"COALESCE((SELECT string_agg({expression}, ',' ORDER BY {expression}) {rows}), '')"
+    # SQLite (before 3.44) has no ORDER BY in an aggregate; its group_concat takes the rows
+    # of a subquery in the subquery's order.
+    return (
+        f"COALESCE((SELECT group_concat(e, ',') FROM (SELECT {expression} AS e {rows} "
+        "ORDER BY e)), '')"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _digest(vendor: str) -> str:
+    """The digest of product p's synced state, as an SQL expression."""
+    options = _rows(
+        MultiOption,
+        "m",
+        _joined(MultiOption, "m", ["attributeoption"]),
+        "productattributevalue",
+        vendor,
+        ProductAttributeValue,
+        "v",
+    )
+    parts = [
+        _joined(Product, "p", PRODUCT_FIELDS),
+        _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product", vendor),
+        _rows(
+            ProductCategory, "pc", _joined(ProductCategory, "pc", ["category"]), "product", vendor
+        ),
+        _rows(
+            ProductAttributeValue,
+            "v",
+            _joined(ProductAttributeValue, "v", VALUE_FIELDS) + f" || ':' || {options}",
+            "product",
+            vendor,
+        ),
+        _rows(Product, "c", _joined(Product, "c", ["id"]), "parent", vendor),
+    ]
+    return "MD5(" + " || '|' || ".join(parts) + ")"
+
+
+def _members(ids: list[int]) -> tuple[str, list[int]]:
+    """SQL selecting the products of these units (the units and their children) as p."""
+    marks = ", ".join(["%s"] * len(ids))
+    pid, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
+
+
+def drift_stamp(unit_ids) -> None:
+    """Record the state the sync just wrote to these products and their children."""
+    ids = list(unit_ids)
+    if not ids:
+        return
+    digest = _digest(connection.vendor)
+    s, product_id = _table(SyncedProduct), _column(SyncedProduct, _table(SyncedProduct), "product")
+    where, params = _members(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {s} SET {connection.ops.quote_name('state')} = (SELECT {digest} FROM "
+            f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) "
+            f"WHERE {product_id} IN (SELECT {_column(Product, 'p', 'id')} FROM "
+            f"{_table(Product)} p WHERE {where})",
+            params,
+        )
+
+
+def drift_units(unit_ids) -> set[int]:
+    """The units (by product id) of which a product differs from what the sync last wrote:
+    edited since by anyone, a stock record, attribute value, category link or child changed,
+    added or removed."""
+    ids = list(unit_ids)
+    if not ids:
+        return set()
+    digest = _digest(connection.vendor)
+    where, params = _members(ids)
+    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT COALESCE({parent}, {p_id}) FROM {_table(SyncedProduct)} s JOIN "
+            f"{_table(Product)} p ON {p_id} = {_column(SyncedProduct, 's', 'product')} "
+            f"WHERE {where} AND {_column(SyncedProduct, 's', 'state')} <> {digest}",
+            params,
+        )
+        return {pk for (pk,) in cursor.fetchall()}
+
+
+def drift_members(unit_ids) -> dict[int, tuple[list[int], bool]]:
+    """By unit: the ids of its synced products (itself and its children) and whether one of
+    them has drifted (see drift_units)."""
+    ids = list(unit_ids)
+    if not ids:
+        return {}
+    digest = _digest(connection.vendor)
+    where, params = _members(ids)
+    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    out: dict[int, tuple[list[int], bool]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE({parent}, {p_id}), {p_id}, CASE WHEN "
+            f"{_column(SyncedProduct, 's', 'state')} = {digest} THEN 0 ELSE 1 END FROM "
+            f"{_table(SyncedProduct)} s JOIN {_table(Product)} p ON {p_id} = "
+            f"{_column(SyncedProduct, 's', 'product')} WHERE {where}",
+            params,
+        )
+        for unit, member, drifted in cursor.fetchall():
+            members, before = out.get(unit, ([], False))
+            members.append(member)
+            out[unit] = (members, before or bool(drifted))
+    return out
+
+
+def drift_in_source(source: str, run_id: int) -> bool:
+    """Whether a product that run wrote or found unchanged for source has drifted since."""
+    digest = _digest(connection.vendor)
+    s = SyncedProduct
+    p_id = _column(Product, "p", "id")
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Outside a run's session settings (no JIT: see services.locks), once per run.
+            cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            f"SELECT 1 FROM {_table(s)} s JOIN {_table(Product)} p ON {p_id} = "
+            f"{_column(s, 's', 'product')} WHERE {_column(s, 's', 'source')} = %s AND "
+            f"{_column(s, 's', 'last_run_id')} = %s AND {_column(s, 's', 'state')} <> {digest} "
+            "LIMIT 1",
+            [source, run_id],
+        )
+        return cursor.fetchone() is not None

@@ -1,0 +1,91 @@
+"""Items the last sync wrote as they are, recognised before validation and skipped in bulk."""
+
+from typing import NamedTuple
+
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from productsync.models import SyncedProduct
+from productsync.records import BatchResult, FeedItem
+from productsync.sql import update_rows
+from productsync.writer.catalogue import products_by_upc
+from productsync.writer.drift import drift_members
+
+Product = get_model("catalogue", "Product")
+
+
+class Lookup(NamedTuple):
+    """What unchanged_skip read, for the writer of the same batch."""
+
+    upcs: set[str]  # asked for
+    existing: dict  # the products found, by upc (products_by_upc)
+    checked: set[int]  # units compared for drift
+    drifted: set[int]  # of which these had drifted
+
+
+def _upc(payload) -> str | None:
+    upc = payload.get("upc") if isinstance(payload, dict) else None
+    return upc.strip() if isinstance(upc, str) else None
+
+
+def _images(payload: dict) -> tuple[str, ...]:
+    images = payload.get("images")
+    if isinstance(images, list) and all(isinstance(i, str) for i in images):
+        return tuple(i.strip() for i in images)
+    return ()
+
+
+def unchanged_skip(
+    run_id: int,
+    source: str,
+    chunk: list[FeedItem],
+    fingerprints: dict[int, str],
+    result: BatchResult,
+    stamp: bool = True,
+) -> tuple[list[FeedItem], Lookup]:
+    """Count as unchanged the items whose fingerprint (fingerprints, by position) is the one
+    the last sync stored for their product, when none of the unit's products drifted since;
+    with stamp, record that this run saw them. Return the other items, for validation, and
+    what was looked up, for the writer."""
+    counts: dict[str, int] = {}
+    for item in chunk:
+        upc = _upc(item.payload)
+        if upc is not None:
+            counts[upc] = counts.get(upc, 0) + 1
+            children = item.payload.get("children")
+            for child in children if isinstance(children, list) else ():
+                if _upc(child) is not None:
+                    counts.setdefault(_upc(child), 0)
+    existing = products_by_upc(set(counts))
+    candidates = {}
+    for item in chunk:
+        upc = _upc(item.payload)
+        row = existing.get(upc) if upc is not None else None
+        if (
+            row is None
+            or counts[upc] > 1  # duplicates: the writer tells which one fails
+            or row.raw_fingerprint != fingerprints.get(item.position)
+            or row.structure == Product.CHILD
+            or (row.last_run_id == run_id and row.last_position != item.position)
+        ):
+            continue
+        candidates[row.id] = item
+    members = drift_members(candidates)
+    drifted = {pk for pk, (_, moved) in members.items() if moved}
+    skipped = {pk: item for pk, item in candidates.items() if pk in members and not members[pk][1]}
+    if stamp and skipped:
+        now = timezone.now()
+        update_rows(
+            SyncedProduct,
+            ["last_position"],
+            [(member, item.position) for pk, item in skipped.items() for member in members[pk][0]],
+            same={"source": source, "synced_at": now, "last_run_id": run_id},
+        )
+    result.unchanged += len(skipped)
+    for pk, item in skipped.items():
+        images = _images(item.payload)
+        if images:
+            result.images.append((pk, _upc(item.payload), images))
+    positions = {item.position for item in skipped.values()}
+    rest = [item for item in chunk if item.position not in positions]
+    return rest, Lookup(set(counts), existing, set(candidates), drifted)
