@@ -73,7 +73,7 @@ def test_queries_per_batch_are_the_same_for_15_and_500(write_feed, change):
         ("create", 9, 16),
         ("unchanged", 5, 5),
         ("update", 13, 19),
-        ("repaired", 14, 20),
+        ("repaired", 14, 21),
         ("partial", 5, 7),
     ],
 )

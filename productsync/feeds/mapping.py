@@ -147,6 +147,8 @@ class Mapping:
         """The item in our shape, or an Unparsed naming the source item (index) and path."""
         if not isinstance(item, dict):
             return FeedItem(position, item)
+        if self.partial:  # checked as a partial item by the run, not as a whole product
+            return FeedItem(position, self.apply(item))
         columns = (
             self.shape.fields.columns(),
             self.children.shape.fields.columns() if self.children else {},
@@ -193,8 +195,8 @@ class Mapping:
 
     def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
         hint = f": the mapping {self.name} reads it"
-        keys = [self.shape.fields.rules["upc"], *([self.group.key] if self.group else [])]
-        required = [p for rule in keys for p in rule.paths()[:1]]
+        keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
+        required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
         rows = csv_dicts(stream, delimiter, encoding, required, hint)
         rows = self._header_noted(Row(line, row) for line, row in rows)
         groups = self._groups(rows)
@@ -233,6 +235,8 @@ class Mapping:
         group = self.group
         if group is None:
             upc = self.shape.fields.rules.get("upc")
+            if upc is None:  # a partial feed keyed by stock record: each row is one item
+                return ([row] for row in rows)
             return groups_consecutive(rows, lambda r: upc.get(self.csv_getter(r, None)))
         key = lambda r: group.key.get(self.csv_getter(r, None))  # noqa: E731
         if group.parent is None and group.children is None:
@@ -249,6 +253,8 @@ class Mapping:
             # Rows of the same upc one after the other add to one product, as in our CSV.
             payloads = [group_payload(self.shape, None, [row], self.csv_getter)[0] for row in data]
             payload = next(items_merged(payloads)).payload
+            if self.partial:  # checked as a partial item by the run, not as a whole product
+                return payload
             columns = (self.shape.fields.columns(), {})
             return source_check(payload, [(r.line, r.data) for r in group], columns)
         payload, used, columns = group_payload(self.shape, self.variants, data, self.csv_getter)
