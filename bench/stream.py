@@ -20,7 +20,7 @@ def main() -> None:
     from productsync.batching import batched
     from productsync.feeds import feed_open
     from productsync.records import BatchResult
-    from productsync.services import _batch_validate
+    from productsync.services.batch import _batch_validate
 
     valid = 0
     with feed_open(args.feed) as feed:

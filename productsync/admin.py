@@ -13,19 +13,28 @@ from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHt
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
-from oscar.core.loading import get_model
 
 from productsync.conf import app_settings
-from productsync.exceptions import QueueError
+from productsync.exceptions import ProductSyncError, QueueError
 from productsync.exports import failures_csv_rows, failures_jsonl
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
-from productsync.report import duration_text, run_duration, run_picture, run_progress
-from productsync.services import sync_queue_state, sync_run_enqueue, sync_run_enqueue_retry
-
-Product = get_model("catalogue", "Product")
+from productsync.report import (
+    duration_text,
+    product_dashboard_url,
+    product_dashboard_urls,
+    run_duration,
+    run_picture,
+    run_progress,
+)
+from productsync.services import (
+    sync_queue_state,
+    sync_run_enqueue,
+    sync_run_enqueue_retry,
+    sync_run_queued,
+)
 
 BATCHES_PER_PAGE = 50
 FAILURES_PER_PAGE = 50
@@ -48,23 +57,6 @@ class _Echo:
 
     def write(self, value: str) -> str:
         return value
-
-
-def _dashboard_url(product_id: int) -> str | None:
-    """The product's page in Oscar's dashboard; None in a project without the dashboard."""
-    try:
-        return reverse("dashboard:catalogue-product", kwargs={"pk": product_id})
-    except NoReverseMatch:
-        return None
-
-
-def _dashboard_product_urls(upcs) -> dict[str, str | None]:
-    """Dashboard URLs of the products with these UPCs that exist, in one query."""
-    upcs = {upc for upc in upcs if upc}
-    if not upcs:
-        return {}
-    rows = Product.objects.filter(upc__in=upcs).values_list("upc", "pk")
-    return {upc: _dashboard_url(pk) for upc, pk in rows}
 
 
 @admin.register(SyncRun)
@@ -178,7 +170,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         failures = Paginator(
             run.failure_set.select_related("batch").order_by("position"), FAILURES_PER_PAGE
         ).get_page(request.GET.get("failures"))
-        product_urls = _dashboard_product_urls(f.upc for f in failures)
+        product_urls = product_dashboard_urls(f.upc for f in failures)
         failure_rows = [
             (f, product_urls.get(f.upc), f.batch and (f.batch.number - 1) // BATCHES_PER_PAGE + 1)
             for f in failures
@@ -230,7 +222,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
             (
                 batch,
                 [
-                    (upc, title, _dashboard_url(pk))
+                    (upc, title, product_dashboard_url(pk))
                     for position, pk, upc, title in products
                     if batch.first_position <= position <= batch.last_position
                 ],
@@ -317,29 +309,20 @@ class SyncRunAdmin(ReadOnlyAdmin):
         return self._queued_redirect(request, task_id, state, {"after": after, "retry_of": run.pk})
 
     def _queued_run(self, request, task_id: str) -> tuple[SyncRun | None, str]:
-        """The run a queued task started (found by the task's result once it finished, else as
-        the first admin-triggered run recorded after the task was queued), or why none will
-        come."""
-        from django_q.models import Task
-
-        task = Task.objects.filter(id=task_id).values_list("success", "result").first()
-        if task is not None:
-            success, result = task
-            if success and isinstance(result, int):
-                return SyncRun.objects.filter(pk=result).first(), ""
+        """The run a queued task started, or why none will come (see sync_run_queued)."""
         try:
             after = int(request.GET.get("after", ""))
         except ValueError:
+            after = None
+        try:
+            return sync_run_queued(
+                task_id,
+                after=after,
+                retry_of=request.GET.get("retry_of") or None,
+                dry_run=request.GET.get("dry_run") == "1",
+            )
+        except ProductSyncError:
             raise Http404("bad query") from None
-        runs = SyncRun.objects.filter(pk__gt=after, trigger=SyncRun.Trigger.ADMIN)
-        if request.GET.get("retry_of"):
-            runs = runs.filter(retry_of_id=request.GET["retry_of"])
-        else:
-            runs = runs.filter(retry_of=None, dry_run=request.GET.get("dry_run") == "1")
-        run = runs.order_by("pk").first()
-        if run is None and task is not None and not task[0]:
-            return None, str(task[1])
-        return run, ""
 
     def queued_view(self, request, task_id: str):
         self._require_view(request)

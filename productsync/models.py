@@ -86,12 +86,28 @@ class SyncRun(models.Model):
         help_text="SHA-256 of a local feed file and the settings a succeeded run read it "
         "with: the next run of the same file skips it while the products are unchanged.",
     )
-    catalogue_state = models.CharField(
-        "catalogue state",
-        max_length=100,
+    # The source's synced products after a run that stored feed_digest, compared by the
+    # next run of an unchanged feed file.
+    state_run = models.PositiveIntegerField(
+        "state: reading run",
+        null=True,
         blank=True,
-        help_text="The source's synced products after the run (reading run, count, last "
-        "change), compared by the next run of an unchanged feed file.",
+        help_text="The run that last read the feed of the source's synced products.",
+    )
+    state_count = models.PositiveIntegerField(
+        "state: products", null=True, blank=True, help_text="The source's synced products."
+    )
+    state_changed = models.DateTimeField(
+        "state: last change",
+        null=True,
+        blank=True,
+        help_text="When one of the source's synced products last changed.",
+    )
+    unknown_keys = models.JSONField(
+        "unknown keys",
+        default=list,
+        blank=True,
+        help_text="Item keys the feed format does not know that the run met (and noted).",
     )
     retry_of = models.ForeignKey(
         "self",

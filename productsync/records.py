@@ -177,6 +177,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+def one_line(text: object) -> str:
+    """Error text (from a database driver, a parser) on one storable, printable line."""
+    return printable(" ".join(str(text).split()))
+
+
 def record_parse(payload: Any) -> ProductRecord:
     """Validate one raw feed item; raise RecordError naming the first bad field."""
     if isinstance(payload, Unparsed):

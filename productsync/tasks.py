@@ -1,7 +1,12 @@
 """django-q2 entry points; thin wrappers around the services."""
 
 from productsync.models import SyncRun
-from productsync.services import sync_batch_execute, sync_run_execute, sync_run_retry
+from productsync.services import (
+    run_spec_build,
+    run_spec_execute,
+    sync_batch_execute,
+    sync_run_retry,
+)
 
 
 def sync_products(
@@ -14,10 +19,10 @@ def sync_products(
     workers: str | None = None,
 ) -> int:
     """Run a sync (trigger `schedule` unless told otherwise) and return its run id;
-    feed_options as for sync_run_execute (format, delimiter, encoding, mapping). workers
+    feed_options as for run_spec_build (format, delimiter, encoding, mapping). workers
     defaults to PRODUCTSYNC['WORKERS']: with "queue" this task plans the run and waits while
     other django-q2 workers write its batches."""
-    return sync_run_execute(
+    spec = run_spec_build(
         source,
         batch_size=batch_size,
         dry_run=dry_run,
@@ -25,7 +30,8 @@ def sync_products(
         feed_options=feed_options,
         hide_missing=hide_missing,
         workers=workers,
-    ).pk
+    )
+    return run_spec_execute(spec).pk
 
 
 def sync_products_retry(run_id: int, trigger: str = SyncRun.Trigger.ADMIN) -> int:

@@ -1,12 +1,11 @@
-"""Oscar's own loaddata fixtures (tests/data/oscar) expressed as productsync feeds."""
+"""Oscar's own loaddata fixtures (../shared/data/oscar) expressed as productsync feeds."""
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 from oscar.core.loading import get_model
 
-OSCAR_DATA = Path(__file__).resolve().parent / "data" / "oscar"
+from tests.conftest import shared_data
 
 
 class Fixture:
@@ -14,7 +13,7 @@ class Fixture:
 
     def __init__(self, name: str) -> None:
         self.objects: dict[str, dict[int, dict]] = defaultdict(dict)
-        for obj in json.loads((OSCAR_DATA / name).read_text()):
+        for obj in json.loads(shared_data("oscar", name).read_text()):
             self.objects[obj["model"]][obj["pk"]] = obj["fields"]
 
     def __getitem__(self, model: str) -> dict[int, dict]:

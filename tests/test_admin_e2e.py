@@ -11,9 +11,7 @@ import time
 import pytest
 from django.db import connection
 from django.urls import reverse
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -26,8 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ERRORS_FEED = str(FIXTURES / "products_with_errors.json")  # 40 items, 5 bad, 3 batches of 15
 ERROR_UPCS = ["ERR-0003", "ERR-0017", "ERR-0024", "ERR-0005", "ERR-0038"]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def wait_for(predicate, timeout: float = 30, what: str = "condition"):
@@ -116,38 +112,6 @@ def test_run_sync_now_and_retry_go_through_the_cluster(
     assert "ERR-0005" not in retry.failure_set.values_list("upc", flat=True)
     original_page = admin_client.get(first).content.decode()
     assert f'href="{url("change", retry_id)}">run {retry_id}</a>' in original_page
-
-
-@pytest.fixture
-def browser(tmp_path):
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    driver.downloads = downloads
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_a_browser_starts_a_sync_follows_it_and_downloads_its_failures(

@@ -154,7 +154,7 @@ def test_a_fork_that_sorts_siblings_gets_its_categories_from_oscar(write_feed, m
 def test_a_key_without_a_sequence_of_its_own_is_returned_by_insert(write_feed):
     """PostgreSQL takes new ids from the key's sequence before a COPY; a table whose key has
     no sequence of its own (not made by Django's migrations) is written by INSERT instead."""
-    from productsync import writer
+    from productsync import sql as writer
 
     table = connection.ops.quote_name(Category._meta.db_table)
     with connection.cursor() as cursor:

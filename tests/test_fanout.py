@@ -15,7 +15,8 @@ from django_q.brokers import get_broker
 from oscar.core.loading import get_model
 
 from productsync.models import SyncBatch, SyncRun
-from productsync.services import _batches_requeue_stale, sync_batch_execute
+from productsync.services import sync_batch_execute
+from productsync.services.planner import _batches_requeue_stale
 from tests.conftest import product, qcluster, run_command, spawn_command, stop_group, wait_for
 
 Category = get_model("catalogue", "Category")

@@ -8,8 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from productsync.exceptions import SourceError
-from productsync.feeds import feed_open
-from productsync.feeds.base import FeedOptions
+from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.csvfeed import delimiter_sniff, encoding_sniff
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
@@ -22,11 +21,13 @@ from tests.catalogue import (
     demo_without,
     reading_peak,
 )
-from tests.conftest import DATA, FIXTURES
+from tests.conftest import FIXTURES, shared_data
 
-OSCAR = DATA / "oscar"
-SANDBOX = [OSCAR / "books.essential.csv", OSCAR / "books.hacking.csv"]
-SANDBOX.append(OSCAR / "books.computers-in-fiction.csv")
+SANDBOX = ["books.essential.csv", "books.hacking.csv", "books.computers-in-fiction.csv"]
+
+
+def oscar_file(name: str) -> Path:
+    return shared_data("oscar", name)
 
 
 def items_of(path, **options) -> list:
@@ -183,7 +184,7 @@ def test_rows_of_the_same_upc_in_a_row_make_one_product(tmp_path):
 
 
 def test_oscar_format_is_detected_and_its_quirks_read(tmp_path):
-    items = items_of(OSCAR / "books-small.csv")
+    items = items_of(oscar_file("books-small.csv"))
 
     assert len(items) == 10
     by_upc = {i.payload["upc"]: i.payload for i in items}
@@ -197,7 +198,9 @@ def test_oscar_format_is_detected_and_its_quirks_read(tmp_path):
 
 def test_oscar_backslashes_other_than_escapes_are_kept():
     (item,) = [
-        i for i in items_of(OSCAR / "books.essential.csv") if i.payload["upc"] == "9780131774292"
+        i
+        for i in items_of(oscar_file("books.essential.csv"))
+        if i.payload["upc"] == "9780131774292"
     ]
     # Oscar's importer reads `\n` here as `n`; the file means the two characters.
     assert 'printf ( "   in banana ( ) \\n" )' in item.payload["description"]
@@ -206,10 +209,10 @@ def test_oscar_backslashes_other_than_escapes_are_kept():
 @pytest.mark.django_db
 def test_the_malformed_semicolon_file_fails_row_by_row_or_not_at_all():
     with pytest.raises(SourceError, match="not Oscar's 5 or 9"):
-        items_of(OSCAR / "books-small-semicolon.csv")
+        items_of(oscar_file("books-small-semicolon.csv"))
 
     run = sync_run_execute(
-        str(OSCAR / "books-small-semicolon.csv"), feed_options={"format": "oscar-csv"}
+        str(oscar_file("books-small-semicolon.csv")), feed_options={"format": "oscar-csv"}
     )
 
     assert (run.status, run.failed, run.created) == ("partial", 10, 0)
@@ -220,7 +223,7 @@ def test_the_malformed_semicolon_file_fails_row_by_row_or_not_at_all():
 
 @pytest.mark.django_db
 def test_same_catalogue_as_oscar_import_catalogue_on_the_sandbox_files():
-    files = [str(f) for f in [*SANDBOX, OSCAR / "books-small.csv"]]
+    files = [str(oscar_file(name)) for name in [*SANDBOX, "books-small.csv"]]
     call_command("oscar_import_catalogue", *files)
     oscar = catalogue_snapshot()
     catalogue_clear()

@@ -13,8 +13,8 @@ from django.db import connection
 from oscar.core.loading import get_model
 from PIL import Image
 
-from productsync.images import FOLDER
 from productsync.services import sync_run_execute
+from productsync.writer.images import FOLDER
 from tests.conftest import product
 
 Product = get_model("catalogue", "Product")

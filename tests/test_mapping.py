@@ -9,21 +9,26 @@ import pytest
 from oscar.core.loading import get_model
 
 from productsync.exceptions import SourceError
-from productsync.feeds import feed_open
-from productsync.feeds.base import FeedOptions
+from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.mapping import mapping_load
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
 from tests.catalogue import catalogue_snapshot
-from tests.conftest import DATA, ROOT
+from tests.conftest import ROOT, shared_data
 
 AttributeOption = get_model("catalogue", "AttributeOption")
 AttributeOptionGroup = get_model("catalogue", "AttributeOptionGroup")
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
 MAPPINGS = ROOT / "fixtures" / "mappings"
-ODIN = str(DATA / "oscar-odin" / "products.csv")
-MEDUSA = str(DATA / "medusa" / "seed.json")
+
+
+def odin() -> str:
+    return str(shared_data("oscar-odin", "products.csv"))
+
+
+def medusa() -> str:
+    return str(shared_data("medusa", "seed.json"))
 
 
 def mapping_file(tmp_path, fields: dict, **top) -> str:
@@ -34,7 +39,7 @@ def mapping_file(tmp_path, fields: dict, **top) -> str:
 
 @pytest.mark.django_db
 def test_the_oscar_odin_export_syncs_with_its_shipped_mapping():
-    run = sync_run_execute(ODIN, feed_options={"mapping": str(MAPPINGS / "oscar-odin.toml")})
+    run = sync_run_execute(odin(), feed_options={"mapping": str(MAPPINGS / "oscar-odin.toml")})
 
     # 59 rows; two different macarons share one EAN: the second is refused, not merged.
     assert (run.status, run.items, run.created, run.failed) == ("partial", 59, 58, 1)
@@ -58,7 +63,7 @@ def test_the_oscar_odin_export_syncs_with_its_shipped_mapping():
 
 def medusa_variants() -> dict[str, list[dict]]:
     """The seed's variants by product handle, read straight from the file."""
-    products = json.loads(Path(MEDUSA).read_text(encoding="utf-8"))["products"]
+    products = json.loads(Path(medusa()).read_text(encoding="utf-8"))["products"]
     return {p["handle"]: p["variants"] for p in products}
 
 
@@ -67,7 +72,7 @@ def test_the_medusa_seed_syncs_as_parents_and_children(db, settings):
     settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "CREATE_ATTRIBUTES": True}
     mapping = {"mapping": str(MAPPINGS / "medusa.toml")}
 
-    run = sync_run_execute(MEDUSA, feed_options=mapping)
+    run = sync_run_execute(medusa(), feed_options=mapping)
 
     assert (run.status, run.items, run.created, run.failed) == ("succeeded", 7, 7, 0)
     variants = medusa_variants()
@@ -92,7 +97,7 @@ def test_the_medusa_seed_syncs_as_parents_and_children(db, settings):
     assert (black_xl.attr.Size, black_xl.attr.Color) == ("XL", "Black")
     assert Product.objects.get(upc="coffee-mug / One Size").attr.Size == "One Size"
 
-    again = sync_run_execute(MEDUSA, feed_options=mapping, full=True)
+    again = sync_run_execute(medusa(), feed_options=mapping, full=True)
 
     assert (again.status, again.created, again.updated, again.unchanged) == (
         "succeeded",
@@ -110,7 +115,7 @@ def test_option_attributes_take_medusa_options(db, settings):
         group = AttributeOptionGroup.objects.create(name=code)
         apparel.attributes.create(code=code, name=code, type="option", option_group=group)
 
-    run = sync_run_execute(MEDUSA, feed_options={"mapping": str(MAPPINGS / "medusa.toml")})
+    run = sync_run_execute(medusa(), feed_options={"mapping": str(MAPPINGS / "medusa.toml")})
 
     assert (run.status, run.created) == ("succeeded", 7)
     assert Product.objects.get(upc="t-shirt / M / White").attr.Color.option == "White"
@@ -238,7 +243,7 @@ def test_a_mapping_naming_columns_the_csv_lacks_fails_before_the_first_batch(tmp
     fields = {"upc": "sku", "title": "name", "product_class": {"value": "Food"}}
 
     with pytest.raises(SourceError, match="the CSV header has no sku column"):
-        sync_run_execute(ODIN, feed_options={"mapping": mapping_file(tmp_path, fields)})
+        sync_run_execute(odin(), feed_options={"mapping": mapping_file(tmp_path, fields)})
 
     run = SyncRun.objects.get()
     assert (run.status, run.batches) == ("failed", 0)

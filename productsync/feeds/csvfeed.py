@@ -5,6 +5,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from productsync.exceptions import FeedError, SourceError
 from productsync.records import FeedItem, Unparsed
@@ -17,6 +18,14 @@ FIELDS = PRODUCT_FIELDS + STOCK_FIELDS
 REQUIRED = ("upc", "title", "product_class")
 SAMPLE = 64 * 1024
 HINT = f": name the columns {', '.join(FIELDS)}, or give a --mapping for another shape"
+
+
+class Row(NamedTuple):
+    """One non-blank CSV row: the line it starts on, and its cells (a list of strings, or a
+    {column: value} dict, or Unparsed when it is ragged)."""
+
+    line: int
+    cells: list[str] | dict | Unparsed
 
 
 def encoding_sniff(sample: bytes) -> str:
@@ -58,8 +67,8 @@ def csv_rows(
     delimiter: str | None = None,
     encoding: str | None = None,
     backslash_escapes: bool = False,
-) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) of each non-blank row. With backslash_escapes, \\" \\\\
+) -> Iterator[Row]:
+    """Each non-blank row, cells as a list. With backslash_escapes, \\" \\\\
     and a backslash before the delimiter are escapes, as in Oscar's files; any other backslash
     is kept as text."""
     text, first_line = _text(stream, encoding)
@@ -80,7 +89,7 @@ def csv_rows(
     try:
         for row in reader:
             if row:
-                yield line, row
+                yield Row(line, row)
             line = reader.line_num + 1
     except csv.Error as exc:
         raise FeedError(f"line {line}: {exc}") from None
@@ -102,7 +111,7 @@ def csv_dicts(
     encoding: str | None = None,
     required: Iterable[str] = (),
     hint: str = "",
-) -> Iterator[tuple[int, dict | Unparsed]]:
+) -> Iterator[Row]:
     """Rows of a CSV with a header row, as {column: value}; a ragged row is Unparsed. A header
     without a required column (compared in any letter case) is a SourceError."""
     rows = csv_rows(stream, delimiter, encoding)
@@ -120,14 +129,10 @@ def csv_dicts(
         )
     for line, row in rows:
         if len(row) != len(header):
-            yield (
-                line,
-                Unparsed(
-                    row_text(row), f"line {line}: expected {len(header)} fields, got {len(row)}"
-                ),
-            )
+            message = f"line {line}: expected {len(header)} fields, got {len(row)}"
+            yield Row(line, Unparsed(row_text(row), message))
         else:
-            yield line, dict(zip(header, row, strict=True))
+            yield Row(line, dict(zip(header, row, strict=True)))
 
 
 def flat_payload(flat: dict) -> dict:
@@ -205,23 +210,3 @@ def csv_items(
 
 def _ours(column: str) -> str:
     return column.lower() if column.lower() in FIELDS else column
-
-
-def csv_or_oscar_items(
-    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
-) -> Iterator[FeedItem]:
-    """A CSV whose first row names a `upc` column, else Oscar's headerless 5/9-column file."""
-    from productsync.feeds.oscarcsv import OSCAR_WIDTHS, oscar_items
-
-    sample = stream.peek(SAMPLE)
-    text = sample.decode(encoding or encoding_sniff(sample), errors="replace").lstrip("\ufeff")
-    first_line = text.splitlines()[:1] or [""]
-    first = next(csv.reader(first_line, delimiter=delimiter or delimiter_sniff(first_line[0])), [])
-    if "upc" in (cell.strip().lower() for cell in first):
-        return csv_items(stream, delimiter, encoding)
-    if len(first) in OSCAR_WIDTHS:
-        return oscar_items(stream, delimiter, encoding)
-    raise SourceError(
-        f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
-        "5 or 9: give --format, or a --mapping for this shape"
-    )

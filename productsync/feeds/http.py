@@ -1,16 +1,19 @@
 """HTTP(S) sources: one streamed GET with timeouts, retries, gzip and conditional requests."""
 
+import functools
 import io
 import logging
+from collections.abc import Callable
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
 from productsync.conf import app_settings
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds.base import Feed, FeedOptions, _reader_for
+from productsync.feeds.stream import ByteStream, Feed, Reader, Validators
+from productsync.records import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -19,42 +22,13 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_AFTER_MAX = 300
 
 
-class HttpBody(io.RawIOBase):
-    """The decoded (gunzipped) response body; a broken connection is a FeedError."""
-
-    def __init__(self, response: requests.Response, session: requests.Session) -> None:
-        self.response = response
-        self.session = session
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        try:
-            data = self.response.raw.read(len(buffer), decode_content=True)
-        except (Urllib3Error, requests.RequestException, OSError) as exc:
-            raise FeedError(
-                f"the connection broke after {self.bytes_read} bytes of the body: {_reason(exc)}"
-            ) from None
-        n = len(data)
-        buffer[:n] = data
-        self.bytes_read += n
-        return n
-
-    def close(self) -> None:
-        self.response.close()
-        self.session.close()
-        super().close()
-
-
 def _reason(exc: BaseException) -> str:
     """The innermost useful reason of a requests/urllib3 error, in one line."""
     while exc.args and hasattr(exc.args[0], "reason"):
         exc = exc.args[0].reason if exc.args[0].reason is not None else exc.args[0]
         if not isinstance(exc, BaseException):
             return str(exc)
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return one_line(exc) or type(exc).__name__
 
 
 def http_headers(url: str) -> dict[str, str]:
@@ -66,32 +40,64 @@ def http_headers(url: str) -> dict[str, str]:
     return headers
 
 
-def http_session() -> requests.Session:
-    """A session retrying connection errors, read timeouts, 429 and 5xx with backoff."""
-    retries = app_settings.HTTP_RETRIES
+def retrying_session(
+    retries: int, backoff: float, *, pool_maxsize: int = DEFAULT_POOLSIZE, **retry_options
+) -> requests.Session:
+    """A session whose GETs retry failures, 429 and 5xx up to retries times with backoff;
+    retry_options go to urllib3's Retry (per-kind counts, Retry-After limits)."""
     retry = Retry(
         total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        other=0,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET"}),
-        backoff_factor=app_settings.HTTP_BACKOFF,
-        respect_retry_after_header=True,
-        retry_after_max=RETRY_AFTER_MAX,
+        backoff_factor=backoff,
         raise_on_status=False,
+        **retry_options,
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def http_open(url: str, options: FeedOptions, validators: tuple[str, str]) -> Feed:
-    """GET the feed, streaming. A 304 to the validators gives a not_modified Feed; an error
-    status or an unreachable host is a SourceError."""
+def http_session() -> requests.Session:
+    """The feed's session: connection errors, read timeouts, 429 and 5xx are retried."""
+    retries = app_settings.HTTP_RETRIES
+    return retrying_session(
+        retries,
+        app_settings.HTTP_BACKOFF,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        respect_retry_after_header=True,
+        retry_after_max=RETRY_AFTER_MAX,
+    )
+
+
+def _body(response: requests.Response, session: requests.Session) -> ByteStream:
+    """The decoded (gunzipped) response body; a broken connection is a FeedError."""
+
+    def broken(exc: Exception, bytes_read: int) -> FeedError:
+        return FeedError(
+            f"the connection broke after {bytes_read} bytes of the body: {_reason(exc)}"
+        )
+
+    def close() -> None:
+        response.close()
+        session.close()
+
+    return ByteStream(
+        functools.partial(response.raw.read, decode_content=True),
+        errors=(Urllib3Error, requests.RequestException, OSError),
+        translate=broken,
+        on_close=close,
+    )
+
+
+def http_open(url: str, validators: Validators, reader_for: Callable[[str], Reader]) -> Feed:
+    """GET the feed, streaming, read by reader_for(its Content-Type). A 304 to the validators
+    gives a not_modified Feed; an error status or an unreachable host is a SourceError."""
     etag, last_modified = validators
     headers = {"Accept-Encoding": "gzip", **http_headers(url)}
     if etag:
@@ -105,7 +111,7 @@ def http_open(url: str, options: FeedOptions, validators: tuple[str, str]) -> Fe
     except requests.RequestException as exc:
         session.close()
         raise SourceError(f"{url}: {_reason(exc)}") from None
-    body = HttpBody(response, session)
+    body = _body(response, session)
     if response.status_code == 304:
         body.close()
         feed = Feed(url, io.BytesIO(b""), iter)
@@ -122,7 +128,7 @@ def http_open(url: str, options: FeedOptions, validators: tuple[str, str]) -> Fe
     length = response.headers.get("Content-Length")
     encoded = response.headers.get("Content-Encoding", "identity") != "identity"
     try:
-        _, reader = _reader_for(url, options, content_type)
+        reader = reader_for(content_type)
         feed = Feed(
             url,
             body,

@@ -9,8 +9,8 @@ from typing import Any
 import ijson
 
 from productsync.exceptions import FeedError
-from productsync.feeds.base import MAX_DEPTH, depth_exceeds
-from productsync.records import FeedItem, Unparsed, payload_dump, printable
+from productsync.feeds.stream import MAX_DEPTH, depth_exceeds
+from productsync.records import FeedItem, Unparsed, one_line, payload_dump
 
 TOO_DEEP = f"the item is nested deeper than {MAX_DEPTH} levels"
 
@@ -34,7 +34,7 @@ def json_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
             position += 1
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         # yajl quotes the bytes around the error over several lines: keep one safe line.
-        detail = printable(" ".join(str(exc).split()))[:300]
+        detail = one_line(exc)[:300]
         raise FeedError(f"malformed JSON after item {position}: {detail}") from None
 
 
@@ -46,10 +46,9 @@ def _attach(parent: dict | list, key: str | None, value: Any) -> None:
 
 
 def _array_items(events) -> Iterator[Any]:
-    """The elements of the top-level array, built from parser events. (ijson.items keeps the
-    prefix of every open level, so its memory grows with the square of the nesting depth: a
-    few kilobytes of brackets take gigabytes.) An element nested deeper than MAX_DEPTH
-    becomes Unparsed, its raw payload holding the first MAX_DEPTH levels."""
+    """The elements of the top-level array, built from parser events (ijson.items keeps the
+    prefix of every open level: see docs/benchmarks.md, Memory). An element nested deeper
+    than MAX_DEPTH becomes Unparsed, its raw payload holding the first MAX_DEPTH levels."""
     next(events)  # the opening bracket, checked by the caller
     stack: list[dict | list] = []
     keys: list[str | None] = []

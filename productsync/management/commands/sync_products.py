@@ -9,12 +9,14 @@ from tqdm import tqdm
 
 from productsync.conf import MAX_BATCH_SIZE
 from productsync.exceptions import ProductSyncError, RunActiveError, SourceError
-from productsync.feeds.base import FORMATS
+from productsync.feeds import FORMATS
 from productsync.models import SyncRun
 from productsync.records import BatchResult, printable
-from productsync.services import sync_run_execute
+from productsync.services import run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
+# Options passed to run_spec_build as they are parsed (the names are the same).
+RUN_OPTIONS = ("batch_size", "dry_run", "limit", "hide_missing", "workers", "resume", "full")
 
 
 def _whole(minimum: int, maximum: int | None = None):
@@ -124,19 +126,12 @@ class Command(BaseCommand):
         # imports each file in turn; the first one that cannot be opened stops the command.
         for source in options["source"] or [None]:
             try:
-                run = sync_run_execute(
+                spec = run_spec_build(
                     source,
-                    batch_size=options["batch_size"],
-                    dry_run=options["dry_run"],
-                    limit=options["limit"],
-                    hide_missing=options["hide_missing"],
-                    on_start=progress.start,
-                    on_batch=progress.batch,
                     feed_options=feed_options,
-                    workers=options["workers"],
-                    resume=options["resume"],
-                    full=options["full"],
+                    **{key: options[key] for key in RUN_OPTIONS},
                 )
+                run = run_spec_execute(spec, on_start=progress.start, on_batch=progress.batch)
             except SourceError as exc:
                 raise CommandError(printable(str(exc)), returncode=2) from None
             except RunActiveError as exc:

@@ -45,22 +45,10 @@ class ImageSync:
 
     @functools.cached_property
     def session(self):
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
+        from productsync.feeds.http import retrying_session
 
-        session = requests.Session()
+        session = retrying_session(2, 0.5, pool_maxsize=4)
         session.headers["User-Agent"] = "productsync"
-        retry = Retry(
-            total=2,
-            backoff_factor=0.5,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=("GET",),
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=4)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
         return session
 
     def close(self) -> None:

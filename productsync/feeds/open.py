@@ -1,0 +1,181 @@
+"""Opening a source and choosing its reader: the one module that imports the readers."""
+
+import codecs
+import csv
+import functools
+import io
+import os
+import stat
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from productsync.exceptions import FeedError, SourceError
+from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv
+from productsync.feeds.stream import (
+    ByteStream,
+    Feed,
+    FeedOptions,
+    Reader,
+    Validators,
+    feed_sniff,
+    gunzipped,
+    is_url,
+)
+from productsync.records import FeedItem
+
+__all__ = ["FORMATS", "ByteStream", "Feed", "FeedOptions", "feed_open", "is_url"]
+
+FORMATS = ("json", "jsonl", "csv", "oscar-csv")
+EXTENSIONS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+}
+CONTENT_TYPES = {
+    "application/json": "json",
+    "text/json": "json",
+    "application/x-ndjson": "jsonl",
+    "application/ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/tab-separated-values": "csv",
+}
+
+
+def format_guess(name: str, content_type: str = "") -> str | None:
+    """The feed format from a Content-Type, else from the name's extension (.gz ignored)."""
+    media = content_type.split(";")[0].strip().lower()
+    if media in CONTENT_TYPES:
+        return CONTENT_TYPES[media]
+    path = urlsplit(name).path if "://" in name else name
+    path = path.lower().removesuffix(".gz")
+    return EXTENSIONS.get(os.path.splitext(path)[1])
+
+
+def reader_for(
+    name: str, options: FeedOptions, content_type: str = ""
+) -> tuple[str | None, Reader]:
+    """The format of a source and the reader of its (maybe gzipped) bytes."""
+    fmt = options.format or format_guess(name, content_type)
+    if fmt is not None and fmt not in FORMATS:
+        raise SourceError(f"{name}: unknown feed format {fmt!r} (known: {', '.join(FORMATS)})")
+    if options.delimiter is not None and len(options.delimiter) != 1:
+        raise SourceError(f"the CSV delimiter must be one character, not {options.delimiter!r}")
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError:
+            raise SourceError(f"unknown encoding {options.encoding!r}") from None
+    field_map = mapping.mapping_load(options.mapping) if options.mapping else None
+    if fmt is None and field_map is not None:
+        fmt = field_map.format
+    csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
+    readers = {
+        "json": jsonfeed.json_items,
+        "jsonl": jsonfeed.jsonl_items,
+        "csv": functools.partial(csvfeed.csv_items, **csv_options),
+        "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
+        None: functools.partial(_sniffed, csv_options=csv_options),
+    }
+    reader = readers[fmt]
+    if field_map is not None:
+        reader = field_map.reader(fmt, readers, csv_options)
+    elif fmt == "csv" and options.format is None:
+        # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
+        reader = functools.partial(csv_or_oscar_items, **csv_options)
+    return fmt, gunzipped(reader)
+
+
+def _sniffed(stream: io.BufferedReader, csv_options: dict) -> Iterator[FeedItem]:
+    """Neither name nor Content-Type tells: a JSON array, JSON Lines, else CSV."""
+    head = stream.peek(64).lstrip()[:1]
+    if head == b"[":
+        return jsonfeed.json_items(stream)
+    if head == b"{":
+        return jsonfeed.jsonl_items(stream)
+    return csv_or_oscar_items(stream, **csv_options)
+
+
+def csv_or_oscar_items(
+    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
+) -> Iterator[FeedItem]:
+    """A CSV whose first row names a `upc` column, else Oscar's headerless 5/9-column file."""
+    sample = stream.peek(csvfeed.SAMPLE)
+    text = sample.decode(encoding or csvfeed.encoding_sniff(sample), errors="replace")
+    first_line = text.lstrip("\ufeff").splitlines()[:1] or [""]
+    delimiter_guess = delimiter or csvfeed.delimiter_sniff(first_line[0])
+    first = next(csv.reader(first_line, delimiter=delimiter_guess), [])
+    if "upc" in (cell.strip().lower() for cell in first):
+        return csvfeed.csv_items(stream, delimiter, encoding)
+    if len(first) in oscarcsv.OSCAR_WIDTHS:
+        return oscarcsv.oscar_items(stream, delimiter, encoding)
+    raise SourceError(
+        f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
+        "5 or 9: give --format, or a --mapping for this shape"
+    )
+
+
+def feed_open(
+    source: str,
+    fmt: str | None = None,
+    count: bool = True,
+    *,
+    options: FeedOptions | None = None,
+    validators: tuple[str, str] = Validators(),
+) -> Feed:
+    """Open a local feed file or an http(s) URL. For a file, with count, pre-count its items
+    so progress shows a total. For a URL, validators are the (ETag, Last-Modified) of the last
+    successful run: an unchanged feed opens as not_modified without a body."""
+    options = options or FeedOptions()
+    if fmt is not None:
+        options = FeedOptions(fmt, options.delimiter, options.encoding, options.mapping)
+    if is_url(source):
+        # requests is imported only when a source is a URL.
+        from productsync.feeds.http import http_open
+
+        return http_open(
+            source,
+            Validators(*validators),
+            lambda content_type: reader_for(source, options, content_type)[1],
+        )
+    fmt, reader = reader_for(source, options)
+    if os.path.isdir(source):
+        raise SourceError(f"{source}: is a directory, not a feed file")
+    try:
+        raw = open(source, "rb")  # noqa: SIM115  (closed by Feed.close)
+    except OSError as exc:
+        raise SourceError(f"{source}: cannot open: {exc.strerror or exc}") from None
+    info = os.fstat(raw.fileno())
+    regular = stat.S_ISREG(info.st_mode)
+    try:
+        feed = Feed(source, raw, reader, bytes_total=info.st_size if regular else None)
+        feed_sniff(feed, fmt)
+    except (FeedError, SourceError) as exc:
+        raw.close()
+        raise SourceError(
+            str(exc) if isinstance(exc, SourceError) else f"{source}: {exc}"
+        ) from None
+    try:
+        if count and regular:
+            # Only regular files are counted: a pipe or a device can be read once.
+            with Feed(source, open(source, "rb"), reader) as counting:
+                feed.total_items = _count(counting)
+        else:
+            feed.prime()
+    except SourceError:
+        feed.close()
+        raise
+    return feed
+
+
+def _count(feed: Feed) -> int | None:
+    """Items in a feed, or None when it is malformed (the real pass reports where)."""
+    try:
+        return sum(1 for _ in feed)
+    except FeedError:
+        return None

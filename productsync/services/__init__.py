@@ -1,0 +1,34 @@
+"""The sync's services: what the faces (admin, tasks, commands) call. One module per concern;
+this package re-exports the public API only."""
+
+from productsync.services.history import sync_run_prune
+from productsync.services.lease import sync_run_abort_stale
+from productsync.services.queue import (
+    SCHEDULE_NAME,
+    sync_queue_state,
+    sync_run_enqueue,
+    sync_run_enqueue_retry,
+    sync_run_queued,
+    sync_schedule_apply,
+)
+from productsync.services.retry import sync_run_retry
+from productsync.services.run import run_spec_execute, sync_run_execute
+from productsync.services.spec import RunSpec, run_spec_build
+from productsync.services.worker import sync_batch_execute
+
+__all__ = [
+    "SCHEDULE_NAME",
+    "RunSpec",
+    "run_spec_build",
+    "run_spec_execute",
+    "sync_batch_execute",
+    "sync_queue_state",
+    "sync_run_abort_stale",
+    "sync_run_enqueue",
+    "sync_run_enqueue_retry",
+    "sync_run_execute",
+    "sync_run_prune",
+    "sync_run_queued",
+    "sync_run_retry",
+    "sync_schedule_apply",
+]

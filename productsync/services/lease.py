@@ -1,0 +1,101 @@
+"""The lease: one running non-dry run per source, held by its row, checked before writes."""
+
+import os
+import socket
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from productsync.conf import app_settings
+from productsync.exceptions import LeaseLostError, RunActiveError
+from productsync.models import SyncBatch, SyncRun
+from productsync.sql import update_row
+
+Status = SyncRun.Status
+
+
+BatchStatus = SyncBatch.Status
+
+
+def sync_run_abort_stale() -> int:
+    """Mark runs whose process stopped heart-beating as aborted, releasing their lease."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=app_settings.STALE_AFTER)
+    return SyncRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff).update(
+        status=Status.ABORTED,
+        finished_at=now,
+        error=f"no heartbeat for {app_settings.STALE_AFTER}s: the process is taken for dead",
+    )
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sync_run_start(
+    source: str,
+    *,
+    batch_size: int,
+    dry_run: bool = False,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    retry_of: SyncRun | None = None,
+    workers: str = SyncRun.Workers.LOCAL,
+    resumed_from: SyncRun | None = None,
+    start_position: int = 0,
+) -> SyncRun:
+    """Record a new running run. A non-dry run takes the source's lease; if another run holds
+    it, a skipped run is recorded and RunActiveError raised."""
+    sync_run_abort_stale()
+    fields = {
+        "source": source,
+        "batch_size": batch_size,
+        "dry_run": dry_run,
+        "trigger": trigger,
+        "retry_of": retry_of,
+        "workers": workers,
+        "resumed_from": resumed_from,
+        "start_position": start_position,
+        "owner": _owner(),
+    }
+    try:
+        with transaction.atomic():
+            return SyncRun.objects.create(**fields)
+    except IntegrityError:
+        active = SyncRun.objects.filter(source=source, status=Status.RUNNING, dry_run=False).first()
+        reason = f"run {active.pk if active else '?'} of this source is still running"
+        if active and active.owner:
+            reason += f" (in {active.owner})"
+        now = timezone.now()
+        skipped = SyncRun.objects.create(
+            **fields, status=Status.SKIPPED, error=reason, finished_at=now
+        )
+        raise RunActiveError(f"Run {skipped.pk} skipped: {reason}") from None
+
+
+def _lease_check(run: SyncRun) -> None:
+    """Lock the run's row and make sure it is still running: a run taken for dead (marked
+    aborted) must not come back to life and write over the lease of a newer run."""
+    status = (
+        SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True)
+    ).first()
+    if status != Status.RUNNING:
+        raise _lease_lost(run, status)
+
+
+def _run_save_if_running(run: SyncRun, fields: list[str]) -> None:
+    """Save fields of the run, which must still be running: the lease check and the update
+    in one statement (the update takes the row lock the check would)."""
+    if not update_row(
+        SyncRun, run.pk, {name: getattr(run, name) for name in fields}, status=Status.RUNNING
+    ):
+        raise _lease_lost(
+            run, SyncRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        )
+
+
+def _lease_lost(run: SyncRun, status: str | None) -> LeaseLostError:
+    return LeaseLostError(
+        f"run {run.pk} was marked {status} by another process (taken for dead): "
+        "it stopped, its batch undone"
+    )

@@ -1,0 +1,205 @@
+"""The run loop: build a run, read its feed in batches, and end it."""
+
+import itertools
+import logging
+import sys
+from collections.abc import Callable, Iterable
+
+from django.db import DatabaseError, connection, reset_queries
+from django.utils import timezone
+
+from productsync.batching import batched
+from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
+from productsync.feeds import Feed, feed_open, is_url
+from productsync.models import SyncRun
+from productsync.records import FeedItem, default_currency, one_line
+from productsync.services.batch import _batch_commit
+from productsync.services.hide_missing import _hide_missing
+from productsync.services.history import OnBatch, _finish, _run_note_warnings
+from productsync.services.lease import Status, sync_run_start
+from productsync.services.locks import _lock_timeouts, _reconnect
+from productsync.services.planner import _run_plan, _run_wait
+from productsync.services.spec import RunSpec, run_spec_build
+from productsync.services.unchanged import (
+    _catalogue_state_store,
+    _feed_digest,
+    _http_validators,
+    _run_skip_unchanged,
+)
+from productsync.signals import batch_committed
+from productsync.writer import BatchWriter, ImageSync, catalogue_category_view_refresh
+
+logger = logging.getLogger(__name__)
+
+
+def sync_run_execute(
+    source: str | None = None,
+    *,
+    on_start: Callable[[SyncRun], None] | None = None,
+    on_batch: OnBatch | None = None,
+    **options,
+) -> SyncRun:
+    """Build the run's spec from source and options (see run_spec_build) and run it (see
+    run_spec_execute)."""
+    return run_spec_execute(run_spec_build(source, **options), on_start=on_start, on_batch=on_batch)
+
+
+def run_spec_execute(
+    spec: RunSpec,
+    *,
+    on_start: Callable[[SyncRun], None] | None = None,
+    on_batch: OnBatch | None = None,
+) -> SyncRun:
+    """Sync a feed into the catalogue, one transaction per batch, and record the run.
+
+    workers "queue" makes this process the planner of the run: django-q2 workers write its
+    batches. A resumed run, linked to the run it resumes, reads from that run's first
+    uncommitted batch. With hide_missing a complete run hides the source's products it did
+    not see. on_start(run) is called once the feed is open, on_batch(run, result) after each
+    batch.
+
+    Raises SourceError when the feed cannot be opened and RunActiveError when another run of
+    the source is active; both after recording the run. Any other failure ends the run
+    `failed` with the reason; batches committed before it stay. Unless full: an HTTP source
+    unchanged since the last successful run (304), or a local file whose bytes and settings
+    are those of the source's last run, which succeeded, while none of the source's products
+    changed since, ends at once `succeeded` with 0 items and a note."""
+    try:
+        run = sync_run_start(
+            spec.source,
+            batch_size=spec.batch_size,
+            dry_run=spec.dry_run,
+            trigger=spec.trigger,
+            retry_of=spec.retry_of,
+            workers=spec.workers,
+            resumed_from=spec.resumed_from,
+            start_position=spec.start,
+        )
+    except DatabaseError as exc:
+        raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
+    try:
+        digest = ""
+        if spec.whole_file and spec.workers == SyncRun.Workers.LOCAL:
+            digest = _feed_digest(spec)
+        if digest and not spec.full and _run_skip_unchanged(run, digest):
+            return run
+        run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
+        error = _run_feed(run, spec, on_start, on_batch)
+    except SourceError as exc:
+        _finish(run, str(exc))
+        raise
+    except Exception as exc:
+        if run.status == Status.RUNNING:
+            # A bug, not bad input: end the run so its lease is released, and let it surface.
+            _finish(run, f"unexpected error: {exc!r}")
+        raise
+    if error is None:
+        return run  # an unchanged HTTP source: finished already
+    if not spec.dry_run:
+        # Also after an early stop: the batches committed before it changed the catalogue.
+        refresh_error = _catalogue_refresh(run)
+        error = error or refresh_error
+    if spec.hide_missing:
+        try:
+            _hide_missing(run, spec, error)
+        except DatabaseError as exc:
+            error = error or f"hiding the products missing from the feed failed: {exc}"
+    if spec.workers == SyncRun.Workers.QUEUE:
+        if error != run.error:
+            run.error = error
+            run.save(update_fields=["error"])
+    else:
+        _finish(run, error)
+        if run.feed_digest and run.status == Status.SUCCEEDED:
+            _catalogue_state_store(run)
+    return run
+
+
+def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
+    """Open the run's source and sync it; return the error that stopped it early, or '', or
+    None when an HTTP source is unchanged since the last successful run (the run is finished;
+    never when full). A queue run returns once its last batch reported."""
+    source, start, limit = run.source, run.start_position, spec.limit
+    if spec.open_feed is not None:
+        feed = spec.open_feed(source)
+    else:
+        validators = ("", "") if spec.full else _http_validators(source, run)
+        feed = feed_open(source, options=spec.feed, validators=validators)
+    if spec.open_feed is None and is_url(source) and limit is None:
+        # A run cut short by --limit must not let the next run skip the rest as unchanged.
+        run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
+        run.save(update_fields=["http_etag", "http_last_modified"])
+    if feed.not_modified:
+        feed.close()
+        run.notes.append("the source is unchanged since the last successful run (HTTP 304)")
+        run.save(update_fields=["notes"])
+        _finish(run, "")
+        return None
+    with feed:
+        left = None if feed.total_items is None else max(feed.total_items - start, 0)
+        run.total_items = left if limit is None else min(limit, left if left is not None else limit)
+        run.bytes_total = feed.bytes_total
+        run.heartbeat_at = timezone.now()  # counting a large feed takes a while
+        run.save(update_fields=["total_items", "bytes_total", "heartbeat_at"])
+        if on_start:
+            on_start(run)
+        stop = None if limit is None else min(start + limit, sys.maxsize)
+        items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
+        with _lock_timeouts():
+            if run.workers != SyncRun.Workers.QUEUE:
+                return _run_batches(run, items, feed, on_batch)
+            watch = _run_plan(run, items, feed, on_batch)
+    _run_wait(run, watch)  # the batch that reports last finishes the run
+    return run.error
+
+
+def _catalogue_refresh(run: SyncRun) -> str:
+    """Oscar's category materialised view, refreshed once per run (bulk writes skip the
+    per-row signal that refreshes it); return an error for the run, or ''."""
+    if not (run.created or run.updated):
+        return ""
+    try:
+        catalogue_category_view_refresh()
+    except DatabaseError as exc:
+        return f"refreshing the category materialised view failed: {exc}"
+    return ""
+
+
+def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> str:
+    """Process every batch of items, read from feed; return the error that stopped the run
+    early, or ''."""
+    writer = BatchWriter(run.pk, run.source, default_currency())
+    images = ImageSync(run.source)
+    try:
+        for number, chunk in enumerate(batched(items, run.batch_size), start=1):
+            result, batch = _batch_commit(run, writer, number, chunk, feed.bytes_read)
+            if not run.dry_run:
+                # The batch is committed: a slow image server holds no transaction open.
+                _run_note_warnings(run, images.sync(result.images))
+                batch_committed.send(
+                    sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
+                )
+            if not connection.force_debug_cursor:
+                # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk
+                # queries are large, so a long run would hold megabytes of SQL text.
+                reset_queries()
+            if on_batch:
+                on_batch(run, result)
+    except FeedError as exc:
+        if run.items == 0:
+            # Nothing of it could be read: the source is unusable, not broken part-way.
+            raise SourceError(f"{run.source}: {exc}") from None
+        return f"feed broke at item {run.start_position + run.items}: {exc}"
+    except KeyboardInterrupt:
+        _finish(run, "interrupted", status=Status.ABORTED)
+        raise
+    except LeaseLostError as exc:
+        _finish(run, str(exc), status=Status.ABORTED)
+        raise
+    except DatabaseError as exc:
+        logger.warning("run %s stopped by a database error: %s", run.pk, one_line(exc))
+        _reconnect()
+        return f"database error: {exc}"
+    finally:
+        images.close()
+    return ""

@@ -1,0 +1,107 @@
+"""The worker of a queue run: it claims a batch once, writes it with the same code as a
+local run, and the last one to report sets the run's status."""
+
+import logging
+import uuid
+
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from productsync.conf import app_settings
+from productsync.models import SyncBatch, SyncRun
+from productsync.records import BatchResult, ItemFailure, default_currency, payload_dump
+from productsync.services.batch import _batch_transaction, _upc_of
+from productsync.services.history import _batch_record, _run_complete_if_done
+from productsync.services.lease import BatchStatus, Status, _owner
+from productsync.services.locks import _lock_timeouts
+from productsync.services.queue import _batch_enqueue, _item_load
+from productsync.writer import BatchWriter
+
+logger = logging.getLogger(__name__)
+
+
+def _batch_report(batch_id: int, token: str, result: BatchResult) -> bool:
+    """Record the outcome of a queued batch if token still holds its claim; complete the run
+    when it was the last. Return whether it was recorded."""
+    with transaction.atomic():
+        run_id = SyncBatch.objects.filter(pk=batch_id).values_list("run_id", flat=True).get()
+        run = SyncRun.objects.select_for_update().get(pk=run_id)
+        batch = (
+            SyncBatch.objects.select_for_update()
+            .filter(pk=batch_id, status=BatchStatus.RUNNING, claimed_by=token)
+            .first()
+        )
+        if batch is None:
+            return False
+        _batch_record(run, result, run.bytes_read, batch=batch)
+        _run_complete_if_done(run)
+    return True
+
+
+def _batch_failed_result(batch: SyncBatch, reason: str) -> BatchResult:
+    result = BatchResult(
+        batch.number, batch.first_position, batch.last_position, batch.items, error=reason
+    )
+    for item in map(_item_load, batch.payload or []):
+        result.failures.append(
+            ItemFailure(item.position, _upc_of(item.payload), reason, payload_dump(item.payload))
+        )
+    return result
+
+
+def _batch_give_up(batch: SyncBatch, token: str, reason: str) -> None:
+    reason = f"the batch failed {batch.attempts} times, the last because {reason}"
+    if _batch_report(batch.pk, token, _batch_failed_result(batch, reason)):
+        logger.error("run %s batch %s: %s", batch.run_id, batch.number, reason)
+
+
+def sync_batch_execute(batch_id: int) -> str:
+    """Write one batch of a queue run (the django-q2 task). Safe to deliver twice: the batch
+    is claimed once, and its writes are idempotent upserts if it must be written again."""
+    token = f"{_owner()}:{uuid.uuid4().hex[:8]}"
+    batch = SyncBatch.objects.select_related("run").filter(pk=batch_id).first()
+    if batch is None or batch.run.status != Status.RUNNING:
+        return f"batch {batch_id}: nothing to do, its run is not running"
+    claimed = SyncBatch.objects.filter(pk=batch_id, status=BatchStatus.PENDING).update(
+        status=BatchStatus.RUNNING,
+        claimed_by=token,
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return f"batch {batch_id}: already claimed"
+    batch.refresh_from_db()
+    run = batch.run
+    writer = BatchWriter(run.pk, run.source, default_currency())
+    try:
+        with _lock_timeouts():
+            items = [_item_load(pair) for pair in batch.payload]
+            result, _ = _batch_transaction(run, writer, batch.number, items)
+    except Exception as exc:
+        _batch_retry(batch, token, f"{type(exc).__name__}: {exc}")
+        raise
+    if not _batch_report(batch_id, token, result):
+        return (
+            f"batch {batch_id}: written, but its claim was taken over; the other worker records it"
+        )
+    return f"run {run.pk} batch {batch.number}: {result.status}"
+
+
+def _batch_retry(batch: SyncBatch, token: str, reason: str) -> None:
+    """After a worker's error: enqueue the batch again, or record it failed after
+    PRODUCTSYNC['BATCH_ATTEMPTS'] claims. A database that refuses even this leaves the batch
+    running, and the planner enqueues it again once its heartbeat is stale."""
+    try:
+        if batch.attempts >= app_settings.BATCH_ATTEMPTS:
+            _batch_give_up(batch, token, reason)
+        elif SyncBatch.objects.filter(
+            pk=batch.pk, status=BatchStatus.RUNNING, claimed_by=token
+        ).update(
+            status=BatchStatus.PENDING, claimed_by="", heartbeat_at=timezone.now(), error=reason
+        ):
+            _batch_enqueue(batch)
+    except DatabaseError:
+        logger.exception(
+            "run %s batch %s: could not record its failure", batch.run_id, batch.number
+        )

@@ -1,0 +1,355 @@
+"""Upserts one batch of validated items into Oscar's catalogue with bulk queries."""
+
+import contextlib
+from collections.abc import Iterable
+from functools import partial
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from productsync.exceptions import RecordError
+from productsync.models import SyncedProduct
+from productsync.records import BatchResult, ItemFailure, ProductRecord, ValidItem
+from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift, update_rows
+from productsync.writer.attributes import Attributes
+from productsync.writer.catalogue import (
+    UPDATED_COLUMNS,
+    product_slug,
+    products_by_upc,
+    products_insert,
+)
+from productsync.writer.categories import CategoryTree
+from productsync.writer.search import search_index_update
+from productsync.writer.stock import sku_claims, stockrecords_write
+
+Product = get_model("catalogue", "Product")
+ProductClass = get_model("catalogue", "ProductClass")
+ProductCategory = get_model("catalogue", "ProductCategory")
+Partner = get_model("partner", "Partner")
+
+
+class BatchWriter:
+    """Writes batches for one run; caches classes, categories and partners across batches."""
+
+    def __init__(self, run_id: int, source: str, default_currency: str) -> None:
+        self.run_id = run_id
+        self.source = source
+        self.default_currency = default_currency
+        self._classes: dict[str, int] = {}
+        self._categories: CategoryTree | None = None  # read when first needed
+        self._partners: dict[str, int] = {}
+        self._attributes = Attributes()
+        sqlite_variable_limit_lift()
+
+    def forget(self) -> None:
+        """Drop the caches: a rollback may have undone rows they point at."""
+        self._classes.clear()
+        self._categories = None
+        self._partners.clear()
+        self._attributes.forget()
+
+    # Lookups of the few shared rows, created on first sight and cached for the run.
+
+    def _class_id(self, name: str) -> int:
+        if name not in self._classes:
+            pc = ProductClass.objects.filter(name=name).order_by("pk").first()
+            self._classes[name] = (pc or ProductClass.objects.create(name=name)).pk
+        return self._classes[name]
+
+    def _category_tree(self) -> CategoryTree:
+        if self._categories is None:
+            self._categories = CategoryTree()
+        return self._categories
+
+    def _resolve_categories(self, items: list[ValidItem], fail) -> list[ValidItem]:
+        """Find the categories the items name, creating the missing ones in one insert; fail
+        the items that name an ambiguous one. Return the others."""
+        tree, passed = self._category_tree(), []
+        for item in items:
+            try:
+                for path in item.record.categories:
+                    tree.node(path)
+            except RecordError as exc:
+                fail(item, exc.field, str(exc))
+                continue
+            passed.append(item)
+        tree.create()
+        return passed
+
+    def _partner_id(self, name: str) -> int:
+        if name not in self._partners:
+            partner = Partner.objects.filter(name=name).order_by("pk").first()
+            self._partners[name] = (partner or Partner.objects.create(name=name)).pk
+        return self._partners[name]
+
+    def prepare(self, records: Iterable[ProductRecord]) -> None:
+        """Create the classes, categories and partners the records name, so batches written
+        side by side by several processes find them instead of racing to create them. When
+        another process added categories meanwhile (a planned tree path is taken), the tree
+        is read again and the records prepared once more."""
+        records = list(records)
+        try:
+            with transaction.atomic():
+                self._prepare(records)
+        except IntegrityError:
+            self.forget()
+            with transaction.atomic():
+                self._prepare(records)
+
+    def _prepare(self, records: list[ProductRecord]) -> None:
+        tree = self._category_tree()
+        for record in records:
+            self._class_id(record.product_class)
+            for path in record.categories:
+                with contextlib.suppress(RecordError):  # the batch's writer fails the item
+                    tree.node(path)
+            for sr in record.stockrecords:
+                self._partner_id(sr.partner)
+        tree.create()
+
+    def write(self, items: Iterable[ValidItem], result: BatchResult) -> None:
+        """Upsert items; count each outcome in result. Conflicts with other items or products
+        become failures; a database error propagates so the caller can retry item by item.
+        An item with children is one unit: its parent and children succeed or fail together."""
+        items = list(items)
+
+        def fail(item: ValidItem, field: str, message: str) -> None:
+            result.failures.append(
+                ItemFailure(item.position, item.record.upc, message, item.raw(), field)
+            )
+
+        existing = products_by_upc(
+            {member.upc for item in items for _, member in item.record.members()}
+        )
+
+        # In feed order, as if one item were written at a time: an item that fails does not
+        # claim its UPC or SKUs, so the outcome does not depend on where batches split.
+        new: list[ValidItem] = []
+        changed: list[tuple[ValidItem, int]] = []
+        unchanged: list[tuple[ValidItem, int]] = []
+        accepted: dict[str, int] = {}
+        claim = sku_claims(items, self._partner_id, fail)
+        for item in items:
+            problem = self._structure_conflict(item, existing)
+            row = existing.get(item.record.upc)
+            seen = self._seen(item, accepted, existing)
+            if seen is not None:
+                fail(item, *seen)
+            elif problem:
+                fail(item, *problem)
+            elif row is not None and self._unit_unchanged(item, existing):
+                unchanged.append((item, row.id))
+            elif not claim(item):
+                continue
+            elif row is None:
+                new.append(item)
+            else:
+                changed.append((item, row.id))
+            if seen is None and problem is None:
+                accepted.update((m.upc, item.position) for _, m in item.record.members())
+
+        attributes = self._attributes.resolve(
+            new + [item for item, _ in changed], self._class_id, fail
+        )
+        writable = self._resolve_categories(
+            [item for item in new + [item for item, _ in changed] if item.position in attributes],
+            fail,
+        )
+        placed = {item.position for item in writable}
+        new = [item for item in new if item.position in placed]
+        changed = [(item, pid) for item, pid in changed if item.position in placed]
+
+        now = timezone.now()
+        new_ids = products_insert(
+            [
+                (
+                    item.record.upc,
+                    item.record.title,
+                    product_slug(item.record.title),
+                    item.record.description,
+                    self._class_id(item.record.product_class),
+                    item.record.is_public,
+                    Product.PARENT if item.record.children else Product.STANDALONE,
+                    None,
+                )
+                for item in new
+            ]
+        )
+        touched = list(zip(new, new_ids, strict=True)) + changed
+        # Rows of update_rows: the primary key, then the UPDATED_COLUMNS.
+        updates = [
+            (
+                product_id,
+                item.record.title,
+                item.record.description,
+                self._class_id(item.record.product_class),
+                item.record.is_public,
+                Product.PARENT if item.record.children else Product.STANDALONE,
+                None,
+                now,
+            )
+            for item, product_id in changed
+        ]
+        member_ids = {(item.position, ""): product_id for item, product_id in touched}
+        member_ids.update(self._write_children(touched, existing, updates, now))
+        update_rows(Product, UPDATED_COLUMNS, updates)
+        result.hidden += self._hide_left_children(changed, member_ids, now)
+        self._write_categories(touched, changed)
+        stockrecords_write(
+            touched,
+            member_ids,
+            {row.id for row in existing.values()},
+            self._partner_id,
+            self.default_currency,
+        )
+        self._attributes.write(attributes, member_ids)
+
+        for item, product_id in unchanged:
+            member_ids[(item.position, "")] = product_id
+            for prefix, child in item.record.members()[1:]:
+                member_ids[(item.position, prefix)] = existing[child.upc].id
+        synced_at = timezone.now()
+        state = ["source", "fingerprint", "synced_at", "last_run_id", "last_position"]
+        insert_rows(
+            SyncedProduct,
+            ["product_id", *state],
+            [
+                (
+                    member_ids[(item.position, prefix)],
+                    self.source,
+                    item.fingerprint,
+                    synced_at,
+                    self.run_id,
+                    item.position,
+                )
+                for item, _ in touched + unchanged
+                for prefix, _member in item.record.members()
+            ],
+            conflict=["product_id"],
+            update=state,
+        )
+        result.created += len(new)
+        result.updated += len(changed)
+        result.unchanged += len(unchanged)
+        written = [
+            member_ids[(item.position, prefix)]
+            for item, _ in touched
+            for prefix, _member in item.record.members()
+        ]
+        result.product_ids.extend(written)
+        # Every updated item (its image list may have shrunk), and the new and unchanged ones
+        # with images (an image that failed last time is fetched again).
+        updated_ids = {product_id for _, product_id in changed}
+        result.images.extend(
+            (product_id, item.record.upc, tuple(item.record.images))
+            for item, product_id in touched + unchanged
+            if item.record.images or product_id in updated_ids
+        )
+        if written:
+            # Bulk writes send no post_save, so Oscar's haystack signal processor never runs.
+            # robust: a search server that is down is logged, it does not stop the run.
+            transaction.on_commit(partial(search_index_update, written), robust=True)
+
+    def _seen(self, item: ValidItem, accepted: dict, existing: dict) -> tuple[str, str] | None:
+        """(field, message) when a upc of the unit was taken by an earlier item of the batch,
+        or written earlier in this run by an item of an earlier batch."""
+        for prefix, member in item.record.members():
+            seen = accepted.get(member.upc)
+            row = existing.get(member.upc)
+            if seen is None and row and row.last_run_id == self.run_id:
+                seen = row.last_position
+                seen = None if seen == item.position else seen
+            if seen is not None:
+                return f"{prefix}upc", f"{prefix}upc: duplicate of the item at position {seen}"
+        return None
+
+    def _structure_conflict(self, item: ValidItem, existing: dict) -> tuple[str, str] | None:
+        """(field, message) when an upc of the unit is taken by a product of another role: a
+        product synced as a child elsewhere, or a child that belongs to another parent."""
+        for prefix, member in item.record.members():
+            row = existing.get(member.upc)
+            if row is None:
+                continue
+            is_child = row.structure == Product.CHILD
+            if not prefix and is_child:
+                return "upc", (
+                    f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
+                    "cannot become a product of its own"
+                )
+            if prefix and not (is_child and row.parent_upc == item.record.upc):
+                owner = f"a child of {row.parent_upc!r}" if is_child else "a product"
+                return f"{prefix}upc", (
+                    f"{prefix}upc: {member.upc!r} is already {owner}, not a child of "
+                    f"{item.record.upc!r}"
+                )
+        return None
+
+    @staticmethod
+    def _unit_unchanged(item: ValidItem, existing: dict) -> bool:
+        """Same fingerprint, every product of the unit present and none edited since."""
+        if existing[item.record.upc].fingerprint != item.fingerprint:
+            return False
+        for _, member in item.record.members():
+            row = existing.get(member.upc)
+            if row is None or row.edited:
+                return False
+        return True
+
+    def _write_children(self, touched, existing, updates, now) -> dict[tuple[int, str], int]:
+        """Create the new children of the touched units and add the known ones to updates
+        (rows of UPDATED_COLUMNS); return their product ids by (item position, field prefix)."""
+        keys: list[tuple[int, str]] = []
+        rows: list[tuple] = []
+        ids: dict[tuple[int, str], int] = {}
+        for item, parent_id in touched:
+            for prefix, child in item.record.members()[1:]:
+                row = existing.get(child.upc)
+                # title, description, class, is_public, structure, parent
+                fields = (child.title, child.description, None, child.is_public)
+                fields += (Product.CHILD, parent_id)
+                if row is None:
+                    keys.append((item.position, prefix))
+                    rows.append(
+                        (
+                            child.upc,
+                            fields[0],
+                            product_slug(child.title or item.record.title),
+                            *fields[1:],
+                        )
+                    )
+                else:
+                    updates.append((row.id, *fields, now))
+                    ids[(item.position, prefix)] = row.id
+        ids.update(zip(keys, products_insert(rows), strict=True))
+        return ids
+
+    @staticmethod
+    def _hide_left_children(changed, member_ids, now) -> int:
+        """Hide (never delete: orders point at them) the children that left their unit."""
+        if not changed:
+            return 0
+        return (
+            Product.objects.filter(parent_id__in=[pid for _, pid in changed], is_public=True)
+            .exclude(pk__in=list(member_ids.values()))
+            .update(is_public=False, date_updated=now)
+        )
+
+    def _write_categories(self, touched, changed) -> None:
+        # Without per-row signals: Oscar's receiver would refresh the category materialised
+        # view once per deleted row; the service refreshes it once per run.
+        if changed:
+            delete_quietly(
+                ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed])
+            )
+        insert_rows(
+            ProductCategory,
+            ["product_id", "category_id"],
+            [
+                (product_id, category_id)
+                for item, product_id in touched
+                for category_id in dict.fromkeys(
+                    self._categories.node(path).id for path in item.record.categories
+                )
+            ],
+        )

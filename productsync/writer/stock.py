@@ -1,0 +1,109 @@
+"""Stock records: the SKUs a batch's items claim, and their records written in bulk."""
+
+from collections.abc import Callable
+
+from oscar.core.loading import get_model
+
+from productsync.records import ValidItem
+from productsync.sql import delete_with_dependents, insert_rows
+from productsync.writer.catalogue import sku_owners
+
+StockRecord = get_model("partner", "StockRecord")
+
+
+def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem], bool]:
+    """A check that fails an item whose (partner, partner_sku) belongs to a product outside
+    its unit or to an earlier item of the batch, and else claims its SKUs; True if it may
+    be written. partner_id gives a partner's id by name."""
+    owners: dict[tuple[int, str], str] | None = None  # read on the first claim
+    claimed: dict[tuple[int, str], str] = {}
+
+    def allowed(item: ValidItem) -> bool:
+        nonlocal owners
+        if owners is None:
+            owners = sku_owners(
+                {
+                    (partner_id(sr.partner), sr.partner_sku)
+                    for other in items
+                    for _, member in other.record.members()
+                    for sr in member.stockrecords
+                }
+            )
+        unit = {member.upc for _, member in item.record.members()}
+        for prefix, member in item.record.members():
+            for sr in member.stockrecords:
+                key = (partner_id(sr.partner), sr.partner_sku)
+                owner = claimed.get(key) or owners.get(key)
+                if owner is not None and owner not in unit:
+                    fail(
+                        item,
+                        f"{prefix}stockrecords.partner_sku",
+                        f"{prefix}stockrecords.partner_sku: {sr.partner_sku!r} of "
+                        f"{sr.partner!r} belongs to product {owner!r}",
+                    )
+                    return False
+        for _, member in item.record.members():
+            for sr in member.stockrecords:
+                claimed[(partner_id(sr.partner), sr.partner_sku)] = member.upc
+        return True
+
+    return allowed
+
+
+def stockrecords_write(
+    touched, member_ids, existed: set[int], partner_id, default_currency: str
+) -> None:
+    """Make each product's stock records of the partners its item names match the item;
+    a parent product keeps none (Oscar's rule). existed: the ids of the products that
+    were there before the batch, the only ones that can have stale records. partner_id
+    gives a partner's id by name; default_currency is the price currency of a record that
+    names none."""
+    members = [
+        (member, member_ids[(item.position, prefix)], bool(item.record.children) and not prefix)
+        for item, _ in touched
+        for prefix, member in item.record.members()
+    ]
+    keep = {
+        (product_id, partner_id(sr.partner), sr.partner_sku)
+        for member, product_id, _ in members
+        for sr in member.stockrecords
+    }
+    # The records of the members' partners that left the feed (a parent keeps none): one
+    # lookup by product id, filtered here; an OR per product would overflow SQLite's
+    # expression depth in a large batch.
+    scope = {
+        product_id: None if is_parent else {partner_id(sr.partner) for sr in member.stockrecords}
+        for member, product_id, is_parent in members
+    }
+    scope = {
+        pid: partners for pid, partners in scope.items() if partners != set() and pid in existed
+    }
+    stale = []
+    if scope:
+        stale = [
+            pk
+            for pk, product_id, partner, sku in StockRecord.objects.filter(
+                product_id__in=list(scope)
+            ).values_list("pk", "product_id", "partner_id", "partner_sku")
+            if (scope[product_id] is None or partner in scope[product_id])
+            and (product_id, partner, sku) not in keep
+        ]
+    delete_with_dependents(StockRecord, stale)
+    insert_rows(
+        StockRecord,
+        ["product_id", "partner_id", "partner_sku", "price", "price_currency", "num_in_stock"],
+        [
+            (
+                product_id,
+                partner_id(sr.partner),
+                sr.partner_sku,
+                sr.price,
+                sr.currency or default_currency,
+                sr.num_in_stock,
+            )
+            for member, product_id, _ in members
+            for sr in member.stockrecords
+        ],
+        conflict=["partner_id", "partner_sku"],
+        update=["product_id", "price", "price_currency", "num_in_stock", "date_updated"],
+    )
