@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS": "local",
     # Claims of a queued batch before it is recorded as failed (its worker died each time).
     "BATCH_ATTEMPTS": 3,
+    # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
+    "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
+    # ...and the updated items of one real run recorded with their changed fields.
+    "CHANGES_MAX": 100_000,
 }
 
 # The largest batch a run accepts: one batch is one transaction and a few bulk queries, and

@@ -372,6 +372,19 @@ class ItemFailure:
     message: str
     raw_payload: str
     field: str = ""
+    # The position of the earlier item of the feed with the same upc, when that is the reason.
+    duplicate_of: int | None = None
+
+
+@dataclass(slots=True)
+class ItemOutcome:
+    """What the writer did (or, in a dry run, would do) with one item; changes: [field, old,
+    new] of an updated item, when asked for."""
+
+    position: int
+    upc: str
+    outcome: str
+    changes: list | None = None
 
 
 @dataclass
@@ -392,6 +405,7 @@ class BatchResult:
     images: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unknown_keys: set[str] = field(default_factory=set)
+    outcomes: list[ItemOutcome] = field(default_factory=list)
     warnings: int = 0
     duration: float = 0.0
     error: str = ""
@@ -409,6 +423,7 @@ class BatchResult:
         self.product_ids.extend(other.product_ids)
         self.hidden += other.hidden
         self.images.extend(other.images)
+        self.outcomes.extend(other.outcomes)
 
     @property
     def status(self) -> str:

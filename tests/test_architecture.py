@@ -26,6 +26,8 @@ FACES_ALLOWED = {
 # What one face may import beyond FACES_ALLOWED, and why.
 FACE_EXTRAS = {
     "productsync.apps": {"productsync.checks"},  # registers the system checks in ready()
+    # The import tool's views and forms, kept beside admin.py (its 450 lines).
+    "productsync.admin": {"productsync.admin_import", "productsync.forms"},
     "productsync.management.commands.productsync_prune": {
         "productsync.management.commands.sync_products"  # the whole-number argument type
     },
@@ -40,6 +42,7 @@ READER_HELPERS = {
 FEEDS_USED_OUTSIDE = {
     "productsync.exports": {"productsync.feeds.csvfeed"},  # our CSV's column names
     "productsync.writer.images": {"productsync.feeds.http"},  # retrying_session
+    "productsync.services.upload": {"productsync.feeds.http"},  # fetching a URL into storage
 }
 
 

@@ -43,9 +43,11 @@ def sync_run_start(
     workers: str = SyncRun.Workers.LOCAL,
     resumed_from: SyncRun | None = None,
     start_position: int = 0,
+    record: dict | None = None,
 ) -> SyncRun:
-    """Record a new running run. A non-dry run takes the source's lease; if another run holds
-    it, a skipped run is recorded and RunActiveError raised."""
+    """Record a new running run (with the fields of record too). A non-dry run takes the
+    source's lease; if another run holds it, a skipped run is recorded and RunActiveError
+    raised."""
     sync_run_abort_stale()
     fields = {
         "source": source,
@@ -57,6 +59,7 @@ def sync_run_start(
         "resumed_from": resumed_from,
         "start_position": start_position,
         "owner": _owner(),
+        **(record or {}),
     }
     try:
         with transaction.atomic():

@@ -28,6 +28,10 @@ class RunSpec:
     open_feed: Callable[[str], Feed] | None = None
     resumed_from: SyncRun | None = None
     start: int = 0  # feed position of the first item to read (a resumed run's)
+    # A dry run records every item's outcome; with diff, also its changed fields (a preview).
+    diff: bool = False
+    # More SyncRun fields recorded at its start: the admin's uploaded file, its preview.
+    record: dict = field(default_factory=dict)
 
     @property
     def whole_file(self) -> bool:
@@ -54,12 +58,17 @@ def run_spec_build(
     workers: str | None = None,
     resume: int | None = None,
     full: bool = False,
+    diff: bool = False,
+    record: dict | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE, HIDE_MISSING,
     WORKERS). feed_options are FeedOptions fields (format, delimiter, encoding, mapping).
     resume is the id of an aborted or failed run to continue: the spec reads the same source
     from its first uncommitted batch. Raises SourceError without a source, ProductSyncError
-    for options out of range or a run that cannot be resumed."""
+    for options out of range or a run that cannot be resumed. diff: a dry run records each
+    item's changed fields (every dry run records each item's outcome, and a real run the
+    changed fields of its updated items). record: more SyncRun fields to record at its start
+    (the admin's uploaded file, the preview a run confirms)."""
     workers = workers or app_settings.WORKERS
     resumed_from, start = None, 0
     if resume is not None:
@@ -97,4 +106,6 @@ def run_spec_build(
         open_feed=open_feed,
         resumed_from=resumed_from,
         start=start,
+        diff=diff and dry_run,
+        record=dict(record or {}),
     )

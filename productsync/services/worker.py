@@ -13,6 +13,7 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.records import BatchResult, ItemFailure, default_currency, payload_dump
 from productsync.services.batch import _batch_transaction, _upc_of
 from productsync.services.history import _batch_record, _run_complete_if_done
+from productsync.services.items import items_writer_set
 from productsync.services.lease import BatchStatus, Status, _owner
 from productsync.services.locks import _lock_timeouts
 from productsync.services.queue import _batch_enqueue, _item_load
@@ -74,6 +75,7 @@ def sync_batch_execute(batch_id: int) -> str:
     batch.refresh_from_db()
     run = batch.run
     writer = BatchWriter(run.pk, run.source, default_currency())
+    items_writer_set(writer, run)
     try:
         with _lock_timeouts():
             items = [_item_load(pair) for pair in batch.payload]

@@ -9,11 +9,13 @@ from productsync.writer.catalogue import (
 )
 from productsync.writer.images import ImageSync
 from productsync.writer.search import search_index_update
+from productsync.writer.snapshot import catalogue_snapshots
 
 __all__ = [
     "BatchWriter",
     "ImageSync",
     "catalogue_category_view_refresh",
+    "catalogue_snapshots",
     "product_dashboard_urls",
     "products_hide",
     "products_missing",

@@ -20,6 +20,7 @@ from productsync.writer.catalogue import (
     products_insert,
 )
 from productsync.writer.categories import CategoryTree
+from productsync.writer.outcomes import outcomes_add, snapshots_before, taken_in_dry_run
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import sku_claims, stockrecords_write
 
@@ -40,6 +41,10 @@ class BatchWriter:
         self._categories: CategoryTree | None = None  # read when first needed
         self._partners: dict[str, int] = {}
         self._attributes = Attributes()
+        # outcomes: record every item's outcome (dry runs); changes: the changed fields of
+        # updated items. The run's services set them before each batch.
+        self.outcomes = False
+        self.changes = False
         sqlite_variable_limit_lift()
 
     def forget(self) -> None:
@@ -114,14 +119,16 @@ class BatchWriter:
         An item with children is one unit: its parent and children succeed or fail together."""
         items = list(items)
 
-        def fail(item: ValidItem, field: str, message: str) -> None:
+        def fail(item: ValidItem, field: str, message: str, duplicate_of=None) -> None:
             result.failures.append(
-                ItemFailure(item.position, item.record.upc, message, item.raw(), field)
+                ItemFailure(
+                    item.position, item.record.upc, message, item.raw(), field, duplicate_of
+                )
             )
 
-        existing = products_by_upc(
-            {member.upc for item in items for _, member in item.record.members()}
-        )
+        upcs = {member.upc for item in items for _, member in item.record.members()}
+        existing = products_by_upc(upcs)
+        taken = taken_in_dry_run(self.run_id, upcs) if self.outcomes else {}
 
         # In feed order, as if one item were written at a time: an item that fails does not
         # claim its UPC or SKUs, so the outcome does not depend on where batches split.
@@ -133,7 +140,7 @@ class BatchWriter:
         for item in items:
             problem = self._structure_conflict(item, existing)
             row = existing.get(item.record.upc)
-            seen = self._seen(item, accepted, existing)
+            seen = self._seen(item, accepted, existing, taken)
             if seen is not None:
                 fail(item, *seen)
             elif problem:
@@ -157,8 +164,10 @@ class BatchWriter:
             fail,
         )
         placed = {item.position for item in writable}
+        tree = self._category_tree()
         new = [item for item in new if item.position in placed]
         changed = [(item, pid) for item, pid in changed if item.position in placed]
+        before = snapshots_before(changed, tree) if self.changes else None
 
         now = timezone.now()
         new_ids = products_insert(
@@ -232,6 +241,7 @@ class BatchWriter:
         result.created += len(new)
         result.updated += len(changed)
         result.unchanged += len(unchanged)
+        outcomes_add(result, new, changed, unchanged, every=self.outcomes, before=before, tree=tree)
         written = [
             member_ids[(item.position, prefix)]
             for item, _ in touched
@@ -251,17 +261,19 @@ class BatchWriter:
             # robust: a search server that is down is logged, it does not stop the run.
             transaction.on_commit(partial(search_index_update, written), robust=True)
 
-    def _seen(self, item: ValidItem, accepted: dict, existing: dict) -> tuple[str, str] | None:
-        """(field, message) when a upc of the unit was taken by an earlier item of the batch,
-        or written earlier in this run by an item of an earlier batch."""
+    def _seen(self, item: ValidItem, accepted: dict, existing: dict, taken: dict):
+        """(field, message, position of the earlier item) when a upc of the unit was taken by
+        an earlier item of the batch, or written (in a dry run: recorded, taken) earlier in
+        this run by an item of an earlier batch."""
         for prefix, member in item.record.members():
-            seen = accepted.get(member.upc)
+            seen = accepted.get(member.upc, taken.get(member.upc))
             row = existing.get(member.upc)
             if seen is None and row and row.last_run_id == self.run_id:
                 seen = row.last_position
-                seen = None if seen == item.position else seen
+            seen = None if seen == item.position else seen
             if seen is not None:
-                return f"{prefix}upc", f"{prefix}upc: duplicate of the item at position {seen}"
+                message = f"{prefix}upc: duplicate of the item at position {seen}"
+                return f"{prefix}upc", message, seen
         return None
 
     def _structure_conflict(self, item: ValidItem, existing: dict) -> tuple[str, str] | None:

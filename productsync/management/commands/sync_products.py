@@ -16,7 +16,16 @@ from productsync.services import run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
 # Options passed to run_spec_build as they are parsed (the names are the same).
-RUN_OPTIONS = ("batch_size", "dry_run", "limit", "hide_missing", "workers", "resume", "full")
+RUN_OPTIONS = (
+    "batch_size",
+    "dry_run",
+    "limit",
+    "hide_missing",
+    "workers",
+    "resume",
+    "full",
+    "diff",
+)
 
 
 def _whole(minimum: int, maximum: int | None = None):
@@ -80,6 +89,12 @@ class Command(BaseCommand):
             help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
+        parser.add_argument(
+            "--diff",
+            action="store_true",
+            help="print what each new or updated item changes, field by field (a dry run "
+            "records it for every item; a real run for up to PRODUCTSYNC['CHANGES_MAX'])",
+        )
         parser.add_argument(
             "--full",
             action="store_true",
@@ -145,10 +160,20 @@ class Command(BaseCommand):
                 ) from None
             finally:
                 progress.close()
+            if options["diff"]:
+                self._changes(run)
             self._summary(run, options["json"])
             all_succeeded &= run.status == SyncRun.Status.SUCCEEDED
         if not all_succeeded:
             sys.exit(1)
+
+    def _changes(self, run: SyncRun) -> None:
+        """The new and updated items the run recorded, each changed field on its line."""
+        rows = run.item_set.filter(outcome__in=["created", "updated"]).order_by("position")
+        for item in rows.iterator(chunk_size=1000):
+            self.stdout.write(f"  item {item.position} ({printable(item.upc)}): {item.outcome}")
+            for field, old, new in item.change_rows():
+                self.stdout.write(f"    {printable(field)}: {printable(old)} -> {printable(new)}")
 
     def _summary(self, run: SyncRun, as_json: bool) -> None:
         duration = (run.finished_at - run.started_at).total_seconds()
