@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 from django_q.models import OrmQ
 from oscar.core.loading import get_model
 
+from productsync.exceptions import SourceError
 from productsync.models import SyncItem, SyncRun
 from productsync.services import sync_run_execute
 from tests.conftest import product
@@ -209,3 +210,44 @@ def test_a_csv_upload_in_our_columns_is_previewed(runner, shop):
     assert run.feed_options == {"format": "csv"}
     changes = SyncItem.objects.get(run=run, upc="A").changes
     assert ["stockrecords[Acme Books/SKU-A].price", "10.00", "11.00"] in changes
+
+
+def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, http_server):
+    httpd = http_server()
+    httpd.files["/feed.jsonl"] = (jsonl(second_feed()), "application/x-ndjson")
+    response = runner.post(
+        url("upload"),
+        {"url": httpd.url + "/feed.jsonl", "batch_size": "2", "action": "preview"},
+    )
+    assert response.status_code == 302
+    [preview_id] = run_queued()
+    preview = SyncRun.objects.get(pk=preview_id)
+    assert (preview.upload_name, preview.items, preview.updated) == ("feed.jsonl", 4, 1)
+    with open(preview.source, "rb") as stored:
+        assert stored.read() == jsonl(second_feed())
+    httpd.files["/feed.jsonl"] = (jsonl([product("CHANGED")]), "application/x-ndjson")
+    runner.post(url("confirm", preview.pk))
+    [sync_id] = run_queued()
+    sync = SyncRun.objects.get(pk=sync_id)
+    assert (sync.items, sync.updated, sync.created) == (4, 1, 1)  # the previewed file's
+    assert httpd.hits["/feed.jsonl"] == 1
+
+
+def test_a_fetched_url_is_bounded_by_the_upload_limit(runner, http_server, settings):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "UPLOAD_MAX_BYTES": 100}
+    httpd = http_server()
+    httpd.files["/big.jsonl"] = (jsonl([product(f"B-{i}") for i in range(5)]), "text/plain")
+    form = {"url": httpd.url + "/big.jsonl", "batch_size": "2", "action": "preview"}
+    assert runner.post(url("upload"), form).status_code == 302
+    with pytest.raises(SourceError, match="larger than the limit of 100 bytes"):
+        run_queued()
+    assert not SyncRun.objects.exists()
+    assert not list((settings.MEDIA_ROOT / "productsync").rglob("*.jsonl"))  # nothing left
+
+
+def test_without_a_cluster_the_message_shows_the_command_as_code(client, django_user_model):
+    client.force_login(staff(django_user_model, "runner", *VIEW, "run_sync"))
+    response = client.post(url("start"), follow=True)
+    html = response.content.decode()
+    assert "start one with <code>python manage.py qcluster</code>" in html
+    assert "`" not in html.split('id="content-main"')[0].split("messagelist")[-1]

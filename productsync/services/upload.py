@@ -3,9 +3,11 @@ worker), previewed, and synced exactly as previewed (checked by SHA-256)."""
 
 import hashlib
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 
+import requests
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 
@@ -42,7 +44,11 @@ def upload_store(upload: File, filename: str | None = None) -> Upload:
     over PRODUCTSYNC['UPLOAD_MAX_BYTES']. Workers read it by its local path, so the storage
     must have one (FileSystemStorage) shared with them."""
     limit = app_settings.UPLOAD_MAX_BYTES
-    if upload.size is not None and upload.size > limit:
+    try:
+        size = upload.size
+    except AttributeError:  # a stream (a fetched URL): its reader counts instead
+        size = None
+    if size is not None and size > limit:
         raise ProductSyncError(f"the file is larger than the limit of {limit} bytes")
     filename = os.path.basename(filename or upload.name or "feed") or "feed"
     name = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}/{filename}", upload)
@@ -50,7 +56,8 @@ def upload_store(upload: File, filename: str | None = None) -> Upload:
 
 
 def upload_fetch(url: str) -> Upload:
-    """Fetch an http(s) feed into storage, streamed, refusing more than UPLOAD_MAX_BYTES."""
+    """Fetch an http(s) feed into storage: streamed into a temporary file first, refused past
+    UPLOAD_MAX_BYTES (nothing is left in storage then)."""
     limit = app_settings.UPLOAD_MAX_BYTES
     connect, read = app_settings.HTTP_TIMEOUT
     session = http_session()
@@ -58,20 +65,15 @@ def upload_fetch(url: str) -> Upload:
         response = session.get(url, headers=http_headers(url), stream=True, timeout=(connect, read))
         if response.status_code != 200:
             raise SourceError(f"{url}: HTTP {response.status_code}")
-        received = 0
-
-        class Body:
-            def read(self, size: int = CHUNK) -> bytes:
-                nonlocal received
-                chunk = response.raw.read(size, decode_content=True)
-                received += len(chunk)
-                if received > limit:
+        with tempfile.TemporaryFile() as spool:
+            for chunk in response.iter_content(CHUNK):
+                spool.write(chunk)
+                if spool.tell() > limit:
                     raise SourceError(f"{url}: the feed is larger than the limit of {limit} bytes")
-                return chunk
-
-        filename = os.path.basename(url.split("?", 1)[0].rstrip("/")) or "feed"
-        return upload_store(File(Body(), name=filename), filename)
-    except OSError as exc:
+            spool.seek(0)
+            filename = os.path.basename(url.split("?", 1)[0].rstrip("/")) or "feed"
+            return upload_store(File(spool, name=filename), filename)
+    except (OSError, requests.RequestException) as exc:
         raise SourceError(f"{url}: {exc}") from None
     finally:
         session.close()
