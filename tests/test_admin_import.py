@@ -4,6 +4,7 @@ django-q2's ORM queue and run as a worker would run them (tests/test_admin_e2e.p
 real cluster)."""
 
 import json
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -251,3 +252,20 @@ def test_without_a_cluster_the_message_shows_the_command_as_code(client, django_
     html = response.content.decode()
     assert "start one with <code>python manage.py qcluster</code>" in html
     assert "`" not in html.split('id="content-main"')[0].split("messagelist")[-1]
+
+
+def test_run_pages_name_what_they_show(runner, write_feed, tmp_path):
+    sync_run_execute(write_feed([product(f"D-{i}") for i in range(3)]), batch_size=2)
+    batches = runner.get(reverse("admin:productsync_syncbatch_changelist")).content.decode()
+    durations = re.findall(r'<td class="field-duration_shown">([^<]*)</td>', batches)
+    assert len(durations) == 2 and all(re.fullmatch(r"\d\.\d\d s", d) for d in durations)
+    runs = runner.get(url("changelist")).content.decode()
+    assert '<span title="' in runs and ">feed.json</span>" in runs  # the file, the path on hover
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(SourceError):
+        sync_run_execute(str(empty))
+    run = SyncRun.objects.latest("pk")
+    html = runner.get(url("change", run.pk)).content.decode()
+    assert "No batch: the run ended before it read an item" in html
+    assert "batches with failed items" in html
