@@ -19,7 +19,7 @@ def main() -> None:
 
     from productsync.batching import batched
     from productsync.feeds import feed_open
-    from productsync.records import BatchResult
+    from productsync.outcomes import BatchResult
     from productsync.services.batch import _batch_validate
 
     valid = 0

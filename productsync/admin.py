@@ -19,9 +19,11 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from productsync.admin_import import ImportViews, message_html
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, QueueError
-from productsync.exports import failures_csv_rows, failures_jsonl
+from productsync.exports import Echo, failures_csv_rows, failures_jsonl
+from productsync.forms import RetryForm
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
 from productsync.report import (
     duration_text,
@@ -68,20 +70,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
+    # The counts and the dry-run flag first: they fit at 1,400 px; the source is cut short
+    # (the whole of it on hover).
     list_display = [
         "id",
         "status_badge",
+        "dry_run",
         "trigger",
-        "source",
+        "source_short",
         "started_at",
         "duration",
         "items",
@@ -93,7 +91,6 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "hidden",
         "warnings",
         "failed_batches",
-        "dry_run",
         "retry_of_link",
     ]
     list_display_links = ["id"]
@@ -112,6 +109,11 @@ class SyncRunAdmin(ReadOnlyAdmin):
         return format_html(
             '<span class="ps-badge ps-{}">{}</span>', run.status, run.get_status_display()
         )
+
+    @admin.display(description="source", ordering="source")
+    def source_short(self, run: SyncRun) -> str:
+        shown = run.upload_name or run.source.rstrip("/").rsplit("/", 1)[-1] or run.source
+        return format_html('<span title="{}">{}</span>', run.source, shown)
 
     @admin.display(description="duration")
     def duration(self, run: SyncRun) -> str:
@@ -153,6 +155,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
                 view(self.failures_csv_view),
                 name=name + "failures_csv",
             ),
+            *self.import_urls(),
             *super().get_urls(),
         ]
 
@@ -216,8 +219,17 @@ class SyncRunAdmin(ReadOnlyAdmin):
             "failures": failures,
             "failure_rows": failure_rows,
             "retries": list(run.retries.order_by("pk").values_list("pk", "status")),
+            "confirmed_by": list(run.confirmed_by.order_by("pk").values_list("pk", "status")),
             "can_retry": (request.user.has_perm(RUN_PERMISSION) and not running and run.failed > 0),
             "payload_chars": PAGE_PAYLOAD_CHARS,
+            "duplicate_failures": run.failure_set.exclude(duplicate_of=None).count()
+            if run.failed
+            else 0,
+            "can_confirm": request.user.has_perm(RUN_PERMISSION)
+            and run.dry_run
+            and bool(run.upload)
+            and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),
+            **self.items_context(request, run),
             "media": self.media,
         }
         return TemplateResponse(request, "admin/productsync/syncrun/run.html", context)
@@ -282,7 +294,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
     def failures_csv_view(self, request, run_id: int):
         self._require_view(request)
         run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
-        writer = csv.writer(_Echo())
+        writer = csv.writer(Echo())
         response = StreamingHttpResponse(
             (writer.writerow(row) for row in failures_csv_rows(run.pk)),
             content_type="text/csv; charset=utf-8",
@@ -315,7 +327,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         try:
             task_id, state = sync_run_enqueue(dry_run=dry_run)
         except QueueError as exc:
-            messages.error(request, f"Not started: {exc}.")
+            messages.error(request, message_html(f"Not started: {exc}."))
             return HttpResponseRedirect(reverse("admin:productsync_syncrun_changelist"))
         query = {"after": after, "dry_run": int(dry_run)}
         return self._queued_redirect(request, task_id, state, query)
@@ -328,10 +340,12 @@ class SyncRunAdmin(ReadOnlyAdmin):
             messages.error(request, "Only a finished run with failed items can be retried.")
             return HttpResponseRedirect(page)
         after = self._last_run_id()
+        form = RetryForm(request.POST)
+        duplicates = form.is_valid() and form.cleaned_data["duplicates"]
         try:
-            task_id, state = sync_run_enqueue_retry(run.pk)
-        except QueueError as exc:
-            messages.error(request, f"Not retried: {exc}.")
+            task_id, state = sync_run_enqueue_retry(run.pk, duplicates=duplicates)
+        except (QueueError, ProductSyncError) as exc:
+            messages.error(request, message_html(f"Not retried: {exc}."))
             return HttpResponseRedirect(page)
         return self._queued_redirect(request, task_id, state, {"after": after, "retry_of": run.pk})
 
@@ -384,10 +398,15 @@ class SyncBatchAdmin(ReadOnlyAdmin):
         "updated",
         "failed",
         "hidden",
-        "duration",
+        "duration_shown",
         "attempts",
         "claimed_by",
     ]
+
+    @admin.display(description="duration", ordering="duration")
+    def duration_shown(self, batch: SyncBatch) -> str:
+        return duration_text(batch.duration)
+
     list_filter = ["status"]
     list_select_related = ["run"]
 

@@ -26,11 +26,17 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     positive = ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "BATCH_ATTEMPTS")
-    for key in (*positive, "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES"):
+    # UPLOAD_MAX_BYTES: the admin's import tool (issue 15); CHANGES_MAX below.
+    for key in (*positive, "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES", "UPLOAD_MAX_BYTES"):
         if not _positive_int(getattr(app_settings, key)):
             errors.append(
                 Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E003")
             )
+    changes_max = app_settings.CHANGES_MAX
+    if not (_positive_int(changes_max) or changes_max == 0) or isinstance(changes_max, bool):
+        errors.append(
+            Error("PRODUCTSYNC['CHANGES_MAX'] must be a whole number >= 0.", id="productsync.E150")
+        )
     keep_days = app_settings.KEEP_DAYS
     if keep_days is not None and not _positive_int(keep_days):
         errors.append(

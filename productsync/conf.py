@@ -78,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
     # The partner of a stock file's rows that name none (makes a run partial), as
     # `sync_products --partner NAME` gives it.
     "PARTNER": None,
+    # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
+    "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
+    # ...and the updated items of one real run recorded with their changed fields.
+    "CHANGES_MAX": 100_000,
 }
 
 # The largest value of each numeric setting that the checks accept: what fits where it is

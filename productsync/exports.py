@@ -1,4 +1,5 @@
-"""The failed items of a run as feed files (JSON Lines and CSV), ready to fix and resubmit."""
+"""Feed files for people: the failed items of a run, ready to fix and resubmit, and the whole
+catalogue (or one source's products) in our feed format, streamed at constant memory."""
 
 import json
 import re
@@ -9,28 +10,39 @@ from django.db.models import Q
 
 from productsync.feeds.csvfeed import FIELDS, PRODUCT_FIELDS, STOCK_FIELDS
 from productsync.models import SyncFailure
+from productsync.writer import catalogue_snapshots
 
 # Our CSV feed format (feeds/csvfeed.py): one row per stock record (a product without one
 # takes one row); several category breadcrumbs in one cell, separated by "|".
 CSV_FIELDS = FIELDS
 
 
-def _raw_payloads(run_id: int, chunk: int = 1000) -> Iterator[str]:
-    """The raw payloads in feed order, read a chunk per query: memory stays flat, and no
-    cursor stays open while the caller writes (a retry runs its batches in between)."""
+def failure_payloads(
+    run_id: int, duplicates: bool = True, chunk: int = 1000
+) -> Iterator[tuple[int, str]]:
+    """(position, raw payload) of the run's failures in feed order, read a chunk per query:
+    memory stays flat, and no cursor stays open while the caller writes (a retry runs its
+    batches in between). Without duplicates, the items that failed as a duplicate of an
+    earlier item of the feed are left out."""
     after = Q()
+    only = Q() if duplicates else Q(duplicate_of=None)
     while True:
         rows = list(
-            SyncFailure.objects.filter(after, run_id=run_id)
+            SyncFailure.objects.filter(after, only, run_id=run_id)
             .order_by("position", "pk")
             .values_list("position", "pk", "raw_payload")[:chunk]
         )
-        for _, _, raw in rows:
-            yield raw
+        for position, _, raw in rows:
+            yield position, raw
         if len(rows) < chunk:
             return
         position, pk, _ = rows[-1]
         after = Q(position__gt=position) | Q(position=position, pk__gt=pk)
+
+
+def _raw_payloads(run_id: int) -> Iterator[str]:
+    for _, raw in failure_payloads(run_id):
+        yield raw
 
 
 def failures_jsonl(run_id: int) -> Iterator[str]:
@@ -38,6 +50,13 @@ def failures_jsonl(run_id: int) -> Iterator[str]:
     (an item that was not valid JSON comes back as the same text, to be fixed by hand)."""
     for raw in _raw_payloads(run_id):
         yield raw + "\n"
+
+
+class Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
 
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP's CSV injection).
@@ -61,6 +80,24 @@ def _cell(value: Any) -> str:
     if isinstance(value, str | int | float):
         return csv_safe(str(value))
     return json.dumps(value, ensure_ascii=False)
+
+
+def catalogue_jsonl(source: str | None = None, chunk: int = 500) -> Iterator[str]:
+    """The catalogue (or one source's synced products) as JSON Lines in our feed format, one
+    standalone or parent product a line with its children: syncing it into an empty shop
+    gives the same catalogue (images aside: the catalogue keeps files, a feed names URLs)."""
+    for item in catalogue_snapshots(source, chunk):
+        yield json.dumps(item, ensure_ascii=False) + "\n"
+
+
+def catalogue_csv_rows(source: str | None = None, chunk: int = 500) -> Iterator[list[str]]:
+    """The header, then the catalogue as rows of our CSV feed format (one per stock record),
+    every cell neutralised for spreadsheets. Attributes and children have no CSV columns:
+    the JSON Lines export carries them."""
+    yield list(CSV_FIELDS)
+    for item in catalogue_snapshots(source, chunk):
+        for row in _csv_rows(item):
+            yield [csv_safe(cell) for cell in row]
 
 
 def _csv_rows(payload: dict) -> Iterator[list[str]]:

@@ -63,7 +63,9 @@ class SyncRun(models.Model):
     )
     batches = models.PositiveIntegerField("batches", default=0)
     failed_batches = models.PositiveIntegerField(
-        "failed batches", default=0, help_text="Batches with at least one failed item."
+        "batches with failed items",
+        default=0,
+        help_text="Batches with at least one failed item (partial or failed batches).",
     )
     warnings = models.PositiveIntegerField(
         "warnings",
@@ -157,6 +159,43 @@ class SyncRun(models.Model):
         related_name="resumed_by",
         verbose_name="resumed from",
         help_text="The aborted or failed run this one continues.",
+    )
+
+    # The admin's import tool (issue 15): an uploaded or fetched feed file kept with the run,
+    # the preview it confirms, and the item rows (SyncItem) it recorded.
+    upload = models.CharField(
+        "uploaded feed",
+        max_length=500,
+        blank=True,
+        help_text="Storage name of the feed file given in the admin, kept with the run.",
+    )
+    upload_name = models.CharField("file name", max_length=255, blank=True)
+    upload_sha256 = models.CharField(
+        "file SHA-256",
+        max_length=64,
+        blank=True,
+        help_text="Digest of the uploaded file when it was stored: confirming its preview "
+        "syncs it only while it is the same.",
+    )
+    feed_options = models.JSONField(
+        "feed options", default=dict, blank=True, help_text="format, mapping: how it was read."
+    )
+    preview_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="confirmed_by",
+        verbose_name="confirms",
+        help_text="The preview (dry run) whose file this run synced.",
+    )
+    diff = models.BooleanField(
+        "changes recorded",
+        default=False,
+        help_text="A preview: every item's outcome with its changed fields.",
+    )
+    item_rows = models.PositiveIntegerField(
+        "item rows", default=0, help_text="Items recorded with their outcome or changes."
     )
 
     class Meta:
@@ -261,6 +300,13 @@ class SyncFailure(models.Model):
     field = models.CharField("field", max_length=255, blank=True)
     message = models.TextField("message")
     raw_payload = models.TextField("raw payload", help_text="The item exactly as read.")
+    duplicate_of = models.PositiveIntegerField(
+        "duplicate of",
+        null=True,
+        blank=True,
+        help_text="Position of the earlier item of the feed with the same UPC, when that is "
+        "why it failed: a retry writes it only when asked.",
+    )
 
     class Meta:
         ordering = ["run", "position"]
@@ -269,6 +315,54 @@ class SyncFailure(models.Model):
 
     def __str__(self) -> str:
         return f"Item {self.position} of run {self.run_id}"
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= SyncItem.SHOWN else text[: SyncItem.SHOWN - 1] + "…"
+
+
+class SyncItem(models.Model):
+    """What one item did or would do: every item of a dry run (with its changed fields in a
+    preview), and the updated items of a real run with their changed fields."""
+
+    class Outcome(models.TextChoices):
+        CREATED = "created", "created"
+        UPDATED = "updated", "updated"
+        UNCHANGED = "unchanged", "unchanged"
+        FAILED = "failed", "failed"
+        # A child of an item of a dry run: its upc, so later batches find it taken.
+        MEMBER = "member", "child"
+
+    # Characters of a value shown on the page; the row keeps it whole.
+    SHOWN = 300
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="item_set")
+    position = models.PositiveIntegerField("position", help_text="0-based index in the feed.")
+    upc = models.CharField("UPC", max_length=255, blank=True)
+    outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices)
+    changes = models.JSONField(
+        "changes",
+        null=True,
+        blank=True,
+        help_text="[field, old value, new value] for each field the item changes.",
+    )
+    message = models.TextField("message", blank=True, help_text="Why it failed.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        verbose_name = "sync item"
+        indexes = [
+            models.Index(fields=["run", "outcome", "position"], name="productsync_item_outcome"),
+            models.Index(fields=["run", "upc"], name="productsync_item_upc"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Item {self.position} of run {self.run_id}"
+
+    def change_rows(self) -> list[tuple[str, str, str]]:
+        """(field, old, new) as shown: Python literals, long values cut."""
+        return [(field, _shown(old), _shown(new)) for field, old, new in self.changes or []]
 
 
 class SyncedProduct(models.Model):

@@ -39,6 +39,8 @@ def duration_text(seconds: float | None) -> str:
     """A duration as people read it: 42 s, 3 min 05 s, 2 h 10 min."""
     if seconds is None:
         return "–"
+    if seconds < 10:
+        return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"

@@ -6,6 +6,7 @@ from productsync.services import (
     run_spec_execute,
     sync_batch_execute,
     sync_run_retry,
+    sync_upload_execute,
 )
 
 
@@ -34,11 +35,34 @@ def sync_products(
     return run_spec_execute(spec).pk
 
 
-def sync_products_retry(run_id: int, trigger: str = SyncRun.Trigger.ADMIN) -> int:
-    """Retry the failed items of a finished run as a new run; return the new run's id."""
-    return sync_run_retry(run_id, trigger=trigger).pk
+def sync_products_retry(
+    run_id: int, trigger: str = SyncRun.Trigger.ADMIN, duplicates: bool = False
+) -> int:
+    """Retry the failed items of a finished run as a new run (the items that failed as in-feed
+    duplicates only when duplicates); return the new run's id."""
+    return sync_run_retry(run_id, trigger=trigger, duplicates=duplicates).pk
 
 
 def sync_batch(batch_id: int) -> str:
     """Write one batch of a queue run; enqueued by its planner, one task per batch."""
     return sync_batch_execute(batch_id)
+
+
+def sync_upload(
+    source: str,
+    batch_size: int,
+    dry_run: bool,
+    feed_options: dict | None = None,
+    upload: dict | None = None,
+    preview_of: int | None = None,
+) -> int:
+    """Preview or sync a feed given in the admin (an uploaded file, or a URL fetched first);
+    return the run's id."""
+    return sync_upload_execute(
+        source,
+        batch_size,
+        dry_run,
+        feed_options=feed_options,
+        upload=upload,
+        preview_of=preview_of,
+    ).pk

@@ -120,8 +120,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
+# Oscar's catalogue and category pages list products through haystack: the demo's engine
+# browses the database (shop/search.py), as haystack's simple engine finds nothing there.
 HAYSTACK_CONNECTIONS = {
-    "default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"},
+    "default": {"ENGINE": "shop.search.BrowseEngine"},
 }
 
 LANGUAGE_CODE = "en-gb"

@@ -20,12 +20,15 @@ FACES_ALLOWED = {
     "productsync.exceptions",
     "productsync.signals",
     "productsync.records",
+    "productsync.outcomes",
     # The feeds package's public names (FORMATS: the choices of --format), never a reader.
     "productsync.feeds",
 }
 # What one face may import beyond FACES_ALLOWED, and why.
 FACE_EXTRAS = {
     "productsync.apps": {"productsync.checks"},  # registers the system checks in ready()
+    # The import tool's views and forms, kept beside admin.py (its 450 lines).
+    "productsync.admin": {"productsync.admin_import", "productsync.forms"},
     "productsync.management.commands.productsync_prune": {
         "productsync.management.commands.sync_products"  # the whole-number argument type
     },
@@ -46,6 +49,7 @@ READER_HELPERS = {
 FEEDS_USED_OUTSIDE = {
     "productsync.exports": {"productsync.feeds.csvfeed"},  # our CSV's column names
     "productsync.writer.images": {"productsync.feeds.guard"},  # the guarded session
+    "productsync.services.upload": {"productsync.feeds.guard"},  # fetching a URL into storage
 }
 
 

@@ -6,7 +6,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from oscar.core.loading import get_model
 
-from productsync.records import BatchResult, ValidItem, record_fingerprint, record_parse
+from productsync.outcomes import BatchResult, ValidItem
+from productsync.records import record_fingerprint, record_parse
 from productsync.writer import BatchWriter
 
 Product = get_model("catalogue", "Product")

@@ -72,8 +72,8 @@ def test_queries_per_batch_are_the_same_for_15_and_500(write_feed, change):
     [
         ("create", 9, 16),
         ("unchanged", 5, 5),
-        ("update", 13, 19),
-        ("repaired", 14, 21),
+        ("update", 21, 27),
+        ("repaired", 22, 29),
         ("partial", 5, 7),
     ],
 )
@@ -83,7 +83,11 @@ def test_a_batch_takes_a_few_statements(write_feed, change, sqlite, postgresql):
     the run's totals (its lease check included). Unchanged: look up, compare the products'
     state with the stamped one, stamp the sync state, record. Updated: also replace the
     category links, look for stale stock records, hide children that left, and look at the
-    products' images. Repaired: as updated, after the comparison found the drift. Partial
+    products' images; and read the updated products back before and after writing them
+    (products with their children, attribute values, stock records; and before, their
+    category links: seven queries) to record their changed fields (one insert), up to
+    PRODUCTSYNC['CHANGES_MAX'] a run. Repaired: as updated, after the comparison found the
+    drift. Partial
     (a stock file): look up the partners, then the stock records; update them, stamp their
     products' state; record.
     PostgreSQL writes rows by COPY: the new products' ids are taken from their sequence

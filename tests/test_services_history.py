@@ -44,9 +44,9 @@ def test_retry_runs_exactly_the_failed_items_once_the_cause_is_fixed(write_feed)
     assert (retry.items, retry.total_items, retry.created, retry.failed) == (2, 2, 1, 1)
     assert retry.status == "partial"
     assert Product.objects.get(upc="R-1").stockrecords.get().partner_sku == "SKU-SHARED"
-    # Positions are those of the retry's feed: the failures, in order.
+    # Positions are those of the original feed, so the failures of both runs line up.
     failure = SyncFailure.objects.get(run=retry)
-    assert (failure.position, failure.upc) == (1, "R-3")
+    assert (failure.position, failure.upc) == (3, "R-3")
     assert json.loads(failure.raw_payload) == {"upc": "R-3"}
     assert list(original.retries.all()) == [retry]
     assert retry.bytes_read > 0 and retry.bytes_total is None

@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds.bounds import CsvLines, item_bound
-from productsync.records import FeedItem, Unparsed
+from productsync.outcomes import FeedItem
+from productsync.records import Unparsed
 
 DELIMITERS = ",;\t|"
 CATEGORY_SEPARATOR = "|"

@@ -11,7 +11,8 @@ import ijson
 from productsync.exceptions import FeedError
 from productsync.feeds.bounds import JsonArrayBounds, item_bound, line_read, line_too_long
 from productsync.feeds.stream import MAX_DEPTH, depth_exceeds
-from productsync.records import FeedItem, Unparsed, one_line, payload_dump
+from productsync.outcomes import FeedItem
+from productsync.records import Unparsed, one_line, payload_dump
 
 TOO_DEEP = f"the item is nested deeper than {MAX_DEPTH} levels"
 

@@ -18,7 +18,8 @@ from productsync.feeds.grouping import Row, groups_by_reference, groups_consecut
 from productsync.feeds.presets import PRESETS, preset_path
 from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
 from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
-from productsync.records import FeedItem, Unparsed
+from productsync.outcomes import FeedItem
+from productsync.records import Unparsed
 
 PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
 # In a [children] mapping and in [variants], paths under this name read the parent item.

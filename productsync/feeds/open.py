@@ -23,7 +23,7 @@ from productsync.feeds.stream import (
     gunzipped,
     is_url,
 )
-from productsync.records import FeedItem
+from productsync.outcomes import FeedItem
 
 __all__ = ["FORMATS", "ByteStream", "Feed", "FeedOptions", "feed_open", "is_url", "mapping_path"]
 

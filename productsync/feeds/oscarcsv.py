@@ -4,7 +4,8 @@ import io
 from collections.abc import Iterator
 
 from productsync.feeds.csvfeed import csv_rows, items_merged, row_text
-from productsync.records import FeedItem, Unparsed
+from productsync.outcomes import FeedItem
+from productsync.records import Unparsed
 
 # product class, category breadcrumb, upc, title, description[, partner, sku, price, stock]
 OSCAR_WIDTHS = (5, 9)

@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 from productsync.exceptions import SourceError
 from productsync.feeds.csvfeed import csv_dicts
-from productsync.records import FeedItem, Unparsed
+from productsync.outcomes import FeedItem
+from productsync.records import Unparsed
 
 PRODUCT_COLUMNS = ("upc", "title", "description", "is_public")
 STOCK_COLUMNS = ("partner", "partner_sku", "price", "currency", "num_in_stock")

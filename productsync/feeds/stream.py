@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.records import FeedItem
+from productsync.outcomes import FeedItem
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"

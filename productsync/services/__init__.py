@@ -1,8 +1,14 @@
 """The sync's services: what the faces (admin, tasks, commands) call. One module per concern;
 this package re-exports the public API only."""
 
+from productsync.feeds import FORMATS, is_url
 from productsync.services.history import sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
+from productsync.services.preview import (
+    sync_preview_confirm,
+    sync_upload_enqueue,
+    sync_upload_execute,
+)
 from productsync.services.queue import (
     SCHEDULE_NAME,
     sync_queue_state,
@@ -15,15 +21,19 @@ from productsync.services.retry import sync_run_retry
 from productsync.services.run import run_spec_execute, sync_run_execute
 from productsync.services.source import source_key
 from productsync.services.spec import RunSpec, run_spec_build
+from productsync.services.upload import upload_open, upload_store
 from productsync.services.worker import sync_batch_execute
 
 __all__ = [
+    "FORMATS",
     "SCHEDULE_NAME",
     "RunSpec",
     "run_spec_build",
     "run_spec_execute",
+    "is_url",
     "source_key",
     "sync_batch_execute",
+    "sync_preview_confirm",
     "sync_queue_state",
     "sync_run_abort_stale",
     "sync_run_enqueue",
@@ -33,4 +43,8 @@ __all__ = [
     "sync_run_queued",
     "sync_run_retry",
     "sync_schedule_apply",
+    "sync_upload_enqueue",
+    "sync_upload_execute",
+    "upload_open",
+    "upload_store",
 ]

@@ -9,15 +9,12 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from productsync.exceptions import RecordError
 from productsync.models import SyncBatch, SyncRun
+from productsync.outcomes import BatchResult, FeedItem, ItemFailure, ValidItem
 from productsync.partial import KNOWN_KEYS as PARTIAL_KEYS
 from productsync.partial import PartialItem, partial_parse
 from productsync.records import (
     KNOWN_KEYS,
-    BatchResult,
-    FeedItem,
-    ItemFailure,
     Unparsed,
-    ValidItem,
     default_currency,
     one_line,
     payload_dump,

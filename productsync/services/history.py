@@ -11,9 +11,12 @@ from django.utils import timezone
 
 from productsync.exceptions import ProductSyncError
 from productsync.models import SyncBatch, SyncFailure, SyncRun
-from productsync.records import BatchResult, one_line, printable
+from productsync.outcomes import BatchResult
+from productsync.records import one_line, printable
+from productsync.services.items import items_record
 from productsync.services.lease import BatchStatus, Status, _run_save_if_running
 from productsync.services.locks import _reconnect
+from productsync.services.upload import uploads_prune
 from productsync.sql import insert_rows
 
 UNFINISHED = (BatchStatus.PENDING, BatchStatus.RUNNING)
@@ -116,9 +119,11 @@ def _batch_record(
                 field=f.field[:255],
                 message=f.message,
                 raw_payload=f.raw_payload,
+                duplicate_of=f.duplicate_of,
             )
             for f in result.failures
         )
+        items_record(run, result)
         run.items += result.items
         run.created += result.created
         run.updated += result.updated
@@ -138,17 +143,18 @@ def _batch_record(
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
         fields = [*SyncRun.COUNTERS, "notes", "unknown_keys", "bytes_read", "heartbeat_at"]
+        fields.append("item_rows")
         _run_save_if_running(run, fields)
     return batch
 
 
 def sync_run_prune(keep_days: int) -> int:
-    """Delete finished runs (with their batches and failures) that started more than keep_days
-    days ago; return how many runs were deleted. Running runs are kept."""
+    """Delete finished runs (with their batches, failures, items and the uploaded files no
+    other run reads) that started more than keep_days days ago; return how many runs were
+    deleted. Running runs are kept."""
     cutoff = timezone.now() - timedelta(days=keep_days)
     old = SyncRun.objects.filter(started_at__lt=cutoff).exclude(status=Status.RUNNING)
-    _, deleted = old.delete()
-    return deleted.get(SyncRun._meta.label, 0)
+    return uploads_prune(old)
 
 
 def _run_complete_if_done(run: SyncRun) -> bool:

@@ -44,9 +44,11 @@ def sync_run_start(
     resumed_from: SyncRun | None = None,
     start_position: int = 0,
     partial: bool = False,
+    record: dict | None = None,
 ) -> SyncRun:
-    """Record a new running run. A non-dry run takes the source's lease; if another run holds
-    it, a skipped run is recorded and RunActiveError raised."""
+    """Record a new running run (with the fields of record too). A non-dry run takes the
+    source's lease; if another run holds it, a skipped run is recorded and RunActiveError
+    raised."""
     sync_run_abort_stale()
     fields = {
         "source": source,
@@ -59,6 +61,7 @@ def sync_run_start(
         "start_position": start_position,
         "partial": partial,
         "owner": _owner(),
+        **(record or {}),
     }
     try:
         with transaction.atomic():

@@ -16,7 +16,8 @@ from productsync.conf import app_settings
 from productsync.exceptions import FeedError, QueueError
 from productsync.feeds import Feed
 from productsync.models import SyncBatch, SyncRun
-from productsync.records import BatchResult, FeedItem, ItemFailure, one_line
+from productsync.outcomes import BatchResult, FeedItem, ItemFailure
+from productsync.records import one_line
 from productsync.services.batch import _records_of, run_writer
 from productsync.services.history import UNFINISHED, OnBatch, _finish, _run_complete_if_done
 from productsync.services.lease import BatchStatus, Status, _lease_check

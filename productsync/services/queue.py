@@ -10,7 +10,8 @@ from django_q.tasks import async_task
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, QueueError
 from productsync.models import SyncBatch, SyncRun
-from productsync.records import FeedItem, Unparsed
+from productsync.outcomes import FeedItem
+from productsync.records import Unparsed
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +115,13 @@ def sync_run_enqueue(*, dry_run: bool = False) -> Queued:
     )
 
 
-def sync_run_enqueue_retry(run_id: int) -> Queued:
+def sync_run_enqueue_retry(run_id: int, duplicates: bool = False) -> Queued:
     """Queue a retry of a run's failed items (see sync_run_retry) for the django-q2 cluster."""
     return _enqueue(
         "productsync.tasks.sync_products_retry",
         run_id,
         trigger=SyncRun.Trigger.ADMIN,
+        duplicates=duplicates,
         task_name=f"productsync retry of run {run_id}",
     )
 

@@ -14,10 +14,12 @@ from productsync.conf import app_settings
 from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
 from productsync.feeds import Feed, feed_open, is_url
 from productsync.models import SyncRun
-from productsync.records import FeedItem, one_line
+from productsync.outcomes import FeedItem
+from productsync.records import one_line
 from productsync.services.batch import _batch_commit, run_writer
 from productsync.services.hide_missing import _hide_missing
 from productsync.services.history import OnBatch, _finish, _run_note_warnings, _run_reload
+from productsync.services.items import items_note_unrecorded, items_writer_set
 from productsync.services.lease import Status, sync_run_start
 from productsync.services.locks import _lock_timeouts, _reconnect
 from productsync.services.planner import _run_plan, _run_wait
@@ -77,6 +79,7 @@ def run_spec_execute(
             resumed_from=spec.resumed_from,
             start_position=spec.start,
             partial=spec.partial,
+            record={**spec.record, "diff": spec.diff},
         )
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
@@ -100,6 +103,7 @@ def run_spec_execute(
         raise
     if error is None:
         return run  # an unchanged HTTP source: finished already
+    items_note_unrecorded(run)
     if not spec.dry_run:
         # Also after an early stop: the batches committed before it changed the catalogue.
         refresh_error = _catalogue_refresh(run)
@@ -208,6 +212,7 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) 
     images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
+            items_writer_set(writer, run)
             result, batch = _batch_commit(run, writer, number, chunk, feed.bytes_read)
             if not run.dry_run:
                 # The batch is committed: a slow image server holds no transaction open.

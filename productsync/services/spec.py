@@ -32,6 +32,10 @@ class RunSpec:
     start: int = 0  # feed position of the first item to read (a resumed run's)
     # Items carry only what they change (see productsync.partial); never hides.
     partial: bool = False
+    # A dry run records every item's outcome; with diff, also its changed fields (a preview).
+    diff: bool = False
+    # More SyncRun fields recorded at its start: the admin's uploaded file, its preview.
+    record: dict = field(default_factory=dict)
 
     @property
     def whole_file(self) -> bool:
@@ -61,6 +65,8 @@ def run_spec_build(
     resume: int | None = None,
     full: bool = False,
     partial: bool | None = None,
+    diff: bool = False,
+    record: dict | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE, HIDE_MISSING,
     WORKERS). feed_options are FeedOptions fields (format, delimiter, encoding, mapping).
@@ -68,7 +74,10 @@ def run_spec_build(
     from its first uncommitted batch. partial (default PRODUCTSYNC['PARTIAL']; also a stock
     file's partner, PRODUCTSYNC['PARTNER'], or a mapping declaring it; a retry or a resumed
     run as its original) makes the run's items partial. Raises SourceError without a source,
-    ProductSyncError for options out of range or a run that cannot be resumed."""
+    ProductSyncError for options out of range or a run that cannot be resumed. diff: a dry run
+    records each item's changed fields (every dry run records each item's outcome, and a real
+    run the changed fields of its updated items). record: more SyncRun fields to record at its
+    start (the admin's uploaded file, the preview a run confirms)."""
     workers = workers or app_settings.WORKERS
     resumed_from, start = None, 0
     if resume is not None:
@@ -117,4 +126,6 @@ def run_spec_build(
         resumed_from=resumed_from,
         start=start,
         partial=partial,
+        diff=diff and dry_run,
+        record=dict(record or {}),
     )

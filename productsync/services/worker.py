@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from productsync.conf import app_settings
 from productsync.models import SyncBatch, SyncRun
-from productsync.records import BatchResult, ItemFailure, payload_dump
+from productsync.outcomes import BatchResult, ItemFailure
+from productsync.records import payload_dump
 from productsync.services.batch import _batch_transaction, _upc_of, run_writer
 from productsync.services.history import _batch_record, _run_complete_if_done, _run_note_warnings
+from productsync.services.items import items_writer_set
 from productsync.services.lease import BatchStatus, Status, _owner
 from productsync.services.locks import _lock_timeouts
 from productsync.services.queue import _batch_enqueue, _item_load
@@ -87,6 +89,7 @@ def sync_batch_execute(batch_id: int) -> str:
     batch.refresh_from_db()
     run = batch.run
     writer = run_writer(run)
+    items_writer_set(writer, run)
     try:
         with _lock_timeouts():
             items = [_item_load(pair) for pair in batch.payload]

@@ -13,6 +13,7 @@ from productsync.writer.locks import items_lock
 from productsync.writer.partial import PartialWriter
 from productsync.writer.sanitise import html_policy
 from productsync.writer.search import search_index_update
+from productsync.writer.snapshot import catalogue_snapshots
 from productsync.writer.unchanged import unchanged_skip
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "drift_in_source",
     "html_policy",
     "items_lock",
+    "catalogue_snapshots",
     "product_dashboard_urls",
     "products_hide",
     "products_missing",

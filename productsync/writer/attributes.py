@@ -8,7 +8,8 @@ from oscar.core.loading import get_model
 
 from productsync.conf import app_settings
 from productsync.exceptions import RecordError
-from productsync.records import ValidItem, attribute_value
+from productsync.outcomes import ValidItem
+from productsync.records import attribute_value
 from productsync.sql import delete_quietly
 from productsync.writer.sanitise import html_clean
 

@@ -10,7 +10,8 @@ from oscar.core.loading import get_model
 
 from productsync.exceptions import RecordError
 from productsync.models import SyncedProduct
-from productsync.records import BatchResult, ClassOptions, ItemFailure, ProductRecord, ValidItem
+from productsync.outcomes import BatchResult, ItemFailure, ValidItem
+from productsync.records import ClassOptions, ProductRecord
 from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift, update_rows
 from productsync.writer.attributes import Attributes
 from productsync.writer.catalogue import (
@@ -21,6 +22,7 @@ from productsync.writer.catalogue import (
 )
 from productsync.writer.categories import CategoryTree
 from productsync.writer.drift import drift_stamp, drift_units
+from productsync.writer.outcomes import outcomes_add, snapshots_before, taken_in_dry_run
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import sku_claims, stockrecords_write
@@ -42,6 +44,10 @@ class BatchWriter:
         self._categories: CategoryTree | None = None  # read when first needed
         self._partners: dict[str, int] = {}
         self._attributes = Attributes()
+        # outcomes: record every item's outcome (dry runs); changes: the changed fields of
+        # updated items. The run's services set them before each batch.
+        self.outcomes = False
+        self.changes = False
         sqlite_variable_limit_lift()
 
     def forget(self) -> None:
@@ -124,9 +130,11 @@ class BatchWriter:
         looked_up: what unchanged_skip read of the batch in this transaction."""
         items = list(items)
 
-        def fail(item: ValidItem, field: str, message: str) -> None:
+        def fail(item: ValidItem, field: str, message: str, duplicate_of=None) -> None:
             result.failures.append(
-                ItemFailure(item.position, item.record.upc, message, item.raw(), field)
+                ItemFailure(
+                    item.position, item.record.upc, message, item.raw(), field, duplicate_of
+                )
             )
 
         upcs = {member.upc for item in items for _, member in item.record.members()}
@@ -144,6 +152,7 @@ class BatchWriter:
             and existing[item.record.upc].fingerprint == item.fingerprint
         }
         drifted |= drift_units(same - checked)
+        taken = taken_in_dry_run(self.run_id, upcs) if self.outcomes else {}
 
         # In feed order, as if one item were written at a time: an item that fails does not
         # claim its UPC or SKUs, so the outcome does not depend on where batches split.
@@ -155,7 +164,7 @@ class BatchWriter:
         for item in items:
             problem = self._structure_conflict(item, existing)
             row = existing.get(item.record.upc)
-            seen = self._seen(item, accepted, existing)
+            seen = self._seen(item, accepted, existing, taken)
             if seen is not None:
                 fail(item, *seen)
             elif problem:
@@ -179,8 +188,10 @@ class BatchWriter:
             fail,
         )
         placed = {item.position for item in writable}
+        tree = self._category_tree()
         new = [item for item in new if item.position in placed]
         changed = [(item, pid) for item, pid in changed if item.position in placed]
+        before = snapshots_before(changed, tree) if self.changes else None
 
         now = timezone.now()
         new_ids = products_insert(
@@ -265,6 +276,7 @@ class BatchWriter:
         result.updated += len(changed) - repaired
         result.repaired += repaired
         result.unchanged += len(unchanged)
+        outcomes_add(result, new, changed, unchanged, every=self.outcomes, before=before, tree=tree)
         written = [
             member_ids[(item.position, prefix)]
             for item, _ in touched
@@ -284,17 +296,19 @@ class BatchWriter:
             # robust: a search server that is down is logged, it does not stop the run.
             transaction.on_commit(partial(search_index_update, written), robust=True)
 
-    def _seen(self, item: ValidItem, accepted: dict, existing: dict) -> tuple[str, str] | None:
-        """(field, message) when a upc of the unit was taken by an earlier item of the batch,
-        or written earlier in this run by an item of an earlier batch."""
+    def _seen(self, item: ValidItem, accepted: dict, existing: dict, taken: dict):
+        """(field, message, position of the earlier item) when a upc of the unit was taken by
+        an earlier item of the batch, or written (in a dry run: recorded, taken) earlier in
+        this run by an item of an earlier batch."""
         for prefix, member in item.record.members():
-            seen = accepted.get(member.upc)
+            seen = accepted.get(member.upc, taken.get(member.upc))
             row = existing.get(member.upc)
             if seen is None and row and row.last_run_id == self.run_id:
                 seen = row.last_position
-                seen = None if seen == item.position else seen
+            seen = None if seen == item.position else seen
             if seen is not None:
-                return f"{prefix}upc", f"{prefix}upc: duplicate of the item at position {seen}"
+                message = f"{prefix}upc: duplicate of the item at position {seen}"
+                return f"{prefix}upc", message, seen
         return None
 
     def _structure_conflict(self, item: ValidItem, existing: dict) -> tuple[str, str] | None:

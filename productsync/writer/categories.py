@@ -43,6 +43,7 @@ class CategoryTree:
         self.last_step: dict[str, int] = {}  # by parent path: the step of its last child
         self.planned: list[PlannedCategory] = []
         self.by_breadcrumb: dict[str, CategoryNode] = {}  # as given
+        self.names: dict[str, str] = {}  # by path, for reading products back (snapshots)
         steplen = Category.steplen
         rows = Category.objects.values_list(
             "pk", "path", "name", "is_public", "ancestors_are_public"
@@ -52,6 +53,7 @@ class CategoryTree:
             node = CategoryNode(pk, path, is_public and ancestors_public)
             self.children.setdefault(parent, {}).setdefault(name, []).append(node)
             self.last_step[parent] = max(step, self.last_step.get(parent, 0))
+            self.names[path] = name
 
     def node(self, breadcrumb: str) -> CategoryNode:
         """The last category of a breadcrumb ("A > B > C"), planned for creation with its
@@ -90,6 +92,7 @@ class CategoryTree:
                     )
                 found = [CategoryNode(None, path, parent.public)]
                 self.children[parent.path][name] = found
+                self.names[path] = name
                 self.planned.append(PlannedCategory(found[0], name, depth))
             parent = found[0]
         self.by_breadcrumb[breadcrumb] = parent

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from productsync.records import ValidItem
+from productsync.outcomes import ValidItem
 
 # One key for the category tree: a batch that creates categories holds it to its commit.
 TREE = "categories"

@@ -7,8 +7,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from oscar.core.loading import get_model
 
+from productsync.outcomes import BatchResult, ItemFailure
 from productsync.partial import PartialItem
-from productsync.records import BatchResult, ItemFailure
 from productsync.sql import quoted_names, select_rows, update_given
 from productsync.writer.drift import drift_stamp
 from productsync.writer.search import search_index_update

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from oscar.core.loading import get_model
 
-from productsync.records import ValidItem
+from productsync.outcomes import ValidItem
 from productsync.sql import delete_with_dependents, insert_rows
 from productsync.writer.catalogue import sku_owners
 

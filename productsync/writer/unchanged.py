@@ -6,7 +6,7 @@ from django.utils import timezone
 from oscar.core.loading import get_model
 
 from productsync.models import SyncedProduct
-from productsync.records import BatchResult, FeedItem
+from productsync.outcomes import BatchResult, FeedItem
 from productsync.sql import update_rows
 from productsync.writer.catalogue import products_by_upc
 from productsync.writer.drift import drift_members

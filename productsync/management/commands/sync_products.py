@@ -12,8 +12,9 @@ from tqdm import tqdm
 from productsync.conf import MAX_BATCH_SIZE
 from productsync.exceptions import ProductSyncError, RunActiveError
 from productsync.feeds import FORMATS
-from productsync.models import SyncRun
-from productsync.records import BatchResult, one_line, printable
+from productsync.models import SyncItem, SyncRun
+from productsync.outcomes import BatchResult
+from productsync.records import one_line, printable
 from productsync.services import run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
@@ -27,6 +28,7 @@ RUN_OPTIONS = (
     "resume",
     "full",
     "partial",
+    "diff",
 )
 
 
@@ -116,6 +118,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
         parser.add_argument(
+            "--diff",
+            action="store_true",
+            help="print what each new or updated item changes, field by field (a dry run "
+            "records it for every item; a real run for up to PRODUCTSYNC['CHANGES_MAX'])",
+        )
+        parser.add_argument(
             "--full",
             action="store_true",
             help="read and check every item even when the feed is unchanged since the last "
@@ -162,6 +170,8 @@ class Command(BaseCommand):
         for source in options["source"] or [None]:
             status, run_id, message = self._sync(source, options, progress, feed_options)
             if run_id is not None:
+                if options["diff"]:
+                    self._changes(run_id)
                 # A run that stopped on an error is said on stderr; --json still says it.
                 self._summary(run_id, options["json"], only_json=bool(message))
             if message:
@@ -195,6 +205,14 @@ class Command(BaseCommand):
         finally:
             progress.close()
         return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""
+
+    def _changes(self, run_id: int) -> None:
+        """The new and updated items the run recorded, each changed field on its line."""
+        rows = SyncItem.objects.filter(run_id=run_id, outcome__in=["created", "updated"])
+        for item in rows.order_by("position").iterator(chunk_size=1000):
+            self.stdout.write(f"  item {item.position} ({printable(item.upc)}): {item.outcome}")
+            for field, old, new in item.change_rows():
+                self.stdout.write(f"    {printable(field)}: {printable(old)} -> {printable(new)}")
 
     def _summary(self, run_id: int, as_json: bool, only_json: bool = False) -> None:
         """The run as the database holds it: what was recorded, not what was counted."""

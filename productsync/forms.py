@@ -1,0 +1,57 @@
+"""The admin's forms: a feed to upload (or a URL) with how to read it, and a retry."""
+
+from django import forms
+
+from productsync.conf import MAX_BATCH_SIZE, app_settings
+from productsync.services import FORMATS, is_url
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(required=False, help_text="A feed file: JSON, JSON Lines or CSV.")
+    url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="...or the http(s) URL of a feed, read by the worker.",
+    )
+    format = forms.ChoiceField(
+        required=False,
+        choices=[("", "from the name and content")] + [(f, f) for f in FORMATS],
+    )
+    mapping = forms.FileField(
+        required=False, help_text="A mapping file (TOML or JSON) for a feed in a foreign shape."
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE)
+    action = forms.ChoiceField(
+        choices=[("preview", "Preview (change nothing)"), ("sync", "Sync now")],
+        initial="preview",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["batch_size"].initial = app_settings.BATCH_SIZE
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if url and not is_url(url):
+            raise forms.ValidationError("Give an http:// or https:// URL.")
+        return url
+
+    def clean(self) -> dict:
+        data = super().clean()
+        limit = app_settings.UPLOAD_MAX_BYTES
+        for name in ("file", "mapping"):
+            upload = data.get(name)
+            if upload is not None and upload.size > limit:
+                self.add_error(name, f"The file is larger than the limit of {limit} bytes.")
+        if bool(data.get("file")) == bool(data.get("url")):
+            raise forms.ValidationError("Give either a file or a URL.")
+        return data
+
+
+class RetryForm(forms.Form):
+    duplicates = forms.BooleanField(
+        required=False,
+        label="Also write the items that failed as a duplicate of an earlier item of the feed",
+        help_text="Each would overwrite the product its earlier twin wrote.",
+    )

@@ -1,0 +1,103 @@
+"""The admin's import tool: preview a feed given in the admin (every item's outcome and changed
+fields), sync it, or confirm a preview: sync exactly the file it read."""
+
+from django.core.files.storage import default_storage
+
+from productsync.exceptions import ProductSyncError
+from productsync.models import SyncRun
+from productsync.services.queue import Queued, _enqueue
+from productsync.services.run import sync_run_execute
+from productsync.services.upload import Upload, _digest, source_of, upload_check, upload_fetch
+
+
+def sync_upload_enqueue(
+    *,
+    source: str,
+    upload: Upload | None,
+    batch_size: int,
+    feed_options: dict,
+    dry_run: bool,
+    preview_of: int | None = None,
+) -> Queued:
+    """Queue a preview (dry_run) or a sync of an uploaded file or a URL (trigger `admin`) for
+    the django-q2 cluster; return the task id and the queue state."""
+    source = source_of(upload, source)
+    stored = (
+        {"name": upload.name, "sha256": upload.sha256, "filename": upload.filename}
+        if upload
+        else None
+    )
+    return _enqueue(
+        "productsync.tasks.sync_upload",
+        source,
+        batch_size,
+        dry_run,
+        feed_options=feed_options,
+        upload=stored,
+        preview_of=preview_of,
+        task_name=f"productsync {'preview' if dry_run else 'sync'} of an upload from the admin",
+    )
+
+
+def sync_upload_execute(
+    source: str,
+    batch_size: int,
+    dry_run: bool,
+    *,
+    feed_options: dict | None = None,
+    upload: dict | None = None,
+    preview_of: int | None = None,
+    trigger: str = SyncRun.Trigger.ADMIN,
+) -> SyncRun:
+    """Preview (dry_run, with every item's changes) or sync a feed given in the admin. A URL is
+    first fetched into storage, so a preview of it can be confirmed like an upload; an upload
+    that changed since it was queued is refused."""
+    if upload is None:
+        stored = upload_fetch(source)
+    else:
+        stored = Upload(
+            upload["name"], default_storage.path(upload["name"]), "", upload["filename"]
+        )
+        if _digest(stored.name) != upload["sha256"]:
+            raise ProductSyncError(f"the file {stored.filename} changed since it was queued")
+        stored = Upload(stored.name, stored.path, upload["sha256"], stored.filename)
+    record = {
+        "upload": stored.name,
+        "upload_name": stored.filename[:255],
+        "upload_sha256": stored.sha256,
+        "feed_options": feed_options or {},
+        "preview_of_id": preview_of,
+    }
+    return sync_run_execute(
+        stored.path,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        trigger=trigger,
+        feed_options=feed_options,
+        diff=dry_run,
+        record=record,
+    )
+
+
+def sync_preview_confirm(run_id: int) -> Queued:
+    """Queue the sync of exactly the file a finished preview read; ProductSyncError when the
+    run is no such preview or its file changed since."""
+    run = SyncRun.objects.filter(pk=run_id).first()
+    if run is None or not run.dry_run or not run.upload:
+        raise ProductSyncError(f"run {run_id} is not a preview of an uploaded feed")
+    if run.status in (SyncRun.Status.RUNNING, SyncRun.Status.FAILED, SyncRun.Status.SKIPPED):
+        raise ProductSyncError(
+            f"run {run_id} is {run.status}: only a finished preview is confirmed"
+        )
+    upload_check(run)
+    upload = Upload(
+        run.upload, default_storage.path(run.upload), run.upload_sha256, run.upload_name
+    )
+    return sync_upload_enqueue(
+        source=upload.path,
+        upload=upload,
+        batch_size=run.batch_size,
+        feed_options=run.feed_options,
+        dry_run=False,
+        preview_of=run.pk,
+    )

@@ -1,0 +1,130 @@
+"""Feeds given in the admin: stored with Django's storage (an upload, or a URL fetched by the
+worker), previewed, and synced exactly as previewed (checked by SHA-256)."""
+
+import hashlib
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+
+from productsync.conf import app_settings
+from productsync.exceptions import ProductSyncError, SourceError
+from productsync.feeds import is_url
+from productsync.feeds.guard import FetchError, GuardedSession, feed_guard
+from productsync.models import SyncRun
+
+UPLOAD_DIR = "productsync/uploads"
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A stored feed file: its storage name, local path, SHA-256 and the name it came with."""
+
+    name: str
+    path: str
+    sha256: str
+    filename: str
+
+
+def _digest(name: str) -> str:
+    digest = hashlib.sha256()
+    with default_storage.open(name, "rb") as stored:
+        for chunk in iter(lambda: stored.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def upload_store(upload: File, filename: str | None = None) -> Upload:
+    """Store an uploaded file (read in chunks, never whole) under a name of its own; refuse one
+    over PRODUCTSYNC['UPLOAD_MAX_BYTES']. Workers read it by its local path, so the storage
+    must have one (FileSystemStorage) shared with them."""
+    limit = app_settings.UPLOAD_MAX_BYTES
+    try:
+        size = upload.size
+    except AttributeError:  # a stream (a fetched URL): its reader counts instead
+        size = None
+    if size is not None and size > limit:
+        raise ProductSyncError(f"the file is larger than the limit of {limit} bytes")
+    filename = os.path.basename(filename or upload.name or "feed") or "feed"
+    name = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}/{filename}", upload)
+    return Upload(name, default_storage.path(name), _digest(name), filename)
+
+
+def upload_fetch(url: str) -> Upload:
+    """Fetch an http(s) feed into storage: streamed into a temporary file first, refused past
+    UPLOAD_MAX_BYTES (nothing is left in storage then)."""
+    limit = app_settings.UPLOAD_MAX_BYTES
+    # The guarded session a feed's GET goes through: HTTP_HEADERS only under their prefix on
+    # every redirect hop, one deadline for the whole request.
+    session = GuardedSession(feed_guard())
+    try:
+        response = session.get(url)
+        try:
+            if response.status_code != 200:
+                raise SourceError(f"{url}: HTTP {response.status_code}")
+            with tempfile.TemporaryFile() as spool:
+                while chunk := response.read(CHUNK):
+                    spool.write(chunk)
+                    if spool.tell() > limit:
+                        raise SourceError(
+                            f"{url}: the feed is larger than the limit of {limit} bytes"
+                        )
+                spool.seek(0)
+                filename = os.path.basename(url.split("?", 1)[0].rstrip("/")) or "feed"
+                return upload_store(File(spool, name=filename), filename)
+        finally:
+            response.close()
+    except (OSError, FetchError) as exc:
+        raise SourceError(f"{url}: {exc}") from None
+    finally:
+        session.close()
+
+
+def upload_open(name: str):
+    """The stored file, open for reading (OSError when it is gone)."""
+    return default_storage.open(name, "rb")
+
+
+def _names_of(runs) -> set[str]:
+    """Storage names of the files (feeds, mapping files) these runs read from storage."""
+    root = default_storage.path("")
+    names = set()
+    for upload, options in runs.exclude(upload="").values_list("upload", "feed_options"):
+        names.add(upload)
+        mapping = (options or {}).get("mapping") or ""
+        if mapping.startswith(os.path.join(root, UPLOAD_DIR)):
+            names.add(os.path.relpath(mapping, root))
+    return names
+
+
+def uploads_prune(runs) -> int:
+    """Delete these runs (a queryset) and then the stored files no remaining run reads;
+    return how many runs were deleted."""
+    names = _names_of(runs)
+    _, deleted = runs.delete()
+    for name in names - _names_of(SyncRun.objects.all()):
+        default_storage.delete(name)
+    return deleted.get(SyncRun._meta.label, 0)
+
+
+def upload_check(run: SyncRun) -> None:
+    """Raise ProductSyncError when the run's stored file is gone or changed since it was read."""
+    try:
+        digest = _digest(run.upload)
+    except OSError:
+        raise ProductSyncError(f"the file of run {run.pk} is gone") from None
+    if digest != run.upload_sha256:
+        raise ProductSyncError(
+            f"the file of run {run.pk} changed since its preview (its SHA-256 differs): "
+            "upload it again and preview it"
+        )
+
+
+def source_of(upload: Upload | None, url: str) -> str:
+    if upload is None and not is_url(url):
+        raise ProductSyncError("give a file or an http(s) URL")
+    return upload.path if upload else url

@@ -1,0 +1,78 @@
+"""What each item of a batch did, for the run's item rows: outcomes, and the changed fields of
+updated items read from the catalogue before and after the batch wrote them."""
+
+from oscar.core.loading import get_model
+
+from productsync.changes import item_changes
+from productsync.models import SyncItem
+from productsync.outcomes import BatchResult, ItemOutcome
+from productsync.writer.categories import CategoryTree
+from productsync.writer.snapshot import breadcrumb, product_snapshots
+
+Category = get_model("catalogue", "Category")
+Outcome = SyncItem.Outcome
+
+
+def taken_in_dry_run(run_id: int, upcs: set[str]) -> dict[str, int]:
+    """{upc: position} of these upcs that earlier batches of this dry run recorded as written
+    (its rolled-back sync state cannot tell)."""
+    return dict(
+        SyncItem.objects.filter(run_id=run_id, upc__in=upcs)
+        .exclude(outcome=Outcome.FAILED)
+        .values_list("upc", "position")
+    )
+
+
+def snapshots_before(changed, tree: CategoryTree) -> dict[int, dict]:
+    """The updated products as the catalogue holds them before the batch writes them."""
+    return product_snapshots((pid for _, pid in changed), tree.names)
+
+
+def _snapshots_after(changed, tree: CategoryTree) -> dict[int, dict]:
+    written = None
+    if not Category.node_order_by:  # a sorted fork's nodes have no planned path
+        # The categories just written are the items' own: no need to read them back.
+        written = {
+            pid: [
+                breadcrumb(path, tree.names)
+                for path in dict.fromkeys(
+                    tree.by_breadcrumb[b].path for b in item.record.categories
+                )
+            ]
+            for item, pid in changed
+        }
+    return product_snapshots((pid for _, pid in changed), tree.names, written)
+
+
+def outcomes_add(
+    result: BatchResult,
+    new,
+    changed,
+    unchanged,
+    *,
+    every: bool,
+    before: dict[int, dict] | None,
+    tree: CategoryTree,
+) -> None:
+    """Add to result the updated items (with their changed fields when before was read) and,
+    when every, the new and unchanged ones and the children's upcs (a dry run's)."""
+    after = _snapshots_after(changed, tree) if before is not None else {}
+    rows = [
+        ItemOutcome(
+            item.position,
+            item.record.upc,
+            Outcome.UPDATED,
+            item_changes(before[pid], after[pid]) if before is not None else None,
+        )
+        for item, pid in changed
+    ]
+    if every:
+        rows += [ItemOutcome(i.position, i.record.upc, Outcome.CREATED) for i in new]
+        rows += [ItemOutcome(i.position, i.record.upc, Outcome.UNCHANGED) for i, _ in unchanged]
+        rows += [
+            ItemOutcome(item.position, child.upc, Outcome.MEMBER)
+            for item in [*new, *(i for i, _ in changed), *(i for i, _ in unchanged)]
+            for child in item.record.children
+        ]
+    if every or before is not None:
+        result.outcomes.extend(rows)
