@@ -129,6 +129,12 @@ def _batch_items(writer, chunk: list[FeedItem], result: BatchResult, dry_run) ->
     if isinstance(writer, PartialWriter):
         return _partial_validate(chunk, result), None
     fingerprints = _fingerprints(chunk, writer.default_currency)
+    if writer.outcomes:
+        # A dry run says what would happen to every item: each goes through the writer,
+        # which records its outcome (and finds duplicates across batches).
+        valid = _batch_validate(chunk, result, fingerprints)
+        items_lock(valid)
+        return valid, None
     rest, looked_up = unchanged_skip(
         writer.run_id, writer.source, chunk, fingerprints, result, stamp=not dry_run
     )
