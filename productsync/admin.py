@@ -75,19 +75,21 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
     # The counts and the dry-run flag first: they fit at 1,400 px; the source is cut short
     # (the whole of it on hover).
     list_display = [
+        # The counts and the dry-run flag first: the columns people look for, visible
+        # without scrolling at 1,400 px.
         "id",
         "status_badge",
         "dry_run",
-        "trigger",
-        "source_short",
-        "started_at",
-        "duration",
         "items",
         "created",
         "updated",
         "repaired",
         "unchanged",
         "failed",
+        "source_short",
+        "started_at",
+        "duration",
+        "trigger",
         "hidden",
         "warnings",
         "failed_batches",
