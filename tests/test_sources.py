@@ -141,3 +141,22 @@ def test_summary_is_the_databases_after_connections_keep_dying(write_feed):
     assert run.items == run.created + run.failed
     assert run.items == sum(run.batch_set.values_list("items", flat=True))
     assert Product.objects.count() == run.created
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_csv_row_with_a_quoted_newline_stays_one_line_and_one_item(tmp_path):
+    from productsync.exports import failures_jsonl
+    from productsync.services import sync_run_retry
+
+    path = tmp_path / "feed.csv"
+    path.write_text(
+        'upc,title,product_class\nA,Title A,Book\nB,"two\nlines",Book,extra\nC,Title C,Book\n'
+    )
+    with pytest.raises(SystemExit):
+        call_command("sync_products", "--source", str(path), stdout=StringIO())
+    run = SyncRun.objects.get()
+    assert (run.created, run.failed) == (2, 1)
+    lines = list(failures_jsonl(run.pk))
+    assert lines == ['B,"two\\nlines",Book,extra\n']
+    retry = sync_run_retry(run.pk)
+    assert (retry.items, retry.failed) == (1, 1)  # one item again, not two
