@@ -134,7 +134,9 @@ def test_summary_is_the_databases_after_connections_keep_dying(write_feed):
     assert "Traceback" not in err
     run = SyncRun.objects.get()
     assert run.status != "running", (out[-2000:], err[-2000:])
-    [summary] = json_lines(out) or [out[-3000:], err[-3000:]]
+    summaries = json_lines(out)
+    assert len(summaries) == 1, (out[-3000:], err[-3000:])
+    [summary] = summaries
     assert summary["run_id"] == run.pk
     for key in ("status", "items", "created", "failed", "batches", "failed_batches"):
         assert summary[key] == getattr(run, key), key
