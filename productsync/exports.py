@@ -47,9 +47,10 @@ def _raw_payloads(run_id: int) -> Iterator[str]:
 
 def failures_jsonl(run_id: int) -> Iterator[str]:
     """One line per failed item, in feed order: the raw payload exactly as it was recorded
-    (an item that was not valid JSON comes back as the same text, to be fixed by hand)."""
+    (an item that was not valid JSON comes back as the same text, to be fixed by hand; line
+    breaks in it, from a quoted CSV cell, as \\r and \\n so it stays one line and one item)."""
     for raw in _raw_payloads(run_id):
-        yield raw + "\n"
+        yield raw.replace("\r", "\\r").replace("\n", "\\n") + "\n"
 
 
 class Echo:

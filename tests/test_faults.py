@@ -148,10 +148,13 @@ def test_terminated_connection_mid_batch_rolls_back_and_retries_the_batch(large_
     terminated = None
     with connection.cursor() as cursor:
         while terminated is None and process.poll() is None:
-            # A backend of the sync inside a transaction that has written: mid-batch.
+            # A backend of the sync between two statements of a transaction that has
+            # written: mid-batch (a single-statement write, such as recording the run's end,
+            # is survived on a new connection without a batch to roll back).
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'ps-victim' AND backend_xid IS NOT NULL"
+                "WHERE application_name = 'ps-victim' AND backend_xid IS NOT NULL "
+                "AND state = 'idle in transaction'"
             )
             terminated = cursor.fetchone()
     out, err = process.communicate(timeout=120)

@@ -134,10 +134,31 @@ def test_summary_is_the_databases_after_connections_keep_dying(write_feed):
     assert "Traceback" not in err
     run = SyncRun.objects.get()
     assert run.status != "running", (out[-2000:], err[-2000:])
-    [summary] = json_lines(out) or [out[-3000:], err[-3000:]]
+    summaries = json_lines(out)
+    assert len(summaries) == 1, (out[-3000:], err[-3000:])
+    [summary] = summaries
     assert summary["run_id"] == run.pk
     for key in ("status", "items", "created", "failed", "batches", "failed_batches"):
         assert summary[key] == getattr(run, key), key
     assert run.items == run.created + run.failed
     assert run.items == sum(run.batch_set.values_list("items", flat=True))
     assert Product.objects.count() == run.created
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_csv_row_with_a_quoted_newline_stays_one_line_and_one_item(tmp_path):
+    from productsync.exports import failures_jsonl
+    from productsync.services import sync_run_retry
+
+    path = tmp_path / "feed.csv"
+    path.write_text(
+        'upc,title,product_class\nA,Title A,Book\nB,"two\nlines",Book,extra\nC,Title C,Book\n'
+    )
+    with pytest.raises(SystemExit):
+        call_command("sync_products", "--source", str(path), stdout=StringIO())
+    run = SyncRun.objects.get()
+    assert (run.created, run.failed) == (2, 1)
+    lines = list(failures_jsonl(run.pk))
+    assert lines == ['B,"two\\nlines",Book,extra\n']
+    retry = sync_run_retry(run.pk)
+    assert (retry.items, retry.failed) == (1, 1)  # one item again, not two

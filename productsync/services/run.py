@@ -1,5 +1,6 @@
 """The run loop: build a run, read its feed in batches, and end it."""
 
+import contextlib
 import itertools
 import logging
 import sys
@@ -121,6 +122,8 @@ def run_spec_execute(
         _finish(run, error)
         if run.feed_digest and run.status == Status.SUCCEEDED:
             _catalogue_state_store(run)
+    with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
+        run.refresh_from_db()
     return run
 
 

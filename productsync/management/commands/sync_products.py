@@ -1,11 +1,13 @@
 """sync_products: parse arguments, run the sync service, show progress and a summary."""
 
 import argparse
+import itertools
 import json
 import sys
+import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -18,6 +20,8 @@ from productsync.records import one_line, printable
 from productsync.services import run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
+# Seconds the command keeps trying to read a run back for its summary, on new connections.
+READ_BACK_WITHIN = 30
 # Options passed to run_spec_build as they are parsed (the names are the same).
 RUN_OPTIONS = (
     "batch_size",
@@ -216,12 +220,18 @@ class Command(BaseCommand):
 
     def _summary(self, run_id: int, as_json: bool, only_json: bool = False) -> None:
         """The run as the database holds it: what was recorded, not what was counted."""
-        try:
-            run = SyncRun.objects.get(pk=run_id)
-            failures = list(run.failure_set.all()[:SHOWN_FAILURES])
-        except DatabaseError as exc:
-            self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
-            return
+        deadline = time.monotonic() + READ_BACK_WITHIN
+        for attempt in itertools.count():
+            try:
+                run = SyncRun.objects.get(pk=run_id)
+                failures = list(run.failure_set.all()[:SHOWN_FAILURES])
+                break
+            except DatabaseError as exc:
+                connection.close()  # a connection that died: the next try opens a new one
+                if time.monotonic() > deadline:
+                    self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
+                    return
+                time.sleep(min(0.05 * 2**attempt, 1.0))
         duration = ((run.finished_at or timezone.now()) - run.started_at).total_seconds()
         out = self.stdout
         if only_json:
