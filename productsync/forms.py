@@ -3,7 +3,7 @@
 from django import forms
 
 from productsync.conf import MAX_BATCH_SIZE, app_settings
-from productsync.services import FORMATS, is_url
+from productsync.services import FORMATS, PRESETS, is_url
 
 
 class UploadForm(forms.Form):
@@ -19,6 +19,11 @@ class UploadForm(forms.Form):
     )
     mapping = forms.FileField(
         required=False, help_text="A mapping file (TOML or JSON) for a feed in a foreign shape."
+    )
+    preset = forms.ChoiceField(
+        required=False,
+        choices=[("", "detected from a CSV header")] + [(p, p) for p in PRESETS],
+        help_text="A platform's export, read with the mapping productsync ships for it.",
     )
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE)
     action = forms.ChoiceField(
@@ -44,6 +49,8 @@ class UploadForm(forms.Form):
             upload = data.get(name)
             if upload is not None and upload.size > limit:
                 self.add_error(name, f"The file is larger than the limit of {limit} bytes.")
+        if data.get("mapping") and data.get("preset"):
+            self.add_error("preset", "Give a mapping file or a preset, not both.")
         if bool(data.get("file")) == bool(data.get("url")):
             raise forms.ValidationError("Give either a file or a URL.")
         return data

@@ -16,7 +16,7 @@ from oscar.core.loading import get_model
 from productsync.exceptions import SourceError
 from productsync.models import SyncItem, SyncRun
 from productsync.services import sync_run_execute
-from tests.conftest import product
+from tests.conftest import product, shared_data
 from tests.test_admin import VIEW, staff
 
 pytestmark = pytest.mark.django_db
@@ -269,3 +269,36 @@ def test_run_pages_name_what_they_show(runner, write_feed, tmp_path):
     html = runner.get(url("change", run.pk)).content.decode()
     assert "No batch: the run ended before it read an item" in html
     assert "batches with failed items" in html
+
+
+def test_a_shopify_export_is_previewed_with_its_preset(runner, settings):
+    # Images are not fetched: the export names Shopify's CDN.
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "FETCH_IMAGES": False}
+    export = shared_data("shopify", "product_template.csv")
+    upload(runner, export.read_bytes(), name="products_export.csv", preset="shopify")
+    [preview_id] = run_queued()
+    preview = SyncRun.objects.get(pk=preview_id)
+    assert preview.feed_options == {"preset": "shopify"}
+    # The export's 3 products, by Handle; nothing is written by a preview.
+    assert (preview.dry_run, preview.items, preview.created, preview.failed) == (True, 3, 3, 0)
+    assert set(
+        SyncItem.objects.filter(run=preview, outcome="created").values_list("upc", flat=True)
+    ) == {
+        "example-hat",
+        "example-pants",
+        "example-shirt",
+    }
+    assert not Product.objects.exists()
+
+
+def test_a_mapping_and_a_preset_together_are_refused(runner):
+    response = upload(
+        runner,
+        b"Handle,Title\n",
+        name="products_export.csv",
+        preset="shopify",
+        mapping=SimpleUploadedFile("m.toml", b"[fields]\n"),
+    )
+    assert response.status_code == 200
+    assert "Give a mapping file or a preset, not both." in response.content.decode()
+    assert not OrmQ.objects.exists()

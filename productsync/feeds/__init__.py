@@ -11,9 +11,11 @@ from productsync.feeds.open import (
     is_url,
     mapping_path,
 )
+from productsync.feeds.presets import PRESETS
 
 __all__ = [
     "FORMATS",
+    "PRESETS",
     "ByteStream",
     "Feed",
     "FeedOptions",

@@ -1,7 +1,7 @@
 """The sync's services: what the faces (admin, tasks, commands) call. One module per concern;
 this package re-exports the public API only."""
 
-from productsync.feeds import FORMATS, is_url
+from productsync.feeds import FORMATS, PRESETS, is_url
 from productsync.services.history import sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
 from productsync.services.preview import (
@@ -26,6 +26,7 @@ from productsync.services.worker import sync_batch_execute
 
 __all__ = [
     "FORMATS",
+    "PRESETS",
     "SCHEDULE_NAME",
     "RunSpec",
     "run_spec_build",
