@@ -45,12 +45,17 @@ def _raw_payloads(run_id: int) -> Iterator[str]:
         yield raw
 
 
+def jsonl_line(raw: str) -> str:
+    """A recorded raw payload as one JSON Lines line: line breaks in it, from a quoted CSV
+    cell, as \\r and \\n, so it stays one line and one item."""
+    return raw.replace("\r", "\\r").replace("\n", "\\n") + "\n"
+
+
 def failures_jsonl(run_id: int) -> Iterator[str]:
     """One line per failed item, in feed order: the raw payload exactly as it was recorded
-    (an item that was not valid JSON comes back as the same text, to be fixed by hand; line
-    breaks in it, from a quoted CSV cell, as \\r and \\n so it stays one line and one item)."""
+    (an item that was not valid JSON comes back as the same text, to be fixed by hand)."""
     for raw in _raw_payloads(run_id):
-        yield raw.replace("\r", "\\r").replace("\n", "\\n") + "\n"
+        yield jsonl_line(raw)
 
 
 class Echo:

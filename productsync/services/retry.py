@@ -3,7 +3,7 @@
 import collections
 
 from productsync.exceptions import ProductSyncError
-from productsync.exports import failure_payloads
+from productsync.exports import failure_payloads, jsonl_line
 from productsync.feeds import ByteStream, Feed, jsonl_items
 from productsync.models import SyncFailure, SyncRun
 from productsync.outcomes import FeedItem
@@ -51,7 +51,7 @@ def sync_run_retry(
         def lines():
             for position, raw in failure_payloads(original.pk, duplicates):
                 positions.append(position)
-                yield raw.encode() + b"\n"
+                yield jsonl_line(raw).encode()
 
         def items(stream):
             for item in jsonl_items(stream):
