@@ -164,6 +164,24 @@ def qcluster(env: dict, log: Path):
         stop_group(proc)
 
 
+@contextlib.contextmanager
+def qcluster_ready(env: dict, log: Path, django_db_blocker):
+    """A real `manage.py qcluster` for the duration of the block, once it reports itself
+    running as the admin sees it (for a module-scoped fixture: the database unblocked)."""
+    from productsync.services import sync_queue_state
+
+    with qcluster(env, log) as proc:
+        with django_db_blocker.unblock():
+            wait_for(
+                lambda: proc.poll() is not None or sync_queue_state() == "running",
+                60,
+                "the qcluster to report itself running",
+                log,
+            )
+        assert proc.poll() is None, log.read_text()
+        yield proc
+
+
 def wait_for(predicate, timeout: float, what: str, log: Path | None = None, interval=0.05):
     """Poll predicate until it returns something true; fail naming what did not happen."""
     deadline = time.monotonic() + timeout

@@ -3,8 +3,6 @@ broker), through the test client and through headless Chromium driven by Seleniu
 
 import json
 import queue
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,8 +15,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from productsync.models import SyncRun
-from productsync.services import sync_queue_state, sync_run_execute
-from tests.conftest import FIXTURES, ROOT, subprocess_env
+from productsync.services import sync_run_execute
+from tests.conftest import FIXTURES, qcluster_ready
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,29 +39,8 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition"):
 def qcluster(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real django-q2 cluster with one worker on the test database, up until the module ends."""
     log = tmp_path_factory.mktemp("qcluster") / "qcluster.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-            cwd=ROOT,
-            env=subprocess_env({"Q_WORKERS": "1"}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        with django_db_blocker.unblock():
-            wait_for(
-                lambda: process.poll() is not None or sync_queue_state() == "running",
-                what="the qcluster to report itself running",
-            )
-        assert process.poll() is None, log.read_text()
+    with qcluster_ready({"Q_WORKERS": "1"}, log, django_db_blocker) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def url(name: str, *args) -> str:

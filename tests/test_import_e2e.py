@@ -5,8 +5,6 @@ changes go to artifacts/screenshots/ (or $PRODUCTSYNC_SCREENSHOTS) for a reviewe
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from oscar.core.loading import get_model
@@ -16,9 +14,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from productsync.models import SyncRun
-from productsync.services import sync_queue_state, sync_run_execute
-from tests.conftest import ROOT, product, subprocess_env
-from tests.test_admin_e2e import url, wait_for
+from productsync.services import sync_run_execute
+from tests.conftest import ROOT, product, qcluster_ready
+from tests.test_admin_e2e import url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,29 +36,9 @@ def media(tmp_path_factory):
 def cluster(django_db_setup, django_db_blocker, tmp_path_factory, media):
     """A django-q2 cluster with one worker, storing uploads where the web process does."""
     log = tmp_path_factory.mktemp("qcluster") / "qcluster.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-            cwd=ROOT,
-            env=subprocess_env({"Q_WORKERS": "1", "MEDIA_ROOT": str(media)}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        with django_db_blocker.unblock():
-            wait_for(
-                lambda: process.poll() is not None or sync_queue_state() == "running",
-                what="the qcluster to report itself running",
-            )
-        assert process.poll() is None, log.read_text()
+    env = {"Q_WORKERS": "1", "MEDIA_ROOT": str(media)}
+    with qcluster_ready(env, log, django_db_blocker) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def screenshot(browser, name: str) -> None:

@@ -68,6 +68,13 @@ def _unknown_keys(payload: dict, result: BatchResult, known=KNOWN_KEYS) -> None:
         result.warnings += 1
 
 
+def _invalid(item: FeedItem, exc: RecordError) -> ItemFailure:
+    """The failure of an item that did not validate, with its raw payload."""
+    return ItemFailure(
+        item.position, _upc_of(item.payload), str(exc), payload_dump(item.payload), exc.field
+    )
+
+
 def _batch_validate(
     chunk: list[FeedItem], result: BatchResult, fingerprints: dict | None = None
 ) -> list[ValidItem]:
@@ -79,15 +86,7 @@ def _batch_validate(
         try:
             record = record_parse(item.payload)
         except RecordError as exc:
-            result.failures.append(
-                ItemFailure(
-                    item.position,
-                    _upc_of(item.payload),
-                    str(exc),
-                    payload_dump(item.payload),
-                    exc.field,
-                )
-            )
+            result.failures.append(_invalid(item, exc))
             continue
         _unknown_keys(item.payload, result)
         valid.append(
@@ -108,15 +107,7 @@ def _partial_validate(chunk: list[FeedItem], result: BatchResult) -> list[Partia
         try:
             record = partial_parse(item.payload)
         except RecordError as exc:
-            result.failures.append(
-                ItemFailure(
-                    item.position,
-                    _upc_of(item.payload),
-                    str(exc),
-                    payload_dump(item.payload),
-                    exc.field,
-                )
-            )
+            result.failures.append(_invalid(item, exc))
             continue
         _unknown_keys(item.payload, result, PARTIAL_KEYS)
         valid.append(PartialItem(item.position, record, item.payload))
