@@ -60,3 +60,23 @@ def feed_server_start(handler: type[BaseHTTPRequestHandler] = FeedHandler) -> Fe
 def feed_server_stop(httpd: FeedServer) -> None:
     httpd.shutdown()
     httpd.server_close()
+
+
+def trickle(handler: BaseHTTPRequestHandler, body: bytes, content_type: str) -> int:
+    """Send body one byte every 0.2 s, as long as the client listens; return the bytes sent.
+    The connection is closed after it."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.close_connection = True
+    sent = 0
+    try:
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            sent += 1
+            time.sleep(0.2)
+    except OSError:
+        pass
+    return sent

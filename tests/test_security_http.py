@@ -14,7 +14,7 @@ from productsync.feeds.http import http_headers
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
 from tests.conftest import product
-from tests.httpserver import FeedHandler
+from tests.httpserver import FeedHandler, trickle
 
 FEED = json.dumps([product("R1"), product("R2")]).encode()
 KEY, TOKEN = "k-5ecret", "Bearer t-5ecret"
@@ -39,21 +39,7 @@ class Handler(FeedHandler):
 
     def _trickle(self) -> None:
         """The feed one byte at a time, 0.2 s apart, as long as the client listens."""
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(FEED)))
-        self.end_headers()
-        sent = 0
-        try:
-            for byte in FEED:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                sent += 1
-                time.sleep(0.2)
-        except OSError:
-            pass
-        self.server.trickled = sent
-        self.close_connection = True
+        self.server.trickled = trickle(self, FEED, "application/json")
 
 
 def secrets_seen(server) -> list[tuple[str, str | None, str | None]]:

@@ -20,7 +20,7 @@ from PIL import Image
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
 from tests.conftest import product
-from tests.httpserver import FeedHandler
+from tests.httpserver import FeedHandler, trickle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,21 +114,7 @@ class ImageHandler(FeedHandler):
             server.heartbeats.append(SyncRun.objects.values_list("heartbeat_at", flat=True)[0])
         finally:
             connection.close()
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        sent = 0
-        try:
-            for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                sent += 1
-                time.sleep(0.2)
-        except OSError:
-            pass
-        server.trickled.append(sent)
-        self.close_connection = True
+        server.trickled.append(trickle(self, body, "image/png"))
 
 
 @pytest.fixture
