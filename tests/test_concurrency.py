@@ -2,14 +2,16 @@
 failed by a race, the ledger balanced, and a re-run gives what a serial replay gives."""
 
 import threading
+import uuid
 
 import pytest
+import redis
 from django.db import connections
 from oscar.core.loading import get_model
 
-from productsync.models import SyncedProduct, SyncRun
+from productsync.models import SyncBatch, SyncedProduct, SyncRun
 from productsync.services import sync_run_execute
-from tests.conftest import product
+from tests.conftest import product, qcluster, spawn_command, wait_for
 
 Category = get_model("catalogue", "Category")
 Product = get_model("catalogue", "Product")
@@ -18,6 +20,7 @@ StockRecord = get_model("partner", "StockRecord")
 ROUNDS = 20
 SIZE = 40
 BATCH = 4
+REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
 def item(n: int, sku: int, category: str) -> dict:
@@ -50,7 +53,7 @@ def reset() -> None:
     Category.objects.all().delete()
 
 
-def together(*sources: str) -> list[SyncRun]:
+def together_local(*sources: str) -> list[SyncRun]:
     """Sync the sources at the same moment, one thread (and connection) each."""
     barrier = threading.Barrier(len(sources))
     runs: dict[str, SyncRun] = {}
@@ -74,6 +77,27 @@ def together(*sources: str) -> list[SyncRun]:
     return [runs[s] for s in sources]
 
 
+def together_queued(env: dict, tmp_path):
+    """Start `sync_products --workers queue` for each source at the same moment, one process
+    each, their batches written by the one qcluster's workers in whatever order they come."""
+
+    def together(*sources: str) -> list[SyncRun]:
+        last = SyncRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        args = ("--workers", "queue", "--batch-size", str(BATCH), "--full", "--no-progress")
+        planners = [
+            spawn_command("sync_products", "--source", s, *args, env=env, log=tmp_path / f"{n}.log")
+            for n, s in enumerate(sources)
+        ]
+        for n, planner in enumerate(planners):
+            # 1: some items failed (the rotating SKUs); the rounds check which.
+            assert planner.wait(timeout=180) in (0, 1), (tmp_path / f"{n}.log").read_text()[-3000:]
+        runs = {r.source: r for r in SyncRun.objects.filter(pk__gt=last)}
+        assert all(r.workers == "queue" for r in runs.values())
+        return [runs[s] for s in sources]
+
+    return together
+
+
 def assert_written_as_last_writer_said(feed_items: dict[int, dict[str, dict]]) -> None:
     """Every product's stock records are those of the item of the run that last wrote it:
     a run never records a product written while another moved its stock away."""
@@ -92,9 +116,18 @@ def assert_ledger(run: SyncRun) -> None:
     assert run.failed == run.failure_set.count()
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_overlapping_sources_written_together_converge(write_feed):
+def interleaved(runs: list[SyncRun]) -> bool:
+    """Whether the runs' batches were written in turns (A, B, A at least), not one run
+    after the other: a round that did not interleave tests nothing."""
+    order = SyncBatch.objects.filter(run__in=runs).order_by("finished_at", "pk")
+    run_ids = list(order.values_list("run_id", flat=True))
+    return sum(1 for x, y in zip(run_ids, run_ids[1:], strict=False) if x != y) >= 2
+
+
+def rounds(write_feed, together) -> None:
+    """ROUNDS rounds of two sources written together, alternating the rotating-SKU overlap
+    (A and B) and the same-content overlap (A and C), each checked as it ends; most rounds
+    must have interleaved."""
     sources = feeds(write_feed)
     (a, a_items), (b, b_items), (c, c_items) = sources.values()
 
@@ -105,12 +138,14 @@ def test_overlapping_sources_written_together_converge(write_feed):
     reset()
 
     by_upc = {src: {i["upc"]: i for i in items} for src, items in sources.values()}
+    turns = 0
     for round_number in range(ROUNDS):
         reset()
         rotating = round_number % 2 == 0
         pair = (a, b) if rotating else (a, c)
         runs = together(*pair)
         feed_items = {run.pk: by_upc[run.source] for run in runs}
+        turns += interleaved(runs)
         for run in runs:
             assert_ledger(run)
             messages = list(run.failure_set.values_list("message", flat=True))
@@ -128,3 +163,24 @@ def test_overlapping_sources_written_together_converge(write_feed):
             rerun = sync_run_execute(a, batch_size=BATCH, full=True)
             assert (rerun.unchanged, rerun.failed) == (SIZE, 0)
             assert catalogue() == serial
+    assert turns > ROUNDS // 2, f"only {turns} of {ROUNDS} rounds interleaved"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_sources_written_together_converge(write_feed):
+    rounds(write_feed, together_local)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_queue_runs_written_together_converge(write_feed, tmp_path):
+    name = f"ps18-{uuid.uuid4().hex[:8]}"
+    env = {"Q_REDIS_URL": REDIS_URL, "Q_CLUSTER_NAME": name, "Q_WORKERS": "4"}
+    log = tmp_path / "qcluster.log"
+    try:
+        with qcluster(env, log):
+            wait_for(lambda: "running." in log.read_text(), 60, "the qcluster to start", log)
+            rounds(write_feed, together_queued(env, tmp_path))
+    finally:
+        redis.from_url(REDIS_URL).delete(f"django_q:{name}:q")
