@@ -8,10 +8,12 @@ from productsync.records import ProductRecord, payload_dump
 
 @dataclass(frozen=True, slots=True)
 class FeedItem:
-    """One raw item as the reader found it; position is 0-based in the feed."""
+    """One raw item as the reader found it; position is 0-based in the feed. raw: the item's
+    bytes in the feed, when the reader cut them out (a JSON array's element, a JSON line)."""
 
     position: int
     payload: Any
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -365,16 +365,20 @@ LATER_FIELDS = ("slug", "class_options", "attribute_types")
 
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every
 # item once (a fingerprint of another version never matches; the record's still decides).
-FINGERPRINT_VERSION = "1"
+# 2: the bytes of the item in the feed where the reader keeps them (JSON), else its JSON text.
+FINGERPRINT_VERSION = "2"
 
 
-def raw_fingerprint(payload: Any, context: str = "") -> str:
+def raw_fingerprint(payload: Any, context: str = "", raw: bytes | None = None) -> str:
     """A digest of an item as read (and of context: what else decides its writes), so an
-    item the last sync wrote is recognised before it is validated."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
-    digest = hashlib.blake2b(digest_size=15)
-    digest.update(context.encode())
-    digest.update(text.encode("utf-8", "surrogatepass"))
+    item the last sync wrote is recognised before it is validated: of its bytes in the feed
+    (raw) when the reader kept them, else of its JSON text (a CSV row, a mapped item)."""
+    digest = hashlib.blake2b(context.encode(), digest_size=15)
+    if raw is None:
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+        digest.update(b"\x00" + text.encode("utf-8", "surrogatepass"))
+    else:
+        digest.update(b"\x01" + raw)
     return FINGERPRINT_VERSION + digest.hexdigest()
 
 

@@ -8,6 +8,8 @@ alone; the items around it are read as usual.
 
 import io
 import re
+from collections import deque
+from collections.abc import Iterator
 
 from productsync.conf import app_settings
 from productsync.exceptions import FeedError
@@ -75,22 +77,26 @@ def _nested(levels: int) -> bytes:
 
 
 # One whole element of the array (the common case: a chunk holds many, each shorter than
-# the bound), matched at once; deeper ones or one cut by the chunk's end are scanned.
+# the bound), matched at once; deeper ones or one cut by the chunk's end are scanned. What
+# it matches nests at most SHALLOW levels.
 _ELEMENT = re.compile(_nested(5), re.S)
-MARK = "\x00productsync:too-long"
+SHALLOW = 6
 
 
-class JsonArrayBounds(io.RawIOBase):
-    """The bytes of a JSON array (from its opening bracket) as they come, except that an
-    element longer than bound bytes is replaced by {MARK: n}; too_long[n] holds its first
-    bytes and length. Each element is held back until it ends, so at most bound bytes are
-    buffered; bytes after the closing bracket pass through for the parser to refuse."""
+class JsonArrayBounds:
+    """The elements of a JSON array (read from its opening bracket) as they come, each as
+    (its bytes, whether it is known to nest at most SHALLOW levels), except that an element
+    longer than bound bytes is given as an int n: too_long[n] holds its first bytes and
+    length. Each element is held back until it ends, so at most bound bytes are buffered.
+    After the elements, closed says whether the closing bracket was read, trailing holds
+    the first bytes after it."""
 
     def __init__(self, raw: io.BufferedReader, bound: int) -> None:
         self.raw = raw
         self.bound = bound
         self.too_long: dict[int, tuple[bytes, int]] = {}
-        self._out = bytearray()
+        self._ready: deque[tuple[bytes, bool] | int] = deque()
+        self._count = 0  # elements given so far
         self._item = bytearray()
         self._over = 0  # bytes of the current element once it is over the bound
         self._head = b""
@@ -98,30 +104,40 @@ class JsonArrayBounds(io.RawIOBase):
         self._string = False
         self._escape = False
         self._done = False
-        self._eof = False
+        self.trailing = b""
 
-    def readable(self) -> bool:
-        return True
+    @property
+    def closed(self) -> bool:
+        return self._done
 
-    def readinto(self, buffer) -> int:
-        while not self._out and not self._eof:
+    def elements(self) -> Iterator[tuple[bytes, bool] | int]:
+        while True:
+            while self._ready:
+                yield self._ready.popleft()
+            if self.trailing:
+                return
             data = self.raw.read(CHUNK)
             if not data:
-                self._eof = True
-                self._flush()  # an array cut short: the parser says where
-            elif self._done:
-                self._out += data
+                if not self._done and self._depth == 1:
+                    self._flush(closing=False)  # the array cut short after an element
+                    yield from self._ready
+                return
+            if self._done:
+                self.trailing = data.lstrip()[:PREVIEW]
             else:
                 self._scan(data)
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        del self._out[:n]
-        return n
+
+    def _element(self, data: bytes, closing: bool, shallow: bool = False) -> None:
+        """An element ends (closing: with the array's bracket); an array's only blank
+        element is no element ([] and [ ])."""
+        if not (closing and self._count == 0 and not data.strip()):
+            self._ready.append((data, shallow))
+            self._count += 1
 
     def _keep(self, data: bytes) -> None:
         if self._depth == 0 or self._done:
-            self._out += data
-        elif self._over:
+            return  # blanks before the bracket (the caller checked it comes first)
+        if self._over:
             self._over += len(data)
         else:
             self._item += data
@@ -129,29 +145,30 @@ class JsonArrayBounds(io.RawIOBase):
                 self._over, self._head = len(self._item), bytes(self._item[:PREVIEW])
                 self._item = bytearray()
 
-    def _flush(self) -> None:
-        """The current element is complete: pass it on, or its placeholder."""
+    def _flush(self, closing: bool) -> None:
+        """The current element is complete: pass it on, or its index in too_long."""
         if self._over:
             index = len(self.too_long)
             self.too_long[index] = (self._head, self._over)
-            self._out += b'{"\\u0000productsync:too-long": %d}' % index
+            self._ready.append(index)
+            self._count += 1
             self._over, self._head = 0, b""
         else:
-            self._out += self._item
+            self._element(bytes(self._item), closing)
             self._item = bytearray()
 
     def _scan(self, data: bytes) -> None:
         pos, end = 0, len(data)
         while pos < end:
             if self._done:
-                self._out += data[pos:]
+                self.trailing = data[pos:].lstrip()[:PREVIEW]
                 return
             if self._depth == 1 and not (self._item or self._over or self._string):
                 # Fast path: whole elements inside this chunk are shorter than the bound.
                 stop = _ELEMENT.match(data, pos).end()
                 if stop < end and data[stop] in b",]" and stop - pos <= self.bound:
-                    self._out += data[pos : stop + 1]
                     self._done = data[stop] == 0x5D
+                    self._element(data[pos:stop], self._done, shallow=True)
                     pos = stop + 1
                     continue
             if self._escape:  # a backslash ended the previous chunk
@@ -183,33 +200,25 @@ class JsonArrayBounds(io.RawIOBase):
                 self._string = True
                 self._keep(char)
             elif char in b"[{":
-                if self._depth == 0:
-                    self._out += char
-                else:
+                if self._depth > 0:
                     self._keep(char)
                 self._depth += 1
             elif char in b"]}":
                 self._depth -= 1
                 if self._depth == 0:
-                    self._flush()
-                    self._out += char
+                    self._flush(closing=True)
                     self._done = True
                 else:
                     self._keep(char)
             elif char == b"," and self._depth == 1:
-                self._flush()
-                self._out += char
+                self._flush(closing=False)
             else:  # a backslash outside a string: not JSON, the parser refuses it
                 self._keep(char)
 
-    def item_check(self, payload: object) -> object:
-        """The payload, or an Unparsed for the placeholder of an over-long element."""
-        if isinstance(payload, dict) and len(payload) == 1 and MARK in payload:
-            found = self.too_long.pop(payload[MARK], None)
-            if found is not None:
-                head, size = found
-                return Unparsed(_preview(head), too_long("the item", size, self.bound))
-        return payload
+    def unparsed(self, index: int) -> Unparsed:
+        """The failed item of the over-long element too_long[index]."""
+        head, size = self.too_long.pop(index)
+        return Unparsed(_preview(head), too_long("the item", size, self.bound))
 
 
 class CsvLines:

@@ -6,19 +6,27 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import ijson
-
 from productsync.exceptions import FeedError
-from productsync.feeds.bounds import JsonArrayBounds, item_bound, line_read, line_too_long
+from productsync.feeds.bounds import (
+    PREVIEW,
+    SHALLOW,
+    JsonArrayBounds,
+    item_bound,
+    line_read,
+    line_too_long,
+)
 from productsync.feeds.stream import MAX_DEPTH, depth_exceeds
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed, one_line, payload_dump
 
 TOO_DEEP = f"the item is nested deeper than {MAX_DEPTH} levels"
+assert SHALLOW < MAX_DEPTH
 
 
-def json_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
-    """Items of a top-level JSON array, parsed one at a time."""
+def json_items(stream: io.BufferedReader, parse: bool = True) -> Iterator[FeedItem]:
+    """Items of a top-level JSON array, each cut from the stream by its brackets (at most
+    MAX_ITEM_BYTES held) and parsed by the C json module; each keeps its bytes as raw.
+    Without parse, the items' payloads are None: a count of the elements, read quickly."""
     while (head := stream.peek(1)[:1]) and head.isspace():
         stream.read(1)
     if not head:
@@ -32,61 +40,36 @@ def json_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
     position = 0
     bounded = JsonArrayBounds(stream, item_bound())
     try:
-        for payload in _array_items(ijson.basic_parse(bounded, use_float=True)):
-            yield FeedItem(position, bounded.item_check(payload))
+        for element in bounded.elements():
+            if not parse:
+                yield FeedItem(position, None)
+            elif isinstance(element, int):
+                yield FeedItem(position, bounded.unparsed(element))
+            else:
+                raw = element[0].strip()
+                yield FeedItem(position, _element_parse(raw, element[1]), raw)
             position += 1
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        # yajl quotes the bytes around the error over several lines: keep one safe line.
-        detail = one_line(exc)[:300]
-        raise FeedError(f"malformed JSON after item {position}: {detail}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FeedError(f"malformed JSON after item {position}: {one_line(exc)[:300]}") from None
+    if bounded.trailing:
+        raise FeedError(
+            f"malformed JSON after item {position}: parse error: trailing garbage after the "
+            "closing bracket of the array"
+        )
+    if not bounded.closed:
+        raise FeedError(f"malformed JSON after item {position}: premature EOF, the array is cut")
 
 
-def _attach(parent: dict | list, key: str | None, value: Any) -> None:
-    if isinstance(parent, dict):
-        parent[key] = value
-    else:
-        parent.append(value)
-
-
-def _array_items(events) -> Iterator[Any]:
-    """The elements of the top-level array, built from parser events (ijson.items keeps the
-    prefix of every open level: see docs/benchmarks.md, Memory). An element nested deeper
-    than MAX_DEPTH becomes Unparsed, its raw payload holding the first MAX_DEPTH levels."""
-    next(events)  # the opening bracket, checked by the caller
-    stack: list[dict | list] = []
-    keys: list[str | None] = []
-    depth = 0
-    too_deep = False
-    for event, value in events:
-        if event == "map_key":
-            if depth <= MAX_DEPTH:
-                keys[-1] = value
-        elif event in ("start_map", "start_array"):
-            depth += 1
-            if depth > MAX_DEPTH:
-                too_deep = True
-                continue
-            node: dict | list = {} if event == "start_map" else []
-            if stack:
-                _attach(stack[-1], keys[-1], node)
-            stack.append(node)
-            keys.append(None)
-        elif event in ("end_map", "end_array"):
-            if depth == 0:  # the closing bracket of the feed: nothing may follow
-                for _event in events:
-                    raise FeedError("unexpected data after the closing bracket of the array")
-                return
-            if depth <= MAX_DEPTH:
-                node = stack.pop()
-                keys.pop()
-            depth -= 1
-            if depth == 0:
-                yield Unparsed(payload_dump(node), TOO_DEEP) if too_deep else node
-                too_deep = False
-        elif depth == 0:
-            yield value
-        elif depth <= MAX_DEPTH:
-            _attach(stack[-1], keys[-1], value)
+def _element_parse(raw: bytes, shallow: bool) -> Any:
+    """One element of the array (shallow: known to nest less than MAX_DEPTH levels);
+    ValueError when it is not JSON (the feed breaks there)."""
+    try:
+        payload = _DECODER.decode(raw.decode("utf-8"))
+    except RecursionError:
+        return Unparsed(raw[:PREVIEW].decode("utf-8", errors="backslashreplace"), TOO_DEEP)
+    if not shallow and isinstance(payload, dict | list) and depth_exceeds(payload):
+        return Unparsed(payload_dump(payload)[:PREVIEW], TOO_DEEP)
+    return payload
 
 
 def _finite(text: str) -> float:
@@ -98,6 +81,9 @@ def _finite(text: str) -> float:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 
 
 def jsonl_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
@@ -121,7 +107,7 @@ def jsonl_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
             text = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
             reason = TOO_DEEP if isinstance(exc, RecursionError) else exc
             payload = Unparsed(text, f"line {lineno}: not valid JSON: {reason}")
-        yield FeedItem(position, payload)
+        yield FeedItem(position, payload, line.strip())
         position += 1
     if position == 0:
         raise FeedError("the feed is empty: expected one JSON object per line")

@@ -208,8 +208,12 @@ def feed_open(
         ) from None
     try:
         if count and regular:
-            # Only regular files are counted: a pipe or a device can be read once.
-            with Feed(source, open(source, "rb"), reader) as counting:
+            # Only regular files are counted: a pipe or a device can be read once. A JSON
+            # array in our shape is counted by its elements, none of them parsed.
+            counter = reader
+            if fmt == "json" and mapping.mapping_for(options.mapping, options.preset) is None:
+                counter = gunzipped(functools.partial(jsonfeed.json_items, parse=False))
+            with Feed(source, open(source, "rb"), counter) as counting:
                 feed.total_items = _count(counting)
         else:
             feed.prime()

@@ -55,7 +55,7 @@ def _fingerprints(chunk: list[FeedItem], currency: str) -> dict[int, str]:
     else decides its writes: the default currency and the HTML sanitising in force."""
     context = f"{currency}\n{html_policy()}"
     return {
-        item.position: raw_fingerprint(item.payload, context)
+        item.position: raw_fingerprint(item.payload, context, item.raw)
         for item in chunk
         if isinstance(item.payload, dict)
     }

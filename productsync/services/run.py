@@ -1,6 +1,7 @@
 """The run loop: build a run, read its feed in batches, and end it."""
 
 import contextlib
+import gc
 import itertools
 import logging
 import sys
@@ -91,7 +92,8 @@ def run_spec_execute(
         if digest and not spec.full and _run_skip_unchanged(run, digest):
             return run
         run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
-        error = _run_feed(run, spec, on_start, on_batch)
+        with _gc_frozen():
+            error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
         exc.run_id = run.pk
         _finish(run, str(exc))
@@ -125,6 +127,19 @@ def run_spec_execute(
     with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
         run.refresh_from_db()
     return run
+
+
+@contextlib.contextmanager
+def _gc_frozen():
+    """Leave what exists before the feed is read (Django, Oscar, the app registry) out of the
+    cyclic collector's walks while it is read: a batch's items survive long enough to reach
+    the oldest generation, and every full collection walked all of start-up's objects again.
+    Unfrozen afterwards, so nothing is kept from collection beyond the run."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
