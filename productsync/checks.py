@@ -25,7 +25,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
                 id="productsync.E002",
             )
         )
-    positive = ("BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "BATCH_ATTEMPTS")
+    positive = ("BATCH_SIZE", "PARTIAL_BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "BATCH_ATTEMPTS")
     # UPLOAD_MAX_BYTES: the admin's import tool (issue 15); CHANGES_MAX below.
     for key in (*positive, "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES", "UPLOAD_MAX_BYTES"):
         if not _positive_int(getattr(app_settings, key)):
@@ -46,13 +46,14 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     errors += _range_errors()
-    if _positive_int(app_settings.BATCH_SIZE) and app_settings.BATCH_SIZE > MAX_BATCH_SIZE:
-        errors.append(
-            Error(
-                f"PRODUCTSYNC['BATCH_SIZE'] must be at most {MAX_BATCH_SIZE}.",
-                id="productsync.E014",
+    for key in ("BATCH_SIZE", "PARTIAL_BATCH_SIZE"):
+        size = getattr(app_settings, key)
+        if _positive_int(size) and size > MAX_BATCH_SIZE:
+            errors.append(
+                Error(
+                    f"PRODUCTSYNC[{key!r}] must be at most {MAX_BATCH_SIZE}.", id="productsync.E014"
+                )
             )
-        )
     source = app_settings.SOURCE
     if source is not None and not isinstance(source, str):
         errors.append(Error("PRODUCTSYNC['SOURCE'] must be a string.", id="productsync.E004"))

@@ -78,6 +78,9 @@ DEFAULTS: dict[str, Any] = {
     # The partner of a stock file's rows that name none (makes a run partial), as
     # `sync_products --partner NAME` gives it.
     "PARTNER": None,
+    # Items per batch of a partial run that gives no batch size: a stock file's rows are
+    # cheap, and a batch's commit, stamp and record are paid per batch (docs/benchmarks.md).
+    "PARTIAL_BATCH_SIZE": 5000,
     # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
     # ...and the updated items of one real run recorded with their changed fields.

@@ -1,6 +1,8 @@
 """Partial feed items: keyed by upc, or by partner and partner_sku, carrying what they change."""
 
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -68,6 +70,80 @@ class PartialItem:
 
     def raw(self) -> str:
         return payload_dump(self.payload)
+
+
+@dataclass(slots=True)
+class StockItem:
+    """A stock-file row that passed the lean checks (stock_item): the new values of one
+    stock record, kept flat, one object a row. Its record is the PartialRecord that
+    partial_parse would have made of it."""
+
+    position: int
+    partner: str
+    partner_sku: str
+    price: Decimal | None
+    currency: str | None
+    num_in_stock: int | None
+    payload: Any = None
+
+    @property
+    def record(self) -> PartialRecord:
+        values = {
+            "price": self.price,
+            "price_currency": self.currency,
+            "num_in_stock": self.num_in_stock,
+        }
+        values = {key: v for key, v in values.items() if v is not None}
+        return PartialRecord("", {}, (StockChange(self.partner, self.partner_sku, values),))
+
+    def raw(self) -> str:
+        return payload_dump(self.payload)
+
+
+# The lean checks of a stock row: only what certainly passes StockRecordIn unchanged goes
+# this way; anything else (whitespace, non-ASCII text, a number pydantic would read
+# differently or refuse) goes through partial_parse, which names the bad field.
+LEAN_KEYS = frozenset(("partner", "partner_sku", *STOCK_FIELDS))
+_PRICE = re.compile(r"(?:0|[1-9][0-9]{0,9})(?:\.[0-9]{1,2})?")
+_COUNT = re.compile(r"0|[1-9][0-9]{0,9}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_INT_MAX = 2_147_483_647
+
+
+def _lean_text(value: Any) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= 128
+        and value.isascii()
+        and "\x00" not in value
+        and value.strip() == value
+    )
+
+
+def stock_item(position: int, payload: Any) -> StockItem | None:
+    """The stock item of a payload of partner, partner_sku and some of price, currency and
+    num_in_stock, checked without pydantic; None when it needs partial_parse."""
+    if type(payload) is not dict or not payload.keys() <= LEAN_KEYS:
+        return None
+    get = payload.get
+    partner, sku = get("partner"), get("partner_sku")
+    if not (_lean_text(partner) and _lean_text(sku)):
+        return None
+    price, currency, count = get("price"), get("currency"), get("num_in_stock")
+    if price is not None:
+        if type(price) is not str or _PRICE.fullmatch(price) is None:
+            return None
+        price = Decimal(price)
+    if currency is not None and (type(currency) is not str or not _CURRENCY.fullmatch(currency)):
+        return None
+    if count is not None:
+        if type(count) is str and _COUNT.fullmatch(count) is not None:
+            count = int(count)
+        elif type(count) is not int:
+            return None
+        if not 0 <= count <= _INT_MAX:
+            return None
+    return StockItem(position, partner, sku, price, currency, count, payload)
 
 
 def _stock_change(sr: StockRecordIn) -> StockChange:

@@ -1,5 +1,6 @@
 """The CSV reader of partial runs: stock files (sku, price, num_in_stock) and product updates."""
 
+import functools
 import io
 from collections.abc import Iterator
 
@@ -36,6 +37,7 @@ def partial_csv_items(
         position += 1
 
 
+@functools.lru_cache(maxsize=512)  # a header's few names, looked up on every row
 def _ours(column: str) -> str:
     name = column.strip().lower()
     return ALIASES.get(name, name if name in PRODUCT_COLUMNS + STOCK_COLUMNS else column)

@@ -11,7 +11,7 @@ from productsync.exceptions import RecordError
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure, ValidItem
 from productsync.partial import KNOWN_KEYS as PARTIAL_KEYS
-from productsync.partial import PartialItem, partial_parse
+from productsync.partial import PartialItem, partial_parse, stock_item
 from productsync.records import (
     KNOWN_KEYS,
     Unparsed,
@@ -104,6 +104,10 @@ def _batch_validate(
 def _partial_validate(chunk: list[FeedItem], result: BatchResult) -> list[PartialItem]:
     valid = []
     for item in chunk:
+        lean = stock_item(item.position, item.payload)  # a plain stock row: no pydantic
+        if lean is not None:
+            valid.append(lean)
+            continue
         try:
             record = partial_parse(item.payload)
         except RecordError as exc:

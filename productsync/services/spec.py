@@ -68,8 +68,9 @@ def run_spec_build(
     diff: bool = False,
     record: dict | None = None,
 ) -> RunSpec:
-    """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE, HIDE_MISSING,
-    WORKERS). feed_options are FeedOptions fields (format, delimiter, encoding, mapping).
+    """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE or for a partial
+    run PARTIAL_BATCH_SIZE, HIDE_MISSING, WORKERS). feed_options are FeedOptions fields
+    (format, delimiter, encoding, mapping).
     resume is the id of an aborted or failed run to continue: the spec reads the same source
     from its first uncommitted batch. partial (default PRODUCTSYNC['PARTIAL']; also a stock
     file's partner, PRODUCTSYNC['PARTNER'], or a mapping declaring it; a retry or a resumed
@@ -86,14 +87,9 @@ def run_spec_build(
     source = app_settings.SOURCE if source is None else source
     if hide_missing is None:
         hide_missing = app_settings.HIDE_MISSING
-    batch_size = batch_size or app_settings.BATCH_SIZE
     if not source or not source.strip():
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
     source = source_key(source)
-    if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
-        raise ProductSyncError(
-            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
-        )
     if workers not in SyncRun.Workers.values:
         raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
     if dry_run and workers == SyncRun.Workers.QUEUE:
@@ -111,6 +107,13 @@ def run_spec_build(
         partial = app_settings.PARTIAL
     partial = bool(partial or feed_partial(options))
     options = dataclasses.replace(options, partial=partial)
+    batch_size = batch_size or (
+        app_settings.PARTIAL_BATCH_SIZE if partial else app_settings.BATCH_SIZE
+    )
+    if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
+        raise ProductSyncError(
+            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
+        )
     return RunSpec(
         source=source,
         batch_size=batch_size,

@@ -96,19 +96,29 @@ def _members(ids: list[int]) -> tuple[str, list[int]]:
     return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
 
 
-def drift_stamp(unit_ids) -> None:
-    """Record the state the sync just wrote to these products and their children."""
+def drift_stamp(unit_ids, children: bool = True) -> None:
+    """Record the state the sync just wrote to these products and their children (without
+    children: to these products only, as after a change of their own fields or stock
+    records, which no other product's digest covers)."""
     ids = list(unit_ids)
     if not ids:
         return
     digest = _digest(connection.vendor)
     s, product_id = _table(SyncedProduct), _column(SyncedProduct, _table(SyncedProduct), "product")
-    where, params = _members(ids)
+    state = (
+        f"UPDATE {s} SET {connection.ops.quote_name('state')} = (SELECT {digest} FROM "
+        f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) WHERE "
+    )
     with connection.cursor() as cursor:
+        if not children:
+            if connection.vendor == "postgresql":  # one array: no placeholders to fill
+                cursor.execute(f"{state}{product_id} = ANY(%s::bigint[])", [ids])
+            else:
+                cursor.execute(f"{state}{product_id} IN ({', '.join(['%s'] * len(ids))})", ids)
+            return
+        where, params = _members(ids)
         cursor.execute(
-            f"UPDATE {s} SET {connection.ops.quote_name('state')} = (SELECT {digest} FROM "
-            f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) "
-            f"WHERE {product_id} IN (SELECT {_column(Product, 'p', 'id')} FROM "
+            f"{state}{product_id} IN (SELECT {_column(Product, 'p', 'id')} FROM "
             f"{_table(Product)} p WHERE {where})",
             params,
         )

@@ -106,7 +106,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=_whole(1, MAX_BATCH_SIZE),
-            help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE'])",
+            help=(
+                "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
+                "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
+            ),
         )
         parser.add_argument(
             "--partial",
