@@ -25,7 +25,7 @@ class UploadForm(forms.Form):
         choices=[("", "detected from a CSV header")] + [(p, p) for p in PRESETS],
         help_text="A platform's export, read with the mapping productsync ships for it.",
     )
-    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE)
+    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, required=False)
     action = forms.ChoiceField(
         choices=[("preview", "Preview (change nothing)"), ("sync", "Sync now")],
         initial="preview",
@@ -34,7 +34,10 @@ class UploadForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["batch_size"].initial = app_settings.BATCH_SIZE
+        self.fields["batch_size"].help_text = (
+            f"Empty: {app_settings.BATCH_SIZE}, or {app_settings.PARTIAL_BATCH_SIZE} for a"
+            " partial feed (a stock file)."
+        )
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]

@@ -120,6 +120,21 @@ def test_upload_preview_and_confirm(runner, shop):
     assert '<ins class="ps-new">&#x27;12.50&#x27;</ins>' in changes
 
 
+def test_an_upload_without_a_batch_size_takes_the_runs_default(runner, shop, settings):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "BATCH_SIZE": 3, "PARTIAL_BATCH_SIZE": 700}
+    page = runner.get(url("upload")).content.decode()
+    assert "Empty: 3, or 700 for a partial feed" in page
+    upload(runner, jsonl([product("A"), product("B")]), batch_size="")
+    [full] = run_queued()
+    stock = b"partner,sku,price,num_in_stock\nAcme Books,SKU-A,11.00,4\n"
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "PARTIAL": True}
+    upload(runner, stock, name="stock.csv", batch_size="")
+    [partial] = run_queued()
+    full, partial = SyncRun.objects.get(pk=full), SyncRun.objects.get(pk=partial)
+    assert (full.batch_size, full.partial, full.unchanged) == (3, False, 2)
+    assert (partial.batch_size, partial.partial, partial.updated) == (700, True, 1)
+
+
 def test_confirm_is_refused_when_the_file_changed_since_its_preview(runner, shop):
     upload(runner, jsonl(second_feed()))
     [preview_id] = run_queued()
