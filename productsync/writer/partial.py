@@ -86,13 +86,7 @@ class PartialWriter:
                 where = f"stockrecords[{i}].partner_sku" if record.upc else "partner_sku"
                 row = stock.get((partners.get(change.partner), change.partner_sku))
                 if row is None:
-                    problem = (
-                        where,
-                        (
-                            f"{where}: no stock record of partner {change.partner!r} with "
-                            f"partner_sku {change.partner_sku!r}"
-                        ),
-                    )
+                    problem = (where, _no_stock_record(where, change.partner, change.partner_sku))
                 elif product is not None and row["product_id"] != product["id"]:
                     problem = (
                         where,
@@ -143,8 +137,6 @@ class PartialWriter:
                 for pk, values in stock_changes.items()
             ],
         )
-        # What a partial run writes is what the sync last wrote: the full feed's next sync
-        # does not take it for someone else's edit.
         _written(sorted(touched), result)
 
     def _write_stock(self, items: list[StockItem], result: BatchResult) -> None:
@@ -170,10 +162,7 @@ class PartialWriter:
         for index, product_id in found.items():
             item = items[index]
             if product_id is None:
-                message = (
-                    f"partner_sku: no stock record of partner {item.partner!r} with "
-                    f"partner_sku {item.partner_sku!r}"
-                )
+                message = _no_stock_record("partner_sku", item.partner, item.partner_sku)
                 result.failures.append(
                     ItemFailure(item.position, "", message, item.raw(), "partner_sku")
                 )
@@ -193,6 +182,10 @@ def _stock_only(items: list) -> bool:
         and all(type(item) is StockItem for item in items)
         and len({(item.partner, item.partner_sku) for item in items}) == len(items)
     )
+
+
+def _no_stock_record(where: str, partner: str, sku: str) -> str:
+    return f"{where}: no stock record of partner {partner!r} with partner_sku {sku!r}"
 
 
 def _written(touched: list[int], result: BatchResult) -> None:
