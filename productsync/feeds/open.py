@@ -211,7 +211,7 @@ def feed_open(
             # Only regular files are counted: a pipe or a device can be read once. A JSON
             # array in our shape is counted by its elements, none of them parsed.
             counter = reader
-            if fmt == "json" and mapping.mapping_for(options.mapping, options.preset) is None:
+            if fmt == "json" and not (options.mapping or options.preset):
                 counter = gunzipped(functools.partial(jsonfeed.json_items, parse=False))
             with Feed(source, open(source, "rb"), counter) as counting:
                 feed.total_items = _count(counting)
