@@ -60,14 +60,17 @@ def test_bad_rows_of_a_stock_file_fail_alone_naming_item_and_field(write_feed, t
     path = stock_file(
         tmp_path,
         "sku,price,num_in_stock\nSKU-P1,abc,1\nSKU-P2,2.00,-3\nSKU-P3,3.001,1\n"
-        "NOPE,1.00,1\nSKU-P4,4.00,4\nSKU-P4,4.50,5\n SKU-P2 ,2.50,\n",
+        "NOPE,1.00,1\nSKU-P4,4.00,4\nSKU-P4,4.50,5\n SKU-P2 ,2.50,\n\nSKU-P5,1.00\n",
     )
 
     run, _ = sync("--source", path, "--partner", "Acme Books")
 
-    assert (run.items, run.failed, run.updated, run.unchanged) == (7, 4, 3, 0)
+    # The count before the run (rows, not payloads) is what the run read: the blank line
+    # is no item, the short row is one that fails.
+    assert (run.total_items, run.items, run.failed, run.updated) == (8, 8, 5, 3)
     failures = {f.position: (f.field, f.message) for f in SyncFailure.objects.filter(run=run)}
-    assert sorted(failures) == [0, 1, 2, 3]
+    assert sorted(failures) == [0, 1, 2, 3, 7]
+    assert failures[7][1] == "line 10: expected 3 fields, got 2"
     assert [failures[i][0] for i in range(4)] == [
         "price",
         "num_in_stock",

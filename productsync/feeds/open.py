@@ -60,11 +60,16 @@ def format_guess(name: str, content_type: str = "") -> str | None:
 
 
 def reader_for(
-    name: str, options: FeedOptions, content_type: str = "", notes: list | None = None
+    name: str,
+    options: FeedOptions,
+    content_type: str = "",
+    notes: list | None = None,
+    parse: bool = True,
 ) -> tuple[str | None, Reader]:
     """The format of a source and the reader of its (maybe gzipped) bytes; what a read notes
     for the run (the mapping a CSV header chose, columns not read) goes to notes, afresh on
-    each read (a file is read twice: counted, then synced)."""
+    each read (a file is read twice: counted, then synced). Without parse, our JSON's and a
+    partial CSV's items have no payload (to count them); no mapping may be given."""
     notes = [] if notes is None else notes
     fmt = options.format or format_guess(name, content_type)
     if fmt is not None and fmt not in FORMATS:
@@ -83,7 +88,7 @@ def reader_for(
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
     readers = {
-        "json": jsonfeed.json_items,
+        "json": functools.partial(jsonfeed.json_items, parse=parse),
         "jsonl": jsonfeed.jsonl_items,
         "csv": functools.partial(csvfeed.csv_items, **csv_options),
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
@@ -91,7 +96,7 @@ def reader_for(
     }
     if options.partial:
         readers["csv"] = functools.partial(
-            stockcsv.partial_csv_items, **csv_options, partner=options.partner
+            stockcsv.partial_csv_items, **csv_options, partner=options.partner, parse=parse
         )
     reader = readers[fmt]
     if field_map is not None:
@@ -208,11 +213,11 @@ def feed_open(
         ) from None
     try:
         if count and regular:
-            # Only regular files are counted: a pipe or a device can be read once. A JSON
-            # array in our shape is counted by its elements, none of them parsed.
+            # Only regular files are counted: a pipe or a device can be read once. Our JSON
+            # array and a partial CSV are counted without making payloads.
             counter = reader
-            if fmt == "json" and not (options.mapping or options.preset):
-                counter = gunzipped(functools.partial(jsonfeed.json_items, parse=False))
+            if not (options.mapping or options.preset):
+                counter = reader_for(source, options, parse=False)[1]
             with Feed(source, open(source, "rb"), counter) as counting:
                 feed.total_items = _count(counting)
         else:

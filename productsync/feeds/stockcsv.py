@@ -20,9 +20,11 @@ def partial_csv_items(
     delimiter: str | None = None,
     encoding: str | None = None,
     partner: str | None = None,
+    parse: bool = True,
 ) -> Iterator[FeedItem]:
     """One partial item per row of a CSV keyed by a upc or a sku (partner_sku) column. Empty
-    cells are absent (left as they are); rows with no partner cell take partner."""
+    cells are absent (left as they are); rows with no partner cell take partner. Without
+    parse, the items' payloads are None: a count of the rows (the header checked)."""
     rows = csv_dicts(stream, delimiter, encoding)
     position, checked = 0, False
     for _, row in rows:
@@ -33,7 +35,7 @@ def partial_csv_items(
         if not checked:
             _check_header(row, partner)
             checked = True
-        yield FeedItem(position, _payload(row, partner))
+        yield FeedItem(position, _payload(row, partner) if parse else None)
         position += 1
 
 

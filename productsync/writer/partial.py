@@ -202,7 +202,9 @@ def _stock_update_sql() -> str:
     """The rows (their index in the batch, partner id, partner_sku, price, currency,
     num_in_stock; null: left as it is) as arrays, then date_updated. Returns the index and
     product of each row that changed a stock record, and each that matched none (product
-    null); a row that matched one and changed nothing is not returned."""
+    null); a row that matched one and changed nothing is not returned. Each row finds its
+    stock record by the (partner, partner_sku) unique index, once: a join let the planner
+    hash the whole table, twice a batch, when its statistics were stale."""
     sr = quoted_names(StockRecord, "postgresql")
     key = f"s.{sr['partner_id']} = t.partner_id AND s.{sr['partner_sku']} = t.sku"
     given = [("price", "price"), ("currency", "price_currency"), ("num", "num_in_stock")]
@@ -211,12 +213,13 @@ def _stock_update_sql() -> str:
     )
     sets = ", ".join(f"{sr[old]} = COALESCE(t.{new}, s.{sr[old]})" for new, old in given)
     return (
-        "WITH t AS (SELECT * FROM unnest(%s::int[], %s::int[], %s::text[], %s::numeric[], "
-        "%s::text[], %s::int[]) AS t(i, partner_id, sku, price, currency, num)), "
-        f"u AS (UPDATE {sr['']} s SET {sets}, {sr['date_updated']} = %s FROM t WHERE {key} "
-        f"AND ({changes}) RETURNING t.i, s.{sr['product_id']} AS product_id) "
-        f"SELECT t.i, u.product_id FROM t LEFT JOIN {sr['']} s ON {key} "
-        f"LEFT JOIN u ON u.i = t.i WHERE s.{sr['id']} IS NULL OR u.i IS NOT NULL"
+        f"WITH t AS (SELECT t.*, (SELECT s.{sr['id']} FROM {sr['']} s WHERE {key}) AS sid "
+        "FROM unnest(%s::int[], %s::int[], %s::text[], %s::numeric[], %s::text[], "
+        "%s::int[]) AS t(i, partner_id, sku, price, currency, num)), "
+        f"u AS (UPDATE {sr['']} s SET {sets}, {sr['date_updated']} = %s FROM t WHERE "
+        f"s.{sr['id']} = t.sid AND ({changes}) RETURNING t.i, s.{sr['product_id']} AS "
+        "product_id) SELECT t.i, u.product_id FROM t LEFT JOIN u ON u.i = t.i "
+        "WHERE t.sid IS NULL OR u.i IS NOT NULL"
     )
 
 
