@@ -154,6 +154,10 @@ def stop_group(proc: subprocess.Popen, grace: float = 30) -> None:
     proc.wait()
 
 
+# The django-q2 broker of the queue tests (each cluster takes a name of its own).
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
 @contextlib.contextmanager
 def qcluster(env: dict, log: Path):
     """A real `manage.py qcluster` for the duration of the block."""

@@ -11,7 +11,7 @@ from oscar.core.loading import get_model
 
 from productsync.models import SyncBatch, SyncedProduct, SyncRun
 from productsync.services import sync_run_execute
-from tests.conftest import product, qcluster, spawn_command, wait_for
+from tests.conftest import REDIS_URL, product, qcluster, spawn_command, wait_for
 
 Category = get_model("catalogue", "Category")
 Product = get_model("catalogue", "Product")
@@ -20,7 +20,6 @@ StockRecord = get_model("partner", "StockRecord")
 ROUNDS = 20
 SIZE = 40
 BATCH = 4
-REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
 def item(n: int, sku: int, category: str) -> dict:

@@ -1,10 +1,12 @@
 """Drift repair: what someone changed since the last sync wrote it is written again, counted
 `repaired`; allocations (orders) are never the feed's."""
 
+import importlib
 import json
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -126,6 +128,68 @@ def test_a_stock_file_is_not_taken_for_drift_by_the_full_feed(synced, tmp_path):
     # What any sync wrote last is what the sync owns: the stock file's price stays.
     assert (run.repaired, run.unchanged) == (0, 6)
     assert (stock("D1").price, stock("D1").num_in_stock) == (Decimal("12.00"), 2)
+
+
+@pytest.mark.parametrize("keyed_by", ["sku", "upc"])
+def test_a_partial_run_leaves_an_earlier_edit_to_be_repaired(synced, tmp_path, keyed_by):
+    edited = Product.objects.get(upc="D1")
+    edited.title = "Edited in the dashboard"
+    edited.save()
+    path = tmp_path / "partial.csv"
+    if keyed_by == "sku":
+        path.write_text("sku,price,num_in_stock\nSKU-D1,12.00,2\nSKU-D2,13.00,3\n")
+        extra = ["--partner", "Acme Books"]
+    else:  # a product's own field, then its stock record, as upc-keyed rows give them
+        path.write_text(
+            "upc,description,partner,sku,price\n"
+            "D1,New words,Acme Books,SKU-D1,12.00\nD2,New words,Acme Books,SKU-D2,13.00\n"
+        )
+        extra = ["--partial"]
+    call_command("sync_products", "--source", str(path), *extra, stdout=StringIO())
+    assert stock("D2").price == Decimal("13.00")
+
+    run = sync_run_execute(synced, batch_size=4, full=True)
+
+    # The edit made before the partial run is still seen: D1 is written again from the
+    # feed, stock record included; D2, which no one edited, keeps what the partial run wrote.
+    assert (run.repaired, run.unchanged) == (1, 5)
+    assert Product.objects.get(upc="D1").title == "Product D1"
+    assert stock("D1").price == Decimal("10.00")
+    assert stock("D2").price == Decimal("13.00")
+
+
+def test_the_migration_to_two_halves_keeps_what_had_drifted(synced):
+    from django.db import connection
+
+    from productsync.writer import drift
+
+    halves = importlib.import_module("productsync.migrations.0010_state_halves")
+    stock, rest = drift._parts(connection.vendor)
+    whole = f"MD5({drift._concat([rest[0], stock, *rest[1:]])})"
+    with connection.cursor() as cursor:  # the digests as the last version stored them
+        cursor.execute(
+            f"UPDATE productsync_syncedproduct SET state = (SELECT {whole} FROM "
+            "catalogue_product p WHERE p.id = product_id)"
+        )
+    drifted = Product.objects.get(upc="D3")
+    drifted.title = "Edited before the upgrade"
+    drifted.save()
+    ids = list(SyncedProduct.objects.values_list("product_id", flat=True))
+    assert drift.drift_units(ids, children=False) == set(ids)  # old digests match none
+
+    halves._convert(SimpleNamespace(connection=connection), True)
+
+    assert drift.drift_units(ids, children=False) == {drifted.pk}
+    run = sync_run_execute(synced, batch_size=4, full=True)
+    assert (run.repaired, run.unchanged) == (1, 5)
+    # And back: the old form again where the product is as the sync wrote it.
+    halves._convert(SimpleNamespace(connection=connection), False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM productsync_syncedproduct WHERE state = (SELECT {whole} "
+            "FROM catalogue_product p WHERE p.id = product_id)"
+        )
+        assert cursor.fetchone()[0] == len(ids)
 
 
 def test_repaired_is_in_the_summary_the_json_and_the_admin(synced, admin_client):

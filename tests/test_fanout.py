@@ -17,13 +17,20 @@ from oscar.core.loading import get_model
 from productsync.models import SyncBatch, SyncRun
 from productsync.services import sync_batch_execute
 from productsync.services.planner import _batches_requeue_stale
-from tests.conftest import product, qcluster, run_command, spawn_command, stop_group, wait_for
+from tests.conftest import (
+    REDIS_URL,
+    product,
+    qcluster,
+    run_command,
+    spawn_command,
+    stop_group,
+    wait_for,
+)
 
 Category = get_model("catalogue", "Category")
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
 StockRecord = get_model("partner", "StockRecord")
-REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
 def queued_run(items: list[dict], batch_size: int, **batch_fields) -> SyncRun:

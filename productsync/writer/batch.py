@@ -22,7 +22,7 @@ from productsync.writer.catalogue import (
 )
 from productsync.writer.categories import CategoryTree
 from productsync.writer.drift import drift_stamp, drift_units
-from productsync.writer.outcomes import outcomes_add, snapshots_before, taken_in_dry_run
+from productsync.writer.item_rows import outcomes_add, snapshots_before, taken_in_dry_run
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import sku_claims, stockrecords_write

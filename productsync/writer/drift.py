@@ -60,8 +60,9 @@ def _rows(model, alias, expression, key, vendor, owner=Product, owner_alias="p")
 
 
 @functools.lru_cache(maxsize=4)
-def _digest(vendor: str) -> str:
-    """The digest of product p's synced state, as an SQL expression."""
+def _parts(vendor: str) -> tuple[str, list[str]]:
+    """What product p's digest covers, as SQL expressions: its stock records, and the rest
+    (its fields, category links, attribute values and children)."""
     options = _rows(
         MultiOption,
         "m",
@@ -71,9 +72,9 @@ def _digest(vendor: str) -> str:
         ProductAttributeValue,
         "v",
     )
-    parts = [
+    stock = _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product", vendor)
+    rest = [
         _joined(Product, "p", PRODUCT_FIELDS),
-        _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product", vendor),
         _rows(
             ProductCategory, "pc", _joined(ProductCategory, "pc", ["category"]), "product", vendor
         ),
@@ -86,7 +87,23 @@ def _digest(vendor: str) -> str:
         ),
         _rows(Product, "c", _joined(Product, "c", ["id"]), "parent", vendor),
     ]
-    return "MD5(" + " || '|' || ".join(parts) + ")"
+    return stock, rest
+
+
+def _half(expression: str) -> str:
+    return f"SUBSTR(MD5({expression}), 1, 16)"
+
+
+def _digest(vendor: str) -> str:
+    """The digest of product p's synced state, as an SQL expression: 16 hex digits of the
+    rest, then 16 of its stock records, so that a stock file stamps the second half alone
+    and leaves an earlier edit of the rest to be seen."""
+    stock, rest = _parts(vendor)
+    return f"{_half(_concat(rest))} || {_half(stock)}"
+
+
+def _concat(parts: list[str]) -> str:
+    return " || '|' || ".join(parts)
 
 
 def _members(ids: list[int]) -> tuple[str, list[int]]:
@@ -96,15 +113,19 @@ def _members(ids: list[int]) -> tuple[str, list[int]]:
     return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
 
 
-def drift_stamp(unit_ids, children: bool = True) -> None:
+def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
     """Record the state the sync just wrote to these products and their children (without
     children: to these products only, as after a change of their own fields or stock
-    records, which no other product's digest covers)."""
+    records, which no other product's digest covers; with stock: of their stock records
+    only, the rest as it was recorded, drifted or not)."""
     ids = list(unit_ids)
     if not ids:
         return
-    digest = _digest(connection.vendor)
     s, product_id = _table(SyncedProduct), _column(SyncedProduct, _table(SyncedProduct), "product")
+    digest = _digest(connection.vendor)
+    if stock:
+        kept = f"SUBSTR({_column(SyncedProduct, s, 'state')}, 1, 16)"
+        digest = f"{kept} || {_half(_parts(connection.vendor)[0])}"
     state = (
         f"UPDATE {s} SET {connection.ops.quote_name('state')} = (SELECT {digest} FROM "
         f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) WHERE "
@@ -124,16 +145,19 @@ def drift_stamp(unit_ids, children: bool = True) -> None:
         )
 
 
-def drift_units(unit_ids) -> set[int]:
+def drift_units(unit_ids, children: bool = True) -> set[int]:
     """The units (by product id) of which a product differs from what the sync last wrote:
     edited since by anyone, a stock record, attribute value, category link or child changed,
-    added or removed."""
+    added or removed. Without children: those of these products that differ."""
     ids = list(unit_ids)
     if not ids:
         return set()
     digest = _digest(connection.vendor)
-    where, params = _members(ids)
     p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    if children:
+        where, params = _members(ids)
+    else:
+        where, params, parent = f"{p_id} IN ({', '.join(['%s'] * len(ids))})", ids, "NULL"
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT COALESCE({parent}, {p_id}) FROM {_table(SyncedProduct)} s JOIN "

@@ -11,7 +11,7 @@ from oscar.core.loading import get_model
 from productsync.outcomes import BatchResult, ItemFailure
 from productsync.partial import PartialItem, StockItem
 from productsync.sql import quoted_names, select_rows, update_given
-from productsync.writer.drift import drift_stamp
+from productsync.writer.drift import drift_stamp, drift_units
 from productsync.writer.search import search_index_update
 
 Product = get_model("catalogue", "Product")
@@ -120,6 +120,9 @@ class PartialWriter:
                 result.updated += 1
             else:
                 result.unchanged += 1
+        # A product edited by someone before this run keeps the digest of what the sync
+        # wrote before, but for its stock records: the next full sync repairs it.
+        drifted = drift_units(product_changes, children=False)
         now = timezone.now()
         update_given(
             Product,
@@ -137,7 +140,8 @@ class PartialWriter:
                 for pk, values in stock_changes.items()
             ],
         )
-        _written(sorted(touched), result)
+        restamped = set(product_changes) - drifted
+        _written(sorted(touched), result, restamped)
 
     def _write_stock(self, items: list[StockItem], result: BatchResult) -> None:
         """PostgreSQL, a batch of stock rows with no key twice: every stock record updated
@@ -188,10 +192,12 @@ def _no_stock_record(where: str, partner: str, sku: str) -> str:
     return f"{where}: no stock record of partner {partner!r} with partner_sku {sku!r}"
 
 
-def _written(touched: list[int], result: BatchResult) -> None:
+def _written(touched: list[int], result: BatchResult, restamped=frozenset()) -> None:
     # What a partial run writes is what the sync last wrote: the full feed's next sync
-    # does not take it for someone else's edit. Only these products' digests cover it.
-    drift_stamp(touched, children=False)
+    # does not take it for someone else's edit. Only these products' digests cover it:
+    # the restamped ones' whole digest, the others' stock records half.
+    drift_stamp([pk for pk in touched if pk in restamped], children=False)
+    drift_stamp([pk for pk in touched if pk not in restamped], children=False, stock=True)
     result.product_ids.extend(touched)
     if touched:
         transaction.on_commit(partial(search_index_update, touched), robust=True)
