@@ -106,11 +106,19 @@ def _concat(parts: list[str]) -> str:
     return " || '|' || ".join(parts)
 
 
-def _members(ids: list[int]) -> tuple[str, list[int]]:
+def _in(column: str, ids: list[int]) -> tuple[str, list]:
+    """SQL: column is one of these ids (on PostgreSQL one array: no placeholders to fill)."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [ids]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", ids
+
+
+def _members(ids: list[int]) -> tuple[str, list]:
     """SQL selecting the products of these units (the units and their children) as p."""
-    marks = ", ".join(["%s"] * len(ids))
-    pid, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
-    return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
+    (units, params), (children, more) = (
+        _in(_column(Product, "p", name), ids) for name in ("id", "parent")
+    )
+    return f"({units} OR {children})", [*params, *more]
 
 
 def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
@@ -132,10 +140,8 @@ def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
     )
     with connection.cursor() as cursor:
         if not children:
-            if connection.vendor == "postgresql":  # one array: no placeholders to fill
-                cursor.execute(f"{state}{product_id} = ANY(%s::bigint[])", [ids])
-            else:
-                cursor.execute(f"{state}{product_id} IN ({', '.join(['%s'] * len(ids))})", ids)
+            where, params = _in(product_id, ids)
+            cursor.execute(f"{state}{where}", params)
             return
         where, params = _members(ids)
         cursor.execute(
@@ -157,7 +163,7 @@ def drift_units(unit_ids, children: bool = True) -> set[int]:
     if children:
         where, params = _members(ids)
     else:
-        where, params, parent = f"{p_id} IN ({', '.join(['%s'] * len(ids))})", ids, "NULL"
+        (where, params), parent = _in(p_id, ids), "NULL"
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT COALESCE({parent}, {p_id}) FROM {_table(SyncedProduct)} s JOIN "
