@@ -113,12 +113,13 @@ def _in(column: str, ids: list[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", ids
 
 
-def _members(ids: list[int]) -> tuple[str, list]:
-    """SQL selecting the products of these units (the units and their children) as p."""
-    (units, params), (children, more) = (
-        _in(_column(Product, "p", name), ids) for name in ("id", "parent")
-    )
-    return f"({units} OR {children})", [*params, *more]
+def _members(ids: list[int]) -> tuple[str, list[int]]:
+    """SQL selecting the products of these units (the units and their children) as p. (Not
+    by arrays on PostgreSQL: it filters an OR of the two by each array's elements in turn,
+    where it hashes a list of placeholders.)"""
+    marks = ", ".join(["%s"] * len(ids))
+    pid, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
 
 
 def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
