@@ -35,14 +35,16 @@ FACE_EXTRAS = {
 }
 READERS = {
     f"productsync.feeds.{name}"
-    for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping", "stockcsv")
+    for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping", "mapping.files", "stockcsv")
 }
 # Readers that use another reader's row helpers (not its dispatch: no cycle).
 READER_HELPERS = {
     "productsync.feeds.oscarcsv": {"productsync.feeds.csvfeed"},
-    "productsync.feeds.mapping": {"productsync.feeds.csvfeed"},
+    # The mapping package's __init__ re-exports its reader.
+    "productsync.feeds.mapping": {"productsync.feeds.mapping.files"},
+    "productsync.feeds.mapping.files": {"productsync.feeds.csvfeed"},
     # The mapping's field sets build our flat CSV payloads.
-    "productsync.feeds.shapes": {"productsync.feeds.csvfeed"},
+    "productsync.feeds.mapping.shapes": {"productsync.feeds.csvfeed"},
     "productsync.feeds.stockcsv": {"productsync.feeds.csvfeed"},
 }
 # Modules outside feeds/ that use one feeds module by name, and why.
