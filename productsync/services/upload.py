@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import is_url
-from productsync.feeds.guard import FetchError, GuardedSession, feed_guard
+from productsync.http import FetchError, GuardedSession, feed_guard
 from productsync.models import SyncRun
 
 UPLOAD_DIR = "productsync/uploads"
