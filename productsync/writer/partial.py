@@ -46,9 +46,11 @@ class PartialWriter:
             self._partners.update(rows.values_list("name", "pk"))
         return {name: self._partners[name] for name in names if name in self._partners}
 
-    def write(self, items: list[PartialItem], result: BatchResult) -> None:
+    def write(self, items: list[PartialItem], result: BatchResult, looked_up=None) -> None:
         """Change what each item gives, in feed order (a later item sees an earlier one's
-        values); an unknown product or stock record fails its item alone."""
+        values); an unknown product or stock record fails its item alone. looked_up: unused
+        (a partial batch skips no unchanged items before it is written), there so that every
+        writer is called alike."""
         if _stock_only(items):
             self._write_stock(items, result)
             return
