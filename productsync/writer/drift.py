@@ -81,9 +81,7 @@ def _parts(vendor: str) -> tuple[str, list[str]]:
         ProductAttributeValue,
         "v",
     )
-    stock = _rows(
-        StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product_id", vendor
-    )
+    stock = _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product_id", vendor)
     rest = [
         _joined(Product, "p", PRODUCT_FIELDS),
         _rows(
@@ -147,12 +145,13 @@ def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
         return
     s = _table(SyncedProduct)
     product_id = _column(SyncedProduct, s, "product_id")
+    state_column = quoted_names(SyncedProduct, connection.vendor)["state"]
     digest = _digest(connection.vendor)
     if stock:
         kept = f"SUBSTR({_column(SyncedProduct, s, 'state')}, 1, 16)"
         digest = f"{kept} || {_half(_parts(connection.vendor)[0])}"
     state = (
-        f"UPDATE {s} SET {quoted_names(SyncedProduct, connection.vendor)['state']} = (SELECT {digest} FROM "
+        f"UPDATE {s} SET {state_column} = (SELECT {digest} FROM "
         f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) WHERE "
     )
     with connection.cursor() as cursor:
