@@ -14,11 +14,7 @@ from productsync.outcomes import BatchResult, ItemFailure, ValidItem
 from productsync.records import ClassOptions, ProductRecord
 from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift, update_rows
 from productsync.writer.attributes import Attributes
-from productsync.writer.catalogue import (
-    UPDATED_COLUMNS,
-    product_slug,
-    products_insert,
-)
+from productsync.writer.catalogue import UPDATED_COLUMNS, product_slug, products_insert
 from productsync.writer.categories import CategoryTree
 from productsync.writer.drift import drift_stamp
 from productsync.writer.item_rows import outcomes_add, snapshots_before
@@ -208,6 +204,7 @@ class BatchWriter:
     def _state_write(self, units: Sorted, touched, member_ids: dict, existing: dict) -> None:
         """Record the sync state of every product of the written and unchanged units (their
         fingerprints, this run and position), and the digest of what was written."""
+        member_ids = dict(member_ids)  # with the unchanged units' products
         for item, product_id in units.unchanged:
             member_ids[(item.position, "")] = product_id
             for prefix, child in item.record.members()[1:]:
