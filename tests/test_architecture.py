@@ -3,6 +3,7 @@
 Every import counts, also one inside a function: a lazy import is still a dependency."""
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -231,3 +232,34 @@ def test_no_module_over_450_lines():
     counts = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
     assert "productsync.services.run" in counts and "productsync.writer.batch" in counts
     assert {name: n for name, n in counts.items() if n > MAX_LINES} == {}
+
+
+def migration_imports(path: Path) -> set[str]:
+    """The modules a migration imports (a relative import counts as the package's own)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.add("productsync" if node.level else node.module)
+    return found
+
+
+def test_migrations_import_only_django_and_the_standard_library():
+    """A migration is frozen: it runs on the historical models (apps.get_model) and holds
+    its own SQL, so that a later change of productsync's code never changes what an old
+    migration does. It imports no productsync code, nor Oscar's (today's models)."""
+    paths = sorted((PACKAGE / "migrations").glob("*.py"))
+    assert len(paths) >= 10
+
+    def allowed(module: str) -> bool:
+        top = module.partition(".")[0]
+        return top == "django" or top in sys.stdlib_module_names
+
+    bad = sorted(
+        f"{path.name} imports {module}"
+        for path in paths
+        for module in migration_imports(path)
+        if not allowed(module)
+    )
+    assert bad == []

@@ -154,10 +154,7 @@ def _write(
     it is to be rolled back (a dry run's). looked_up: what unchanged_skip read."""
     part = BatchResult(result.number, items[0].position, items[-1].position, len(items))
     with transaction.atomic(savepoint=savepoint or rollback):
-        if looked_up is None:
-            writer.write(items, part)
-        else:
-            writer.write(items, part, looked_up)
+        writer.write(items, part, looked_up)
         if rollback:
             transaction.set_rollback(True)
     result.merge(part)
