@@ -23,8 +23,8 @@ from productsync.records import (
     record_fingerprint,
     record_parse,
 )
-from productsync.services.history import _batch_record
-from productsync.services.locks import TRANSIENT, _reconnect
+from productsync.services.history import batch_record
+from productsync.services.locks import TRANSIENT, reconnect
 from productsync.writer import BatchWriter, PartialWriter, html_policy, items_lock, unchanged_skip
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ TRIES, DEADLOCK_TRIES = 2, 5
 DEADLOCK = ("40P01", "40001")
 
 
-def _upc_of(payload: Any) -> str:
+def upc_of(payload: Any) -> str:
     if isinstance(payload, Unparsed):  # a mapped item that failed names its upc
         return printable(payload.upc)[:255]
     upc = payload.get("upc") if isinstance(payload, dict) else None
@@ -71,7 +71,7 @@ def _unknown_keys(payload: dict, result: BatchResult, known=KNOWN_KEYS) -> None:
 def _invalid(item: FeedItem, exc: RecordError) -> ItemFailure:
     """The failure of an item that did not validate, with its raw payload."""
     return ItemFailure(
-        item.position, _upc_of(item.payload), str(exc), payload_dump(item.payload), exc.field
+        item.position, upc_of(item.payload), str(exc), payload_dump(item.payload), exc.field
     )
 
 
@@ -170,7 +170,7 @@ class _WriteRejected(Exception):
         self.error = error
 
 
-def _batch_transaction(
+def batch_transaction(
     run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], record=None
 ) -> tuple[BatchResult, Any]:
     """Process a batch in one transaction, and record(result) in it. The bulk write goes
@@ -193,7 +193,7 @@ def _batch_transaction(
             rejected = exc.error
 
 
-def _batch_commit(
+def batch_commit(
     run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], bytes_read: int
 ) -> tuple[BatchResult, SyncBatch]:
     """Write a batch and record it (with the feed's bytes_read after it) in one transaction,
@@ -203,19 +203,19 @@ def _batch_commit(
     while attempt < TRIES or (attempt < DEADLOCK_TRIES and _deadlock(error)):
         attempt += 1
         try:
-            return _batch_transaction(
-                run, writer, number, chunk, lambda result: _batch_record(run, result, bytes_read)
+            return batch_transaction(
+                run, writer, number, chunk, lambda result: batch_record(run, result, bytes_read)
             )
         except TRANSIENT as exc:
             error = exc
             logger.warning("run %s batch %s: %s; rolled back", run.pk, number, one_line(exc))
             writer.forget()
-            _reconnect()
+            reconnect()
             run.refresh_from_db()  # its totals and noted keys as committed
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
     validate = _partial_validate if run.partial else _batch_validate
     _batch_failed(result, validate(chunk, result), error)
-    return result, _batch_record(run, result, bytes_read)
+    return result, batch_record(run, result, bytes_read)
 
 
 def _deadlock(error: Exception | None) -> bool:
@@ -275,7 +275,7 @@ def _db_failure(item: ValidItem, exc: Exception) -> ItemFailure:
     )
 
 
-def _records_of(chunk: list[FeedItem]):
+def records_of(chunk: list[FeedItem]):
     for item in chunk:
         try:
             yield record_parse(item.payload)

@@ -6,7 +6,7 @@ from productsync.services.spec import RunSpec
 from productsync.writer import products_hide, products_missing
 
 
-def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
+def run_hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
     """Hide the products of the source this run did not see, if the run saw the whole feed
     in one pass (not resumed, not a retry, no --limit, not a partial feed, not failed) and
     would not hide too many; otherwise note on the run why nothing was hidden."""

@@ -14,8 +14,8 @@ from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
 from productsync.services.items import items_record
-from productsync.services.lease import BatchStatus, Status, _run_save_if_running
-from productsync.services.locks import _reconnect
+from productsync.services.lease import BatchStatus, Status, run_save_if_running
+from productsync.services.locks import reconnect
 from productsync.services.upload import uploads_prune
 from productsync.sql import insert_rows
 
@@ -31,7 +31,7 @@ KEY_LENGTH = 60
 FINISH_WITHIN = 30
 
 
-def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
+def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
     if status is None:
         status = Status.FAILED if error else (Status.PARTIAL if run.failed else Status.SUCCEEDED)
     run.status = status
@@ -46,7 +46,7 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
             return
         except DatabaseError as exc:
             failure = exc
-            _reconnect()
+            reconnect()
         if time.monotonic() > deadline:
             break
         time.sleep(min(0.05 * 2**attempt, 1.0))
@@ -57,7 +57,7 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
     raise error from None
 
 
-def _run_reload(run: SyncRun) -> None:
+def run_reload(run: SyncRun) -> None:
     """Take the run's counters from the database after a batch whose record was undone: the
     summary says what is recorded, never what was counted in memory."""
     with contextlib.suppress(DatabaseError):  # recording the end tries again
@@ -66,7 +66,7 @@ def _run_reload(run: SyncRun) -> None:
             setattr(run, name, getattr(fresh, name))
 
 
-def _run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
+def run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
     """Count warnings found after a batch committed (images not fetched) on the run."""
     if warnings:
         run.feed_digest = ""  # the next run reads the feed again, to fetch these again
@@ -75,7 +75,7 @@ def _run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
         run.save(update_fields=["warnings", "notes"])
 
 
-def _batch_record(
+def batch_record(
     run: SyncRun,
     result: BatchResult,
     bytes_read: int,
@@ -144,7 +144,7 @@ def _batch_record(
         run.heartbeat_at = timezone.now()
         fields = [*SyncRun.COUNTERS, "notes", "unknown_keys", "bytes_read", "heartbeat_at"]
         fields.append("item_rows")
-        _run_save_if_running(run, fields)
+        run_save_if_running(run, fields)
     return batch
 
 
@@ -157,12 +157,12 @@ def sync_run_prune(keep_days: int) -> int:
     return uploads_prune(old)
 
 
-def _run_complete_if_done(run: SyncRun) -> bool:
+def run_complete_if_done(run: SyncRun) -> bool:
     """Set a queue run's final status once it is planned and no batch is left to write.
     The caller holds the run's row lock, so exactly one reporter completes it."""
     if run.status != Status.RUNNING or run.planned_batches is None:
         return False
     if run.batch_set.filter(status__in=UNFINISHED).exists():
         return False
-    _finish(run, run.error)
+    run_finish(run, run.error)
     return True

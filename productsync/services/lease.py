@@ -29,7 +29,7 @@ def sync_run_abort_stale() -> int:
     )
 
 
-def _owner() -> str:
+def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -60,7 +60,7 @@ def sync_run_start(
         "resumed_from": resumed_from,
         "start_position": start_position,
         "partial": partial,
-        "owner": _owner(),
+        "owner": owner_name(),
         **(record or {}),
     }
     try:
@@ -80,7 +80,7 @@ def sync_run_start(
         raise error from None
 
 
-def _lease_check(run: SyncRun) -> None:
+def lease_check(run: SyncRun) -> None:
     """Lock the run's row and make sure it is still running: a run taken for dead (marked
     aborted) must not come back to life and write over the lease of a newer run."""
     status = (
@@ -90,7 +90,7 @@ def _lease_check(run: SyncRun) -> None:
         raise _lease_lost(run, status)
 
 
-def _run_save_if_running(run: SyncRun, fields: list[str]) -> None:
+def run_save_if_running(run: SyncRun, fields: list[str]) -> None:
     """Save fields of the run, which must still be running: the lease check and the update
     in one statement (the update takes the row lock the check would)."""
     if not update_row(

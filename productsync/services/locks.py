@@ -12,7 +12,7 @@ from productsync.conf import app_settings
 TRANSIENT = (OperationalError, InterfaceError)
 
 
-def _reconnect() -> None:
+def reconnect() -> None:
     """Drop a connection that may be dead so the next query opens a new one (not inside a
     caller's transaction, which must end first)."""
     if not connection.in_atomic_block:
@@ -39,7 +39,7 @@ def _lock_timeout_set(reset: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def _lock_timeouts():
+def lock_timeouts():
     """The session's lock timeout while a run (or a worker's batch) writes; PostgreSQL's is
     put back afterwards, as a django-q2 worker's connection may serve other tasks next."""
     _lock_timeout_set()

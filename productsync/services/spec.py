@@ -8,7 +8,7 @@ from productsync.conf import MAX_BATCH_SIZE, app_settings
 from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import Feed, FeedOptions, feed_partial
 from productsync.models import SyncRun
-from productsync.services.resume import _resume_point
+from productsync.services.resume import resume_point
 from productsync.services.source import source_key
 
 
@@ -82,7 +82,7 @@ def run_spec_build(
     workers = workers or app_settings.WORKERS
     resumed_from, start = None, 0
     if resume is not None:
-        resumed_from, start = _resume_point(resume, source)
+        resumed_from, start = resume_point(resume, source)
         source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
     source = app_settings.SOURCE if source is None else source
     if hide_missing is None:

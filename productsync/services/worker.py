@@ -12,12 +12,12 @@ from productsync.conf import app_settings
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, ItemFailure
 from productsync.records import payload_dump
-from productsync.services.batch import _batch_transaction, _upc_of, run_writer
-from productsync.services.history import _batch_record, _run_complete_if_done, _run_note_warnings
+from productsync.services.batch import batch_transaction, run_writer, upc_of
+from productsync.services.history import batch_record, run_complete_if_done, run_note_warnings
 from productsync.services.items import items_writer_set
-from productsync.services.lease import BatchStatus, Status, _owner
-from productsync.services.locks import _lock_timeouts
-from productsync.services.queue import _batch_enqueue, _item_load
+from productsync.services.lease import BatchStatus, Status, owner_name
+from productsync.services.locks import lock_timeouts
+from productsync.services.queue import batch_enqueue, item_load
 from productsync.signals import batch_committed
 from productsync.writer import ImageSync
 
@@ -28,7 +28,7 @@ class _ClaimLost(Exception):
     """Another worker took the batch over: this one's writes are undone with its record."""
 
 
-def _batch_report(batch_id: int, token: str, result: BatchResult) -> SyncBatch | None:
+def batch_report(batch_id: int, token: str, result: BatchResult) -> SyncBatch | None:
     """Record the outcome of a queued batch if token still holds its claim; complete the run
     when it was the last. Return the batch recorded, or None. In the caller's transaction if
     there is one (the batch's writes: both commit or neither), else in its own."""
@@ -42,39 +42,39 @@ def _batch_report(batch_id: int, token: str, result: BatchResult) -> SyncBatch |
         )
         if batch is None:
             return None
-        _batch_record(run, result, run.bytes_read, batch=batch)
-        _run_complete_if_done(run)
+        batch_record(run, result, run.bytes_read, batch=batch)
+        run_complete_if_done(run)
     return batch
 
 
 def _batch_report_claimed(batch_id: int, token: str, result: BatchResult) -> SyncBatch:
-    batch = _batch_report(batch_id, token, result)
+    batch = batch_report(batch_id, token, result)
     if batch is None:
         raise _ClaimLost
     return batch
 
 
-def _batch_failed_result(batch: SyncBatch, reason: str) -> BatchResult:
+def batch_failed_result(batch: SyncBatch, reason: str) -> BatchResult:
     result = BatchResult(
         batch.number, batch.first_position, batch.last_position, batch.items, error=reason
     )
-    for item in map(_item_load, batch.payload or []):
+    for item in map(item_load, batch.payload or []):
         result.failures.append(
-            ItemFailure(item.position, _upc_of(item.payload), reason, payload_dump(item.payload))
+            ItemFailure(item.position, upc_of(item.payload), reason, payload_dump(item.payload))
         )
     return result
 
 
-def _batch_give_up(batch: SyncBatch, token: str, reason: str) -> None:
+def batch_give_up(batch: SyncBatch, token: str, reason: str) -> None:
     reason = f"the batch failed {batch.attempts} times, the last because {reason}"
-    if _batch_report(batch.pk, token, _batch_failed_result(batch, reason)):
+    if batch_report(batch.pk, token, batch_failed_result(batch, reason)):
         logger.error("run %s batch %s: %s", batch.run_id, batch.number, reason)
 
 
 def sync_batch_execute(batch_id: int) -> str:
     """Write one batch of a queue run (the django-q2 task). Safe to deliver twice: the batch
     is claimed once, and its writes are idempotent upserts if it must be written again."""
-    token = f"{_owner()}:{uuid.uuid4().hex[:8]}"
+    token = f"{owner_name()}:{uuid.uuid4().hex[:8]}"
     batch = SyncBatch.objects.select_related("run").filter(pk=batch_id).first()
     if batch is None or batch.run.status != Status.RUNNING:
         return f"batch {batch_id}: nothing to do, its run is not running"
@@ -91,10 +91,10 @@ def sync_batch_execute(batch_id: int) -> str:
     writer = run_writer(run)
     items_writer_set(writer, run)
     try:
-        with _lock_timeouts():
-            items = [_item_load(pair) for pair in batch.payload]
+        with lock_timeouts():
+            items = [item_load(pair) for pair in batch.payload]
             # The batch's writes and its record in one transaction, as in a local run.
-            result, recorded = _batch_transaction(
+            result, recorded = batch_transaction(
                 run,
                 writer,
                 batch.number,
@@ -121,7 +121,7 @@ def _batch_after_commit(run: SyncRun, batch: SyncBatch, result: BatchResult) -> 
     if warnings:
         with transaction.atomic():
             locked = SyncRun.objects.select_for_update().get(pk=run.pk)
-            _run_note_warnings(locked, warnings)
+            run_note_warnings(locked, warnings)
     batch_committed.send(sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids)
 
 
@@ -131,13 +131,13 @@ def _batch_retry(batch: SyncBatch, token: str, reason: str) -> None:
     running, and the planner enqueues it again once its heartbeat is stale."""
     try:
         if batch.attempts >= app_settings.BATCH_ATTEMPTS:
-            _batch_give_up(batch, token, reason)
+            batch_give_up(batch, token, reason)
         elif SyncBatch.objects.filter(
             pk=batch.pk, status=BatchStatus.RUNNING, claimed_by=token
         ).update(
             status=BatchStatus.PENDING, claimed_by="", heartbeat_at=timezone.now(), error=reason
         ):
-            _batch_enqueue(batch)
+            batch_enqueue(batch)
     except DatabaseError:
         logger.exception(
             "run %s batch %s: could not record its failure", batch.run_id, batch.number

@@ -36,7 +36,7 @@ RUN_OPTIONS = (
 )
 
 
-def _whole(minimum: int, maximum: int | None = None):
+def whole_number(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -105,7 +105,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=_whole(1, MAX_BATCH_SIZE),
+            type=whole_number(1, MAX_BATCH_SIZE),
             help=(
                 "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
                 "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
@@ -136,7 +136,7 @@ class Command(BaseCommand):
             help="read and check every item even when the feed is unchanged since the last "
             "successful run (no HTTP conditional GET, no skipping an unchanged file)",
         )
-        parser.add_argument("--limit", type=_whole(0), help="stop after this many items")
+        parser.add_argument("--limit", type=whole_number(0), help="stop after this many items")
         parser.add_argument(
             "--hide-missing",
             action="store_true",
@@ -158,7 +158,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--resume",
-            type=_whole(1),
+            type=whole_number(1),
             metavar="RUN_ID",
             help="continue an aborted or failed run from its first uncommitted batch",
         )
