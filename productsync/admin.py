@@ -34,6 +34,7 @@ from productsync.report import (
     run_progress,
 )
 from productsync.services import (
+    run_mode_default,
     sync_queue_state,
     sync_run_enqueue,
     sync_run_enqueue_retry,
@@ -42,7 +43,6 @@ from productsync.services import (
 
 BATCHES_PER_PAGE = 50
 FAILURES_PER_PAGE = 50
-RUN_PERMISSION = "productsync.run_sync"
 
 
 # Characters of a stored payload and of a message shown on a page (downloads keep them whole).
@@ -167,16 +167,18 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
 
     def _require_run(self, request) -> None:
         """Starting and retrying need both permissions (run_sync alone sees no history)."""
-        if not (self.has_view_permission(request) and request.user.has_perm(RUN_PERMISSION)):
+        if not (
+            self.has_view_permission(request) and request.user.has_perm(SyncRun.RUN_PERMISSION)
+        ):
             raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
-        if request.user.has_perm(RUN_PERMISSION):
+        if request.user.has_perm(SyncRun.RUN_PERMISSION):
             extra_context["queue_state"] = sync_queue_state()
             extra_context["can_run"] = True
             extra_context["sync_source"] = app_settings.SOURCE
-            extra_context["sync_batch_size"] = app_settings.BATCH_SIZE
+            extra_context["sync_batch_size"] = run_mode_default().default_batch_size
         return super().changelist_view(request, extra_context)
 
     # The run page.
@@ -222,12 +224,14 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             "failure_rows": failure_rows,
             "retries": list(run.retries.order_by("pk").values_list("pk", "status")),
             "confirmed_by": list(run.confirmed_by.order_by("pk").values_list("pk", "status")),
-            "can_retry": (request.user.has_perm(RUN_PERMISSION) and not running and run.failed > 0),
+            "can_retry": (
+                request.user.has_perm(SyncRun.RUN_PERMISSION) and not running and run.failed > 0
+            ),
             "payload_chars": PAGE_PAYLOAD_CHARS,
             "duplicate_failures": run.failure_set.exclude(duplicate_of=None).count()
             if run.failed
             else 0,
-            "can_confirm": request.user.has_perm(RUN_PERMISSION)
+            "can_confirm": request.user.has_perm(SyncRun.RUN_PERMISSION)
             and run.dry_run
             and bool(run.upload)
             and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),

@@ -28,7 +28,6 @@ from productsync.services import (
 )
 
 ITEMS_PER_PAGE = 50
-RUN_PERMISSION = "productsync.run_sync"
 OUTCOMES = [choice for choice, _ in SyncItem.Outcome.choices if choice != SyncItem.Outcome.MEMBER]
 
 
@@ -64,7 +63,7 @@ class ImportViews:
 
     def _require(self, request, run: bool = False) -> None:
         if not self.has_view_permission(request) or (
-            run and not request.user.has_perm(RUN_PERMISSION)
+            run and not request.user.has_perm(SyncRun.RUN_PERMISSION)
         ):
             raise PermissionDenied
 

@@ -4,7 +4,14 @@ from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
 
-from productsync.conf import DEFAULTS, LIMITS, MAX_BATCH_SIZE, MINIMUMS, app_settings
+from productsync.conf import (
+    DEFAULTS,
+    LIMITS,
+    MAX_BATCH_SIZE,
+    MINIMUMS,
+    app_settings,
+    batch_size_allowed,
+)
 
 
 def _positive_int(value: object) -> bool:
@@ -48,7 +55,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _range_errors()
     for key in ("BATCH_SIZE", "PARTIAL_BATCH_SIZE"):
         size = getattr(app_settings, key)
-        if _positive_int(size) and size > MAX_BATCH_SIZE:
+        if _positive_int(size) and not batch_size_allowed(size):
             errors.append(
                 Error(
                     f"PRODUCTSYNC[{key!r}] must be at most {MAX_BATCH_SIZE}.", id="productsync.E014"

@@ -121,3 +121,8 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def batch_size_allowed(size: int) -> bool:
+    """Whether a run may use batches of size items (the one check of the bound)."""
+    return 1 <= size <= MAX_BATCH_SIZE

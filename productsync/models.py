@@ -198,6 +198,9 @@ class SyncRun(models.Model):
         "item rows", default=0, help_text="Items recorded with their outcome or changes."
     )
 
+    # Starting, retrying and confirming a sync (with the view permission: see the admin).
+    RUN_PERMISSION = "productsync.run_sync"
+
     class Meta:
         ordering = ["-started_at", "-pk"]
         verbose_name = "sync run"

@@ -4,6 +4,7 @@ this package re-exports the public API only."""
 from productsync.feeds import FORMATS, PRESETS, is_url
 from productsync.services.history import sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
+from productsync.services.mode import RunMode
 from productsync.services.preview import (
     sync_preview_confirm,
     sync_upload_enqueue,
@@ -20,7 +21,7 @@ from productsync.services.queue import (
 from productsync.services.retry import sync_run_retry
 from productsync.services.run import run_spec_execute, sync_run_execute
 from productsync.services.source import source_key
-from productsync.services.spec import RunSpec, run_spec_build
+from productsync.services.spec import RunSpec, run_mode_default, run_spec_build
 from productsync.services.upload import upload_open, upload_store
 from productsync.services.worker import sync_batch_execute
 
@@ -28,7 +29,9 @@ __all__ = [
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",
+    "RunMode",
     "RunSpec",
+    "run_mode_default",
     "run_spec_build",
     "run_spec_execute",
     "is_url",

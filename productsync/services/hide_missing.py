@@ -21,7 +21,7 @@ def run_hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "a resumed run reads only the rest of the feed"
     elif run.retry_of_id is not None:
         why_not = "a retry reads only the failed items"
-    elif run.partial:
+    elif not spec.mode.may_hide:
         why_not = "this is a partial run"
     elif run.status == SyncRun.Status.FAILED:
         why_not = "the run failed"

@@ -67,12 +67,17 @@ def run_reload(run: SyncRun) -> None:
 
 
 def run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
-    """Count warnings found after a batch committed (images not fetched) on the run."""
-    if warnings:
-        run.feed_digest = ""  # the next run reads the feed again, to fetch these again
-        run.warnings += len(warnings)
-        run.notes.extend(warnings[: max(0, MAX_NOTES - len(run.notes))])
-        run.save(update_fields=["warnings", "notes"])
+    """Count warnings found after a batch committed (images not fetched) on the run, under
+    its row lock (a queue run's workers note theirs side by side); run takes what is
+    recorded, and forgets its feed digest: the next run reads the feed again to fetch them."""
+    if not warnings:
+        return
+    with transaction.atomic():
+        locked = SyncRun.objects.select_for_update().get(pk=run.pk)
+        locked.warnings += len(warnings)
+        locked.notes.extend(warnings[: max(0, MAX_NOTES - len(locked.notes))])
+        locked.save(update_fields=["warnings", "notes"])
+    run.warnings, run.notes, run.feed_digest = locked.warnings, locked.notes, ""
 
 
 def batch_record(

@@ -33,36 +33,12 @@ def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def sync_run_start(
-    source: str,
-    *,
-    batch_size: int,
-    dry_run: bool = False,
-    trigger: str = SyncRun.Trigger.COMMAND,
-    retry_of: SyncRun | None = None,
-    workers: str = SyncRun.Workers.LOCAL,
-    resumed_from: SyncRun | None = None,
-    start_position: int = 0,
-    partial: bool = False,
-    record: dict | None = None,
-) -> SyncRun:
-    """Record a new running run (with the fields of record too). A non-dry run takes the
-    source's lease; if another run holds it, a skipped run is recorded and RunActiveError
-    raised."""
+def run_record(fields: dict) -> SyncRun:
+    """Record a new running run with fields (SyncRun's). A non-dry run takes the source's
+    lease; if another run holds it, a skipped run is recorded and RunActiveError raised."""
     sync_run_abort_stale()
-    fields = {
-        "source": source,
-        "batch_size": batch_size,
-        "dry_run": dry_run,
-        "trigger": trigger,
-        "retry_of": retry_of,
-        "workers": workers,
-        "resumed_from": resumed_from,
-        "start_position": start_position,
-        "partial": partial,
-        "owner": owner_name(),
-        **(record or {}),
-    }
+    fields = {**fields, "owner": owner_name()}
+    source = fields["source"]
     try:
         with transaction.atomic():
             return SyncRun.objects.create(**fields)

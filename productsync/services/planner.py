@@ -18,11 +18,11 @@ from productsync.feeds import Feed
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure
 from productsync.records import one_line
-from productsync.services.batch import records_of, run_writer
+from productsync.services.claims import batch_failed_result, batch_give_up, batch_report
 from productsync.services.history import UNFINISHED, OnBatch, run_complete_if_done, run_finish
 from productsync.services.lease import BatchStatus, Status, lease_check
+from productsync.services.mode import RunMode
 from productsync.services.queue import batch_enqueue, item_dump
-from productsync.services.worker import batch_failed_result, batch_give_up, batch_report
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +62,12 @@ def _enqueue_patiently(run: SyncRun, batch: SyncBatch, broker: Broker) -> None:
         delay = min(delay * 2, BROKER_RETRY_MAX)
 
 
-def run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> "_RunWatch":
+def run_plan(
+    run: SyncRun, mode: RunMode, items: Iterable[FeedItem], feed: Feed, on_batch
+) -> "_RunWatch":
     """Record and enqueue every batch of a queue run (items, read from feed); return the
     watch to wait with."""
-    writer = run_writer(run)
+    writer = mode.writer(run)
     broker = get_broker()
     watch = _RunWatch(run, on_batch, broker)
     planned, next_position, error = 0, run.start_position, ""
@@ -73,8 +75,7 @@ def run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> "
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             # Classes, categories and partners are created here, by one process, so that
             # workers writing batches side by side find them instead of racing to create them.
-            if not run.partial:  # a partial run creates nothing
-                writer.prepare(records_of(chunk))
+            mode.prepare(writer, chunk)
             batch = SyncBatch.objects.create(
                 run=run,
                 number=number,

@@ -102,14 +102,13 @@ def task_enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
 
 
 def sync_run_enqueue(*, dry_run: bool = False) -> Queued:
-    """Queue a sync of PRODUCTSYNC's source and batch size (trigger `admin`) for the
-    django-q2 cluster; return the task id and the queue state. Raises QueueError when no
-    cluster is running."""
+    """Queue a sync of PRODUCTSYNC's source (trigger `admin`) for the django-q2 cluster, run
+    as the command runs it: its mode and batch size decided by run_spec_build. Return the
+    task id and the queue state. Raises QueueError when no cluster is running."""
     return task_enqueue(
         "productsync.tasks.sync_products",
         app_settings.SOURCE,
-        app_settings.BATCH_SIZE,
-        dry_run,
+        dry_run=dry_run,
         trigger=SyncRun.Trigger.ADMIN,
         task_name=f"productsync {'dry run' if dry_run else 'sync'} from the admin",
     )

@@ -12,18 +12,18 @@ from django.db import DatabaseError, connection, reset_queries
 from django.utils import timezone
 
 from productsync.batching import batched
-from productsync.conf import app_settings
 from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
 from productsync.feeds import Feed, feed_open, is_url
-from productsync.models import SyncRun
-from productsync.outcomes import FeedItem
+from productsync.models import SyncBatch, SyncRun
+from productsync.outcomes import BatchResult, FeedItem
 from productsync.records import one_line
-from productsync.services.batch import batch_commit, run_writer
+from productsync.services.batch import BatchContext, batch_commit
 from productsync.services.hide_missing import run_hide_missing
-from productsync.services.history import OnBatch, run_finish, run_note_warnings, run_reload
+from productsync.services.history import OnBatch, batch_record, run_finish, run_reload
 from productsync.services.items import items_note_unrecorded, items_writer_set
-from productsync.services.lease import Status, sync_run_start
+from productsync.services.lease import Status, run_record
 from productsync.services.locks import lock_timeouts, reconnect
+from productsync.services.mode import batch_after_commit
 from productsync.services.planner import run_plan, run_wait
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.unchanged import (
@@ -32,7 +32,6 @@ from productsync.services.unchanged import (
     run_skip_unchanged,
     spec_feed_digest,
 )
-from productsync.signals import batch_committed
 from productsync.writer import ImageSync, catalogue_category_view_refresh
 
 logger = logging.getLogger(__name__)
@@ -71,18 +70,7 @@ def run_spec_execute(
     are those of the source's last run, which succeeded, while none of the source's products
     changed since, ends at once `succeeded` with 0 items and a note."""
     try:
-        run = sync_run_start(
-            spec.source,
-            batch_size=spec.batch_size,
-            dry_run=spec.dry_run,
-            trigger=spec.trigger,
-            retry_of=spec.retry_of,
-            workers=spec.workers,
-            resumed_from=spec.resumed_from,
-            start_position=spec.start,
-            partial=spec.partial,
-            record={**spec.record, "diff": spec.diff},
-        )
+        run = sync_run_start(spec)
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
     try:
@@ -127,6 +115,26 @@ def run_spec_execute(
     with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
         run.refresh_from_db()
     return run
+
+
+def sync_run_start(spec: RunSpec) -> SyncRun:
+    """Record the spec's run, running; a non-dry run takes the source's lease (raises
+    RunActiveError, after recording a skipped run, when another run holds it)."""
+    return run_record(
+        {
+            "source": spec.source,
+            "batch_size": spec.batch_size,
+            "dry_run": spec.dry_run,
+            "trigger": spec.trigger,
+            "retry_of": spec.retry_of,
+            "workers": spec.workers,
+            "resumed_from": spec.resumed_from,
+            "start_position": spec.start,
+            "partial": spec.mode.partial,
+            **spec.record,
+            "diff": spec.diff,
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -174,10 +182,10 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
         with lock_timeouts():
             if run.workers != SyncRun.Workers.QUEUE:
-                error = _run_batches(run, items, feed, on_batch)
+                error = _run_batches(run, spec, items, feed, on_batch)
                 _run_note_feed(run, feed)
                 return error
-            watch = run_plan(run, items, feed, on_batch)
+            watch = run_plan(run, spec.mode, items, feed, on_batch)
             _run_note_feed(run, feed)
     run_wait(run, watch)  # the batch that reports last finishes the run
     return run.error
@@ -223,22 +231,24 @@ def _run_beat(run: SyncRun) -> Callable[[], None]:
     return beat
 
 
-def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> str:
+def _run_batches(
+    run: SyncRun, spec: RunSpec, items: Iterable[FeedItem], feed: Feed, on_batch
+) -> str:
     """Process every batch of items, read from feed; return the error that stopped the run
     early, or ''."""
-    writer = run_writer(run)
+    writer = spec.mode.writer(run)
+
+    def record(result: BatchResult) -> SyncBatch:
+        return batch_record(run, result, feed.bytes_read)
+
+    context = BatchContext(run, spec.mode, writer, record)
     images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             items_writer_set(writer, run)
-            result, batch = batch_commit(run, writer, number, chunk, feed.bytes_read)
-            if not run.dry_run:
-                # The batch is committed: a slow image server holds no transaction open.
-                if app_settings.FETCH_IMAGES:
-                    run_note_warnings(run, images.sync(result.images, beat=_run_beat(run)))
-                batch_committed.send(
-                    sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
-                )
+            result, batch = batch_commit(context, number, chunk)
+            # The batch is committed: a slow image server holds no transaction open.
+            batch_after_commit(run, batch, result, images, beat=_run_beat(run))
             if not connection.force_debug_cursor:
                 # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk
                 # queries are large, so a long run would hold megabytes of SQL text.

@@ -46,7 +46,7 @@ class PartialWriter:
             self._partners.update(rows.values_list("name", "pk"))
         return {name: self._partners[name] for name in names if name in self._partners}
 
-    def write(self, items: list[PartialItem], result: BatchResult) -> None:
+    def write(self, items: list[PartialItem], result: BatchResult, looked_up=None) -> None:
         """Change what each item gives, in feed order (a later item sees an earlier one's
         values); an unknown product or stock record fails its item alone."""
         if _stock_only(items):
