@@ -20,6 +20,7 @@ from productsync.exports import Echo, catalogue_csv_rows, catalogue_jsonl
 from productsync.forms import UploadForm
 from productsync.models import SyncItem, SyncRun
 from productsync.services import (
+    run_items,
     sync_preview_confirm,
     sync_queue_state,
     sync_upload_enqueue,
@@ -157,11 +158,9 @@ class ImportViews:
         """The run's recorded items (a preview's every item, a real run's changes) on one page
         of one outcome: one count and one page query, whatever the size of the run."""
         outcome = request.GET.get("outcome", "")
-        rows = SyncItem.objects.filter(run=run).exclude(outcome=SyncItem.Outcome.MEMBER)
-        if outcome in OUTCOMES:
-            rows = rows.filter(outcome=outcome)
-        else:
+        if outcome not in OUTCOMES:
             outcome = ""
+        rows = run_items(run, outcome)
         page = Paginator(rows.order_by("position"), ITEMS_PER_PAGE).get_page(
             request.GET.get("items")
         )

@@ -20,6 +20,13 @@ from productsync.services.queue import (
 )
 from productsync.services.retry import sync_run_retry
 from productsync.services.run import run_spec_execute, sync_run_execute
+from productsync.services.selectors import (
+    product_dashboard_urls,
+    run_batch_products,
+    run_failures,
+    run_items,
+    run_last_id,
+)
 from productsync.services.source import source_key
 from productsync.services.spec import RunSpec, run_mode_default, run_spec_build
 from productsync.services.upload import upload_open, upload_store
@@ -35,6 +42,11 @@ __all__ = [
     "run_spec_build",
     "run_spec_execute",
     "is_url",
+    "product_dashboard_urls",
+    "run_batch_products",
+    "run_failures",
+    "run_items",
+    "run_last_id",
     "source_key",
     "sync_batch_execute",
     "sync_preview_confirm",
