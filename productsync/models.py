@@ -161,7 +161,7 @@ class SyncRun(models.Model):
         help_text="The aborted or failed run this one continues.",
     )
 
-    # The admin's import tool (issue 15): an uploaded or fetched feed file kept with the run,
+    # The admin's import tool: an uploaded or fetched feed file kept with the run,
     # the preview it confirms, and the item rows (SyncItem) it recorded.
     upload = models.CharField(
         "uploaded feed",

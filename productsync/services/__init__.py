@@ -4,6 +4,7 @@ this package re-exports the public API only."""
 from productsync.feeds import FORMATS, PRESETS, is_url
 from productsync.services.history import sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
+from productsync.services.locks import db_retry
 from productsync.services.mode import RunMode
 from productsync.services.preview import (
     sync_preview_confirm,
@@ -41,6 +42,7 @@ __all__ = [
     "run_mode_default",
     "run_spec_build",
     "run_spec_execute",
+    "db_retry",
     "is_url",
     "product_dashboard_urls",
     "run_batch_products",

@@ -1,8 +1,6 @@
 """Run history: a batch's outcome, its failures and the run's totals, and a run's end."""
 
 import contextlib
-import itertools
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -15,7 +13,7 @@ from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
 from productsync.services.items import items_record
 from productsync.services.lease import BatchStatus, Status, run_save_if_running
-from productsync.services.locks import reconnect
+from productsync.services.locks import db_retry
 from productsync.services.upload import uploads_prune
 from productsync.sql import insert_rows
 
@@ -39,22 +37,14 @@ def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
     run.finished_at = timezone.now()
     # A connection that died (a failover, pg_terminate_backend) is replaced and the end
     # recorded on the new one: a run the process survives is never left running.
-    deadline = time.monotonic() + FINISH_WITHIN
-    for attempt in itertools.count():
-        try:
-            run.save(update_fields=["status", "error", "finished_at"])
-            return
-        except DatabaseError as exc:
-            failure = exc
-            reconnect()
-        if time.monotonic() > deadline:
-            break
-        time.sleep(min(0.05 * 2**attempt, 1.0))
-    error = ProductSyncError(
-        f"run {run.pk}: {run.error or status}; could not record it: {one_line(failure)}"
-    )
-    error.run_id = run.pk
-    raise error from None
+    try:
+        db_retry(lambda: run.save(update_fields=["status", "error", "finished_at"]), FINISH_WITHIN)
+    except DatabaseError as failure:
+        error = ProductSyncError(
+            f"run {run.pk}: {run.error or status}; could not record it: {one_line(failure)}"
+        )
+        error.run_id = run.pk
+        raise error from None
 
 
 def run_reload(run: SyncRun) -> None:

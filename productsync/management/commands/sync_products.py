@@ -1,10 +1,8 @@
 """sync_products: parse arguments, run the sync service, show progress and a summary."""
 
 import argparse
-import itertools
 import json
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
@@ -17,7 +15,7 @@ from productsync.feeds import FORMATS
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
-from productsync.services import run_spec_build, run_spec_execute
+from productsync.services import db_retry, run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
 # Seconds the command keeps trying to read a run back for its summary, on new connections.
@@ -63,6 +61,11 @@ def _one_char(text: str) -> str:
     if len(text) != 1:
         raise argparse.ArgumentTypeError(f"expected one character, got {text!r}")
     return text
+
+
+def _run_read(run_id: int) -> tuple[SyncRun, list]:
+    run = SyncRun.objects.get(pk=run_id)
+    return run, list(run.failure_set.all()[:SHOWN_FAILURES])
 
 
 class Command(BaseCommand):
@@ -223,18 +226,11 @@ class Command(BaseCommand):
 
     def _summary(self, run_id: int, as_json: bool, only_json: bool = False) -> None:
         """The run as the database holds it: what was recorded, not what was counted."""
-        deadline = time.monotonic() + READ_BACK_WITHIN
-        for attempt in itertools.count():
-            try:
-                run = SyncRun.objects.get(pk=run_id)
-                failures = list(run.failure_set.all()[:SHOWN_FAILURES])
-                break
-            except DatabaseError as exc:
-                connection.close()  # a connection that died: the next try opens a new one
-                if time.monotonic() > deadline:
-                    self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
-                    return
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+        try:
+            run, failures = db_retry(lambda: _run_read(run_id), READ_BACK_WITHIN, connection.close)
+        except DatabaseError as exc:
+            self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
+            return
         duration = ((run.finished_at or timezone.now()) - run.started_at).total_seconds()
         out = self.stdout
         if only_json:
