@@ -81,66 +81,76 @@ def batch_record(
     new_keys = {printable(key)[:KEY_LENGTH] for key in result.unknown_keys}
     new_keys -= set(run.unknown_keys)
     with transaction.atomic(savepoint=False):
-        values = {
-            "first_position": result.first_position,
-            "last_position": result.last_position,
-            "status": result.status,
-            **{name: getattr(result, name) for name in SyncBatch.COUNTERS},
-            "duration": result.duration,
-            "error": result.error,
-            "finished_at": timezone.now(),
-            "payload": None,
-        }
-        if batch is None:
-            # Through the driver: the ORM's save() costs more (docs/benchmarks.md).
-            batch = SyncBatch(run=run, number=result.number, **values)
-            [batch.pk] = insert_rows(
-                SyncBatch,
-                ["run_id", "number", *values],
-                [(run.pk, result.number, *values.values())],
-                returning="id",
-            )
-            batch._state.adding = False
-        else:
-            for name, value in values.items():
-                setattr(batch, name, value)
-            batch.save()
-        SyncFailure.objects.bulk_create(
-            SyncFailure(
-                run=run,
-                batch=batch,
-                position=f.position,
-                upc=f.upc[:255],
-                field=f.field[:255],
-                message=f.message,
-                raw_payload=f.raw_payload,
-                duplicate_of=f.duplicate_of,
-            )
-            for f in result.failures
-        )
+        batch = _batch_save(run, result, batch)
+        _failures_store(run, batch, result)
         items_record(run, result)
-        run.items += result.items
-        run.created += result.created
-        run.updated += result.updated
-        run.unchanged += result.unchanged
-        run.repaired += result.repaired
-        run.failed += result.failed
-        run.hidden += result.hidden
-        run.batches += 1
-        run.failed_batches += bool(result.failures)
-        run.warnings += result.warnings
-        if new_keys:
-            names = sorted(new_keys)
-            run.unknown_keys = [*run.unknown_keys, *names]
-            more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
-            run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
-        run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
+        _run_totals_add(run, result, new_keys)
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
         fields = [*SyncRun.COUNTERS, "notes", "unknown_keys", "bytes_read", "heartbeat_at"]
         fields.append("item_rows")
         run_save_if_running(run, fields)
     return batch
+
+
+def _batch_save(run: SyncRun, result: BatchResult, batch: SyncBatch | None) -> SyncBatch:
+    """The batch's row with its outcome: inserted, or the queued batch's updated."""
+    values = {
+        "first_position": result.first_position,
+        "last_position": result.last_position,
+        "status": result.status,
+        **{name: getattr(result, name) for name in SyncBatch.COUNTERS},
+        "duration": result.duration,
+        "error": result.error,
+        "finished_at": timezone.now(),
+        "payload": None,
+    }
+    if batch is None:
+        # Through the driver: the ORM's save() costs more (docs/benchmarks.md).
+        batch = SyncBatch(run=run, number=result.number, **values)
+        [batch.pk] = insert_rows(
+            SyncBatch,
+            ["run_id", "number", *values],
+            [(run.pk, result.number, *values.values())],
+            returning="id",
+        )
+        batch._state.adding = False
+    else:
+        for name, value in values.items():
+            setattr(batch, name, value)
+        batch.save()
+    return batch
+
+
+def _failures_store(run: SyncRun, batch: SyncBatch, result: BatchResult) -> None:
+    SyncFailure.objects.bulk_create(
+        SyncFailure(
+            run=run,
+            batch=batch,
+            position=f.position,
+            upc=f.upc[:255],
+            field=f.field[:255],
+            message=f.message,
+            raw_payload=f.raw_payload,
+            duplicate_of=f.duplicate_of,
+        )
+        for f in result.failures
+    )
+
+
+def _run_totals_add(run: SyncRun, result: BatchResult, new_keys: set[str]) -> None:
+    """Add the batch's counts, notes and newly met unknown keys to the run (in memory)."""
+    for name in ("items", "created", "updated", "unchanged", "repaired", "failed", "hidden"):
+        setattr(run, name, getattr(run, name) + getattr(result, name))
+    run.batches += 1
+    run.failed_batches += bool(result.failures)
+    run.warnings += result.warnings
+    if new_keys:
+        names = sorted(new_keys)
+        run.unknown_keys = [*run.unknown_keys, *names]
+        more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
+        run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
+    run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
 
 
 def sync_run_prune(keep_days: int) -> int:

@@ -94,6 +94,16 @@ def run_spec_execute(
         raise
     if error is None:
         return run  # an unchanged HTTP source: finished already
+    _run_end(run, spec, error)
+    with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
+        run.refresh_from_db()
+    return run
+
+
+def _run_end(run: SyncRun, spec: RunSpec, error: str) -> None:
+    """After the feed was read (whole, or until error stopped it): note the items without
+    recorded changes, refresh Oscar's category view, hide the missing products, and end a
+    local run (a queue run is ended by the batch that reports last)."""
     items_note_unrecorded(run)
     if not spec.dry_run:
         # Also after an early stop: the batches committed before it changed the catalogue.
@@ -112,9 +122,6 @@ def run_spec_execute(
         run_finish(run, error)
         if run.feed_digest and run.status == Status.SUCCEEDED:
             catalogue_state_store(run)
-    with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
-        run.refresh_from_db()
-    return run
 
 
 def sync_run_start(spec: RunSpec) -> SyncRun:

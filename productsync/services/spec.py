@@ -69,17 +69,13 @@ def run_spec_build(
     diff: bool = False,
     record: dict | None = None,
 ) -> RunSpec:
-    """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE or for a partial
-    run PARTIAL_BATCH_SIZE, HIDE_MISSING, WORKERS). feed_options are FeedOptions fields
-    (format, delimiter, encoding, mapping).
-    resume is the id of an aborted or failed run to continue: the spec reads the same source
-    from its first uncommitted batch. partial (default PRODUCTSYNC['PARTIAL']; also a stock
-    file's partner, PRODUCTSYNC['PARTNER'], or a mapping declaring it; a retry or a resumed
-    run as its original) makes the run's items partial. Raises SourceError without a source,
-    ProductSyncError for options out of range or a run that cannot be resumed. diff: a dry run
-    records each item's changed fields (every dry run records each item's outcome, and a real
-    run the changed fields of its updated items). record: more SyncRun fields to record at its
-    start (the admin's uploaded file, the preview a run confirms)."""
+    """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
+    batch size and all a partial run implies from its mode, see services.mode). feed_options
+    are FeedOptions fields (format, delimiter, encoding, mapping, preset, partner). resume: the
+    id of an aborted or failed run to continue from its first uncommitted batch. Raises
+    SourceError without a source, ProductSyncError for options out of range or a run that
+    cannot be resumed. diff: a dry run records each item's changed fields. record: more
+    SyncRun fields to record at its start (the admin's upload, the preview a run confirms)."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)

@@ -63,6 +63,77 @@ def _one_char(text: str) -> str:
     return text
 
 
+def _feed_arguments(parser) -> None:
+    """Where the feed is and how to read it."""
+    parser.add_argument(
+        "--source",
+        action="append",
+        type=_source,
+        help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
+        "one run each (default: PRODUCTSYNC['SOURCE'])",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="feed format (default: from the Content-Type, the extension, or the content)",
+    )
+    parser.add_argument("--delimiter", type=_one_char, help="CSV delimiter (default: sniffed)")
+    parser.add_argument("--encoding", help="CSV encoding (default: sniffed, UTF-8 first)")
+    parser.add_argument(
+        "--mapping", help="mapping file (TOML or JSON) for a feed in a foreign shape"
+    )
+    parser.add_argument(
+        "--preset",
+        help="a platform's product CSV export: shopify, woocommerce or magento "
+        "(default: told from the CSV header)",
+    )
+
+
+def _run_arguments(parser) -> None:
+    """What the run does with the feed."""
+    parser.add_argument(
+        "--batch-size",
+        type=whole_number(1, MAX_BATCH_SIZE),
+        help=(
+            "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
+            "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
+        ),
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        default=None,
+        help="items carry only what they change, keyed by upc or by partner and "
+        "partner_sku: nothing is created or hidden (default: PRODUCTSYNC['PARTIAL'])",
+    )
+    parser.add_argument(
+        "--partner",
+        help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
+        "records; implies --partial",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print what each new or updated item changes, field by field (a dry run "
+        "records it for every item; a real run for up to PRODUCTSYNC['CHANGES_MAX'])",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="read and check every item even when the feed is unchanged since the last "
+        "successful run (no HTTP conditional GET, no skipping an unchanged file)",
+    )
+    parser.add_argument("--limit", type=whole_number(0), help="stop after this many items")
+    parser.add_argument(
+        "--hide-missing",
+        action="store_true",
+        default=None,
+        help="hide (is_public=False) products of this source the feed no longer has "
+        "(default: PRODUCTSYNC['HIDE_MISSING'])",
+    )
+
+
 def _run_read(run_id: int) -> tuple[SyncRun, list]:
     run = SyncRun.objects.get(pk=run_id)
     return run, list(run.failure_set.all()[:SHOWN_FAILURES])
@@ -84,69 +155,8 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--source",
-            action="append",
-            type=_source,
-            help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
-            "one run each (default: PRODUCTSYNC['SOURCE'])",
-        )
-        parser.add_argument(
-            "--format",
-            choices=FORMATS,
-            help="feed format (default: from the Content-Type, the extension, or the content)",
-        )
-        parser.add_argument("--delimiter", type=_one_char, help="CSV delimiter (default: sniffed)")
-        parser.add_argument("--encoding", help="CSV encoding (default: sniffed, UTF-8 first)")
-        parser.add_argument(
-            "--mapping", help="mapping file (TOML or JSON) for a feed in a foreign shape"
-        )
-        parser.add_argument(
-            "--preset",
-            help="a platform's product CSV export: shopify, woocommerce or magento "
-            "(default: told from the CSV header)",
-        )
-        parser.add_argument(
-            "--batch-size",
-            type=whole_number(1, MAX_BATCH_SIZE),
-            help=(
-                "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
-                "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
-            ),
-        )
-        parser.add_argument(
-            "--partial",
-            action="store_true",
-            default=None,
-            help="items carry only what they change, keyed by upc or by partner and "
-            "partner_sku: nothing is created or hidden (default: PRODUCTSYNC['PARTIAL'])",
-        )
-        parser.add_argument(
-            "--partner",
-            help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
-            "records; implies --partial",
-        )
-        parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
-        parser.add_argument(
-            "--diff",
-            action="store_true",
-            help="print what each new or updated item changes, field by field (a dry run "
-            "records it for every item; a real run for up to PRODUCTSYNC['CHANGES_MAX'])",
-        )
-        parser.add_argument(
-            "--full",
-            action="store_true",
-            help="read and check every item even when the feed is unchanged since the last "
-            "successful run (no HTTP conditional GET, no skipping an unchanged file)",
-        )
-        parser.add_argument("--limit", type=whole_number(0), help="stop after this many items")
-        parser.add_argument(
-            "--hide-missing",
-            action="store_true",
-            default=None,
-            help="hide (is_public=False) products of this source the feed no longer has "
-            "(default: PRODUCTSYNC['HIDE_MISSING'])",
-        )
+        _feed_arguments(parser)
+        _run_arguments(parser)
         parser.add_argument(
             "--json", action="store_true", help="end stdout with one JSON summary line"
         )
