@@ -21,6 +21,7 @@ from productsync.forms import UploadForm
 from productsync.models import SyncItem, SyncRun
 from productsync.services import (
     run_items,
+    run_last_id,
     sync_preview_confirm,
     sync_queue_state,
     sync_upload_enqueue,
@@ -100,7 +101,7 @@ class ImportViews:
             stored = upload_store(data["file"]) if data["file"] else None
             if data["mapping"]:
                 feed_options["mapping"] = upload_store(data["mapping"]).path
-            after = self._last_run_id()
+            after = run_last_id()
             task_id, state = sync_upload_enqueue(
                 source=stored.path if stored else data["url"],
                 upload=stored,
@@ -118,7 +119,7 @@ class ImportViews:
     def confirm_view(self, request, run_id: int):
         self._require(request, run=True)
         run = get_object_or_404(SyncRun, pk=run_id)
-        after = self._last_run_id()
+        after = run_last_id()
         try:
             task_id, state = sync_preview_confirm(run.pk)
         except (QueueError, ProductSyncError) as exc:

@@ -27,7 +27,8 @@ CATALOGUE, PARTIAL, STOCK = "catalogue", "partial", "stock"
 @dataclass(frozen=True)
 class RunMode:
     """What a kind of run does: how its items are validated and written, whether it may
-    create and hide products, its default batch size, what follows each commit."""
+    create and hide products, its default batch size. What follows each commit is the same
+    for every kind (batch_after_commit: a partial item brings no images)."""
 
     kind: str
     # A chunk's items to write and what was looked up meanwhile: (writer, chunk, result,
@@ -70,11 +71,6 @@ class RunMode:
         write them side by side; a run that may not create creates nothing."""
         if self.may_create:
             writer.prepare(records_of(chunk))
-
-    def after_commit(
-        self, run: SyncRun, batch: SyncBatch, result: BatchResult, images: ImageSync, beat=None
-    ) -> None:
-        batch_after_commit(run, batch, result, images, beat)
 
 
 def batch_after_commit(
