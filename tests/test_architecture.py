@@ -130,6 +130,41 @@ def test_faces_import_only_the_public_api():
     assert violations(faces(), bad) == []
 
 
+def defined(name: str) -> set[str]:
+    """The names a module defines itself (functions, classes, assignments), not imports."""
+    found = set()
+    for node in ast.parse(modules()[name].read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found.update(t.id for t in targets if isinstance(t, ast.Name))
+    return found
+
+
+def test_faces_take_from_helper_modules_only_what_they_define():
+    """Rule 1 without a detour: a name a face takes from report, exports, models... is
+    defined there, never imported from the writer or a reader and passed on. Only the
+    services and feeds packages re-export, their own submodules' public names."""
+    found = []
+    for face in faces():
+        path = modules()[face]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.module not in modules():
+                continue
+            if node.module in ("productsync.services", "productsync.feeds"):
+                continue
+            if node.module.startswith("productsync.") and node.module != face:
+                own_names = defined(node.module)
+                found += [
+                    f"{face} takes {alias.name} from {node.module}, which imports it"
+                    for alias in node.names
+                    if alias.name not in own_names
+                    and f"{node.module}.{alias.name}" not in modules()
+                ]
+    assert found == []
+
+
 def test_only_the_writer_imports_oscar():
     """Rule 2."""
 
