@@ -2,6 +2,7 @@
 value from a foreign item (a CSV row or a JSON object), and how a mapping file spells them."""
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,12 +65,23 @@ def empty(value: Any) -> bool:
 
 
 def unique(values) -> list:
-    """The non-empty values, each once, in order (values may be unhashable JSON)."""
-    out = []
+    """The non-empty values, each once, in order (values may be unhashable JSON). Seen values
+    are kept in a dict, so a cell of many thousand values costs time in proportion to them."""
+    seen: dict = {}
     for value in values:
-        if not empty(value) and value not in out:
-            out.append(value)
-    return out
+        if not empty(value):
+            seen.setdefault(_seen_key(value), value)
+    return list(seen.values())
+
+
+def _seen_key(value: Any) -> Any:
+    """The value itself, or for a JSON list or object its canonical text (tagged, so it never
+    equals a plain string of the same text)."""
+    try:
+        hash(value)
+    except TypeError:
+        return ("json", json.dumps(value, sort_keys=True, default=repr))
+    return value
 
 
 def attribute_code(name: Any) -> str:
