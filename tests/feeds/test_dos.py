@@ -5,21 +5,26 @@ Times are measured in bench/dos.py; these tests count the work done, determinist
 import json
 
 from productsync.feeds import FeedOptions, feed_open
+from productsync.feeds.csvfeed import items_merged
 from productsync.feeds.rules import Rule, unique
 from productsync.records import Unparsed
 
 
 class Counted(str):
     """A text that counts how often it is compared for equality (list membership compares
-    every element; a dict compares only values of the same hash)."""
+    every element; a dict compares only values of the same hash) or hashed (a dict or set
+    rebuilt from a list hashes every element again)."""
 
     comparisons = 0
+    hashes = 0
 
     def __eq__(self, other):
         Counted.comparisons += 1
         return str.__eq__(self, other)
 
-    __hash__ = str.__hash__
+    def __hash__(self):
+        Counted.hashes += 1
+        return str.__hash__(self)
 
 
 def write(tmp_path, name: str, text: str) -> str:
@@ -35,7 +40,7 @@ def items(tmp_path, feed: str, **options) -> list:
 
 def test_many_values_in_one_cell_cost_in_proportion_to_them():
     values = [Counted(f"Category {i % 3000}") for i in range(6000)]
-    Counted.comparisons = 0
+    Counted.comparisons = Counted.hashes = 0
 
     out = Rule(path="categories", values={"-": ""}).get(lambda path: values)
 
@@ -66,3 +71,41 @@ def test_a_split_cell_of_60000_values_is_read_whole(tmp_path):
     # More than a product may have: the item fails, naming the field, in a moment.
     assert isinstance(item, Unparsed)
     assert item.field == "categories" and "at most 100" in item.message, item.message
+
+
+def test_rows_of_one_upc_are_merged_at_the_cost_of_each_row():
+    rows = 3000
+    payloads = [
+        {
+            "upc": "P",
+            "title": "Pan",
+            "categories": [Counted(f"Pans > Size {i}")],
+            "stockrecords": [{"partner": "Acme", "partner_sku": Counted(f"P-{i}"), "price": "1"}],
+        }
+        for i in range(rows)
+    ]
+    Counted.comparisons = Counted.hashes = 0
+
+    (item,) = list(items_merged(payloads))
+
+    assert item.payload["categories"] == [f"Pans > Size {i}" for i in range(rows)]
+    assert [r["partner_sku"] for r in item.payload["stockrecords"]] == [
+        f"P-{i}" for i in range(rows)
+    ]
+    # Each category and SKU hashed a few times, not once for every row after it (9 million).
+    assert Counted.hashes + Counted.comparisons <= 10 * rows
+
+
+def test_our_csv_with_thousands_of_rows_of_one_upc_is_one_item(tmp_path):
+    header = "upc,title,product_class,categories,partner,partner_sku,price\n"
+    body = "".join(f"P,Pan,Pans,Pans > Size {i},Acme,P-{i},1.00\n" for i in range(5000))
+    feed = write(tmp_path, "feed.csv", header + body)
+
+    (item,) = items(tmp_path, feed)
+
+    assert len(item["categories"]) == len(item["stockrecords"]) == 5000
+    assert item["stockrecords"][-1] == {
+        "partner": "Acme",
+        "partner_sku": "P-4999",
+        "price": "1.00",
+    }
