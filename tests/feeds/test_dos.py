@@ -2,11 +2,18 @@
 naming one another, and a mapping's patterns and nesting cost time in proportion to the input.
 Times are measured in bench/dos.py; these tests count the work done, deterministically."""
 
+import contextlib
 import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
 
 from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.csvfeed import items_merged
+from productsync.feeds.diagnostics import SOURCE_ROWS_KEPT
 from productsync.feeds.rules import Rule, unique
+from productsync.models import SyncRun
 from productsync.records import Unparsed
 
 
@@ -109,3 +116,55 @@ def test_our_csv_with_thousands_of_rows_of_one_upc_is_one_item(tmp_path):
         "partner_sku": "P-4999",
         "price": "1.00",
     }
+
+
+MAGENTO_HEADER = (
+    "sku,product_type,attribute_set_code,name,price,qty,configurable_variations,"
+    "additional_attributes\n"
+)
+
+
+def magento_rows_sharing_a_sku(tmp_path, n: int) -> str:
+    """n rows of sku P, each naming a different child, then the n children."""
+    parents = "".join(f"P,configurable,Shirts,Shirt,,,sku=C{i},\n" for i in range(n))
+    children = "".join(f"C{i},simple,Shirts,Shirt {i},9.50,3,,size=S{i}\n" for i in range(n))
+    return write(tmp_path, "magento.csv", MAGENTO_HEADER + parents + children)
+
+
+def test_rows_sharing_a_parent_sku_give_its_children_once(tmp_path):
+    n = 300
+    out = items(tmp_path, magento_rows_sharing_a_sku(tmp_path, n), preset="magento")
+
+    products = [p for p in out if isinstance(p, dict)]
+    # The first P row is the product with every child; the other P rows stand alone
+    # (duplicates of P, refused as such by the run), and no child is left over.
+    assert len(out) == n
+    assert [len(p.get("children", [])) for p in products[:1]] == [n]
+    assert sum(len(p.get("children", [])) for p in products) == n
+    assert sorted(c["upc"] for c in products[0]["children"]) == sorted(f"C{i}" for i in range(n))
+
+
+@pytest.mark.django_db
+def test_a_dry_run_of_rows_sharing_a_sku_records_bounded_failures(tmp_path):
+    n = 300
+    path = Path(magento_rows_sharing_a_sku(tmp_path, n))
+    bad = path.read_text(encoding="utf-8").replace("Shirt 250,9.50", "Shirt 250,abc")
+    path.write_text(bad, encoding="utf-8")
+
+    with contextlib.suppress(SystemExit):
+        call_command("sync_products", "--source", str(path), "--preset", "magento", "--dry-run")
+    run = SyncRun.objects.latest("pk")
+
+    failures = list(run.failure_set.order_by("position").values_list("message", "raw_payload"))
+    assert run.failed == n - 1
+    message, raw = failures[0]
+    assert message.startswith("line 552, column 'price': children[250].stockrecords[0].price")
+    # The product's first rows, the row the message names, and how many were left out.
+    rows = json.loads(raw)
+    assert [r.get("line") for r in rows[:2]] == [2, 302]
+    assert (rows[-2]["line"], rows[-2]["row"]["price"]) == (552, "abc")
+    assert rows[-1] == {"rows_left_out": n + 1 - (SOURCE_ROWS_KEPT + 1)}
+    # Each later P row fails alone as a duplicate, carrying its own row (not every child).
+    assert {m for m, _ in failures[1:]} == {"upc: duplicate of the item at position 1"}
+    # About 300 bytes a failure: the old grouping gave each of them all n children.
+    assert sum(len(raw) for _, raw in failures) < 1000 * n
