@@ -302,13 +302,46 @@ def mapping_load(path: str, name: str | None = None) -> Mapping:
         raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+    except RecursionError:
+        raise SourceError(
+            f"mapping {name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
         raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
     return mapping_parse(data, name)
 
 
+# Tables and lists nest at most this deep in a mapping (conditions in conditions, rules in
+# joins and fallbacks; the presets need 7): deeper is refused when the mapping is read, not
+# met as a RecursionError on the first item.
+MAX_MAPPING_DEPTH = 32
+
+
+def _depth_check(data: dict, where: str) -> None:
+    """SourceError naming the entry (a field, a case's condition) that nests deeper than
+    MAX_MAPPING_DEPTH, walked without recursion so that any depth is told the same way."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_MAPPING_DEPTH:
+            raise SourceError(
+                f"{where}: {path} is nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+            )
+        if isinstance(value, dict):
+            parts = [(f"{path}.{key}".lstrip("."), child) for key, child in value.items()]
+        else:
+            parts = [(f"{path}[{i}]", child) for i, child in enumerate(value)]
+        # Named by its first three levels (fields.title, cases[0].when), not the whole way.
+        stack += [
+            (child, depth + 1, at if depth <= 3 else path)
+            for at, child in reversed(parts)
+            if isinstance(child, dict | list)
+        ]
+
+
 def mapping_parse(data: dict, name: str) -> Mapping:
     where = f"mapping {name}"
+    _depth_check(data, where)
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")

@@ -13,8 +13,10 @@ from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.csvfeed import items_merged
 from productsync.feeds.diagnostics import SOURCE_ROWS_KEPT
 from productsync.feeds.rules import Rule, unique
+from productsync.exceptions import SourceError
 from productsync.models import SyncRun
 from productsync.records import Unparsed
+from tests.conftest import run_command
 
 
 class Counted(str):
@@ -168,3 +170,49 @@ def test_a_dry_run_of_rows_sharing_a_sku_records_bounded_failures(tmp_path):
     assert {m for m, _ in failures[1:]} == {"upc: duplicate of the item at position 1"}
     # About 300 bytes a failure: the old grouping gave each of them all n children.
     assert sum(len(raw) for _, raw in failures) < 1000 * n
+
+
+BASE = {"upc": "id", "title": "name", "product_class": {"value": "Thing"}}
+
+
+def nested_condition(levels: int) -> dict:
+    condition = {"path": "name", "equals": "Apple"}
+    for _ in range(levels):
+        condition = {"all": [condition]}
+    return condition
+
+
+@pytest.mark.django_db(transaction=True)
+def test_conditions_nested_400_deep_are_a_bad_mapping_in_one_line(tmp_path):
+    feed = write(tmp_path, "export.csv", "id,name\nA,Apple\n")
+    cases = [{"when": nested_condition(400), "fields": {"title": {"value": "Pear"}}}]
+    mapping = write(tmp_path, "mapping.json", json.dumps({"fields": BASE, "cases": cases}))
+
+    result = run_command("sync_products", "--source", feed, "--mapping", mapping)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(": cases[0].when is nested deeper than 32 tables and lists"), line
+
+
+def test_a_toml_mapping_nested_beyond_the_parser_is_a_bad_mapping(tmp_path):
+    feed = write(tmp_path, "export.csv", "id,name\nA,Apple\n")
+    deep = "{ all = [ " * 2000 + '{ path = "name", equals = "A" }' + " ] }" * 2000
+    mapping = write(
+        tmp_path,
+        "mapping.toml",
+        'fields = { upc = "id", title = "name", product_class = { value = "T" } }\n'
+        f"[[cases]]\nwhen = {deep}\nfields = {{ title = {{ value = \"Pear\" }} }}\n",
+    )
+
+    with pytest.raises(SourceError, match="nested deeper than 32 tables and lists"):
+        feed_open(feed, options=FeedOptions(mapping=mapping))
+
+
+def test_conditions_nested_a_dozen_deep_still_hold(tmp_path):
+    feed = write(tmp_path, "export.csv", "id,name\nA,Apple\nB,Banana\n")
+    cases = [{"when": nested_condition(12), "fields": {"title": {"value": "Pear"}}}]
+    mapping = write(tmp_path, "mapping.json", json.dumps({"fields": BASE, "cases": cases}))
+
+    assert [i["title"] for i in items(tmp_path, feed, mapping=mapping)] == ["Pear", "Banana"]
