@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from productsync.exceptions import SourceError
 from productsync.feeds import FeedOptions, feed_open
 from productsync.feeds.csvfeed import items_merged
 from productsync.feeds.diagnostics import SOURCE_ROWS_KEPT
 from productsync.feeds.rules import Rule, unique
-from productsync.exceptions import SourceError
 from productsync.models import SyncRun
 from productsync.records import Unparsed
 from tests.conftest import run_command
@@ -203,7 +203,7 @@ def test_a_toml_mapping_nested_beyond_the_parser_is_a_bad_mapping(tmp_path):
         tmp_path,
         "mapping.toml",
         'fields = { upc = "id", title = "name", product_class = { value = "T" } }\n'
-        f"[[cases]]\nwhen = {deep}\nfields = {{ title = {{ value = \"Pear\" }} }}\n",
+        f'[[cases]]\nwhen = {deep}\nfields = {{ title = {{ value = "Pear" }} }}\n',
     )
 
     with pytest.raises(SourceError, match="nested deeper than 32 tables and lists"):
