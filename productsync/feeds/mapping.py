@@ -11,9 +11,9 @@ from typing import Any
 
 import ijson
 
-from productsync.exceptions import FeedError, SourceError
+from productsync.exceptions import FeedError, RecordError, SourceError
 from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
-from productsync.feeds.diagnostics import source_check
+from productsync.feeds.diagnostics import source_check, source_text
 from productsync.feeds.grouping import Row, groups_by_reference, groups_consecutive
 from productsync.feeds.presets import PRESETS, preset_path
 from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
@@ -154,7 +154,11 @@ class Mapping:
             self.shape.fields.columns(),
             self.children.shape.fields.columns() if self.children else {},
         )
-        return FeedItem(position, source_check(self.apply(item), [(index, item)], columns, "item"))
+        try:
+            payload = self.apply(item)
+        except RecordError as exc:  # a pattern that gave up: this item fails, the feed goes on
+            return FeedItem(position, Unparsed(source_text([(index, item)], "item"), str(exc)))
+        return FeedItem(position, source_check(payload, [(index, item)], columns, "item"))
 
     def _skipped(self, get, counts: Counter) -> bool:
         if self.skip is not None and self.skip.holds(get):
@@ -209,7 +213,12 @@ class Mapping:
                 continue
             if self._skipped(self.csv_getter(group[0].data, None), skipped):
                 continue
-            yield FeedItem(position, self._group_item(group))
+            try:
+                item = self._group_item(group)
+            except RecordError as exc:  # a pattern that gave up: this item fails, not the feed
+                rows = [(row.line, row.data) for row in group]
+                item = Unparsed(source_text(rows), f"line {group[0].line}: {exc}")
+            yield FeedItem(position, item)
             position += 1
         self._skips_noted(skipped)
 
@@ -238,15 +247,21 @@ class Mapping:
             upc = self.shape.fields.rules.get("upc")
             if upc is None:  # a partial feed keyed by stock record: each row is one item
                 return ([row] for row in rows)
-            return groups_consecutive(rows, lambda r: upc.get(self.csv_getter(r, None)))
-        key = lambda r: group.key.get(self.csv_getter(r, None))  # noqa: E731
+            return groups_consecutive(rows, lambda r: self._grouped_by(upc, r))
+        key = lambda r: self._grouped_by(group.key, r)  # noqa: E731
         if group.parent is None and group.children is None:
             return groups_consecutive(rows, key)
-        parent = group.parent and (lambda r: group.parent.get(self.csv_getter(r, None)))
-        children = group.children and (
-            lambda r: _listed(group.children.get(self.csv_getter(r, None)))
-        )
+        parent = group.parent and (lambda r: self._grouped_by(group.parent, r))
+        children = group.children and (lambda r: _listed(self._grouped_by(group.children, r)))
         return groups_by_reference(rows, key, parent, children)
+
+    def _grouped_by(self, rule: Rule, row: dict) -> Any:
+        """A value that says which rows go together; a pattern that gives up on it leaves
+        the grouping of the rest unknown, so the feed ends there (FeedError)."""
+        try:
+            return rule.get(self.csv_getter(row, None))
+        except RecordError as exc:
+            raise FeedError(str(exc)) from None
 
     def _group_item(self, group: list[Row]) -> Any:
         data = [row.data for row in group]

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from productsync.exceptions import SourceError
+import regex
+
+from productsync.exceptions import RecordError, SourceError
 from productsync.records import ATTRIBUTE_TYPES
 
 BREADCRUMB_SEPARATOR = " > "
@@ -95,6 +97,38 @@ def _code(name: str) -> str:
     return f"_{code}" if code[:1].isdigit() else code[:128]
 
 
+# A mapping's pattern gives up on a value after this long: one that backtracks, such as
+# ^(a+)+$ on "aaa...!", would otherwise hold the run for hours on a cell of 40 characters.
+PATTERN_SECONDS = 0.5
+
+
+class Pattern:
+    """A mapping's regular expression (the `regex` module, which takes a timeout; Python's
+    syntax), matched within PATTERN_SECONDS. After one timeout it is not tried again: every
+    item it would read fails with the same message, so a feed of such cells cannot hold the
+    run for PATTERN_SECONDS each."""
+
+    def __init__(self, text: str, where: str) -> None:
+        self.text, self.where = text, where
+        self.compiled = regex.compile(text)
+        self.gave_up = False
+
+    @property
+    def groups(self) -> int:
+        return self.compiled.groups
+
+    def search(self, value: str) -> regex.Match | None:
+        if not self.gave_up:
+            try:
+                return self.compiled.search(value, timeout=PATTERN_SECONDS)
+            except TimeoutError:
+                self.gave_up = True
+        raise RecordError(
+            f"{self.where}: pattern {self.text!r} gave up after {PATTERN_SECONDS} s (it "
+            "backtracks: write it without a repeat inside a repeat); every value it reads fails"
+        )
+
+
 @dataclass(frozen=True)
 class Rule:
     """How a value is found: a path, a constant, a join of rules or a zip of two lists; then
@@ -110,7 +144,7 @@ class Rule:
     separator: str = BREADCRUMB_SEPARATOR
     split: str | None = None
     # A regular expression with one group: a value becomes what the group matched (or "").
-    pattern: re.Pattern | None = None
+    pattern: Pattern | None = None
     replace: tuple[tuple[str, str], ...] = ()
     # Codes to names (a category id to its breadcrumb); values not listed pass unchanged.
     values: dict = field(default_factory=dict)
@@ -209,8 +243,8 @@ def rule_parse(spec: Any, where: str) -> Rule:
         raise SourceError(f"{where}: values is a table of codes to text")
     pattern = spec.get("pattern")
     try:
-        pattern = re.compile(pattern) if pattern is not None else None
-    except re.error as exc:
+        pattern = Pattern(pattern, where) if pattern is not None else None
+    except regex.error as exc:
         raise SourceError(f"{where}: pattern {spec['pattern']!r}: {exc}") from None
     if pattern is not None and pattern.groups != 1:
         raise SourceError(f"{where}: pattern needs exactly one (group), the value kept")

@@ -216,3 +216,44 @@ def test_conditions_nested_a_dozen_deep_still_hold(tmp_path):
     mapping = write(tmp_path, "mapping.json", json.dumps({"fields": BASE, "cases": cases}))
 
     assert [i["title"] for i in items(tmp_path, feed, mapping=mapping)] == ["Pear", "Banana"]
+
+
+BACKTRACKING = "a" * 32 + "!"
+
+
+def pattern_run(tmp_path, pattern: str):
+    """A dry run, in its own process (a pattern that never ends cannot be interrupted within
+    the process), of three rows whose code the pattern reads into the description."""
+    feed = write(
+        tmp_path,
+        "export.csv",
+        f"id,name,code\nA,Apple,{BACKTRACKING}\nB,Banana,{BACKTRACKING}\nC,Cherry,aaa\n",
+    )
+    fields = {**BASE, "description": {"path": "code", "pattern": pattern}}
+    mapping = write(tmp_path, "mapping.json", json.dumps({"fields": fields}))
+    result = run_command(
+        "sync_products", "--source", feed, "--mapping", mapping, "--dry-run", "--json", timeout=90
+    )
+    return result, SyncRun.objects.latest("pk")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nested_repeat_in_a_mapping_pattern_ends(tmp_path):
+    result, run = pattern_run(tmp_path, "^(a+)+$")
+
+    assert (result.returncode, run.status, run.created) == (0, "succeeded", 3), result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pattern_that_backtracks_fails_its_items_not_the_run(tmp_path):
+    result, run = pattern_run(tmp_path, "^((?:a|a)*)$")
+
+    assert (result.returncode, run.status, run.failed) == (1, "partial", 3), result.stderr
+    messages = list(run.failure_set.order_by("position").values_list("message", flat=True))
+    assert messages[0] == (
+        f"line 2: mapping {tmp_path / 'mapping.json'}: description: pattern '^((?:a|a)*)$' "
+        "gave up after 0.5 s (it backtracks: write it without a repeat inside a repeat); "
+        "every value it reads fails"
+    )
+    # Not tried again: the next items fail at once with the same message.
+    assert [m.split(":", 1)[1] for m in messages] == [messages[0].split(":", 1)[1]] * 3
