@@ -41,6 +41,22 @@ def _storable(text: str) -> str:
     return text
 
 
+def number_text_plain(text: str) -> bool:
+    """Whether a number's text is written as people write one: Decimal and int() also take
+    "1_000", "+5" and digits of other scripts ("١٢.٥٠"), which a feed holds by mistake or
+    means otherwise, so a price is never read from them."""
+    return text.isascii() and "_" not in text and not text.strip().startswith("+")
+
+
+def _plain_number(error: str, what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not number_text_plain(value):
+            raise PydanticCustomError(error, f"{{value}} is not {what}", {"value": repr(value)})
+        return value
+
+    return BeforeValidator(check)
+
+
 def _not_bool(value: Any) -> Any:
     """JSON true/false are not counts; lax mode would take them as 1/0."""
     if isinstance(value, bool):
@@ -75,10 +91,23 @@ class StockRecordIn(BaseModel):
 
     partner: text(min_length=1, max_length=128)
     partner_sku: text(min_length=1, max_length=128)
-    price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+    price: (
+        Annotated[
+            Decimal,
+            _plain_number("decimal_parsing", "a number"),
+            Field(ge=0, max_digits=12, decimal_places=2),
+        ]
+        | None
+    ) = None
     currency: text(pattern=r"^[A-Z]{3}$") | None = None
     num_in_stock: (
-        Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=2_147_483_647)] | None
+        Annotated[
+            int,
+            BeforeValidator(_not_bool),
+            _plain_number("int_parsing", "a whole number"),
+            Field(ge=0, le=2_147_483_647),
+        ]
+        | None
     ) = None
 
 
@@ -268,6 +297,8 @@ def _check_structure(record: ProductRecord) -> None:
 
 def _as_number(value: Any, kind: type):
     if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError
+    if isinstance(value, str) and not number_text_plain(value):
         raise ValueError
     number = kind(value.strip()) if isinstance(value, str) else value
     if not math.isfinite(number):

@@ -12,7 +12,7 @@ from typing import Any
 import regex
 
 from productsync.exceptions import RecordError, SourceError
-from productsync.records import ATTRIBUTE_TYPES
+from productsync.records import ATTRIBUTE_TYPES, number_text_plain
 
 BREADCRUMB_SEPARATOR = " > "
 TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
@@ -38,7 +38,7 @@ MAX_CENTS = Decimal(10) ** 16
 
 def _cents(value: Any) -> Any:
     """Integer minor units (1950) to a decimal price ("19.50")."""
-    if value in ("", None) or isinstance(value, bool):
+    if value in ("", None) or isinstance(value, bool) or not number_text_plain(str(value)):
         return value
     try:
         cents = Decimal(str(value).strip())
