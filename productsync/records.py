@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -68,8 +69,34 @@ def _not_bool(value: Any) -> Any:
 MAX_CATEGORY_DEPTH = 63
 
 
+# A backslash keeps the next ">", "|" or backslash in a category's name ("Sizes \\> XL" is
+# one category): the export writes names so, and a feed may.
+_BREADCRUMB_TOKEN = re.compile(r"\\[\\>|]|>|[^\\>]+|\\")
+_NAME_ESCAPED = re.compile(r"\\(?=[\\>|]|$)|[>|]")
+
+
+def breadcrumb_names(text: str) -> list[str]:
+    """The category names of a breadcrumb ("Books > Computing"), split at each ">" that no
+    backslash escapes, stripped, their escapes undone."""
+    names, name = [], []
+    for token in _BREADCRUMB_TOKEN.findall(text):
+        if token == ">":
+            names.append("".join(name).strip())
+            name = []
+        else:
+            name.append(token[1] if len(token) == 2 and token[0] == "\\" else token)
+    names.append("".join(name).strip())
+    return names
+
+
+def category_name_escaped(name: str) -> str:
+    """A category's name as a breadcrumb writes it: ">", "|" and a backslash that would
+    escape them (or end the name) escaped, so that breadcrumb_names reads the name back."""
+    return _NAME_ESCAPED.sub(lambda match: "\\" + match.group(0), name)
+
+
 def _breadcrumb(text: str) -> str:
-    names = [name.strip() for name in text.split(">")]
+    names = breadcrumb_names(text)
     if not all(names):
         raise ValueError("has an empty category name between '>' separators")
     if any(len(name) > 255 for name in names):

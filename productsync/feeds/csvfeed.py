@@ -147,6 +147,11 @@ def csv_dicts(
             yield Row(line, dict(zip(header, row, strict=True)))
 
 
+# A breadcrumb of a categories cell: up to a "|" that no backslash escapes (its escapes are
+# left for the breadcrumb's reader, records.breadcrumb_names).
+_CELL_BREADCRUMB = re.compile(r"(?:\\[\\>|]|[^\\|]|\\)+")
+
+
 def flat_payload(flat: dict) -> dict:
     """A feed item from flat fields (a CSV row in our names): `|` separates breadcrumbs and
     the partner columns make one stock record; empty cells are absent values."""
@@ -155,7 +160,7 @@ def flat_payload(flat: dict) -> dict:
         if key in STOCK_FIELDS or (key == "is_public" and value in ("", None)):
             continue
         if key == "categories" and isinstance(value, str):
-            value = [part.strip() for part in value.split(CATEGORY_SEPARATOR) if part.strip()]
+            value = [part.strip() for part in _CELL_BREADCRUMB.findall(value) if part.strip()]
         payload[key] = value
     stock = {key: (None if flat.get(key) == "" else flat.get(key)) for key in STOCK_FIELDS}
     if stock["partner"] or stock["partner_sku"]:
