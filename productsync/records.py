@@ -43,9 +43,8 @@ def _storable(text: str) -> str:
 
 
 def number_text_plain(text: str) -> bool:
-    """Whether a number's text is written as people write one: Decimal and int() also take
-    "1_000", "+5" and digits of other scripts ("١٢.٥٠"), which a feed holds by mistake or
-    means otherwise, so a price is never read from them."""
+    """Whether a number's text is as people write one: Decimal and int() also take "1_000",
+    "+5" and other scripts' digits ("١٢.٥٠"), a feed's mistakes never read as numbers."""
     return text.isascii() and "_" not in text and not text.strip().startswith("+")
 
 
@@ -69,29 +68,24 @@ def _not_bool(value: Any) -> Any:
 MAX_CATEGORY_DEPTH = 63
 
 
-# A backslash keeps the next ">", "|" or backslash in a category's name ("Sizes \\> XL" is
-# one category): the export writes names so, and a feed may.
+# A backslash keeps the next ">", "|" or backslash in a category's name ("Sizes \\> XL").
 _BREADCRUMB_TOKEN = re.compile(r"\\[\\>|]|>|[^\\>]+|\\")
 _NAME_ESCAPED = re.compile(r"\\(?=[\\>|]|$)|[>|]")
 
 
 def breadcrumb_names(text: str) -> list[str]:
-    """The category names of a breadcrumb ("Books > Computing"), split at each ">" that no
-    backslash escapes, stripped, their escapes undone."""
-    names, name = [], []
+    """A breadcrumb's category names: split at each unescaped ">", stripped, unescaped."""
+    names: list[list[str]] = [[]]
     for token in _BREADCRUMB_TOKEN.findall(text):
         if token == ">":
-            names.append("".join(name).strip())
-            name = []
+            names.append([])
         else:
-            name.append(token[1] if len(token) == 2 and token[0] == "\\" else token)
-    names.append("".join(name).strip())
-    return names
+            names[-1].append(token[1] if len(token) == 2 and token[0] == "\\" else token)
+    return ["".join(name).strip() for name in names]
 
 
 def category_name_escaped(name: str) -> str:
-    """A category's name as a breadcrumb writes it: ">", "|" and a backslash that would
-    escape them (or end the name) escaped, so that breadcrumb_names reads the name back."""
+    """A category's name as breadcrumb_names reads it back: ">", "|" and "\\" escaped."""
     return _NAME_ESCAPED.sub(lambda match: "\\" + match.group(0), name)
 
 
@@ -113,29 +107,27 @@ def text(**constraints: Any) -> Any:
     ]
 
 
+StockPrice = Annotated[
+    Decimal,
+    _plain_number("decimal_parsing", "a number"),
+    Field(ge=0, max_digits=12, decimal_places=2),
+]
+StockCount = Annotated[
+    int,
+    BeforeValidator(_not_bool),
+    _plain_number("int_parsing", "a whole number"),
+    Field(ge=0, le=2_147_483_647),
+]
+
+
 class StockRecordIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     partner: text(min_length=1, max_length=128)
     partner_sku: text(min_length=1, max_length=128)
-    price: (
-        Annotated[
-            Decimal,
-            _plain_number("decimal_parsing", "a number"),
-            Field(ge=0, max_digits=12, decimal_places=2),
-        ]
-        | None
-    ) = None
+    price: StockPrice | None = None
     currency: text(pattern=r"^[A-Z]{3}$") | None = None
-    num_in_stock: (
-        Annotated[
-            int,
-            BeforeValidator(_not_bool),
-            _plain_number("int_parsing", "a whole number"),
-            Field(ge=0, le=2_147_483_647),
-        ]
-        | None
-    ) = None
+    num_in_stock: StockCount | None = None
 
 
 Upc = text(min_length=1, max_length=64)
