@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from productsync.conf import DEFAULTS, LIMITS, MAX_BATCH_SIZE, MINIMUMS, app_settings
+from productsync.feeds import credentials_errors
 
 
 def _positive_int(value: object) -> bool:
@@ -62,6 +63,10 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _queue_errors()
     errors += _guard_errors()
     errors += _partial_errors()
+    errors += [
+        Error(f"PRODUCTSYNC['CREDENTIALS']: {problem}.", id="productsync.E040")
+        for problem in credentials_errors(app_settings.CREDENTIALS)
+    ]
     return errors
 
 

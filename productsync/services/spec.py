@@ -9,7 +9,7 @@ from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import Feed, FeedOptions, feed_partial
 from productsync.models import SyncRun
 from productsync.services.resume import _resume_point
-from productsync.services.source import source_key
+from productsync.services.source import source_key, source_options
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def run_spec_build(
         hide_missing = app_settings.HIDE_MISSING
     if not source or not source.strip():
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
-    source = source_key(source)
+    given, source = source, source_key(source)
     if workers not in SyncRun.Workers.values:
         raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
     if dry_run and workers == SyncRun.Workers.QUEUE:
@@ -98,6 +98,7 @@ def run_spec_build(
         options = FeedOptions(**(feed_options or {}))
     except TypeError as exc:
         raise ProductSyncError(f"bad feed options: {exc}") from None
+    options = source_options(given, options)
     if options.partner is None and app_settings.PARTNER:
         options = dataclasses.replace(options, partner=app_settings.PARTNER)
     original = resumed_from or retry_of

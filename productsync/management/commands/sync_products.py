@@ -23,6 +23,16 @@ SHOWN_FAILURES = 20
 # Seconds the command keeps trying to read a run back for its summary, on new connections.
 READ_BACK_WITHIN = 30
 # Options passed to run_spec_build as they are parsed (the names are the same).
+FEED_OPTIONS = (
+    "format",
+    "delimiter",
+    "encoding",
+    "mapping",
+    "preset",
+    "partner",
+    "credentials",
+    "archive_to",
+)
 RUN_OPTIONS = (
     "batch_size",
     "dry_run",
@@ -54,7 +64,7 @@ def _whole(minimum: int, maximum: int | None = None):
 
 def _source(text: str) -> str:
     if not text.strip():
-        raise argparse.ArgumentTypeError("is empty: give a path or an http(s) URL")
+        raise argparse.ArgumentTypeError("is empty: give a path or a URL")
     return text
 
 
@@ -85,7 +95,8 @@ class Command(BaseCommand):
             "--source",
             action="append",
             type=_source,
-            help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
+            help="feed path, http(s) URL, or sftp://, ftp(s):// or s3:// URL (a * pattern in the "
+            "file name picks the newest match); repeat it for several feeds, synced in order, "
             "one run each (default: PRODUCTSYNC['SOURCE'])",
         )
         parser.add_argument(
@@ -122,6 +133,17 @@ class Command(BaseCommand):
             "--partner",
             help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
             "records; implies --partial",
+        )
+        parser.add_argument(
+            "--credentials",
+            metavar="NAME",
+            help="an sftp://, ftp(s):// or s3:// source's entry in PRODUCTSYNC['CREDENTIALS']",
+        )
+        parser.add_argument(
+            "--archive-to",
+            metavar="FOLDER",
+            help="move a remote source's file, once read to its end, into this folder on the "
+            "same server (relative: beside the file)",
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
         parser.add_argument(
@@ -166,11 +188,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         show_bar = not options["no_progress"] and sys.stderr.isatty() and sys.stdout.isatty()
         progress = BarProgress() if show_bar else LineProgress(self.stdout)
-        feed_options = {
-            key: options[key]
-            for key in ("format", "delimiter", "encoding", "mapping", "preset", "partner")
-            if options[key] is not None
-        }
+        feed_options = {key: options[key] for key in FEED_OPTIONS if options[key] is not None}
         # Several sources run one after another, each its own run to its end, as
         # oscar_import_catalogue imports each file in turn; the exit status is the worst.
         worst, errors = 0, []
