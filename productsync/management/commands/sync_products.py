@@ -64,7 +64,7 @@ def _whole(minimum: int, maximum: int | None = None):
 
 def _source(text: str) -> str:
     if not text.strip():
-        raise argparse.ArgumentTypeError("is empty: give a path or a URL")
+        raise argparse.ArgumentTypeError("is empty: give a path or an http(s) URL")
     return text
 
 
