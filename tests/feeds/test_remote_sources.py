@@ -306,3 +306,36 @@ def test_the_credentials_setting_is_checked_for_shape(settings):
         "PRODUCTSYNC['CREDENTIALS']: 'supplier': password must be a str.",
         "PRODUCTSYNC['CREDENTIALS']: 'other' must be a name (a string) mapped to a dict.",
     ]
+
+
+@pytest.mark.parametrize("scheme", ["sftp", "ftp", "ftps", "s3"])
+def test_a_silent_server_fails_within_the_timeouts(scheme, settings):
+    """A server that accepts the connection and never answers holds a run no longer than the
+    HTTP timeouts (each try) allow."""
+    entry = {
+        "endpoint_url": "",
+        "region": "us-east-1",
+        "access_key": "AKIASILENT",
+        "secret_key": "silent-secret",
+    }
+    settings.PRODUCTSYNC = {
+        **settings.PRODUCTSYNC,
+        "CREDENTIALS": {"supplier": {"username": "feeds", "password": "silent-pw"}, "s3": entry},
+        "HTTP_TIMEOUT": (1, 1),
+        "HTTP_RETRIES": 1,
+        "HTTP_BACKOFF": 0,
+    }
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        if scheme == "s3":
+            entry["endpoint_url"] = f"http://127.0.0.1:{port}"
+            url, name = "s3://feeds/in/feed.json", "s3"
+        else:
+            url, name = f"{scheme}://127.0.0.1:{port}/in/feed.json", "supplier"
+        started = time.monotonic()
+
+        run, _ = sync("--source", url, "--credentials", name)
+
+    assert run.status == "failed"
+    assert "after 1 retries" in run.error
+    assert time.monotonic() - started < 20
