@@ -1,6 +1,7 @@
 """SFTP sources (paramiko): the server's host key checked against known_hosts, never
 accepted unseen; a password or a private key file from the credentials."""
 
+import os
 import posixpath
 import stat
 from collections.abc import Callable
@@ -44,6 +45,8 @@ def _client(location: Location, credentials: Credentials) -> paramiko.SSHClient:
     else:
         client.load_system_host_keys()
     client.set_missing_host_key_policy(_Unknown())
+    if credentials.key_file and not os.access(credentials.key_file, os.R_OK):
+        raise SourceError(f"cannot read the key_file {credentials.key_file}")
     try:
         client.connect(
             location.host,
