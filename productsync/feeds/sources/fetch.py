@@ -2,6 +2,7 @@
 a pattern), download within the limits, or tell its fingerprint without downloading; and move
 a file read in full to an archive folder."""
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from productsync.feeds.sources.base import (
 from productsync.feeds.sources.credentials import Credentials, credentials_get
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def _transport(location: Location, credentials: Credentials) -> Transport:
@@ -138,7 +140,9 @@ def remote_fetch(url: str, credentials: str | None, username: str | None = None)
     def fetch(transport: Transport, location: Location, deadline: Deadline) -> Fetched:
         remote, notes = _resolve(transport, location)
         public = location.url(remote.path)
-        return Fetched(_download(transport, remote, deadline, public), remote, public, notes)
+        path = _download(transport, remote, deadline, public)
+        logger.info("%s: fetched %s bytes", public, os.path.getsize(path))
+        return Fetched(path, remote, public, notes)
 
     return _session(url, credentials, username, fetch)
 

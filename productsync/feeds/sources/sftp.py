@@ -12,6 +12,8 @@ from productsync.exceptions import SourceError
 from productsync.feeds.sources.base import CHUNK, Location, RemoteFile, TransientError, timeouts
 from productsync.feeds.sources.credentials import Credentials
 
+PREFETCH_REQUESTS = 64
+
 
 def _host_key_error(location: Location, known_hosts: str, exc: Exception) -> SourceError:
     where = known_hosts or "~/.ssh/known_hosts"
@@ -118,7 +120,8 @@ class SftpTransport:
     def download(self, remote: RemoteFile, write: Callable[[bytes], None]) -> None:
         try:
             with self.sftp.open(remote.path, "rb") as file:
-                file.prefetch(remote.size)
+                # Read ahead, but a bounded number of 32 KiB requests: memory stays flat.
+                file.prefetch(remote.size, max_concurrent_requests=PREFETCH_REQUESTS)
                 while chunk := file.read(CHUNK):
                     write(chunk)
         except (OSError, paramiko.SSHException) as exc:
