@@ -12,7 +12,16 @@ from productsync.exceptions import SourceError
 from productsync.feeds.sources.base import CHUNK, Location, RemoteFile, TransientError, timeouts
 from productsync.feeds.sources.credentials import Credentials
 
-PREFETCH_REQUESTS = 64
+# Reads in flight at once: a window of requests of REQUEST bytes, asked together and written
+# out before the next window is asked (paramiko's whole-file prefetch holds what arrives
+# before it is read in memory, and scans all of it at each read).
+REQUEST = 32 * 1024
+WINDOW = 64 * REQUEST
+
+
+def _window(offset: int, size: int) -> list[tuple[int, int]]:
+    end = min(offset + WINDOW, size)
+    return [(start, min(REQUEST, end - start)) for start in range(offset, end, REQUEST)]
 
 
 def _host_key_error(location: Location, known_hosts: str, exc: Exception) -> SourceError:
@@ -120,11 +129,14 @@ class SftpTransport:
     def download(self, remote: RemoteFile, write: Callable[[bytes], None]) -> None:
         try:
             with self.sftp.open(remote.path, "rb") as file:
-                # Read ahead, but a bounded number of 32 KiB requests: memory stays flat.
-                file.prefetch(remote.size, max_concurrent_requests=PREFETCH_REQUESTS)
-                while chunk := file.read(CHUNK):
-                    write(chunk)
-        except (OSError, paramiko.SSHException) as exc:
+                if remote.size is None:
+                    while chunk := file.read(CHUNK):
+                        write(chunk)
+                    return
+                for offset in range(0, remote.size, WINDOW):
+                    for chunk in file.readv(_window(offset, remote.size)):
+                        write(chunk)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
             raise self._error(remote.path, exc) from None
 
     def move(self, path: str, target: str) -> None:
