@@ -12,6 +12,7 @@ from productsync.conf import (
     app_settings,
     batch_size_allowed,
 )
+from productsync.feeds import credentials_errors
 
 
 def _positive_int(value: object) -> bool:
@@ -69,6 +70,10 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _queue_errors()
     errors += _guard_errors()
     errors += _partial_errors()
+    errors += [
+        Error(f"PRODUCTSYNC['CREDENTIALS']: {problem}.", id="productsync.E040")
+        for problem in credentials_errors(app_settings.CREDENTIALS)
+    ]
     return errors
 
 

@@ -81,10 +81,16 @@ DEFAULTS: dict[str, Any] = {
     # Items per batch of a partial run that gives no batch size: a stock file's rows are
     # cheap, and a batch's commit, stamp and record are paid per batch (docs/benchmarks.md).
     "PARTIAL_BATCH_SIZE": 5000,
-    # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
+    # The largest feed file kept in a local file: uploaded or fetched from a URL in the
+    # admin's import tool, or fetched from an SFTP, FTP or S3 source...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
     # ...and the updated items of one real run recorded with their changed fields.
     "CHANGES_MAX": 100_000,
+    # Credentials of SFTP, FTP(S) and S3 sources by name (`--credentials NAME`): each a dict
+    # of username, password, key_file, known_hosts (SFTP host keys, checked), endpoint_url,
+    # region, access_key, secret_key (S3; else the AWS environment), verify (False, or a CA
+    # bundle's path, for TLS). Never printed nor stored.
+    "CREDENTIALS": {},
 }
 
 # The largest value of each numeric setting that the checks accept: what fits where it is

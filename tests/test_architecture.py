@@ -211,6 +211,21 @@ def test_only_feeds_open_imports_the_readers():
     assert violations(feeds_modules(), bad) == []
 
 
+def test_only_feeds_open_imports_the_sources():
+    """Rule 3: the transports (feeds/sources/) are chosen by open.py; they read no feed."""
+    sources = "productsync.feeds.sources"
+
+    def bad(name):
+        if _within(name, sources):
+            return {t for t in own(name) if t in READERS or t == "productsync.feeds.open"}
+        if name == "productsync.feeds.open":
+            return set()
+        return {t for t in own(name) if _within(t, sources)}
+
+    assert "productsync.feeds.sources.sftp" in modules()
+    assert violations(modules(), bad) == []
+
+
 def test_outside_feeds_only_the_package_is_imported():
     """The feeds package's __init__ is its public face; other uses are named in
     FEEDS_USED_OUTSIDE."""

@@ -6,10 +6,16 @@ from productsync.feeds.open import (
     ByteStream,
     Feed,
     FeedOptions,
+    credentials_errors,
+    credentials_get,
     feed_open,
     feed_partial,
+    is_remote,
     is_url,
     mapping_path,
+    remote_fingerprint,
+    url_password_refuse,
+    url_public,
 )
 from productsync.feeds.presets import PRESETS
 
@@ -19,9 +25,15 @@ __all__ = [
     "ByteStream",
     "Feed",
     "FeedOptions",
+    "credentials_errors",
+    "credentials_get",
     "feed_open",
     "feed_partial",
+    "is_remote",
     "is_url",
     "jsonl_items",
     "mapping_path",
+    "remote_fingerprint",
+    "url_password_refuse",
+    "url_public",
 ]

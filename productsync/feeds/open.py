@@ -13,6 +13,16 @@ from urllib.parse import urlsplit
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv, stockcsv
 from productsync.feeds.presets import preset_detect, preset_path
+from productsync.feeds.sources import (
+    credentials_errors,
+    credentials_get,
+    is_remote,
+    remote_archive,
+    remote_fetch,
+    remote_fingerprint,
+    url_password_refuse,
+    url_public,
+)
 from productsync.feeds.stream import (
     ByteStream,
     Feed,
@@ -25,7 +35,21 @@ from productsync.feeds.stream import (
 )
 from productsync.outcomes import FeedItem
 
-__all__ = ["FORMATS", "ByteStream", "Feed", "FeedOptions", "feed_open", "is_url", "mapping_path"]
+__all__ = [
+    "FORMATS",
+    "ByteStream",
+    "Feed",
+    "FeedOptions",
+    "credentials_errors",
+    "credentials_get",
+    "feed_open",
+    "is_remote",
+    "is_url",
+    "mapping_path",
+    "remote_fingerprint",
+    "url_password_refuse",
+    "url_public",
+]
 
 FORMATS = ("json", "jsonl", "csv", "oscar-csv")
 EXTENSIONS = {
@@ -65,11 +89,13 @@ def reader_for(
     content_type: str = "",
     notes: list | None = None,
     parse: bool = True,
+    source_notes: tuple[str, ...] = (),
 ) -> tuple[str | None, Reader]:
     """The format of a source and the reader of its (maybe gzipped) bytes; what a read notes
     for the run (the mapping a CSV header chose, columns not read) goes to notes, afresh on
     each read (a file is read twice: counted, then synced). Without parse, our JSON's and a
-    partial CSV's items have no payload (to count them); no mapping may be given."""
+    partial CSV's items have no payload (to count them); no mapping may be given. source_notes
+    (the file a pattern chose) come first in notes."""
     notes = [] if notes is None else notes
     fmt = options.format or format_guess(name, content_type)
     if fmt is not None and fmt not in FORMATS:
@@ -104,12 +130,12 @@ def reader_for(
     elif fmt == "csv" and options.format is None and not options.partial:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
         reader = functools.partial(_csv_sniffed, csv_options=csv_options, notes=notes)
-    return fmt, _noted(gunzipped(reader), notes)
+    return fmt, _noted(gunzipped(reader), notes, source_notes)
 
 
-def _noted(reader: Reader, notes: list) -> Reader:
+def _noted(reader: Reader, notes: list, first_notes: tuple[str, ...]) -> Reader:
     def read(stream: io.BufferedReader) -> Iterator[FeedItem]:
-        notes.clear()
+        notes[:] = first_notes
         yield from reader(stream)
 
     return read
@@ -175,9 +201,10 @@ def feed_open(
     options: FeedOptions | None = None,
     validators: tuple[str, str] = Validators(),
 ) -> Feed:
-    """Open a local feed file or an http(s) URL. For a file, with count, pre-count its items
-    so progress shows a total. For a URL, validators are the (ETag, Last-Modified) of the last
-    successful run: an unchanged feed opens as not_modified without a body."""
+    """Open a local feed file, an http(s) URL or a remote (sftp, ftp, ftps, s3) file. For a
+    file, with count, pre-count its items so progress shows a total. For a URL, validators are
+    the (ETag, Last-Modified) of the last successful run: an unchanged feed opens as
+    not_modified without a body. A remote file is fetched into a temporary file first."""
     options = options or FeedOptions()
     if fmt is not None:
         options = dataclasses.replace(options, format=fmt)
@@ -193,32 +220,61 @@ def feed_open(
         )
         feed.notes = notes
         return feed
-    fmt, reader = reader_for(source, options, notes=notes)
-    if os.path.isdir(source):
-        raise SourceError(f"{source}: is a directory, not a feed file")
+    if is_remote(source):
+        return _remote_open(source, options, count)
+    return _path_open(source, source, options, count)
+
+
+def _remote_open(source: str, options: FeedOptions, count: bool) -> Feed:
+    """Fetch a remote file into a temporary file and open that, read by the reader its own
+    name calls for; the temporary file's name is gone once it is open (its bytes stay until
+    the feed closes). A file read in full is archived by feed.archive()."""
+    fetched = remote_fetch(source, options.credentials, options.username)
     try:
-        raw = open(source, "rb")  # noqa: SIM115  (closed by Feed.close)
+        feed = _path_open(fetched.path, fetched.url, options, count, tuple(fetched.notes))
+    finally:
+        os.unlink(fetched.path)
+    if options.archive_to:
+        feed.archive = functools.partial(
+            remote_archive,
+            source,
+            options.credentials,
+            options.username,
+            fetched.remote.path,
+            options.archive_to,
+        )
+    return feed
+
+
+def _path_open(
+    path: str, name: str, options: FeedOptions, count: bool, source_notes: tuple[str, ...] = ()
+) -> Feed:
+    """Open the local file at path, called name (which tells its format)."""
+    notes: list[str] = []
+    fmt, reader = reader_for(name, options, notes=notes, source_notes=source_notes)
+    if os.path.isdir(path):
+        raise SourceError(f"{name}: is a directory, not a feed file")
+    try:
+        raw = open(path, "rb")  # noqa: SIM115  (closed by Feed.close)
     except OSError as exc:
-        raise SourceError(f"{source}: cannot open: {exc.strerror or exc}") from None
+        raise SourceError(f"{name}: cannot open: {exc.strerror or exc}") from None
     info = os.fstat(raw.fileno())
     regular = stat.S_ISREG(info.st_mode)
     try:
-        feed = Feed(source, raw, reader, bytes_total=info.st_size if regular else None)
+        feed = Feed(name, raw, reader, bytes_total=info.st_size if regular else None)
         feed.notes = notes
         feed_sniff(feed, fmt)
     except (FeedError, SourceError) as exc:
         raw.close()
-        raise SourceError(
-            str(exc) if isinstance(exc, SourceError) else f"{source}: {exc}"
-        ) from None
+        raise SourceError(str(exc) if isinstance(exc, SourceError) else f"{name}: {exc}") from None
     try:
         if count and regular:
             # Only regular files are counted: a pipe or a device can be read once. Our JSON
             # array and a partial CSV are counted without making payloads.
             counter = reader
             if not (options.mapping or options.preset):
-                counter = reader_for(source, options, parse=False)[1]
-            with Feed(source, open(source, "rb"), counter) as counting:
+                counter = reader_for(name, options, parse=False)[1]
+            with Feed(name, open(path, "rb"), counter) as counting:
                 feed.total_items = _count(counting)
         else:
             feed.prime()

@@ -42,6 +42,12 @@ class FeedOptions:
     # partner cell take partner.
     partial: bool = False
     partner: str | None = None
+    # Remote sources (SFTP, FTP, S3): the name of their PRODUCTSYNC["CREDENTIALS"] entry, the
+    # user name the URL gave (the source's one name leaves it out), and the folder on the same
+    # server that a file read in full is moved to.
+    credentials: str | None = None
+    username: str | None = None
+    archive_to: str | None = None
 
 
 class Validators(NamedTuple):
@@ -165,6 +171,8 @@ class Feed:
         self.etag = ""
         self.last_modified = ""
         self.not_modified = False
+        # A remote file read in full is archived by calling this (it returns a note).
+        self.archive: Callable[[], str] | None = None
         # What reading it noted for the run (the mapping used, columns not read, ...).
         self.notes: list[str] = []
         self._primed: _Primed | None = None

@@ -191,11 +191,28 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
             if run.workers != SyncRun.Workers.QUEUE:
                 error = _run_batches(run, spec, items, feed, on_batch)
                 _run_note_feed(run, feed)
+                if not error:
+                    _run_archive(run, feed, spec)
                 return error
             watch = run_plan(run, spec.mode, items, feed, on_batch)
             _run_note_feed(run, feed)
     run_wait(run, watch)  # the batch that reports last finishes the run
+    if not run.error:
+        _run_archive(run, feed, spec)
     return run.error
+
+
+def _run_archive(run: SyncRun, feed: Feed, spec: RunSpec) -> None:
+    """Move a remote file that the run read to its end into its archive folder (a dry run
+    or a run cut short by --limit leaves it); a move that fails is noted, not fatal: every
+    item was read."""
+    if feed.archive is None or run.dry_run or spec.limit is not None:
+        return
+    try:
+        run.notes.append(f"archived to {feed.archive()}")
+    except SourceError as exc:
+        run.notes.append(f"not archived: {exc}")
+    run.save(update_fields=["notes"])
 
 
 def _run_note_feed(run: SyncRun, feed: Feed) -> None:

@@ -10,7 +10,7 @@ from productsync.feeds import Feed, FeedOptions
 from productsync.models import SyncRun
 from productsync.services.mode import CATALOGUE, MODES, RunMode, mode_decide
 from productsync.services.resume import resume_point
-from productsync.services.source import source_key
+from productsync.services.source import source_key, source_options
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ def run_spec_build(
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
         source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
-    source = _source_check(app_settings.SOURCE if source is None else source)
+    given = app_settings.SOURCE if source is None else source
+    source = _source_check(given)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
-    options = _feed_options(feed_options)
+    options = source_options(given, _feed_options(feed_options))
     mode = mode_decide(partial, options, resumed_from or retry_of)
     options = dataclasses.replace(options, partial=mode.partial)
     batch_size = batch_size or mode.default_batch_size

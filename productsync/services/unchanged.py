@@ -11,7 +11,7 @@ from typing import NamedTuple
 from django.db.models import Count, F, Max
 
 from productsync.conf import app_settings
-from productsync.feeds import is_url, mapping_path
+from productsync.feeds import is_remote, is_url, mapping_path, remote_fingerprint
 from productsync.models import SyncedProduct, SyncRun
 from productsync.records import FINGERPRINT_VERSION, default_currency
 from productsync.services.history import run_finish
@@ -29,17 +29,23 @@ DIGESTED_SETTINGS = (
 
 
 def spec_feed_digest(spec: RunSpec) -> str:
-    """SHA-256 of a local feed file's bytes and of what else decides what a run of it writes
-    (feed options, mapping file, settings, productsync's version); '' for a URL, or a file
-    that cannot be read (opening it reports why)."""
+    """SHA-256 of a local feed file's bytes (of a remote file's fingerprint: its size and
+    modification time, or its ETag) and of what else decides what a run of it writes (feed
+    options, mapping file, settings, productsync's version); '' for a URL, or a file that
+    cannot be read (opening it reports why). A remote source that cannot be reached raises
+    SourceError."""
     source, options = spec.source, spec.feed
     if is_url(source):
         return ""
     try:
-        with open(source, "rb") as feed:
-            if not stat.S_ISREG(os.fstat(feed.fileno()).st_mode):
-                return ""
-            digest = hashlib.file_digest(feed, "sha256")
+        if is_remote(source):
+            fingerprint = remote_fingerprint(source, options.credentials, options.username)
+            digest = hashlib.sha256(fingerprint.encode())
+        else:
+            with open(source, "rb") as feed:
+                if not stat.S_ISREG(os.fstat(feed.fileno()).st_mode):
+                    return ""
+                digest = hashlib.file_digest(feed, "sha256")
         mapping_file = mapping_path(options)
         if mapping_file:
             with open(mapping_file, "rb") as mapping:

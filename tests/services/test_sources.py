@@ -36,7 +36,11 @@ def test_source_keys():
     assert source_key("HTTPS://Feeds.Example.COM:8443/Path/Feed.JSON?a=B") == (
         "https://feeds.example.com:8443/Path/Feed.JSON?a=B"
     )
-    assert source_key("http://user:Secret@HOST/x") == "http://user:Secret@host/x"
+    # A user name is not part of the source's name (a password is refused before this).
+    assert source_key("http://user:Secret@HOST/x") == "http://host/x"
+    assert source_key("SFTP://feeds@Files.Example:2222/in/stock_*.csv") == (
+        "sftp://files.example:2222/in/stock_*.csv"
+    )
     assert source_key("/tmp/../tmp/./x.json") == "/tmp/x.json"
 
 

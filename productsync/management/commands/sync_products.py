@@ -21,6 +21,16 @@ SHOWN_FAILURES = 20
 # Seconds the command keeps trying to read a run back for its summary, on new connections.
 READ_BACK_WITHIN = 30
 # Options passed to run_spec_build as they are parsed (the names are the same).
+FEED_OPTIONS = (
+    "format",
+    "delimiter",
+    "encoding",
+    "mapping",
+    "preset",
+    "partner",
+    "credentials",
+    "archive_to",
+)
 RUN_OPTIONS = (
     "batch_size",
     "dry_run",
@@ -69,7 +79,8 @@ def _feed_arguments(parser) -> None:
         "--source",
         action="append",
         type=_source,
-        help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
+        help="feed path, http(s) URL, or sftp://, ftp(s):// or s3:// URL (a * pattern in the "
+        "file name picks the newest match); repeat it for several feeds, synced in order, "
         "one run each (default: PRODUCTSYNC['SOURCE'])",
     )
     parser.add_argument(
@@ -86,6 +97,17 @@ def _feed_arguments(parser) -> None:
         "--preset",
         help="a platform's product CSV export: shopify, woocommerce or magento "
         "(default: told from the CSV header)",
+    )
+    parser.add_argument(
+        "--credentials",
+        metavar="NAME",
+        help="an sftp://, ftp(s):// or s3:// source's entry in PRODUCTSYNC['CREDENTIALS']",
+    )
+    parser.add_argument(
+        "--archive-to",
+        metavar="FOLDER",
+        help="move a remote source's file, once read to its end, into this folder on the "
+        "same server (relative: beside the file)",
     )
 
 
@@ -179,11 +201,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         show_bar = not options["no_progress"] and sys.stderr.isatty() and sys.stdout.isatty()
         progress = BarProgress() if show_bar else LineProgress(self.stdout)
-        feed_options = {
-            key: options[key]
-            for key in ("format", "delimiter", "encoding", "mapping", "preset", "partner")
-            if options[key] is not None
-        }
+        feed_options = {key: options[key] for key in FEED_OPTIONS if options[key] is not None}
         # Several sources run one after another, each its own run to its end, as
         # oscar_import_catalogue imports each file in turn; the exit status is the worst.
         worst, errors = 0, []
