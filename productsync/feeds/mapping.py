@@ -12,12 +12,18 @@ from typing import Any
 import ijson
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
+from productsync.feeds.csvfeed import REQUIRED, csv_rows, items_merged, row_dicts
 from productsync.feeds.diagnostics import source_check
-from productsync.feeds.grouping import Row, groups_by_reference, groups_consecutive
+from productsync.feeds.grouping import (
+    Row,
+    groups_by_reference,
+    groups_consecutive,
+    groups_sharing,
+)
 from productsync.feeds.presets import PRESETS, preset_path
 from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
 from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
+from productsync.feeds.xmlfeed import Document, ItemPaths, xml_rows
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
 
@@ -27,7 +33,12 @@ PARENT = "parent"
 TOP_KEYS = frozenset(
     {"format", "items", "placeholders", "fields", "attributes", "class_options", "cases"}
     | {"children", "group", "variants", "filter", "detect", "name", "partial"}
+    | {"item_path", "namespaces"}
 )
+FORMATS = ("csv", "json", "jsonl", "xml", "xlsx")
+# Formats read as rows (a CSV's, a sheet's, an XML document's items): [group] and [variants]
+# make products of them.
+ROW_FORMATS = ("csv", "xlsx", "xml")
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,8 @@ class Grouping:
     key: Rule
     parent: Rule | None = None
     children: Rule | None = None
+    # Rows sharing the key anywhere in the file (Google's item_group_id), not just in a run.
+    any_order: bool = False
 
 
 @dataclass
@@ -58,6 +71,9 @@ class Mapping:
     notes: list[str] = field(default_factory=list)
     # Its items carry only what they change (a stock file): runs of it are partial.
     partial: bool = False
+    # XML: the repeated element that makes an item, and prefixes of the namespaces paths use.
+    item_paths: ItemPaths = ItemPaths(("item",))
+    namespaces: dict = field(default_factory=dict)
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -101,9 +117,16 @@ class Mapping:
         def get(path: str) -> Any:
             if parent is not None and path.startswith("parent.") and path not in row:
                 return self._value(parent.get(path[len("parent.") :]))
+            if path not in row and self._prefixed(path):
+                path = path.partition(":")[2]  # Google's tab-separated form: `price`
             return self._value(row.get(path))
 
         return get
+
+    def _prefixed(self, path: str) -> bool:
+        """Whether a path starts with a namespace prefix the mapping declares (`g:price`)."""
+        prefix, colon, _ = path.partition(":")
+        return bool(colon) and prefix in self.namespaces
 
     def apply(self, item: Any) -> Any:
         """Our shape of one JSON object (with its [children])."""
@@ -121,17 +144,41 @@ class Mapping:
     def _json(self, item: dict, parent: Any) -> Any:
         return self.json_getter(item)
 
-    def reader(self, fmt: str | None, readers: dict, csv_options: dict):
+    def xml_getter(self, document: Document):
+        """getter(row, parent) of XML items: `a/b` element paths, `@name` attributes, a
+        repeated element as a list, `/absolute/paths` outside the items (a channel's title)
+        and `parent.` paths reading a variant's product."""
+
+        def getter(row: dict, parent: dict | None):
+            def get(path: str) -> Any:
+                if path.startswith("/"):
+                    return self._value(document.values.get(path))
+                if parent is not None and path.startswith("parent."):
+                    return self._value(_xml_walk(parent, path[len("parent.") :].split("/")))
+                return self._value(_xml_walk(row, path.split("/")))
+
+            return get
+
+        return getter
+
+    def reader(self, fmt: str | None, readers: dict, csv_options: dict, sheet: str | None = None):
         """The reader of a source in this mapping's shape, giving items in our shape."""
-        if fmt == "csv" and self.children is not None:
+        if fmt in ROW_FORMATS and self.children is not None:
             raise SourceError(
-                f"mapping {self.name}: [children] reads nested JSON; a CSV's variants are "
-                "rows: use [group] and [variants]"
+                f"mapping {self.name}: [children] reads nested JSON; the variants of a "
+                f"{fmt.upper()} are rows: use [group] and [variants]"
             )
-        if fmt != "csv" and (self.group or self.variants):
-            raise SourceError(f"mapping {self.name}: [group] and [variants] read CSV rows")
+        if fmt not in ROW_FORMATS and (self.group or self.variants):
+            raise SourceError(
+                f"mapping {self.name}: [group] and [variants] read CSV or sheet rows, or XML items"
+            )
         if fmt == "csv":
-            return lambda stream: self._csv_items(stream, **csv_options)
+            return lambda stream: self.table_items(csv_rows(stream, **csv_options))
+        if fmt == "xlsx":
+            rows = readers["xlsx-rows"]
+            return lambda stream: self.table_items(rows(stream, sheet=sheet), unit="row")
+        if fmt == "xml":
+            return self._xml_items
         if fmt == "json":
             return self._json_items
         if fmt == "jsonl":
@@ -142,7 +189,9 @@ class Mapping:
                 f"mapping {self.name}: the source's format is unknown: set format in the "
                 "mapping or give --format"
             )
-        raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
+        raise SourceError(
+            f"mapping {self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}"
+        )
 
     def _checked(self, position: int, index: int, item: Any) -> FeedItem:
         """The item in our shape, or an Unparsed naming the source item (index) and path."""
@@ -194,22 +243,51 @@ class Mapping:
             raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
         self._skips_noted(skipped)
 
-    def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
+    def table_items(self, rows, unit: str = "line") -> Iterator[FeedItem]:
+        """Items of rows whose first is a header (a CSV's, a sheet's)."""
         hint = f": the mapping {self.name} reads it"
         keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
         required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
-        rows = csv_dicts(stream, delimiter, encoding, required, hint)
-        rows = self._header_noted(Row(line, row) for line, row in rows)
-        groups = self._groups(rows)
+        dicts = row_dicts(rows, required, hint)
+        rows = self._header_noted(Row(line, row) for line, row in dicts)
+        yield from self._rows_items(rows, self.csv_getter, unit)
+
+    def _xml_items(self, stream: io.BufferedReader) -> Iterator[FeedItem]:
+        document = Document()
+        unread: Counter = Counter()
+        rows = xml_rows(stream, self.item_paths, self.namespaces, document)
+        count = 0
+        for item in self._rows_items(self._elements_noted(rows, unread), self.xml_getter(document)):
+            count += 1
+            yield item
+        if count == 0:
+            raise FeedError(
+                f"no items at {' or '.join(self.item_paths.paths)}: check item_path in the "
+                f"mapping {self.name}"
+            )
+        if unread:
+            names = ", ".join(sorted(unread)[:50]) + (", ..." if len(unread) > 50 else "")
+            self.notes.append(f"elements not imported: {names}")
+
+    def _elements_noted(self, rows: Iterator[Row], unread: Counter) -> Iterator[Row]:
+        """The rows; counts the item elements the mapping does not read (for the notes)."""
+        read = {c.removeprefix("parent.").split("/")[0] for c in self.columns()}
+        for row in rows:
+            if isinstance(row.data, dict) and len(unread) <= 50:
+                unread.update(key for key in row.data if key not in read and key != "#text")
+            yield row
+
+    def _rows_items(self, rows: Iterator[Row], getter, unit: str = "line") -> Iterator[FeedItem]:
+        groups = self._groups(rows, getter)
         position, skipped = 0, Counter()
         for group in groups:
             if isinstance(group[0].data, Unparsed):
                 yield FeedItem(position, group[0].data)
                 position += 1
                 continue
-            if self._skipped(self.csv_getter(group[0].data, None), skipped):
+            if self._skipped(getter(group[0].data, None), skipped):
                 continue
-            yield FeedItem(position, self._group_item(group))
+            yield FeedItem(position, self._group_item(group, getter, unit))
             position += 1
         self._skips_noted(skipped)
 
@@ -221,8 +299,15 @@ class Mapping:
             if isinstance(row.data, dict):
                 header, wanted = list(row.data), self.columns()
                 read = {c.removeprefix("parent.") for c in wanted}
+                read |= {c.partition(":")[2] for c in read if self._prefixed(c)}
                 unread = [c for c in header if c not in read]
-                absent = [c for c in wanted if c not in row.data and not c.startswith("parent.")]
+                # An XML mapping read from a table (Google's tab-separated form) names
+                # elements of both of Google's feed shapes: their absence says nothing.
+                absent = [
+                    c
+                    for c in wanted
+                    if c not in row.data and not c.startswith("parent.") and self.format != "xml"
+                ]
                 if unread:
                     self.notes.append(f"columns not imported: {', '.join(unread)}")
                 if absent:
@@ -232,35 +317,55 @@ class Mapping:
                 return
             yield row
 
-    def _groups(self, rows: Iterator[Row]) -> Iterator[list[Row]]:
+    def _groups(self, rows: Iterator[Row], getter) -> Iterator[list[Row]]:
         group = self.group
         if group is None:
             upc = self.shape.fields.rules.get("upc")
             if upc is None:  # a partial feed keyed by stock record: each row is one item
                 return ([row] for row in rows)
-            return groups_consecutive(rows, lambda r: upc.get(self.csv_getter(r, None)))
-        key = lambda r: group.key.get(self.csv_getter(r, None))  # noqa: E731
+            return groups_consecutive(rows, lambda r: upc.get(getter(r, None)))
+        key = lambda r: group.key.get(getter(r, None))  # noqa: E731
+        if group.any_order:
+            return groups_sharing(rows, key)
         if group.parent is None and group.children is None:
             return groups_consecutive(rows, key)
-        parent = group.parent and (lambda r: group.parent.get(self.csv_getter(r, None)))
-        children = group.children and (
-            lambda r: _listed(group.children.get(self.csv_getter(r, None)))
-        )
+        parent = group.parent and (lambda r: group.parent.get(getter(r, None)))
+        children = group.children and (lambda r: _listed(group.children.get(getter(r, None))))
         return groups_by_reference(rows, key, parent, children)
 
-    def _group_item(self, group: list[Row]) -> Any:
+    def _group_item(self, group: list[Row], getter, unit: str) -> Any:
         data = [row.data for row in group]
         if self.group is None:
             # Rows of the same upc one after the other add to one product, as in our CSV.
-            payloads = [group_payload(self.shape, None, [row], self.csv_getter)[0] for row in data]
+            payloads = [group_payload(self.shape, None, [row], getter)[0] for row in data]
             payload = next(items_merged(payloads)).payload
             if self.partial:  # checked as a partial item by the run, not as a whole product
                 return payload
             columns = (self.shape.fields.columns(), {})
-            return source_check(payload, [(r.line, r.data) for r in group], columns)
-        payload, used, columns = group_payload(self.shape, self.variants, data, self.csv_getter)
+            return source_check(payload, [(r.line, r.data) for r in group], columns, unit)
+        payload, used, columns = group_payload(self.shape, self.variants, data, getter)
         rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
-        return source_check(payload, rows, columns)
+        return source_check(payload, rows, columns, unit)
+
+
+def _xml_walk(value: Any, parts: list[str]) -> Any:
+    """The text at an element path; through a repeated element, the list of every match."""
+    for i, part in enumerate(parts):
+        if isinstance(value, list):
+            found = (_xml_walk(element, parts[i:]) for element in value)
+            return [v for f in found for v in (f if isinstance(f, list) else [f]) if v]
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return _xml_text(value)
+
+
+def _xml_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("#text", "")
+    if isinstance(value, list):
+        return [v for v in map(_xml_text, value) if v]
+    return value
 
 
 def _listed(value: Any) -> list[str]:
@@ -313,8 +418,8 @@ def mapping_parse(data: dict, name: str) -> Mapping:
     if unknown:
         raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")
     fmt = data.get("format")
-    if fmt not in (None, "csv", "json", "jsonl"):
-        raise SourceError(f"{where}: format is csv, json or jsonl, not {fmt!r}")
+    if fmt not in (None, *FORMATS):
+        raise SourceError(f"{where}: format is {', '.join(FORMATS)}, not {fmt!r}")
     placeholders = data.get("placeholders", list(PLACEHOLDERS))
     if not isinstance(placeholders, list) or not all(isinstance(p, str) for p in placeholders):
         raise SourceError(f"{where}: placeholders is a list of texts that mean no value")
@@ -329,6 +434,8 @@ def mapping_parse(data: dict, name: str) -> Mapping:
         items=str(data.get("items", "")),
         placeholders=frozenset(placeholders),
         detect=tuple(str(c) for c in data.get("detect", [])),
+        item_paths=_item_paths(data.get("item_path", "item"), where),
+        namespaces=_namespaces(data.get("namespaces", {}), where),
     )
     mapping.children = _children(data.get("children"), where, mapping.placeholders)
     mapping.group = _grouping(data.get("group"), where)
@@ -359,20 +466,43 @@ def _children(children: Any, where: str, placeholders: frozenset) -> Mapping | N
     )
 
 
+def _item_paths(paths: Any, where: str) -> ItemPaths:
+    """item_path: the element path of an item, or a list of alternatives."""
+    paths = [paths] if isinstance(paths, str) else paths
+    if not isinstance(paths, list) or not paths or not all(
+        isinstance(p, str) and p.strip("/") for p in paths
+    ):
+        raise SourceError(f"{where}: item_path is an element path (rss/channel/item) or a list")
+    return ItemPaths(tuple(paths))
+
+
+def _namespaces(namespaces: Any, where: str) -> dict:
+    if not isinstance(namespaces, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in namespaces.items()
+    ):
+        raise SourceError(f"{where}: namespaces is a table of prefixes to namespace URIs")
+    return dict(namespaces)
+
+
 def _grouping(group: Any, where: str) -> Grouping | None:
     if group is None:
         return None
     if (
         not isinstance(group, dict)
         or "key" not in group
-        or set(group) - {"key", "parent", "children"}
+        or set(group) - {"key", "parent", "children", "any_order"}
+        or not isinstance(group.get("any_order", False), bool)
     ):
         raise SourceError(
             f"{where}: [group] needs key (the column that names a product) and optionally "
-            "parent (a row's parent's key) or children (the keys of a row's children)"
+            "parent (a row's parent's key) or children (the keys of a row's children), or "
+            "any_order = true (rows sharing the key anywhere in the file)"
         )
-    rules = {k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items()}
-    return Grouping(rules["key"], rules.get("parent"), rules.get("children"))
+    any_order = group.get("any_order", False)
+    rules = {
+        k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items() if k != "any_order"
+    }
+    return Grouping(rules["key"], rules.get("parent"), rules.get("children"), any_order)
 
 
 def _variants(variants: Any, where: str) -> Variants | None:

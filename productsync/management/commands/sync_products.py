@@ -100,8 +100,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--preset",
-            help="a platform's product CSV export: shopify, woocommerce or magento "
-            "(default: told from the CSV header)",
+            help="a platform's product export: shopify, woocommerce or magento (CSV), or "
+            "google (Merchant Center XML or tab-separated; default: told from the CSV header "
+            "or the XML namespace)",
+        )
+        parser.add_argument(
+            "--sheet", help="the sheet of an Excel workbook to read (default: the first)"
         )
         parser.add_argument(
             "--batch-size",
@@ -168,7 +172,7 @@ class Command(BaseCommand):
         progress = BarProgress() if show_bar else LineProgress(self.stdout)
         feed_options = {
             key: options[key]
-            for key in ("format", "delimiter", "encoding", "mapping", "preset", "partner")
+            for key in ("format", "delimiter", "encoding", "mapping", "preset", "partner", "sheet")
             if options[key] is not None
         }
         # Several sources run one after another, each its own run to its end, as
