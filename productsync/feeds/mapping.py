@@ -189,9 +189,7 @@ class Mapping:
                 f"mapping {self.name}: the source's format is unknown: set format in the "
                 "mapping or give --format"
             )
-        raise SourceError(
-            f"mapping {self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}"
-        )
+        raise SourceError(f"mapping {self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}")
 
     def _checked(self, position: int, index: int, item: Any) -> FeedItem:
         """The item in our shape, or an Unparsed naming the source item (index) and path."""
@@ -469,8 +467,10 @@ def _children(children: Any, where: str, placeholders: frozenset) -> Mapping | N
 def _item_paths(paths: Any, where: str) -> ItemPaths:
     """item_path: the element path of an item, or a list of alternatives."""
     paths = [paths] if isinstance(paths, str) else paths
-    if not isinstance(paths, list) or not paths or not all(
-        isinstance(p, str) and p.strip("/") for p in paths
+    if (
+        not isinstance(paths, list)
+        or not paths
+        or not all(isinstance(p, str) and p.strip("/") for p in paths)
     ):
         raise SourceError(f"{where}: item_path is an element path (rss/channel/item) or a list")
     return ItemPaths(tuple(paths))
@@ -499,9 +499,7 @@ def _grouping(group: Any, where: str) -> Grouping | None:
             "any_order = true (rows sharing the key anywhere in the file)"
         )
     any_order = group.get("any_order", False)
-    rules = {
-        k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items() if k != "any_order"
-    }
+    rules = {k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items() if k != "any_order"}
     return Grouping(rules["key"], rules.get("parent"), rules.get("children"), any_order)
 
 

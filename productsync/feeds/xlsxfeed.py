@@ -17,7 +17,6 @@ from productsync.feeds.csvfeed import Row
 from productsync.feeds.stream import ZIP_MAGIC
 from productsync.records import Unparsed
 
-
 # A fixed number format ("0.00", "#,##0.000"): its decimals are the places a number shows.
 _FIXED = re.compile(r"^[#,0]*0(?:\.(0+))?$")
 

@@ -99,9 +99,7 @@ def element_value(element: Any, names: Names) -> Any:
     text = (element.text or "").strip()
     if not len(element) and not element.attrib:
         return text
-    out: dict[str, Any] = {
-        f"@{names.attribute(k, element)}": v for k, v in element.attrib.items()
-    }
+    out: dict[str, Any] = {f"@{names.attribute(k, element)}": v for k, v in element.attrib.items()}
     repeated = set()
     for child in element:
         key, value = names.of(child.tag, child.prefix), element_value(child, names)
@@ -236,7 +234,7 @@ def xml_rows(
     try:
         while chunk := stream.read(CHUNK):
             if not fed:
-                prolog_check(chunk[:PREVIEW * 64])
+                prolog_check(chunk[: PREVIEW * 64])
             parser.feed(chunk)
             fed += len(chunk)
             for row in reader.events(parser.read_events(), fed):
