@@ -74,6 +74,8 @@ class Mapping:
     # XML: the repeated element that makes an item, and prefixes of the namespaces paths use.
     item_paths: ItemPaths = ItemPaths(("item",))
     namespaces: dict = field(default_factory=dict)
+    # The partner every stock record is written under (a preset's, by --partner), if given.
+    partner: str | None = None
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -246,6 +248,8 @@ class Mapping:
         hint = f": the mapping {self.name} reads it"
         keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
         required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
+        if self.format == "xml":
+            required = []  # Google's tab-separated form: optional columns key its products
         dicts = row_dicts(rows, required, hint)
         rows = self._header_noted(Row(line, row) for line, row in dicts)
         yield from self._rows_items(rows, self.csv_getter, unit)
@@ -336,14 +340,21 @@ class Mapping:
         if self.group is None:
             # Rows of the same upc one after the other add to one product, as in our CSV.
             payloads = [group_payload(self.shape, None, [row], getter)[0] for row in data]
-            payload = next(items_merged(payloads)).payload
+            payload = self._partnered(next(items_merged(payloads)).payload)
             if self.partial:  # checked as a partial item by the run, not as a whole product
                 return payload
             columns = (self.shape.fields.columns(), {})
             return source_check(payload, [(r.line, r.data) for r in group], columns, unit)
         payload, used, columns = group_payload(self.shape, self.variants, data, getter)
         rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
-        return source_check(payload, rows, columns, unit)
+        return source_check(self._partnered(payload), rows, columns, unit)
+
+    def _partnered(self, payload: dict) -> dict:
+        if self.partner is not None:
+            for product in (payload, *payload.get("children", ())):
+                for record in product.get("stockrecords", ()):
+                    record["partner"] = self.partner
+        return payload
 
 
 def _xml_walk(value: Any, parts: list[str]) -> Any:

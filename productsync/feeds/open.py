@@ -94,6 +94,8 @@ def reader_for(
     field_map = mapping.mapping_for(options.mapping, options.preset)
     if field_map is not None:
         field_map.notes = notes
+        if options.preset and options.partner:
+            field_map.partner = options.partner
     if fmt is None and field_map is not None:
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
@@ -132,8 +134,9 @@ def _noted(reader: Reader, notes: list) -> Reader:
 
 def feed_partial(options: FeedOptions) -> bool:
     """Whether the feed options make a run partial: a stock file's partner, or a mapping
-    that declares partial = true (an unreadable mapping is reported when the feed opens)."""
-    if options.partner:
+    that declares partial = true (an unreadable mapping is reported when the feed opens).
+    With a preset, the partner names the stock records' partner (a run of a whole feed)."""
+    if options.partner and not options.preset:
         return True
     try:
         return bool(options.mapping) and mapping.mapping_load(options.mapping).partial

@@ -125,7 +125,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--partner",
             help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
-            "records; implies --partial",
+            "records; implies --partial. With --preset: the partner of the feed's stock "
+            "records (a whole feed, not partial)",
         )
         parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
         parser.add_argument(
