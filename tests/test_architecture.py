@@ -35,12 +35,14 @@ FACE_EXTRAS = {
 }
 READERS = {
     f"productsync.feeds.{name}"
-    for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping", "stockcsv")
+    for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping", "stockcsv", "xmlfeed", "xlsxfeed")
 }
 # Readers that use another reader's row helpers (not its dispatch: no cycle).
 READER_HELPERS = {
     "productsync.feeds.oscarcsv": {"productsync.feeds.csvfeed"},
-    "productsync.feeds.mapping": {"productsync.feeds.csvfeed"},
+    "productsync.feeds.mapping": {"productsync.feeds.csvfeed", "productsync.feeds.xmlfeed"},
+    # Rows of CSVs, sheets and XML items in a mapping's shape.
+    "productsync.feeds.mapped_rows": {"productsync.feeds.csvfeed", "productsync.feeds.xmlfeed"},
     # The mapping's field sets build our flat CSV payloads.
     "productsync.feeds.shapes": {"productsync.feeds.csvfeed"},
     "productsync.feeds.stockcsv": {"productsync.feeds.csvfeed"},

@@ -12,20 +12,18 @@ from typing import Any
 import ijson
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds.csvfeed import REQUIRED, csv_rows, items_merged, row_dicts
+from productsync.feeds.csvfeed import REQUIRED, csv_rows
 from productsync.feeds.diagnostics import source_check
-from productsync.feeds.grouping import (
-    Row,
-    groups_by_reference,
-    groups_consecutive,
-    groups_sharing,
-)
+from productsync.feeds.mapped_rows import Grouping, RowMapping
 from productsync.feeds.presets import PRESETS, preset_path
 from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
 from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
-from productsync.feeds.xmlfeed import Document, ItemPaths, xml_rows
+from productsync.feeds.xmlfeed import (
+    ItemPaths,
+    item_paths_parse,
+    namespaces_parse,
+)
 from productsync.outcomes import FeedItem
-from productsync.records import Unparsed
 
 PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
 # In a [children] mapping and in [variants], paths under this name read the parent item.
@@ -41,20 +39,8 @@ FORMATS = ("csv", "json", "jsonl", "xml", "xlsx")
 ROW_FORMATS = ("csv", "xlsx", "xml")
 
 
-@dataclass(frozen=True)
-class Grouping:
-    """Rows that make one product: consecutive rows with the same key, or rows naming their
-    parent's key (parent) or their children's keys (children), in any order."""
-
-    key: Rule
-    parent: Rule | None = None
-    children: Rule | None = None
-    # Rows sharing the key anywhere in the file (Google's item_group_id), not just in a run.
-    any_order: bool = False
-
-
 @dataclass
-class Mapping:
+class Mapping(RowMapping):
     name: str
     shape: Shape
     format: str | None = None
@@ -91,13 +77,6 @@ class Mapping:
             out += rule.paths() if rule else []
         return list(dict.fromkeys(out))
 
-    def _value(self, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
-            return ""
-        if isinstance(value, float) and value != value:  # NaN
-            return ""
-        return value
-
     def _walk(self, value: Any, parts: list[str]) -> Any:
         """The value at a path: a part is a key, a list index, `*` (the rest of the path for
         every element of a list) or `key=value` (the first element of a list with that)."""
@@ -110,25 +89,10 @@ class Mapping:
                 value = _element(value, part)
             else:
                 return None
-        return self._value(value)
+        return self.value_clean(value)
 
     def json_getter(self, item: dict):
         return lambda path: self._walk(item, path.split("."))
-
-    def csv_getter(self, row: dict, parent: dict | None):
-        def get(path: str) -> Any:
-            if parent is not None and path.startswith("parent.") and path not in row:
-                return self._value(parent.get(path[len("parent.") :]))
-            if path not in row and self._prefixed(path):
-                path = path.partition(":")[2]  # Google's tab-separated form: `price`
-            return self._value(row.get(path))
-
-        return get
-
-    def _prefixed(self, path: str) -> bool:
-        """Whether a path starts with a namespace prefix the mapping declares (`g:price`)."""
-        prefix, colon, _ = path.partition(":")
-        return bool(colon) and prefix in self.namespaces
 
     def apply(self, item: Any) -> Any:
         """Our shape of one JSON object (with its [children])."""
@@ -145,23 +109,6 @@ class Mapping:
 
     def _json(self, item: dict, parent: Any) -> Any:
         return self.json_getter(item)
-
-    def xml_getter(self, document: Document):
-        """getter(row, parent) of XML items: `a/b` element paths, `@name` attributes, a
-        repeated element as a list, `/absolute/paths` outside the items (a channel's title)
-        and `parent.` paths reading a variant's product."""
-
-        def getter(row: dict, parent: dict | None):
-            def get(path: str) -> Any:
-                if path.startswith("/"):
-                    return self._value(document.values.get(path))
-                if parent is not None and path.startswith("parent."):
-                    return self._value(_xml_walk(parent, path[len("parent.") :].split("/")))
-                return self._value(_xml_walk(row, path.split("/")))
-
-            return get
-
-        return getter
 
     def reader(self, fmt: str | None, readers: dict, csv_options: dict, sheet: str | None = None):
         """The reader of a source in this mapping's shape, giving items in our shape."""
@@ -180,7 +127,7 @@ class Mapping:
             rows = readers["xlsx-rows"]
             return lambda stream: self.table_items(rows(stream, sheet=sheet), unit="row")
         if fmt == "xml":
-            return self._xml_items
+            return self.xml_items
         if fmt == "json":
             return self._json_items
         if fmt == "jsonl":
@@ -205,26 +152,16 @@ class Mapping:
         )
         return FeedItem(position, source_check(self.apply(item), [(index, item)], columns, "item"))
 
-    def _skipped(self, get, counts: Counter) -> bool:
-        if self.skip is not None and self.skip.holds(get):
-            counts[str(self.skip)] += 1
-            return True
-        return False
-
-    def _skips_noted(self, counts: Counter) -> None:
-        for why, count in counts.items():
-            self.notes.append(f"{count} items skipped by the mapping's filter ({why})")
-
     def _mapped(self, items: Iterator[FeedItem]) -> Iterator[FeedItem]:
         position, skipped = 0, Counter()
         for index, item in enumerate(items):
-            if isinstance(item.payload, dict) and self._skipped(
+            if isinstance(item.payload, dict) and self.skip_counted(
                 self.json_getter(item.payload), skipped
             ):
                 continue
             yield self._checked(position, index, item.payload)
             position += 1
-        self._skips_noted(skipped)
+        self.skips_noted(skipped)
 
     def _json_items(self, stream: io.BufferedReader) -> Iterator[FeedItem]:
         prefix = f"{self.items}.item" if self.items else "item"
@@ -233,7 +170,8 @@ class Mapping:
         try:
             for payload in ijson.items(stream, prefix, use_float=True):
                 read += 1
-                if isinstance(payload, dict) and self._skipped(self.json_getter(payload), skipped):
+                get = self.json_getter(payload) if isinstance(payload, dict) else None
+                if get is not None and self.skip_counted(get, skipped):
                     continue
                 yield self._checked(position, read - 1, payload)
                 position += 1
@@ -241,146 +179,7 @@ class Mapping:
             raise FeedError(f"malformed JSON after item {position}: {exc}") from None
         if read == 0:
             raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
-        self._skips_noted(skipped)
-
-    def table_items(self, rows, unit: str = "line") -> Iterator[FeedItem]:
-        """Items of rows whose first is a header (a CSV's, a sheet's)."""
-        hint = f": the mapping {self.name} reads it"
-        keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
-        required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
-        if self.format == "xml":
-            required = []  # Google's tab-separated form: optional columns key its products
-        dicts = row_dicts(rows, required, hint)
-        rows = self._header_noted(Row(line, row) for line, row in dicts)
-        yield from self._rows_items(rows, self.csv_getter, unit)
-
-    def _xml_items(self, stream: io.BufferedReader) -> Iterator[FeedItem]:
-        document = Document()
-        unread: Counter = Counter()
-        rows = xml_rows(stream, self.item_paths, self.namespaces, document)
-        count = 0
-        for item in self._rows_items(self._elements_noted(rows, unread), self.xml_getter(document)):
-            count += 1
-            yield item
-        if count == 0:
-            raise FeedError(
-                f"no items at {' or '.join(self.item_paths.paths)}: check item_path in the "
-                f"mapping {self.name}"
-            )
-        if unread:
-            names = ", ".join(sorted(unread)[:50]) + (", ..." if len(unread) > 50 else "")
-            self.notes.append(f"elements not imported: {names}")
-
-    def _elements_noted(self, rows: Iterator[Row], unread: Counter) -> Iterator[Row]:
-        """The rows; counts the item elements the mapping does not read (for the notes)."""
-        read = {c.removeprefix("parent.").split("/")[0] for c in self.columns()}
-        for row in rows:
-            if isinstance(row.data, dict) and len(unread) <= 50:
-                unread.update(key for key in row.data if key not in read and key != "#text")
-            yield row
-
-    def _rows_items(self, rows: Iterator[Row], getter, unit: str = "line") -> Iterator[FeedItem]:
-        groups = self._groups(rows, getter)
-        position, skipped = 0, Counter()
-        for group in groups:
-            if isinstance(group[0].data, Unparsed):
-                yield FeedItem(position, group[0].data)
-                position += 1
-                continue
-            if self._skipped(getter(group[0].data, None), skipped):
-                continue
-            yield FeedItem(position, self._group_item(group, getter, unit))
-            position += 1
-        self._skips_noted(skipped)
-
-    def _header_noted(self, rows: Iterator[Row]) -> Iterator[Row]:
-        """The rows; the run's notes name the columns of the header the mapping does not read
-        (never dropped silently) and the columns it reads that the header lacks (read as
-        empty: a preset reads several versions of a platform's export)."""
-        for row in rows:
-            if isinstance(row.data, dict):
-                header, wanted = list(row.data), self.columns()
-                read = {c.removeprefix("parent.") for c in wanted}
-                read |= {c.partition(":")[2] for c in read if self._prefixed(c)}
-                unread = [c for c in header if c not in read]
-                # An XML mapping read from a table (Google's tab-separated form) names
-                # elements of both of Google's feed shapes: their absence says nothing.
-                absent = [
-                    c
-                    for c in wanted
-                    if c not in row.data and not c.startswith("parent.") and self.format != "xml"
-                ]
-                if unread:
-                    self.notes.append(f"columns not imported: {', '.join(unread)}")
-                if absent:
-                    self.notes.append(f"columns the mapping reads, absent: {', '.join(absent)}")
-                yield row
-                yield from rows
-                return
-            yield row
-
-    def _groups(self, rows: Iterator[Row], getter) -> Iterator[list[Row]]:
-        group = self.group
-        if group is None:
-            upc = self.shape.fields.rules.get("upc")
-            if upc is None:  # a partial feed keyed by stock record: each row is one item
-                return ([row] for row in rows)
-            return groups_consecutive(rows, lambda r: upc.get(getter(r, None)))
-        key = lambda r: group.key.get(getter(r, None))  # noqa: E731
-        if group.any_order:
-            return groups_sharing(rows, key)
-        if group.parent is None and group.children is None:
-            return groups_consecutive(rows, key)
-        parent = group.parent and (lambda r: group.parent.get(getter(r, None)))
-        children = group.children and (lambda r: _listed(group.children.get(getter(r, None))))
-        return groups_by_reference(rows, key, parent, children)
-
-    def _group_item(self, group: list[Row], getter, unit: str) -> Any:
-        data = [row.data for row in group]
-        if self.group is None:
-            # Rows of the same upc one after the other add to one product, as in our CSV.
-            payloads = [group_payload(self.shape, None, [row], getter)[0] for row in data]
-            payload = self._partnered(next(items_merged(payloads)).payload)
-            if self.partial:  # checked as a partial item by the run, not as a whole product
-                return payload
-            columns = (self.shape.fields.columns(), {})
-            return source_check(payload, [(r.line, r.data) for r in group], columns, unit)
-        payload, used, columns = group_payload(self.shape, self.variants, data, getter)
-        rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
-        return source_check(self._partnered(payload), rows, columns, unit)
-
-    def _partnered(self, payload: dict) -> dict:
-        if self.partner is not None:
-            for product in (payload, *payload.get("children", ())):
-                for record in product.get("stockrecords", ()):
-                    record["partner"] = self.partner
-        return payload
-
-
-def _xml_walk(value: Any, parts: list[str]) -> Any:
-    """The text at an element path; through a repeated element, the list of every match."""
-    for i, part in enumerate(parts):
-        if isinstance(value, list):
-            found = (_xml_walk(element, parts[i:]) for element in value)
-            return [v for f in found for v in (f if isinstance(f, list) else [f]) if v]
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return _xml_text(value)
-
-
-def _xml_text(value: Any) -> Any:
-    if isinstance(value, dict):
-        return value.get("#text", "")
-    if isinstance(value, list):
-        return [v for v in map(_xml_text, value) if v]
-    return value
-
-
-def _listed(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [str(v) for v in value if v not in ("", None)]
-    return [str(value)] if value not in ("", None) else []
+        self.skips_noted(skipped)
 
 
 def _element(items: list, part: str) -> Any:
@@ -443,8 +242,8 @@ def mapping_parse(data: dict, name: str) -> Mapping:
         items=str(data.get("items", "")),
         placeholders=frozenset(placeholders),
         detect=tuple(str(c) for c in data.get("detect", [])),
-        item_paths=_item_paths(data.get("item_path", "item"), where),
-        namespaces=_namespaces(data.get("namespaces", {}), where),
+        item_paths=item_paths_parse(data.get("item_path", "item"), where),
+        namespaces=namespaces_parse(data.get("namespaces", {}), where),
     )
     mapping.children = _children(data.get("children"), where, mapping.placeholders)
     mapping.group = _grouping(data.get("group"), where)
@@ -473,26 +272,6 @@ def _children(children: Any, where: str, placeholders: frozenset) -> Mapping | N
         items=children["items"],
         placeholders=placeholders,
     )
-
-
-def _item_paths(paths: Any, where: str) -> ItemPaths:
-    """item_path: the element path of an item, or a list of alternatives."""
-    paths = [paths] if isinstance(paths, str) else paths
-    if (
-        not isinstance(paths, list)
-        or not paths
-        or not all(isinstance(p, str) and p.strip("/") for p in paths)
-    ):
-        raise SourceError(f"{where}: item_path is an element path (rss/channel/item) or a list")
-    return ItemPaths(tuple(paths))
-
-
-def _namespaces(namespaces: Any, where: str) -> dict:
-    if not isinstance(namespaces, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in namespaces.items()
-    ):
-        raise SourceError(f"{where}: namespaces is a table of prefixes to namespace URIs")
-    return dict(namespaces)
 
 
 def _grouping(group: Any, where: str) -> Grouping | None:

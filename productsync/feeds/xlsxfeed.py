@@ -9,13 +9,20 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from productsync.exceptions import SourceError
 from productsync.feeds.bounds import PREVIEW, item_bound, too_long
-from productsync.feeds.csvfeed import Row
 from productsync.feeds.stream import ZIP_MAGIC
 from productsync.records import Unparsed
+
+
+class Row(NamedTuple):
+    """One non-blank row of a sheet, as a CSV reader gives it: its number and its cells."""
+
+    line: int
+    cells: list[str] | Unparsed
+
 
 # A fixed number format ("0.00", "#,##0.000"): its decimals are the places a number shows.
 _FIXED = re.compile(r"^[#,0]*0(?:\.(0+))?$")

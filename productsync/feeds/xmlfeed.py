@@ -11,7 +11,7 @@ from typing import Any
 from lxml import etree
 
 from productsync.conf import app_settings
-from productsync.exceptions import FeedError
+from productsync.exceptions import FeedError, SourceError
 from productsync.feeds.bounds import CHUNK, PREVIEW, item_bound, too_long
 from productsync.feeds.grouping import Row
 from productsync.feeds.stream import MAX_DEPTH
@@ -251,3 +251,48 @@ def xml_rows(
 def namespace_declared(head: bytes, uri: str) -> bool:
     """Whether the first bytes of a document name a namespace (a preset told by it)."""
     return uri.encode() in head or uri.encode("utf-16-le") in head
+
+
+def xml_value(item: dict, path: str) -> Any:
+    """The text at an element path (`a/b`, `@name`) of an item; through a repeated element,
+    the list of every match."""
+    return _walk(item, path.split("/"))
+
+
+def _walk(value: Any, parts: list[str]) -> Any:
+    for i, part in enumerate(parts):
+        if isinstance(value, list):
+            found = (_walk(element, parts[i:]) for element in value)
+            return [v for f in found for v in (f if isinstance(f, list) else [f]) if v]
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return _text(value)
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("#text", "")
+    if isinstance(value, list):
+        return [v for v in map(_text, value) if v]
+    return value
+
+
+def item_paths_parse(paths: Any, where: str) -> ItemPaths:
+    """item_path: the element path of an item, or a list of alternatives."""
+    paths = [paths] if isinstance(paths, str) else paths
+    if (
+        not isinstance(paths, list)
+        or not paths
+        or not all(isinstance(p, str) and p.strip("/") for p in paths)
+    ):
+        raise SourceError(f"{where}: item_path is an element path (rss/channel/item) or a list")
+    return ItemPaths(tuple(paths))
+
+
+def namespaces_parse(namespaces: Any, where: str) -> dict:
+    if not isinstance(namespaces, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in namespaces.items()
+    ):
+        raise SourceError(f"{where}: namespaces is a table of prefixes to namespace URIs")
+    return dict(namespaces)
