@@ -158,3 +158,14 @@ def test_a_price_reads_as_amount_and_currency():
         "http://localhost/shop/images/mug-side.jpg",
         "http://localhost/shop/images/mug-top.jpg",
     ]
+
+
+@pytest.mark.django_db
+def test_a_google_feed_over_http_is_told_by_its_content_type_and_namespace(http_server):
+    server = http_server()
+    server.files["/feeds/products"] = (RSS.read_bytes(), "application/rss+xml; charset=utf-8")
+
+    run = sync(server.url + "/feeds/products")
+
+    assert (run.status, run.created, run.failed) == ("succeeded", 4, 0)
+    assert Product.objects.get(upc="TEE-CLASSIC").children.count() == 3

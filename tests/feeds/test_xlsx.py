@@ -185,3 +185,17 @@ def test_a_formula_is_read_as_its_cached_value_never_evaluated(tmp_path):
         (item,) = list(feed)
 
     assert item.payload["stockrecords"][0]["price"] == "19.99"
+
+
+@pytest.mark.django_db
+def test_a_workbook_over_http_is_told_by_its_content_type(http_server, tmp_path):
+    book = workbook_of(csv_rows(shared_data("shopify/product_template.csv")), tmp_path / "s.xlsx")
+    server = http_server()
+    server.files["/export"] = (
+        book.read_bytes(),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+
+    run = sync(server.url + "/export", "--preset", "shopify")
+
+    assert (run.status, run.created, run.failed) == ("succeeded", 3, 0)

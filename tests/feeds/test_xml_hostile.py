@@ -2,6 +2,10 @@
 beyond the bound, text beyond the bounds; nothing is read from disk and no product lands."""
 
 import contextlib
+import errno
+import os
+import threading
+import time
 import uuid
 
 import pytest
@@ -42,6 +46,48 @@ def secret(tmp_path):
     path = tmp_path / "secret.txt"
     path.write_text(f"SECRET-{uuid.uuid4()}", encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def watched_fifo(tmp_path):
+    """A named pipe and the times anything opened it for reading: a watcher opens its writing
+    end whenever a reader waits (closing it at once, so the reader is never stuck)."""
+    path = tmp_path / "watched"
+    os.mkfifo(path)
+    opened, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                opened.append(time.monotonic())
+            except OSError as exc:
+                assert exc.errno == errno.ENXIO  # no reader: the usual case
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    yield path, opened
+    stop.set()
+    watcher.join()
+
+
+@pytest.mark.django_db
+def test_an_entity_naming_a_local_file_never_opens_it(tmp_path, watched_fifo):
+    path, opened = watched_fifo
+    for name, doctype in (
+        ("external.xml", f'<!DOCTYPE rss [<!ENTITY leak SYSTEM "file://{path}">]>'),
+        ("dtd.xml", f'<!DOCTYPE rss SYSTEM "file://{path}">'),
+        ("parameter.xml", f'<!DOCTYPE rss [<!ENTITY % p SYSTEM "file://{path}"> %p;]>'),
+    ):
+        feed = tmp_path / name
+        feed.write_text(HEAD + doctype + RSS + item("A", "&leak;") + END, encoding="utf-8")
+
+        run = sync(feed)
+
+        assert run.status == "failed" and "document type" in run.error, name
+    assert opened == []
+    assert not Product.objects.exists()
 
 
 @pytest.mark.django_db
