@@ -115,6 +115,9 @@ def reader_for(
         readers["csv"] = functools.partial(
             stockcsv.partial_csv_items, **csv_options, partner=options.partner, parse=parse
         )
+        readers["xlsx"] = lambda stream: stockcsv.partial_items(
+            csvfeed.row_dicts(xlsxfeed.xlsx_rows(stream, options.sheet)), options.partner, parse
+        )
     reader = readers[fmt]
     if field_map is not None:
         reader = field_map.reader(fmt, readers, csv_options, options.sheet)

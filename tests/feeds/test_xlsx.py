@@ -199,3 +199,23 @@ def test_a_workbook_over_http_is_told_by_its_content_type(http_server, tmp_path)
     run = sync(server.url + "/export", "--preset", "shopify")
 
     assert (run.status, run.created, run.failed) == ("succeeded", 3, 0)
+
+
+@pytest.mark.django_db
+def test_a_stock_workbook_updates_its_partners_stock(tmp_path):
+    with open(tmp_path / "demo.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(demo_csv_rows())
+    sync(tmp_path / "demo.csv")
+    book = openpyxl.Workbook()
+    book.active.append(["sku", "price", "stock"])
+    book.active.append(["ACME-0001", 19.99, 12])
+    book.active.append(["ACME-0002", None, 0])
+    book.save(tmp_path / "stock.xlsx")
+
+    run = sync(tmp_path / "stock.xlsx", "--partner", "Acme Books")
+
+    assert (run.partial, run.status, run.updated, run.failed) == (True, "succeeded", 2, 0)
+    first = StockRecord.objects.get(partner_sku="ACME-0001")
+    second = StockRecord.objects.get(partner_sku="ACME-0002")
+    assert (first.price, first.num_in_stock) == (Decimal("19.99"), 12)
+    assert (second.price, second.num_in_stock) == (Decimal("45.00"), 0)  # empty: unchanged
