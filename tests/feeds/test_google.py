@@ -169,3 +169,26 @@ def test_a_google_feed_over_http_is_told_by_its_content_type_and_namespace(http_
 
     assert (run.status, run.created, run.failed) == ("succeeded", 4, 0)
     assert Product.objects.get(upc="TEE-CLASSIC").children.count() == 3
+
+
+def test_a_price_that_is_not_an_amount_fails_its_item_naming_the_element(tmp_path):
+    feed = tmp_path / "prices.xml"
+    feed.write_text(
+        RSS.read_text(encoding="utf-8")
+        .replace("<g:price>12.50 USD</g:price>", "<g:price>12,50 USD</g:price>")
+        .replace("<g:price>15.00 USD</g:price>", "<g:price>1e5 USD</g:price>"),
+        encoding="utf-8",
+    )
+
+    with feed_open(str(feed), count=False) as opened:
+        items = list(opened)
+
+    failed = [item.payload for item in items if not isinstance(item.payload, dict)]
+    # The line is where the item starts.
+    assert [f.message for f in failed] == [
+        "line 10, column 'g:price': stockrecords[0].price: '12,50' is not a number"
+    ]
+    (cap,) = [
+        i.payload for i in items if isinstance(i.payload, dict) and i.payload["upc"] == "CAP-001"
+    ]
+    assert cap["stockrecords"][0]["price"] == "1e5"  # never a part of it ("1")
