@@ -4,6 +4,7 @@ noise; formulas as their cached values; a sheet by name."""
 
 import contextlib
 import csv
+import datetime as dt
 import re
 import zipfile
 from decimal import Decimal
@@ -159,6 +160,8 @@ def test_numbers_read_without_float_noise():
     assert number_text(1234.5, "#,##0.00") == "1234.50"
     assert number_text(1e-05) == "0.00001"
     assert cell_text(True) == "TRUE"
+    assert cell_text(dt.datetime(2026, 12, 6)) == "2026-12-06"
+    assert cell_text(dt.datetime(2026, 12, 6, 4, 30)) == "2026-12-06T04:30:00"
     assert Decimal(number_text(19.99)) == Decimal("19.99")
 
 
