@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -25,7 +26,7 @@ from productsync.conf import app_settings
 from productsync.exceptions import RecordError
 
 
-def _storable(text: str) -> str:
+def text_storable(text: str) -> str:
     """Refuse text no database can store: PostgreSQL rejects NUL, UTF-8 has no lone surrogates."""
     if "\x00" in text:
         raise ValueError("contains a NUL character (\\x00), which cannot be stored")
@@ -41,6 +42,21 @@ def _storable(text: str) -> str:
     return text
 
 
+def number_text_plain(text: str) -> bool:
+    """Whether a number's text is as people write one: Decimal and int() also take "1_000",
+    "+5" and other scripts' digits ("١٢.٥٠"), a feed's mistakes never read as numbers."""
+    return text.isascii() and "_" not in text and not text.strip().startswith("+")
+
+
+def _plain_number(error: str, what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not number_text_plain(value):
+            raise PydanticCustomError(error, f"{{value}} is not {what}", {"value": repr(value)})
+        return value
+
+    return BeforeValidator(check)
+
+
 def _not_bool(value: Any) -> Any:
     """JSON true/false are not counts; lax mode would take them as 1/0."""
     if isinstance(value, bool):
@@ -52,8 +68,29 @@ def _not_bool(value: Any) -> Any:
 MAX_CATEGORY_DEPTH = 63
 
 
+# A backslash keeps the next ">", "|" or backslash in a category's name ("Sizes \\> XL").
+_BREADCRUMB_TOKEN = re.compile(r"\\[\\>|]|>|[^\\>]+|\\")
+_NAME_ESCAPED = re.compile(r"\\(?=[\\>|]|$)|[>|]")
+
+
+def breadcrumb_names(text: str) -> list[str]:
+    """A breadcrumb's category names: split at each unescaped ">", stripped, unescaped."""
+    names: list[list[str]] = [[]]
+    for token in _BREADCRUMB_TOKEN.findall(text):
+        if token == ">":
+            names.append([])
+        else:
+            names[-1].append(token[1] if len(token) == 2 and token[0] == "\\" else token)
+    return ["".join(name).strip() for name in names]
+
+
+def category_name_escaped(name: str) -> str:
+    """A category's name as breadcrumb_names reads it back: ">", "|" and "\\" escaped."""
+    return _NAME_ESCAPED.sub(lambda match: "\\" + match.group(0), name)
+
+
 def _breadcrumb(text: str) -> str:
-    names = [name.strip() for name in text.split(">")]
+    names = breadcrumb_names(text)
     if not all(names):
         raise ValueError("has an empty category name between '>' separators")
     if any(len(name) > 255 for name in names):
@@ -66,8 +103,21 @@ def _breadcrumb(text: str) -> str:
 def text(**constraints: Any) -> Any:
     """A stripped string type with constraints, refused when no database could store it."""
     return Annotated[
-        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(_storable)
+        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(text_storable)
     ]
+
+
+StockPrice = Annotated[
+    Decimal,
+    _plain_number("decimal_parsing", "a number"),
+    Field(ge=0, max_digits=12, decimal_places=2),
+]
+StockCount = Annotated[
+    int,
+    BeforeValidator(_not_bool),
+    _plain_number("int_parsing", "a whole number"),
+    Field(ge=0, le=2_147_483_647),
+]
 
 
 class StockRecordIn(BaseModel):
@@ -75,11 +125,9 @@ class StockRecordIn(BaseModel):
 
     partner: text(min_length=1, max_length=128)
     partner_sku: text(min_length=1, max_length=128)
-    price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+    price: StockPrice | None = None
     currency: text(pattern=r"^[A-Z]{3}$") | None = None
-    num_in_stock: (
-        Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=2_147_483_647)] | None
-    ) = None
+    num_in_stock: StockCount | None = None
 
 
 Upc = text(min_length=1, max_length=64)
@@ -91,11 +139,11 @@ AttributeCode = Annotated[
 
 def _plain_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _storable(value)
+        return text_storable(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [_storable(v) for v in value]
+        return [text_storable(v) for v in value]
     raise PydanticCustomError(
         "attribute_value", "expected text, a number, true or false, a list of names, or null"
     )
@@ -133,7 +181,7 @@ class ChildRecord(BaseModel):
     upc: Upc
     title: text(max_length=255) = ""
     slug: Slug | None = None
-    description: Annotated[str, AfterValidator(_storable)] = ""
+    description: Annotated[str, AfterValidator(text_storable)] = ""
     is_public: bool = True
     attributes: Attributes = Field(default_factory=dict)
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
@@ -151,7 +199,7 @@ class ProductRecord(BaseModel):
     upc: Upc
     title: text(min_length=1, max_length=255)
     product_class: text(min_length=1, max_length=128)
-    description: Annotated[str, AfterValidator(_storable)] = ""
+    description: Annotated[str, AfterValidator(text_storable)] = ""
     categories: Annotated[
         list[Annotated[text(min_length=1, max_length=1024), AfterValidator(_breadcrumb)]],
         Field(max_length=100),
@@ -177,7 +225,8 @@ class ProductRecord(BaseModel):
 KNOWN_KEYS = frozenset(ProductRecord.model_fields)
 
 
-def _location(loc: tuple) -> str:
+def error_location(loc: tuple) -> str:
+    """The field path of a pydantic error's loc, as an item's failure names it."""
     out = ""
     for part in loc:
         if part == "[key]":  # pydantic's marker for an invalid dict key: the key names it
@@ -222,7 +271,7 @@ def record_parse(payload: Any) -> ProductRecord:
         record = ProductRecord.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = _location(first["loc"])
+        where = error_location(first["loc"])
         raise RecordError(f"{where}: {first['msg']}", field=where) from None
     _check_structure(record)
     skus = set()
@@ -268,6 +317,8 @@ def _check_structure(record: ProductRecord) -> None:
 
 def _as_number(value: Any, kind: type):
     if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError
+    if isinstance(value, str) and not number_text_plain(value):
         raise ValueError
     number = kind(value.strip()) if isinstance(value, str) else value
     if not math.isfinite(number):

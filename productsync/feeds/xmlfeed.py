@@ -6,14 +6,13 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
 from productsync.conf import app_settings
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds.bounds import CHUNK, PREVIEW, item_bound, too_long
-from productsync.feeds.grouping import Row
 from productsync.feeds.stream import MAX_DEPTH
 from productsync.records import Unparsed
 
@@ -34,6 +33,13 @@ HARDENED = {
 }
 # A prolog: blanks, the XML declaration, comments and processing instructions.
 _PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
+
+
+class Row(NamedTuple):
+    """An item element: the line it starts on, and its dict (or Unparsed)."""
+
+    line: int
+    data: dict | Unparsed
 
 
 @dataclass

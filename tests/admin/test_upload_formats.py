@@ -6,9 +6,9 @@ import pytest
 from oscar.core.loading import get_model
 
 from productsync.models import SyncRun
+from tests.admin.test_admin_import import queue_unseen, run_queued, runner, upload  # noqa: F401
 from tests.catalogue import demo_csv_rows
 from tests.conftest import FIXTURES
-from tests.test_admin_import import queue_unseen, run_queued, runner, upload  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

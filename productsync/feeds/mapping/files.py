@@ -11,19 +11,20 @@ from typing import Any
 
 import ijson
 
-from productsync.exceptions import FeedError, SourceError
+from productsync.exceptions import FeedError, RecordError, SourceError
 from productsync.feeds.csvfeed import REQUIRED, csv_rows
-from productsync.feeds.diagnostics import source_check
-from productsync.feeds.mapped_rows import Grouping, RowMapping
+from productsync.feeds.mapping.diagnostics import source_check, source_text
+from productsync.feeds.mapping.rows import Grouping, RowMapping
+from productsync.feeds.mapping.rules import Condition, Rule, condition_parse, rule_parse
+from productsync.feeds.mapping.shapes import Shape, Variants, group_payload, shape_parse
 from productsync.feeds.presets import PRESETS, preset_path
-from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
-from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
 from productsync.feeds.xmlfeed import (
     ItemPaths,
     item_paths_parse,
     namespaces_parse,
 )
 from productsync.outcomes import FeedItem
+from productsync.records import Unparsed
 
 PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
 # In a [children] mapping and in [variants], paths under this name read the parent item.
@@ -150,7 +151,11 @@ class Mapping(RowMapping):
             self.shape.fields.columns(),
             self.children.shape.fields.columns() if self.children else {},
         )
-        return FeedItem(position, source_check(self.apply(item), [(index, item)], columns, "item"))
+        try:
+            payload = self.apply(item)
+        except RecordError as exc:  # a pattern that gave up: this item fails, the feed goes on
+            return FeedItem(position, Unparsed(source_text([(index, item)], "item"), str(exc)))
+        return FeedItem(position, source_check(payload, [(index, item)], columns, "item"))
 
     def _mapped(self, items: Iterator[FeedItem]) -> Iterator[FeedItem]:
         position, skipped = 0, Counter()
@@ -215,13 +220,46 @@ def mapping_load(path: str, name: str | None = None) -> Mapping:
         raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+    except RecursionError:
+        raise SourceError(
+            f"mapping {name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
         raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
     return mapping_parse(data, name)
 
 
+# Tables and lists nest at most this deep in a mapping (conditions in conditions, rules in
+# joins and fallbacks; the presets need 7): deeper is refused when the mapping is read, not
+# met as a RecursionError on the first item.
+MAX_MAPPING_DEPTH = 32
+
+
+def _depth_check(data: dict, where: str) -> None:
+    """SourceError naming the entry (a field, a case's condition) that nests deeper than
+    MAX_MAPPING_DEPTH, walked without recursion so that any depth is told the same way."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_MAPPING_DEPTH:
+            raise SourceError(
+                f"{where}: {path} is nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+            )
+        if isinstance(value, dict):
+            parts = [(f"{path}.{key}".lstrip("."), child) for key, child in value.items()]
+        else:
+            parts = [(f"{path}[{i}]", child) for i, child in enumerate(value)]
+        # Named by its first three levels (fields.title, cases[0].when), not the whole way.
+        stack += [
+            (child, depth + 1, at if depth <= 3 else path)
+            for at, child in reversed(parts)
+            if isinstance(child, dict | list)
+        ]
+
+
 def mapping_parse(data: dict, name: str) -> Mapping:
     where = f"mapping {name}"
+    _depth_check(data, where)
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")

@@ -7,17 +7,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from productsync.exceptions import FeedError
+from productsync.exceptions import FeedError, RecordError
 from productsync.feeds.csvfeed import items_merged, row_dicts
-from productsync.feeds.diagnostics import source_check
-from productsync.feeds.grouping import (
+from productsync.feeds.mapping.diagnostics import source_check, source_text
+from productsync.feeds.mapping.grouping import (
     Row,
     groups_by_reference,
     groups_consecutive,
     groups_sharing,
 )
-from productsync.feeds.rules import Rule
-from productsync.feeds.shapes import group_payload
+from productsync.feeds.mapping.rules import Rule
+from productsync.feeds.mapping.shapes import group_payload
 from productsync.feeds.xmlfeed import Document, xml_rows, xml_value
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
@@ -136,7 +136,12 @@ class RowMapping:
                 continue
             if self.skip_counted(getter(group[0].data, None), skipped):
                 continue
-            yield FeedItem(position, self._group_item(group, getter, unit))
+            try:
+                item = self._group_item(group, getter, unit)
+            except RecordError as exc:  # a pattern that gave up: this item fails, not the feed
+                rows = [(row.line, row.data) for row in group]
+                item = Unparsed(source_text(rows, unit), f"{unit} {group[0].line}: {exc}")
+            yield FeedItem(position, item)
             position += 1
         self.skips_noted(skipped)
 
@@ -172,14 +177,16 @@ class RowMapping:
             upc = self.shape.fields.rules.get("upc")
             if upc is None:  # a partial feed keyed by stock record: each row is one item
                 return ([row] for row in rows)
-            return groups_consecutive(rows, lambda r: upc.get(getter(r, None)))
-        key = lambda r: group.key.get(getter(r, None))  # noqa: E731
+            return groups_consecutive(rows, lambda r: _grouped_by(upc, getter(r, None)))
+        key = lambda r: _grouped_by(group.key, getter(r, None))  # noqa: E731
         if group.any_order:
             return groups_sharing(rows, key)
         if group.parent is None and group.children is None:
             return groups_consecutive(rows, key)
-        parent = group.parent and (lambda r: group.parent.get(getter(r, None)))
-        children = group.children and (lambda r: _listed(group.children.get(getter(r, None))))
+        parent = group.parent and (lambda r: _grouped_by(group.parent, getter(r, None)))
+        children = group.children and (
+            lambda r: _listed(_grouped_by(group.children, getter(r, None)))
+        )
         return groups_by_reference(rows, key, parent, children)
 
     def _group_item(self, group: list[Row], getter, unit: str) -> Any:
@@ -202,6 +209,15 @@ class RowMapping:
                 for record in product.get("stockrecords", ()):
                     record["partner"] = self.partner
         return payload
+
+
+def _grouped_by(rule: Rule, get) -> Any:
+    """A value that says which rows go together; a pattern that gives up on it leaves the
+    grouping of the rest unknown, so the feed ends there (FeedError)."""
+    try:
+        return rule.get(get)
+    except RecordError as exc:
+        raise FeedError(str(exc)) from None
 
 
 def _listed(value: Any) -> list[str]:
