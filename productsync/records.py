@@ -413,7 +413,6 @@ def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
 
 LATER_FIELDS = ("slug", "class_options", "attribute_types")
 
-
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every
 # item once (a fingerprint of another version never matches; the record's still decides).
 # 2: the bytes of the item in the feed where the reader keeps them (JSON), else its JSON text.
