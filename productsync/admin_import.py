@@ -96,7 +96,7 @@ class ImportViews:
 
     def _upload_start(self, request, data: dict):
         dry_run = data["action"] == "preview"
-        feed_options = {key: data[key] for key in ("format", "preset") if data[key]}
+        feed_options = {key: data[key] for key in ("format", "preset", "sheet") if data[key]}
         try:
             stored = upload_store(data["file"]) if data["file"] else None
             if data["mapping"]:

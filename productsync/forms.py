@@ -7,7 +7,10 @@ from productsync.services import FORMATS, PRESETS, is_url
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(required=False, help_text="A feed file: JSON, JSON Lines or CSV.")
+    file = forms.FileField(
+        required=False,
+        help_text="A feed file: JSON, JSON Lines, CSV, XML or an Excel workbook (.xlsx).",
+    )
     url = forms.URLField(
         required=False,
         assume_scheme="https",
@@ -22,8 +25,15 @@ class UploadForm(forms.Form):
     )
     preset = forms.ChoiceField(
         required=False,
-        choices=[("", "detected from a CSV header")] + [(p, p) for p in PRESETS],
-        help_text="A platform's export, read with the mapping productsync ships for it.",
+        choices=[("", "detected from a CSV header or an XML namespace")]
+        + [(p, p) for p in PRESETS],
+        help_text="A platform's export or a Google Merchant Center feed, read with the "
+        "mapping productsync ships for it.",
+    )
+    sheet = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="The sheet of an Excel workbook to read (empty: the first).",
     )
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, required=False)
     action = forms.ChoiceField(

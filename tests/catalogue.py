@@ -15,6 +15,7 @@ Category = get_model("catalogue", "Category")
 Partner = get_model("partner", "Partner")
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
+ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 
 DEMO = FIXTURES / "products.json"
 HEADER = list(FIELDS)
@@ -24,15 +25,16 @@ def catalogue_snapshot() -> dict:
     """Everything a sync writes, keyed by UPC and by name: equal snapshots, equal catalogues."""
     names = {c.pk: c.full_name for c in Category.objects.all()}
     products = {}
-    for p in Product.objects.select_related("product_class").prefetch_related(
+    for p in Product.objects.select_related("product_class", "parent").prefetch_related(
         "categories", "stockrecords__partner"
     ):
         products[p.upc] = {
             "title": p.title,
             "slug": p.slug,
             "description": p.description,
-            "product_class": p.product_class.name,
+            "product_class": p.product_class.name if p.product_class else None,
             "structure": p.structure,
+            "parent": p.parent.upc if p.parent_id else None,
             "is_public": p.is_public,
             "categories": sorted(names[c.pk] for c in p.categories.all()),
             "stockrecords": sorted(
@@ -52,6 +54,15 @@ def catalogue_snapshot() -> dict:
         "partners": sorted(Partner.objects.values_list("name", flat=True)),
         "classes": sorted(ProductClass.objects.values_list("name", flat=True)),
     }
+
+
+def attribute_snapshot() -> dict:
+    """Every product's attribute values as text, by UPC and attribute code."""
+    out: dict = {}
+    values = ProductAttributeValue.objects.select_related("product", "attribute")
+    for value in values.prefetch_related("value_multi_option"):
+        out.setdefault(value.product.upc, {})[value.attribute.code] = value.value_as_text
+    return out
 
 
 def catalogue_clear() -> None:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Beside the project; a worktree elsewhere names it in SHARED_DATA.
+SHARED_DATA = Path(os.environ.get("SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 
 def shared_data(*parts: str) -> Path:

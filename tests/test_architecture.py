@@ -37,13 +37,16 @@ FACE_EXTRAS = {
 READERS = {
     f"productsync.feeds.{name}"
     for name in ("csvfeed", "jsonfeed", "oscarcsv", "mapping", "mapping.files", "stockcsv")
+    + ("xmlfeed", "xlsxfeed")
 }
 # Readers that use another reader's row helpers (not its dispatch: no cycle).
 READER_HELPERS = {
     "productsync.feeds.oscarcsv": {"productsync.feeds.csvfeed"},
     # The mapping package's __init__ re-exports its reader.
     "productsync.feeds.mapping": {"productsync.feeds.mapping.files"},
-    "productsync.feeds.mapping.files": {"productsync.feeds.csvfeed"},
+    "productsync.feeds.mapping.files": {"productsync.feeds.csvfeed", "productsync.feeds.xmlfeed"},
+    # Rows of CSVs, sheets and XML items in a mapping's shape.
+    "productsync.feeds.mapping.rows": {"productsync.feeds.csvfeed", "productsync.feeds.xmlfeed"},
     # The mapping's field sets build our flat CSV payloads.
     "productsync.feeds.mapping.shapes": {"productsync.feeds.csvfeed"},
     "productsync.feeds.stockcsv": {"productsync.feeds.csvfeed"},

@@ -124,7 +124,11 @@ def csv_dicts(
 ) -> Iterator[Row]:
     """Rows of a CSV with a header row, as {column: value}; a ragged row is Unparsed. A header
     without a required column (compared in any letter case) is a SourceError."""
-    rows = csv_rows(stream, delimiter, encoding)
+    return row_dicts(csv_rows(stream, delimiter, encoding), required, hint)
+
+
+def row_dicts(rows: Iterator[Row], required: Iterable[str] = (), hint: str = "") -> Iterator[Row]:
+    """Rows after a header row (a CSV's, a sheet's) as {column: value}, as csv_dicts says."""
     try:
         _, header = next(rows)
     except StopIteration:
@@ -238,9 +242,14 @@ def csv_items(
     stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
 ) -> Iterator[FeedItem]:
     """Items of a CSV whose header row names our fields (in any letter case)."""
+    yield from table_items(csv_rows(stream, delimiter, encoding))
+
+
+def table_items(rows: Iterator[Row]) -> Iterator[FeedItem]:
+    """Items of rows (a CSV's, a sheet's) whose header row names our fields."""
 
     def payloads():
-        for _, row in csv_dicts(stream, delimiter, encoding, REQUIRED, HINT):
+        for _, row in row_dicts(rows, REQUIRED, HINT):
             if isinstance(row, Unparsed):
                 yield row
             else:

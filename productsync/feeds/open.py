@@ -5,13 +5,14 @@ import csv
 import dataclasses
 import functools
 import io
+import itertools
 import os
 import stat
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv, stockcsv
+from productsync.feeds import csvfeed, jsonfeed, mapping, oscarcsv, stockcsv, xlsxfeed, xmlfeed
 from productsync.feeds.presets import preset_detect, preset_path
 from productsync.feeds.sources import (
     credentials_errors,
@@ -51,7 +52,7 @@ __all__ = [
     "url_public",
 ]
 
-FORMATS = ("json", "jsonl", "csv", "oscar-csv")
+FORMATS = ("json", "jsonl", "csv", "oscar-csv", "xml", "xlsx")
 EXTENSIONS = {
     ".json": "json",
     ".jsonl": "jsonl",
@@ -59,6 +60,10 @@ EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".txt": "csv",
+    ".xml": "xml",
+    ".rss": "xml",
+    ".atom": "xml",
+    ".xlsx": "xlsx",
 }
 CONTENT_TYPES = {
     "application/json": "json",
@@ -70,6 +75,11 @@ CONTENT_TYPES = {
     "text/csv": "csv",
     "application/csv": "csv",
     "text/tab-separated-values": "csv",
+    "application/xml": "xml",
+    "text/xml": "xml",
+    "application/rss+xml": "xml",
+    "application/atom+xml": "xml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
 }
 
 
@@ -110,6 +120,8 @@ def reader_for(
     field_map = mapping.mapping_for(options.mapping, options.preset)
     if field_map is not None:
         field_map.notes = notes
+        if options.preset and options.partner:
+            field_map.partner = options.partner
     if fmt is None and field_map is not None:
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
@@ -118,15 +130,23 @@ def reader_for(
         "jsonl": jsonfeed.jsonl_items,
         "csv": functools.partial(csvfeed.csv_items, **csv_options),
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
-        None: functools.partial(_sniffed, csv_options=csv_options, notes=notes),
+        "xml": functools.partial(_xml_sniffed, notes=notes),
+        "xlsx": functools.partial(_xlsx_sniffed, sheet=options.sheet, notes=notes),
+        "xlsx-rows": xlsxfeed.xlsx_rows,
+        None: functools.partial(
+            _sniffed, csv_options=csv_options, notes=notes, sheet=options.sheet
+        ),
     }
     if options.partial:
         readers["csv"] = functools.partial(
             stockcsv.partial_csv_items, **csv_options, partner=options.partner, parse=parse
         )
+        readers["xlsx"] = lambda stream: stockcsv.partial_items(
+            csvfeed.row_dicts(xlsxfeed.xlsx_rows(stream, options.sheet)), options.partner, parse
+        )
     reader = readers[fmt]
     if field_map is not None:
-        reader = field_map.reader(fmt, readers, csv_options)
+        reader = field_map.reader(fmt, readers, csv_options, options.sheet)
     elif fmt == "csv" and options.format is None and not options.partial:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
         reader = functools.partial(_csv_sniffed, csv_options=csv_options, notes=notes)
@@ -143,8 +163,9 @@ def _noted(reader: Reader, notes: list, first_notes: tuple[str, ...]) -> Reader:
 
 def feed_partial(options: FeedOptions) -> bool:
     """Whether the feed options make a run partial: a stock file's partner, or a mapping
-    that declares partial = true (an unreadable mapping is reported when the feed opens)."""
-    if options.partner:
+    that declares partial = true (an unreadable mapping is reported when the feed opens).
+    With a preset, the partner names the stock records' partner (a run of a whole feed)."""
+    if options.partner and not options.preset:
         return True
     try:
         return bool(options.mapping) and mapping.mapping_load(options.mapping).partial
@@ -152,14 +173,56 @@ def feed_partial(options: FeedOptions) -> bool:
         return False
 
 
-def _sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> Iterator[FeedItem]:
-    """Neither name nor Content-Type tells: a JSON array, JSON Lines, else CSV."""
+def _sniffed(
+    stream: io.BufferedReader, csv_options: dict, notes: list, sheet: str | None = None
+) -> Iterator[FeedItem]:
+    """Neither name nor Content-Type tells: a JSON array, JSON Lines, XML, a workbook, else
+    CSV."""
     head = stream.peek(64).lstrip()[:1]
     if head == b"[":
         return jsonfeed.json_items(stream)
     if head == b"{":
         return jsonfeed.jsonl_items(stream)
+    if head == b"<":
+        return _xml_sniffed(stream, notes)
+    if stream.peek(4)[:4] == xlsxfeed.ZIP_MAGIC:
+        return _xlsx_sniffed(stream, sheet, notes)
     return _csv_sniffed(stream, csv_options, notes)
+
+
+def _xml_sniffed(stream: io.BufferedReader, notes: list) -> Iterator[FeedItem]:
+    """An XML feed without a mapping: a Google Merchant Center feed, told by its namespace."""
+    if xmlfeed.namespace_declared(stream.peek(csvfeed.SAMPLE), xmlfeed.GOOGLE_NAMESPACE):
+        field_map = mapping.mapping_for(None, "google")
+        field_map.notes = notes
+        notes.append("mapping: the google preset, detected from the feed's namespace")
+        return field_map.reader("xml", {}, {})(stream)
+    raise SourceError(
+        "an XML feed needs a --mapping saying which element is an item (item_path) and "
+        "what each field reads, or --preset google for a Google Merchant Center feed"
+    )
+
+
+def _xlsx_sniffed(stream: io.BufferedReader, sheet: str | None, notes: list):
+    """A workbook's sheet read as its CSV would be: a `upc` column, or a preset's header."""
+    rows = xlsxfeed.xlsx_rows(stream, sheet)
+    first = next(rows, None)
+    if first is None:
+        raise SourceError("the sheet is empty: expected a header row")
+    rows = itertools.chain([first], rows)
+    header = first.cells if isinstance(first.cells, list) else []
+    if "upc" in (cell.strip().lower() for cell in header):
+        return csvfeed.table_items(rows)
+    preset = preset_detect(header)
+    if preset is not None:
+        field_map = mapping.mapping_for(None, preset)
+        field_map.notes = notes
+        notes.append(f"mapping: the {preset} preset, detected from the sheet's header")
+        return field_map.table_items(rows, unit="row")
+    raise SourceError(
+        f"the sheet has no upc column in its first row (it has {', '.join(header[:12])}): "
+        "give a --preset or a --mapping for this shape"
+    )
 
 
 def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> Iterator[FeedItem]:

@@ -25,7 +25,12 @@ def partial_csv_items(
     """One partial item per row of a CSV keyed by a upc or a sku (partner_sku) column. Empty
     cells are absent (left as they are); rows with no partner cell take partner. Without
     parse, the items' payloads are None: a count of the rows (the header checked)."""
-    rows = csv_dicts(stream, delimiter, encoding)
+    return partial_items(csv_dicts(stream, delimiter, encoding), partner, parse)
+
+
+def partial_items(rows, partner: str | None = None, parse: bool = True) -> Iterator[FeedItem]:
+    """Partial items of rows as {column: value} (a CSV's, a sheet's), as partial_csv_items
+    says."""
     position, checked = 0, False
     for _, row in rows:
         if isinstance(row, Unparsed):

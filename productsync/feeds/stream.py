@@ -12,6 +12,8 @@ from productsync.outcomes import FeedItem
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
+# A ZIP archive: an Excel workbook (.xlsx) is one.
+ZIP_MAGIC = b"PK\x03\x04"
 # Byte-order marks of encodings that are not UTF-8, longest first (UTF-32 LE starts like UTF-16).
 FOREIGN_BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32",
@@ -48,6 +50,8 @@ class FeedOptions:
     credentials: str | None = None
     username: str | None = None
     archive_to: str | None = None
+    # A workbook's sheet by name (default: the first).
+    sheet: str | None = None
 
 
 class Validators(NamedTuple):
@@ -229,7 +233,7 @@ def feed_sniff(feed: Feed, fmt: str | None) -> None:
         raise SourceError(f"{feed.name}: {exc}") from None
     if not head:
         raise SourceError(f"{feed.name}: the feed is empty")
-    if head.startswith(GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC) or (fmt in ("xlsx", None) and head.startswith(ZIP_MAGIC)):
         return
     for bom, encoding in FOREIGN_BOMS.items():
         if head.startswith(bom):

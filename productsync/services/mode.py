@@ -99,14 +99,16 @@ def mode_decide(
 ) -> RunMode:
     """The mode of a new run: partial when asked (default PRODUCTSYNC['PARTIAL']; a retry or
     a resumed run as its original), for a stock file's partner (options.partner) or a mapping
-    that declares it; a stock file when it has a partner."""
+    that declares it; a stock file when it has a partner (with a preset, the partner names the
+    feed's stock records' partner: a whole feed)."""
     if original is not None:
         partial = original.partial
     elif partial is None:
         partial = app_settings.PARTIAL
-    if options.partner:
+    made_partial = feed_partial(options)  # a preset's partner names a whole feed's
+    if options.partner and made_partial:
         return MODES[STOCK]
-    return MODES[PARTIAL if partial or feed_partial(options) else CATALOGUE]
+    return MODES[PARTIAL if partial or made_partial else CATALOGUE]
 
 
 def run_mode(run: SyncRun) -> RunMode:

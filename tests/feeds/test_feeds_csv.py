@@ -297,7 +297,7 @@ def test_memory_stays_flat_for_a_large_csv(tmp_path):
     [
         ({"encoding": "klingon"}, "unknown encoding 'klingon'"),
         ({"delimiter": ";;"}, "the CSV delimiter must be one character"),
-        ({"format": "xml"}, "unknown feed format 'xml'"),
+        ({"format": "yaml"}, "unknown feed format 'yaml'"),
     ],
 )
 @pytest.mark.django_db

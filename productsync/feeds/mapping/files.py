@@ -12,12 +12,17 @@ from typing import Any
 import ijson
 
 from productsync.exceptions import FeedError, RecordError, SourceError
-from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
+from productsync.feeds.csvfeed import REQUIRED, csv_rows
 from productsync.feeds.mapping.diagnostics import source_check, source_text
-from productsync.feeds.mapping.grouping import Row, groups_by_reference, groups_consecutive
+from productsync.feeds.mapping.rows import Grouping, RowMapping
 from productsync.feeds.mapping.rules import Condition, Rule, condition_parse, rule_parse
 from productsync.feeds.mapping.shapes import Shape, Variants, group_payload, shape_parse
 from productsync.feeds.presets import PRESETS, preset_path
+from productsync.feeds.xmlfeed import (
+    ItemPaths,
+    item_paths_parse,
+    namespaces_parse,
+)
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
 
@@ -27,21 +32,16 @@ PARENT = "parent"
 TOP_KEYS = frozenset(
     {"format", "items", "placeholders", "fields", "attributes", "class_options", "cases"}
     | {"children", "group", "variants", "filter", "detect", "name", "partial"}
+    | {"item_path", "namespaces"}
 )
-
-
-@dataclass(frozen=True)
-class Grouping:
-    """Rows that make one product: consecutive rows with the same key, or rows naming their
-    parent's key (parent) or their children's keys (children), in any order."""
-
-    key: Rule
-    parent: Rule | None = None
-    children: Rule | None = None
+FORMATS = ("csv", "json", "jsonl", "xml", "xlsx")
+# Formats read as rows (a CSV's, a sheet's, an XML document's items): [group] and [variants]
+# make products of them.
+ROW_FORMATS = ("csv", "xlsx", "xml")
 
 
 @dataclass
-class Mapping:
+class Mapping(RowMapping):
     name: str
     shape: Shape
     format: str | None = None
@@ -58,6 +58,11 @@ class Mapping:
     notes: list[str] = field(default_factory=list)
     # Its items carry only what they change (a stock file): runs of it are partial.
     partial: bool = False
+    # XML: the repeated element that makes an item, and prefixes of the namespaces paths use.
+    item_paths: ItemPaths = ItemPaths(("item",))
+    namespaces: dict = field(default_factory=dict)
+    # The partner every stock record is written under (a preset's, by --partner), if given.
+    partner: str | None = None
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -73,13 +78,6 @@ class Mapping:
             out += rule.paths() if rule else []
         return list(dict.fromkeys(out))
 
-    def _value(self, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
-            return ""
-        if isinstance(value, float) and value != value:  # NaN
-            return ""
-        return value
-
     def _walk(self, value: Any, parts: list[str]) -> Any:
         """The value at a path: a part is a key, a list index, `*` (the rest of the path for
         every element of a list) or `key=value` (the first element of a list with that)."""
@@ -92,18 +90,10 @@ class Mapping:
                 value = _element(value, part)
             else:
                 return None
-        return self._value(value)
+        return self.value_clean(value)
 
     def json_getter(self, item: dict):
         return lambda path: self._walk(item, path.split("."))
-
-    def csv_getter(self, row: dict, parent: dict | None):
-        def get(path: str) -> Any:
-            if parent is not None and path.startswith("parent.") and path not in row:
-                return self._value(parent.get(path[len("parent.") :]))
-            return self._value(row.get(path))
-
-        return get
 
     def apply(self, item: Any) -> Any:
         """Our shape of one JSON object (with its [children])."""
@@ -121,17 +111,24 @@ class Mapping:
     def _json(self, item: dict, parent: Any) -> Any:
         return self.json_getter(item)
 
-    def reader(self, fmt: str | None, readers: dict, csv_options: dict):
+    def reader(self, fmt: str | None, readers: dict, csv_options: dict, sheet: str | None = None):
         """The reader of a source in this mapping's shape, giving items in our shape."""
-        if fmt == "csv" and self.children is not None:
+        if fmt in ROW_FORMATS and self.children is not None:
             raise SourceError(
-                f"mapping {self.name}: [children] reads nested JSON; a CSV's variants are "
-                "rows: use [group] and [variants]"
+                f"mapping {self.name}: [children] reads nested JSON; the variants of a "
+                f"{fmt.upper()} are rows: use [group] and [variants]"
             )
-        if fmt != "csv" and (self.group or self.variants):
-            raise SourceError(f"mapping {self.name}: [group] and [variants] read CSV rows")
+        if fmt not in ROW_FORMATS and (self.group or self.variants):
+            raise SourceError(
+                f"mapping {self.name}: [group] and [variants] read CSV or sheet rows, or XML items"
+            )
         if fmt == "csv":
-            return lambda stream: self._csv_items(stream, **csv_options)
+            return lambda stream: self.table_items(csv_rows(stream, **csv_options))
+        if fmt == "xlsx":
+            rows = readers["xlsx-rows"]
+            return lambda stream: self.table_items(rows(stream, sheet=sheet), unit="row")
+        if fmt == "xml":
+            return self.xml_items
         if fmt == "json":
             return self._json_items
         if fmt == "jsonl":
@@ -142,7 +139,7 @@ class Mapping:
                 f"mapping {self.name}: the source's format is unknown: set format in the "
                 "mapping or give --format"
             )
-        raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
+        raise SourceError(f"mapping {self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}")
 
     def _checked(self, position: int, index: int, item: Any) -> FeedItem:
         """The item in our shape, or an Unparsed naming the source item (index) and path."""
@@ -160,26 +157,16 @@ class Mapping:
             return FeedItem(position, Unparsed(source_text([(index, item)], "item"), str(exc)))
         return FeedItem(position, source_check(payload, [(index, item)], columns, "item"))
 
-    def _skipped(self, get, counts: Counter) -> bool:
-        if self.skip is not None and self.skip.holds(get):
-            counts[str(self.skip)] += 1
-            return True
-        return False
-
-    def _skips_noted(self, counts: Counter) -> None:
-        for why, count in counts.items():
-            self.notes.append(f"{count} items skipped by the mapping's filter ({why})")
-
     def _mapped(self, items: Iterator[FeedItem]) -> Iterator[FeedItem]:
         position, skipped = 0, Counter()
         for index, item in enumerate(items):
-            if isinstance(item.payload, dict) and self._skipped(
+            if isinstance(item.payload, dict) and self.skip_counted(
                 self.json_getter(item.payload), skipped
             ):
                 continue
             yield self._checked(position, index, item.payload)
             position += 1
-        self._skips_noted(skipped)
+        self.skips_noted(skipped)
 
     def _json_items(self, stream: io.BufferedReader) -> Iterator[FeedItem]:
         prefix = f"{self.items}.item" if self.items else "item"
@@ -188,7 +175,8 @@ class Mapping:
         try:
             for payload in ijson.items(stream, prefix, use_float=True):
                 read += 1
-                if isinstance(payload, dict) and self._skipped(self.json_getter(payload), skipped):
+                get = self.json_getter(payload) if isinstance(payload, dict) else None
+                if get is not None and self.skip_counted(get, skipped):
                     continue
                 yield self._checked(position, read - 1, payload)
                 position += 1
@@ -196,92 +184,7 @@ class Mapping:
             raise FeedError(f"malformed JSON after item {position}: {exc}") from None
         if read == 0:
             raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
-        self._skips_noted(skipped)
-
-    def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
-        hint = f": the mapping {self.name} reads it"
-        keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
-        required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
-        rows = csv_dicts(stream, delimiter, encoding, required, hint)
-        rows = self._header_noted(Row(line, row) for line, row in rows)
-        groups = self._groups(rows)
-        position, skipped = 0, Counter()
-        for group in groups:
-            if isinstance(group[0].data, Unparsed):
-                yield FeedItem(position, group[0].data)
-                position += 1
-                continue
-            if self._skipped(self.csv_getter(group[0].data, None), skipped):
-                continue
-            try:
-                item = self._group_item(group)
-            except RecordError as exc:  # a pattern that gave up: this item fails, not the feed
-                rows = [(row.line, row.data) for row in group]
-                item = Unparsed(source_text(rows), f"line {group[0].line}: {exc}")
-            yield FeedItem(position, item)
-            position += 1
-        self._skips_noted(skipped)
-
-    def _header_noted(self, rows: Iterator[Row]) -> Iterator[Row]:
-        """The rows; the run's notes name the columns of the header the mapping does not read
-        (never dropped silently) and the columns it reads that the header lacks (read as
-        empty: a preset reads several versions of a platform's export)."""
-        for row in rows:
-            if isinstance(row.data, dict):
-                header, wanted = list(row.data), self.columns()
-                read = {c.removeprefix("parent.") for c in wanted}
-                unread = [c for c in header if c not in read]
-                absent = [c for c in wanted if c not in row.data and not c.startswith("parent.")]
-                if unread:
-                    self.notes.append(f"columns not imported: {', '.join(unread)}")
-                if absent:
-                    self.notes.append(f"columns the mapping reads, absent: {', '.join(absent)}")
-                yield row
-                yield from rows
-                return
-            yield row
-
-    def _groups(self, rows: Iterator[Row]) -> Iterator[list[Row]]:
-        group = self.group
-        if group is None:
-            upc = self.shape.fields.rules.get("upc")
-            if upc is None:  # a partial feed keyed by stock record: each row is one item
-                return ([row] for row in rows)
-            return groups_consecutive(rows, lambda r: self._grouped_by(upc, r))
-        key = lambda r: self._grouped_by(group.key, r)  # noqa: E731
-        if group.parent is None and group.children is None:
-            return groups_consecutive(rows, key)
-        parent = group.parent and (lambda r: self._grouped_by(group.parent, r))
-        children = group.children and (lambda r: _listed(self._grouped_by(group.children, r)))
-        return groups_by_reference(rows, key, parent, children)
-
-    def _grouped_by(self, rule: Rule, row: dict) -> Any:
-        """A value that says which rows go together; a pattern that gives up on it leaves
-        the grouping of the rest unknown, so the feed ends there (FeedError)."""
-        try:
-            return rule.get(self.csv_getter(row, None))
-        except RecordError as exc:
-            raise FeedError(str(exc)) from None
-
-    def _group_item(self, group: list[Row]) -> Any:
-        data = [row.data for row in group]
-        if self.group is None:
-            # Rows of the same upc one after the other add to one product, as in our CSV.
-            payloads = [group_payload(self.shape, None, [row], self.csv_getter)[0] for row in data]
-            payload = next(items_merged(payloads)).payload
-            if self.partial:  # checked as a partial item by the run, not as a whole product
-                return payload
-            columns = (self.shape.fields.columns(), {})
-            return source_check(payload, [(r.line, r.data) for r in group], columns)
-        payload, used, columns = group_payload(self.shape, self.variants, data, self.csv_getter)
-        rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
-        return source_check(payload, rows, columns)
-
-
-def _listed(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [str(v) for v in value if v not in ("", None)]
-    return [str(value)] if value not in ("", None) else []
+        self.skips_noted(skipped)
 
 
 def _element(items: list, part: str) -> Any:
@@ -361,8 +264,8 @@ def mapping_parse(data: dict, name: str) -> Mapping:
     if unknown:
         raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")
     fmt = data.get("format")
-    if fmt not in (None, "csv", "json", "jsonl"):
-        raise SourceError(f"{where}: format is csv, json or jsonl, not {fmt!r}")
+    if fmt not in (None, *FORMATS):
+        raise SourceError(f"{where}: format is {', '.join(FORMATS)}, not {fmt!r}")
     placeholders = data.get("placeholders", list(PLACEHOLDERS))
     if not isinstance(placeholders, list) or not all(isinstance(p, str) for p in placeholders):
         raise SourceError(f"{where}: placeholders is a list of texts that mean no value")
@@ -377,6 +280,8 @@ def mapping_parse(data: dict, name: str) -> Mapping:
         items=str(data.get("items", "")),
         placeholders=frozenset(placeholders),
         detect=tuple(str(c) for c in data.get("detect", [])),
+        item_paths=item_paths_parse(data.get("item_path", "item"), where),
+        namespaces=namespaces_parse(data.get("namespaces", {}), where),
     )
     mapping.children = _children(data.get("children"), where, mapping.placeholders)
     mapping.group = _grouping(data.get("group"), where)
@@ -413,14 +318,17 @@ def _grouping(group: Any, where: str) -> Grouping | None:
     if (
         not isinstance(group, dict)
         or "key" not in group
-        or set(group) - {"key", "parent", "children"}
+        or set(group) - {"key", "parent", "children", "any_order"}
+        or not isinstance(group.get("any_order", False), bool)
     ):
         raise SourceError(
             f"{where}: [group] needs key (the column that names a product) and optionally "
-            "parent (a row's parent's key) or children (the keys of a row's children)"
+            "parent (a row's parent's key) or children (the keys of a row's children), or "
+            "any_order = true (rows sharing the key anywhere in the file)"
         )
-    rules = {k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items()}
-    return Grouping(rules["key"], rules.get("parent"), rules.get("children"))
+    any_order = group.get("any_order", False)
+    rules = {k: rule_parse(v, f"{where}: group.{k}") for k, v in group.items() if k != "any_order"}
+    return Grouping(rules["key"], rules.get("parent"), rules.get("children"), any_order)
 
 
 def _variants(variants: Any, where: str) -> Variants | None:

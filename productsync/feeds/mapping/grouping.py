@@ -54,6 +54,34 @@ def groups_by_reference(
             yield from _groups(db)
 
 
+def groups_sharing(rows: Iterable[Row], key: Callable[[dict], Any]) -> Iterator[Group]:
+    """Rows with the same non-empty key anywhere in the file are one group (Google's
+    item_group_id), in the order of each group's first row; a row without a key stands
+    alone. Indexed on disk as groups_by_reference is."""
+    with tempfile.TemporaryDirectory(prefix="productsync-") as folder:
+        db = sqlite3.connect(os.path.join(folder, "rows.sqlite3"))
+        with contextlib.closing(db):
+            _index(db, rows, key, None, None)
+            top = db.execute(
+                "SELECT n, line, key, data FROM row AS r WHERE key IS NULL OR NOT EXISTS"
+                " (SELECT 1 FROM row AS p WHERE p.key = r.key AND p.n < r.n) ORDER BY n"
+            )
+            for n, line, own, data in top:
+                group = [_row(line, data, own)]
+                if own is not None:
+                    members = db.execute(
+                        "SELECT line, data FROM row WHERE key = ? AND n > ? ORDER BY n", (own, n)
+                    )
+                    group += [Row(line, json.loads(data)) for line, data in members]
+                yield group
+
+
+def _row(line: int, data: str, own: str | None) -> Row:
+    if own is None and data.startswith("["):
+        return Row(line, Unparsed(*json.loads(data)))
+    return Row(line, json.loads(data))
+
+
 def _index(db: sqlite3.Connection, rows, key, parent, children) -> None:
     db.executescript(
         """

@@ -180,7 +180,9 @@ class Rule:
             return get(self.path)
         if self.join:
             parts = (rule.get(get) for rule in self.join)
-            return self.separator.join(str(p).strip() for p in parts if not empty(p))
+            # A part that is a list (an XML element repeated) gives each of its values.
+            flat = (v for p in parts for v in (p if isinstance(p, list) else [p]))
+            return self.separator.join(str(p).strip() for p in flat if not empty(p))
         return self.value
 
     def _refine(self, value: Any) -> Any:

@@ -1,12 +1,12 @@
-"""The mapping files shipped for platform exports, by name, and telling them apart by the
-columns of a CSV header."""
+"""The mapping files shipped for platform exports and Google Merchant Center feeds, by name,
+and telling them apart by the columns of a CSV header."""
 
 import functools
 import tomllib
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent
-PRESETS = ("shopify", "woocommerce", "magento")
+PRESETS = ("shopify", "woocommerce", "magento", "google")
 
 
 def preset_path(name: str) -> Path | None:

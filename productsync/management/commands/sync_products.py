@@ -30,6 +30,7 @@ FEED_OPTIONS = (
     "partner",
     "credentials",
     "archive_to",
+    "sheet",
 )
 RUN_OPTIONS = (
     "batch_size",
@@ -95,8 +96,12 @@ def _feed_arguments(parser) -> None:
     )
     parser.add_argument(
         "--preset",
-        help="a platform's product CSV export: shopify, woocommerce or magento "
-        "(default: told from the CSV header)",
+        help="a platform's product export: shopify, woocommerce or magento (CSV), or "
+        "google (Merchant Center XML or tab-separated; default: told from the CSV header "
+        "or the XML namespace)",
+    )
+    parser.add_argument(
+        "--sheet", help="the sheet of an Excel workbook to read (default: the first)"
     )
     parser.add_argument(
         "--credentials",
@@ -131,7 +136,8 @@ def _run_arguments(parser) -> None:
     parser.add_argument(
         "--partner",
         help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
-        "records; implies --partial",
+        "records; implies --partial. With --preset: the partner of the feed's stock "
+        "records (a whole feed, not partial)",
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
     parser.add_argument(
