@@ -62,6 +62,61 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _queue_errors()
     errors += _guard_errors()
     errors += _partial_errors()
+    errors += _feeds_errors()
+    return errors
+
+
+def _host_list(value: object) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(e, str) and e for e in value)
+
+
+# Feeds, alerts and outgoing requests to private hosts: ids E240-E244.
+def _feeds_errors() -> list[Error]:
+    errors = []
+    credentials = app_settings.CREDENTIALS
+    if not (
+        isinstance(credentials, dict)
+        and all(isinstance(k, str) and isinstance(v, dict) for k, v in credentials.items())
+    ):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['CREDENTIALS'] must map names to dicts of settings.",
+                hint='{"acme-sftp": {"username": "shop", "password": "..."}}',
+                id="productsync.E240",
+            )
+        )
+    if not _host_list(app_settings.ALLOW_PRIVATE):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['ALLOW_PRIVATE'] must be a list of host names and networks.",
+                hint='["erp.internal", "10.1.0.0/16"]',
+                id="productsync.E241",
+            )
+        )
+    secret = app_settings.WEBHOOK_SECRET
+    if secret is not None and not (isinstance(secret, str | bytes) and secret):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['WEBHOOK_SECRET'] must be a non-empty string or None.",
+                id="productsync.E242",
+            )
+        )
+    base = app_settings.BASE_URL
+    if base is not None and not (
+        isinstance(base, str) and base.lower().startswith(("http://", "https://"))
+    ):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['BASE_URL'] must be the site's http(s) URL or None.",
+                hint="https://shop.example.com",
+                id="productsync.E243",
+            )
+        )
+    for key in ("WEBHOOK_TIMEOUT", "OVERDUE_CHECK_MINUTES"):
+        if not _positive_int(getattr(app_settings, key)):
+            errors.append(
+                Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E244")
+            )
     return errors
 
 

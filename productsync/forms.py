@@ -25,6 +25,20 @@ class UploadForm(forms.Form):
         choices=[("", "detected from a CSV header")] + [(p, p) for p in PRESETS],
         help_text="A platform's export, read with the mapping productsync ships for it.",
     )
+    kind = forms.ChoiceField(
+        choices=[
+            ("catalogue", "Catalogue: full items (may create products)"),
+            ("partial", "Partial: items change only what they give (keyed by upc or SKU)"),
+            ("stock", "Stock file of one partner: sku, price, num_in_stock"),
+        ],
+        initial="catalogue",
+        help_text="A stock file needs no mapping: give its partner below.",
+    )
+    partner = forms.CharField(
+        required=False,
+        max_length=128,
+        help_text="Stock file: the partner whose stock records its rows are.",
+    )
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, required=False)
     action = forms.ChoiceField(
         choices=[("preview", "Preview (change nothing)"), ("sync", "Sync now")],
@@ -52,6 +66,10 @@ class UploadForm(forms.Form):
             upload = data.get(name)
             if upload is not None and upload.size > limit:
                 self.add_error(name, f"The file is larger than the limit of {limit} bytes.")
+        if data.get("kind") == "stock" and not (data.get("partner") or "").strip():
+            self.add_error("partner", "A stock file needs its partner.")
+        if data.get("kind") == "catalogue" and (data.get("partner") or "").strip():
+            self.add_error("partner", "Only a stock file or a partial feed names a partner.")
         if data.get("mapping") and data.get("preset"):
             self.add_error("preset", "Give a mapping file or a preset, not both.")
         if bool(data.get("file")) == bool(data.get("url")):

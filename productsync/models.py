@@ -1,8 +1,13 @@
-"""Run history (SyncRun, SyncBatch, SyncFailure) and the per-product sync state."""
+"""Run history (SyncRun, SyncBatch, SyncFailure), the per-product sync state, and the feeds
+(Feed, Alert: kept in feed_models)."""
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from productsync.feed_models import Alert, Feed
+
+__all__ = ["Alert", "Feed", "SyncBatch", "SyncFailure", "SyncItem", "SyncRun", "SyncedProduct"]
 
 
 class SyncRun(models.Model):
@@ -13,17 +18,29 @@ class SyncRun(models.Model):
         FAILED = "failed", "failed"
         ABORTED = "aborted", "aborted"
         SKIPPED = "skipped", "skipped"
+        # Recorded when a file is pushed, so the pusher has its id; a worker starts it.
+        QUEUED = "queued", "queued"
 
     class Trigger(models.TextChoices):
         COMMAND = "command", "command"
         SCHEDULE = "schedule", "schedule"
         ADMIN = "admin", "admin"
+        PUSH = "push", "push"
 
     class Workers(models.TextChoices):
         LOCAL = "local", "local"
         QUEUE = "queue", "queue"
 
     source = models.CharField("source", max_length=2000, help_text="Feed path or URL.")
+    feed = models.ForeignKey(
+        Feed,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="run_set",
+        verbose_name="feed",
+        help_text="The feed this run synced, when it ran one.",
+    )
     trigger = models.CharField(
         "trigger", max_length=16, choices=Trigger.choices, default=Trigger.COMMAND
     )

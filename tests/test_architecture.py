@@ -28,7 +28,13 @@ FACES_ALLOWED = {
 FACE_EXTRAS = {
     "productsync.apps": {"productsync.checks"},  # registers the system checks in ready()
     # The import tool's views and forms, kept beside admin.py (its 450 lines).
-    "productsync.admin": {"productsync.admin_import", "productsync.forms"},
+    "productsync.admin": {
+        "productsync.admin_import",
+        "productsync.admin_feeds",
+        "productsync.forms",
+    },
+    # The push endpoint's URLs name its view.
+    "productsync.urls": {"productsync.views"},
     "productsync.management.commands.productsync_prune": {
         "productsync.management.commands.sync_products"  # the whole-number argument type
     },
@@ -50,6 +56,8 @@ FEEDS_USED_OUTSIDE = {
     "productsync.exports": {"productsync.feeds.csvfeed"},  # our CSV's column names
     "productsync.writer.images": {"productsync.feeds.guard"},  # the guarded session
     "productsync.services.upload": {"productsync.feeds.guard"},  # fetching a URL into storage
+    "productsync.services.alerts": {"productsync.feeds.guard"},  # webhooks
+    "productsync.services.feeds": {"productsync.feeds.guard"},  # private hosts of a URL
 }
 
 
@@ -104,7 +112,15 @@ def faces() -> list[str]:
     return [
         name
         for name in modules()
-        if name in ("productsync.admin", "productsync.tasks", "productsync.apps")
+        if name
+        in (
+            "productsync.admin",
+            "productsync.admin_feeds",
+            "productsync.tasks",
+            "productsync.apps",
+            "productsync.views",
+            "productsync.urls",
+        )
         or name.startswith("productsync.management.commands.")
     ]
 

@@ -140,7 +140,7 @@ class Mapping:
         if fmt is None:
             raise SourceError(
                 f"mapping {self.name}: the source's format is unknown: set format in the "
-                "mapping or give --format"
+                "mapping or choose the feed's format"
             )
         raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
 

@@ -13,6 +13,7 @@ from productsync.exceptions import ProductSyncError
 from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
+from productsync.services.alerts import run_ended
 from productsync.services.items import items_record
 from productsync.services.lease import BatchStatus, Status, _run_save_if_running
 from productsync.services.locks import _reconnect
@@ -43,6 +44,7 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
     for attempt in itertools.count():
         try:
             run.save(update_fields=["status", "error", "finished_at"])
+            run_ended(run)
             return
         except DatabaseError as exc:
             failure = exc
