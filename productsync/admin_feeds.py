@@ -40,6 +40,13 @@ class FeedForm(forms.ModelForm):
     """A feed entered in the admin: its URLs reach private or loopback hosts only through
     PRODUCTSYNC['ALLOW_PRIVATE']."""
 
+    alert_webhook = forms.URLField(
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        help_text=Feed._meta.get_field("alert_webhook").help_text,
+    )
+
     class Meta:
         model = Feed
         fields = [  # the fieldsets of FeedAdmin order them

@@ -15,6 +15,8 @@ class Command(BaseCommand):
         "file has an error."
     )
 
+    stealth_options = ("stdin",)
+
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", help="a TOML file, or - for standard input")
         parser.add_argument(
@@ -24,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         name = options["file"]
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            text = (options.get("stdin") or sys.stdin).read() if name == "-" else Path(name).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{name}: cannot read: {exc}", returncode=2) from None
         try:
