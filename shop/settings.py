@@ -189,6 +189,8 @@ PRODUCTSYNC = {
     "ALLOW_PRIVATE": [h for h in os.environ.get("PRODUCTSYNC_ALLOW_PRIVATE", "").split(",") if h],
     "BASE_URL": os.environ.get("PRODUCTSYNC_BASE_URL") or None,
 }
+if os.environ.get("PRODUCTSYNC_UPLOAD_MAX_BYTES"):
+    PRODUCTSYNC["UPLOAD_MAX_BYTES"] = int(os.environ["PRODUCTSYNC_UPLOAD_MAX_BYTES"])
 
 # Alerts by e-mail: Django's mail settings (the demo prints them unless told otherwise).
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

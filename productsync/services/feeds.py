@@ -125,7 +125,9 @@ def feed_run_spec(feed: Feed, *, trigger: str, upload: dict | None = None, **opt
     admin, a push): its source, reader, kind, batch size and hiding. options are run_spec_build's
     (dry_run, limit, full, diff, workers). upload: a pushed file (storage name, SHA-256, file
     name) read instead of the source, under the same name (lease and history)."""
-    feed_options = {"format": feed.format or None, "preset": feed.preset or None}
+    # A stock file is a CSV whatever its name (a pushed file has none to tell).
+    fmt = feed.format or ("csv" if feed.kind == Feed.Kind.STOCK else None)
+    feed_options = {"format": fmt, "preset": feed.preset or None}
     feed_options["mapping"] = feed_mapping_path(feed)
     if feed.kind != Feed.Kind.CATALOGUE and feed.partner:
         feed_options["partner"] = feed.partner
