@@ -32,6 +32,7 @@ class UploadForm(forms.Form):
             ("stock", "Stock file of one partner: sku, price, num_in_stock"),
         ],
         initial="catalogue",
+        required=False,
         help_text="A stock file needs no mapping: give its partner below.",
     )
     partner = forms.CharField(
@@ -61,6 +62,7 @@ class UploadForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        data["kind"] = data.get("kind") or "catalogue"
         limit = app_settings.UPLOAD_MAX_BYTES
         for name in ("file", "mapping"):
             upload = data.get(name)

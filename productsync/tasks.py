@@ -80,7 +80,7 @@ def feed_sync(
     `schedule` unless told otherwise; dry_run: a preview recording each item's changes).
     upload: a file pushed to the feed (its run recorded `queued`, started here). A feed
     deleted or disabled since it was queued makes no run: None."""
-    return feed_run_execute(feed, trigger=trigger, dry_run=dry_run, upload=upload)
+    return feed_run_execute(feed, trigger=trigger, dry_run=dry_run, diff=dry_run, upload=upload)
 
 
 def feeds_overdue() -> list[str]:
