@@ -282,3 +282,29 @@ def test_feeds_load_reports_a_missing_file(db, tmp_path):
         call_command("feeds_load", str(tmp_path / "none.toml"))
     with pytest.raises(FeedFileError, match="only \\[\\[feed\\]\\] tables"):
         feeds_load("feed = 3")
+
+
+@pytest.mark.parametrize(
+    "key, value, check_id",
+    [
+        ("CREDENTIALS", {"acme": "password"}, "productsync.E240"),
+        ("ALLOW_PRIVATE", "127.0.0.1", "productsync.E241"),
+        ("WEBHOOK_SECRET", "", "productsync.E242"),
+        ("BASE_URL", "shop.example.com", "productsync.E243"),
+        ("WEBHOOK_TIMEOUT", 0, "productsync.E244"),
+        ("OVERDUE_CHECK_MINUTES", "5", "productsync.E244"),
+    ],
+)
+def test_bad_feed_settings_are_reported(settings, key, value, check_id):
+    from django.core.checks import run_checks
+
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, key: value}
+    assert check_id in [error.id for error in run_checks()]
+
+
+def test_a_feed_names_credentials_that_exist(db, settings):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "CREDENTIALS": {"acme-sftp": {}}}
+    with pytest.raises(FeedFileError, match="feed 'x': credentials: 'nope' is not an entry"):
+        feeds_load('[[feed]]\nname = "x"\nsource = "/a.csv"\ncredentials = "nope"')
+    feeds_load('[[feed]]\nname = "x"\nsource = "/a.csv"\ncredentials = "acme-sftp"')
+    assert Feed.objects.get().credentials == "acme-sftp"

@@ -26,7 +26,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         name = options["file"]
         try:
-            text = (options.get("stdin") or sys.stdin).read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            text = (
+                (options.get("stdin") or sys.stdin).read()
+                if name == "-"
+                else Path(name).read_text(encoding="utf-8")
+            )
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{name}: cannot read: {exc}", returncode=2) from None
         try:
