@@ -12,8 +12,8 @@ from django_q.models import Schedule
 from oscar.core.loading import get_model
 
 from productsync import tasks
-from productsync.feeds import FORMATS, PRESETS
 from productsync.feed_models import FEED_FORMATS, FEED_PRESETS
+from productsync.feeds import FORMATS, PRESETS
 from productsync.models import Feed, SyncRun
 from productsync.services import (
     FeedFileError,
