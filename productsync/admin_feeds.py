@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from productsync.admin_import import message_html
 from productsync.exceptions import ProductSyncError, QueueError
 from productsync.models import Alert, Feed, SyncRun
 from productsync.services import (
@@ -199,9 +200,10 @@ class FeedAdmin(admin.ModelAdmin):
             try:
                 queued = feed_sync_enqueue(feed, dry_run=dry_run)
             except (QueueError, ProductSyncError) as exc:
-                messages.error(request, f"{feed.name}: not started: {exc}.")
+                messages.error(request, message_html(f"Feed {feed.name}: not started: {exc}."))
                 continue
-            messages.success(request, f"{feed.name}: {'preview' if dry_run else 'sync'} queued.")
+            what = "preview" if dry_run else "sync"
+            messages.success(request, f"Feed {feed.name}: {what} queued.")
         if queued is not None and queryset.count() == 1:
             url = reverse("admin:productsync_syncrun_queued", args=[queued.task_id])
             return HttpResponseRedirect(
@@ -238,7 +240,7 @@ class FeedAdmin(admin.ModelAdmin):
             url = request.build_absolute_uri(reverse("productsync:feed_push", args=[feed.name]))
             messages.warning(
                 request,
-                f"{feed.name}: push token {token} (shown this once; the earlier one no longer "
+                f"Feed {feed.name}: push token {token} (shown this once; the earlier one no longer "
                 f"works). POST the file to {url} with Authorization: Bearer <token>.",
             )
 

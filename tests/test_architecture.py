@@ -33,6 +33,8 @@ FACE_EXTRAS = {
         "productsync.admin_feeds",
         "productsync.forms",
     },
+    # The Feeds page shows messages as the run admin does.
+    "productsync.admin_feeds": {"productsync.admin_import"},
     # The push endpoint's URLs name its view.
     "productsync.urls": {"productsync.views"},
     "productsync.management.commands.productsync_prune": {
