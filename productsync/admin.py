@@ -8,8 +8,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Max
-from django.db.models.functions import Length, Substr
 from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -25,16 +23,19 @@ from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, QueueError
 from productsync.exports import Echo, failures_csv_rows, failures_jsonl
 from productsync.forms import RetryForm
-from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncRun
+from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.report import (
     duration_text,
-    product_dashboard_url,
-    product_dashboard_urls,
     run_duration,
     run_picture,
     run_progress,
 )
 from productsync.services import (
+    product_dashboard_urls,
+    run_batch_products,
+    run_failures,
+    run_last_id,
+    run_mode_default,
     sync_queue_state,
     sync_run_enqueue,
     sync_run_enqueue_retry,
@@ -43,7 +44,6 @@ from productsync.services import (
 
 BATCHES_PER_PAGE = 50
 FAILURES_PER_PAGE = 50
-RUN_PERMISSION = "productsync.run_sync"
 
 
 # Characters of a stored payload and of a message shown on a page (downloads keep them whole).
@@ -168,16 +168,18 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
 
     def _require_run(self, request) -> None:
         """Starting and retrying need both permissions (run_sync alone sees no history)."""
-        if not (self.has_view_permission(request) and request.user.has_perm(RUN_PERMISSION)):
+        if not (
+            self.has_view_permission(request) and request.user.has_perm(SyncRun.RUN_PERMISSION)
+        ):
             raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
-        if request.user.has_perm(RUN_PERMISSION):
+        if request.user.has_perm(SyncRun.RUN_PERMISSION):
             extra_context["queue_state"] = sync_queue_state()
             extra_context["can_run"] = True
             extra_context["sync_source"] = app_settings.SOURCE
-            extra_context["sync_batch_size"] = app_settings.BATCH_SIZE
+            extra_context["sync_batch_size"] = run_mode_default().default_batch_size
         return super().changelist_view(request, extra_context)
 
     # The run page.
@@ -192,22 +194,15 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             request.GET.get("batches")
         )
         # A page shows the head of each payload; the downloads have them whole.
-        failures = Paginator(
-            run.failure_set.select_related("batch")
-            .defer("raw_payload")
-            .annotate(
-                payload_head=Substr("raw_payload", 1, PAGE_PAYLOAD_CHARS),
-                payload_length=Length("raw_payload"),
-            )
-            .order_by("position"),
-            FAILURES_PER_PAGE,
-        ).get_page(request.GET.get("failures"))
+        failures = Paginator(run_failures(run, PAGE_PAYLOAD_CHARS), FAILURES_PER_PAGE).get_page(
+            request.GET.get("failures")
+        )
         product_urls = product_dashboard_urls(f.upc for f in failures)
         failure_rows = [
             (f, product_urls.get(f.upc), f.batch and (f.batch.number - 1) // BATCHES_PER_PAGE + 1)
             for f in failures
         ]
-        batch_rows = self._batch_rows(run, list(batches))
+        batch_rows = run_batch_products(run, list(batches))
         running = run.status == SyncRun.Status.RUNNING
         context = {
             **self.admin_site.each_context(request),
@@ -223,12 +218,14 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             "failure_rows": failure_rows,
             "retries": list(run.retries.order_by("pk").values_list("pk", "status")),
             "confirmed_by": list(run.confirmed_by.order_by("pk").values_list("pk", "status")),
-            "can_retry": (request.user.has_perm(RUN_PERMISSION) and not running and run.failed > 0),
+            "can_retry": (
+                request.user.has_perm(SyncRun.RUN_PERMISSION) and not running and run.failed > 0
+            ),
             "payload_chars": PAGE_PAYLOAD_CHARS,
             "duplicate_failures": run.failure_set.exclude(duplicate_of=None).count()
             if run.failed
             else 0,
-            "can_confirm": request.user.has_perm(RUN_PERMISSION)
+            "can_confirm": request.user.has_perm(SyncRun.RUN_PERMISSION)
             and run.dry_run
             and bool(run.upload)
             and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),
@@ -245,33 +242,6 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             "bars": [(bar, (bar.first_batch - 1) // BATCHES_PER_PAGE + 1) for bar in bars],
             "run": run,
         }
-
-    @staticmethod
-    def _batch_rows(run: SyncRun, batches: list[SyncBatch]) -> list[tuple[SyncBatch, list]]:
-        """Each batch of the page with the products it wrote (as far as the products' sync
-        state still points at this run), looked up in one query for the page."""
-        if not batches:
-            return []
-        products = list(
-            SyncedProduct.objects.filter(
-                last_run_id=run.pk,
-                last_position__gte=batches[0].first_position,
-                last_position__lte=batches[-1].last_position,
-            )
-            .order_by("last_position")
-            .values_list("last_position", "product_id", "product__upc", "product__title")
-        )
-        return [
-            (
-                batch,
-                [
-                    (upc, title, product_dashboard_url(pk))
-                    for position, pk, upc, title in products
-                    if batch.first_position <= position <= batch.last_position
-                ],
-            )
-            for batch in batches
-        ]
 
     # Live progress, polled by the run page while the run is running.
 
@@ -308,10 +278,6 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
 
     # Starting and retrying, through the django-q2 cluster.
 
-    @staticmethod
-    def _last_run_id() -> int:
-        return SyncRun.objects.aggregate(last=Max("pk"))["last"] or 0
-
     def _queued_redirect(self, request, task_id: str, state: str, query: dict):
         """To the page that waits for the queued task's run; query tells that run apart."""
         if state == "unknown":
@@ -327,7 +293,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
     def start_view(self, request):
         self._require_run(request)
         dry_run = request.POST.get("dry_run") == "on"
-        after = self._last_run_id()  # before queueing: a worker may start the run at once
+        after = run_last_id()  # before queueing: a worker may start the run at once
         try:
             task_id, state = sync_run_enqueue(dry_run=dry_run)
         except QueueError as exc:
@@ -343,7 +309,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
         if run.status == SyncRun.Status.RUNNING or not run.failed:
             messages.error(request, "Only a finished run with failed items can be retried.")
             return HttpResponseRedirect(page)
-        after = self._last_run_id()
+        after = run_last_id()
         form = RetryForm(request.POST)
         duplicates = form.is_valid() and form.cleaned_data["duplicates"]
         try:

@@ -20,6 +20,8 @@ from productsync.exports import Echo, catalogue_csv_rows, catalogue_jsonl
 from productsync.forms import UploadForm
 from productsync.models import SyncItem, SyncRun
 from productsync.services import (
+    run_items,
+    run_last_id,
     sync_preview_confirm,
     sync_queue_state,
     sync_upload_enqueue,
@@ -28,7 +30,6 @@ from productsync.services import (
 )
 
 ITEMS_PER_PAGE = 50
-RUN_PERMISSION = "productsync.run_sync"
 OUTCOMES = [choice for choice, _ in SyncItem.Outcome.choices if choice != SyncItem.Outcome.MEMBER]
 
 
@@ -64,7 +65,7 @@ class ImportViews:
 
     def _require(self, request, run: bool = False) -> None:
         if not self.has_view_permission(request) or (
-            run and not request.user.has_perm(RUN_PERMISSION)
+            run and not request.user.has_perm(SyncRun.RUN_PERMISSION)
         ):
             raise PermissionDenied
 
@@ -104,7 +105,7 @@ class ImportViews:
             stored = upload_store(data["file"]) if data["file"] else None
             if data["mapping"]:
                 feed_options["mapping"] = upload_store(data["mapping"]).path
-            after = self._last_run_id()
+            after = run_last_id()
             task_id, state = sync_upload_enqueue(
                 source=stored.path if stored else data["url"],
                 upload=stored,
@@ -122,7 +123,7 @@ class ImportViews:
     def confirm_view(self, request, run_id: int):
         self._require(request, run=True)
         run = get_object_or_404(SyncRun, pk=run_id)
-        after = self._last_run_id()
+        after = run_last_id()
         try:
             task_id, state = sync_preview_confirm(run.pk)
         except (QueueError, ProductSyncError) as exc:
@@ -162,11 +163,9 @@ class ImportViews:
         """The run's recorded items (a preview's every item, a real run's changes) on one page
         of one outcome: one count and one page query, whatever the size of the run."""
         outcome = request.GET.get("outcome", "")
-        rows = SyncItem.objects.filter(run=run).exclude(outcome=SyncItem.Outcome.MEMBER)
-        if outcome in OUTCOMES:
-            rows = rows.filter(outcome=outcome)
-        else:
+        if outcome not in OUTCOMES:
             outcome = ""
+        rows = run_items(run, outcome)
         page = Paginator(rows.order_by("position"), ITEMS_PER_PAGE).get_page(
             request.GET.get("items")
         )

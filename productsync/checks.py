@@ -4,7 +4,14 @@ from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
 
-from productsync.conf import DEFAULTS, LIMITS, MAX_BATCH_SIZE, MINIMUMS, app_settings
+from productsync.conf import (
+    DEFAULTS,
+    LIMITS,
+    MAX_BATCH_SIZE,
+    MINIMUMS,
+    app_settings,
+    batch_size_allowed,
+)
 
 
 def _positive_int(value: object) -> bool:
@@ -26,7 +33,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     positive = ("BATCH_SIZE", "PARTIAL_BATCH_SIZE", "LOCK_TIMEOUT", "STALE_AFTER", "BATCH_ATTEMPTS")
-    # UPLOAD_MAX_BYTES: the admin's import tool (issue 15); CHANGES_MAX below.
+    # UPLOAD_MAX_BYTES: the admin's import tool; CHANGES_MAX below.
     for key in (*positive, "IMAGE_TIMEOUT", "IMAGE_MAX_BYTES", "UPLOAD_MAX_BYTES"):
         if not _positive_int(getattr(app_settings, key)):
             errors.append(
@@ -48,7 +55,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     errors += _range_errors()
     for key in ("BATCH_SIZE", "PARTIAL_BATCH_SIZE"):
         size = getattr(app_settings, key)
-        if _positive_int(size) and size > MAX_BATCH_SIZE:
+        if _positive_int(size) and not batch_size_allowed(size):
             errors.append(
                 Error(
                     f"PRODUCTSYNC[{key!r}] must be at most {MAX_BATCH_SIZE}.", id="productsync.E014"
@@ -120,7 +127,7 @@ def _feeds_errors() -> list[Error]:
     return errors
 
 
-# Outgoing requests, images and HTML (issue 17): ids E171-E174.
+# Outgoing requests, images and HTML: ids E171-E174.
 def _guard_errors() -> list[Error]:
     errors = []
     for key in ("HTTP_DEADLINE", "HTTP_RETRY_AFTER_MAX"):
@@ -150,7 +157,7 @@ def _guard_errors() -> list[Error]:
     return errors
 
 
-# Partial feeds (issue 16).
+# Partial feeds.
 def _partial_errors() -> list[Error]:
     errors = []
     if not isinstance(app_settings.PARTIAL, bool):
@@ -167,7 +174,7 @@ def _partial_errors() -> list[Error]:
 
 
 def _range_errors() -> list[Error]:
-    """Whole-number settings beyond what fits where they are used (issue 18)."""
+    """Whole-number settings beyond what fits where they are used."""
     errors = []
     for key, largest in LIMITS.items():
         value = getattr(app_settings, key)

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     # Extra request headers (auth tokens) by URL prefix: {"https://erp.example/": {...}}.
     # Sent only to URLs that start with the prefix; never printed nor stored.
     "HTTP_HEADERS": {},
-    # Outgoing requests (feeds and images; issue 17's guarded session):
+    # Outgoing requests (feeds and images):
     # seconds a feed's GET may take in all, from connecting to the last byte of its body, so
     # that no server trickling bytes can hold a run;
     "HTTP_DEADLINE": 3600,
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     # Platform exports: False leaves the images feeds name unfetched (and ProductImages as
     # they are), e.g. a first import of a shop's export while its CDN is not to be used.
     "FETCH_IMAGES": True,
-    # Images (issue 17): the most pixels (width x height) an image may have, checked before it
+    # Images: the most pixels (width x height) an image may have, checked before it
     # is decoded;
     "IMAGE_MAX_PIXELS": 25_000_000,
     # images are fetched only from public addresses, except from these host names and
@@ -67,12 +67,12 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS": "local",
     # Claims of a queued batch before it is recorded as failed (its worker died each time).
     "BATCH_ATTEMPTS": 3,
-    # Bounded inputs (issue 18): the longest feed line, JSON item or CSV row, in bytes (CSV:
+    # Bounded inputs: the longest feed line, JSON item or CSV row, in bytes (CSV:
     # characters), and the longest text field (a description), in characters. An item over
     # either fails alone; the reader holds at most about MAX_ITEM_BYTES of it.
     "MAX_ITEM_BYTES": 16 * 1024 * 1024,
     "MAX_TEXT_LENGTH": 8 * 1024 * 1024,
-    # Partial feeds (issue 16). Runs that do not say are partial: their items carry only
+    # Partial feeds: with PARTIAL, runs that do not say are partial: their items carry only
     # what they change (a stock file); nothing is created or hidden.
     "PARTIAL": False,
     # The partner of a stock file's rows that name none (makes a run partial), as
@@ -142,3 +142,8 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def batch_size_allowed(size: int) -> bool:
+    """Whether a run may use batches of size items (the one check of the bound)."""
+    return 1 <= size <= MAX_BATCH_SIZE

@@ -178,7 +178,7 @@ class SyncRun(models.Model):
         help_text="The aborted or failed run this one continues.",
     )
 
-    # The admin's import tool (issue 15): an uploaded or fetched feed file kept with the run,
+    # The admin's import tool: an uploaded or fetched feed file kept with the run,
     # the preview it confirms, and the item rows (SyncItem) it recorded.
     upload = models.CharField(
         "uploaded feed",
@@ -214,6 +214,9 @@ class SyncRun(models.Model):
     item_rows = models.PositiveIntegerField(
         "item rows", default=0, help_text="Items recorded with their outcome or changes."
     )
+
+    # Starting, retrying and confirming a sync (with the view permission: see the admin).
+    RUN_PERMISSION = "productsync.run_sync"
 
     class Meta:
         ordering = ["-started_at", "-pk"]

@@ -13,10 +13,10 @@ from productsync.records import (
     StockRecordIn,
     Unparsed,
     Upc,
-    _location,
-    _storable,
+    error_location,
     payload_dump,
     text,
+    text_storable,
 )
 
 # What a partial item may change; anything absent or null is left as it is.
@@ -37,7 +37,7 @@ class _Product(BaseModel):
 
     upc: Upc
     title: text(min_length=1, max_length=255) | None = None
-    description: Annotated[str, AfterValidator(_storable)] | None = None
+    description: Annotated[str, AfterValidator(text_storable)] | None = None
     is_public: bool | None = None
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
         default_factory=list
@@ -158,7 +158,7 @@ def _validated(model, payload: dict, prefix: str = ""):
         return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = prefix + _location(first["loc"])
+        where = prefix + error_location(first["loc"])
         raise RecordError(f"{where}: {first['msg']}", field=where) from None
 
 

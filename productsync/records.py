@@ -25,7 +25,7 @@ from productsync.conf import app_settings
 from productsync.exceptions import RecordError
 
 
-def _storable(text: str) -> str:
+def text_storable(text: str) -> str:
     """Refuse text no database can store: PostgreSQL rejects NUL, UTF-8 has no lone surrogates."""
     if "\x00" in text:
         raise ValueError("contains a NUL character (\\x00), which cannot be stored")
@@ -66,7 +66,7 @@ def _breadcrumb(text: str) -> str:
 def text(**constraints: Any) -> Any:
     """A stripped string type with constraints, refused when no database could store it."""
     return Annotated[
-        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(_storable)
+        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(text_storable)
     ]
 
 
@@ -91,11 +91,11 @@ AttributeCode = Annotated[
 
 def _plain_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _storable(value)
+        return text_storable(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [_storable(v) for v in value]
+        return [text_storable(v) for v in value]
     raise PydanticCustomError(
         "attribute_value", "expected text, a number, true or false, a list of names, or null"
     )
@@ -133,7 +133,7 @@ class ChildRecord(BaseModel):
     upc: Upc
     title: text(max_length=255) = ""
     slug: Slug | None = None
-    description: Annotated[str, AfterValidator(_storable)] = ""
+    description: Annotated[str, AfterValidator(text_storable)] = ""
     is_public: bool = True
     attributes: Attributes = Field(default_factory=dict)
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
@@ -151,7 +151,7 @@ class ProductRecord(BaseModel):
     upc: Upc
     title: text(min_length=1, max_length=255)
     product_class: text(min_length=1, max_length=128)
-    description: Annotated[str, AfterValidator(_storable)] = ""
+    description: Annotated[str, AfterValidator(text_storable)] = ""
     categories: Annotated[
         list[Annotated[text(min_length=1, max_length=1024), AfterValidator(_breadcrumb)]],
         Field(max_length=100),
@@ -177,7 +177,8 @@ class ProductRecord(BaseModel):
 KNOWN_KEYS = frozenset(ProductRecord.model_fields)
 
 
-def _location(loc: tuple) -> str:
+def error_location(loc: tuple) -> str:
+    """The field path of a pydantic error's loc, as an item's failure names it."""
     out = ""
     for part in loc:
         if part == "[key]":  # pydantic's marker for an invalid dict key: the key names it
@@ -222,7 +223,7 @@ def record_parse(payload: Any) -> ProductRecord:
         record = ProductRecord.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = _location(first["loc"])
+        where = error_location(first["loc"])
         raise RecordError(f"{where}: {first['msg']}", field=where) from None
     _check_structure(record)
     skus = set()

@@ -7,22 +7,6 @@ from datetime import datetime
 from django.utils import timezone
 
 from productsync.models import SyncBatch, SyncRun
-from productsync.writer import product_dashboard_urls
-from productsync.writer.catalogue import product_dashboard_url
-
-# The admin links products to Oscar's dashboard through the two product_dashboard_* names:
-# faces never import the writer.
-__all__ = [
-    "MAX_BARS",
-    "SEVERITY",
-    "Bar",
-    "duration_text",
-    "product_dashboard_url",
-    "product_dashboard_urls",
-    "run_duration",
-    "run_picture",
-    "run_progress",
-]
 
 # More batches than this are drawn as buckets of consecutive batches, so the picture of a
 # run with a million items stays a few hundred shapes.

@@ -1,4 +1,4 @@
-"""HTTP(S) sources: one streamed, guarded GET (feeds/guard.py) with gzip and conditional
+"""HTTP(S) sources: one streamed, guarded GET (productsync/http.py) with gzip and conditional
 requests."""
 
 import io
@@ -6,9 +6,8 @@ import logging
 from collections.abc import Callable
 
 from productsync.exceptions import FeedError, SourceError
-from productsync.feeds.guard import FetchError, GuardedResponse, GuardedSession, feed_guard
-from productsync.feeds.guard import http_headers as http_headers
 from productsync.feeds.stream import ByteStream, Feed, Reader, Validators
+from productsync.http import FetchError, GuardedResponse, GuardedSession, feed_guard
 
 logger = logging.getLogger(__name__)
 

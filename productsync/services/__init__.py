@@ -19,6 +19,8 @@ from productsync.services.feeds import (
 from productsync.services.feeds_toml import FeedFileError, feeds_dump, feeds_load
 from productsync.services.history import sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
+from productsync.services.locks import db_retry
+from productsync.services.mode import RunMode
 from productsync.services.preview import (
     sync_preview_confirm,
     sync_upload_enqueue,
@@ -34,8 +36,15 @@ from productsync.services.queue import (
 )
 from productsync.services.retry import sync_run_retry
 from productsync.services.run import run_spec_execute, sync_run_execute
+from productsync.services.selectors import (
+    product_dashboard_urls,
+    run_batch_products,
+    run_failures,
+    run_items,
+    run_last_id,
+)
 from productsync.services.source import source_key
-from productsync.services.spec import RunSpec, run_spec_build
+from productsync.services.spec import RunSpec, run_mode_default, run_spec_build
 from productsync.services.upload import upload_open, upload_store
 from productsync.services.worker import sync_batch_execute
 
@@ -60,10 +69,18 @@ __all__ = [
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",
+    "RunMode",
     "RunSpec",
+    "run_mode_default",
     "run_spec_build",
     "run_spec_execute",
+    "db_retry",
     "is_url",
+    "product_dashboard_urls",
+    "run_batch_products",
+    "run_failures",
+    "run_items",
+    "run_last_id",
     "source_key",
     "sync_batch_execute",
     "sync_preview_confirm",

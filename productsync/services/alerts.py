@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from productsync.conf import app_settings
 from productsync.feed_models import emails_split
-from productsync.feeds.guard import FetchError, GuardedSession, webhook_guard
+from productsync.http import FetchError, GuardedSession, webhook_guard
 from productsync.models import Alert, Feed, SyncRun
 from productsync.records import one_line
 from productsync.signals import run_finished

@@ -3,29 +3,17 @@ write, once more after a lock or connection error."""
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from productsync.exceptions import RecordError
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure, ValidItem
-from productsync.partial import KNOWN_KEYS as PARTIAL_KEYS
-from productsync.partial import PartialItem, partial_parse, stock_item
-from productsync.records import (
-    KNOWN_KEYS,
-    Unparsed,
-    default_currency,
-    one_line,
-    payload_dump,
-    printable,
-    raw_fingerprint,
-    record_fingerprint,
-    record_parse,
-)
-from productsync.services.history import _batch_record
-from productsync.services.locks import TRANSIENT, _reconnect
-from productsync.writer import BatchWriter, PartialWriter, html_policy, items_lock, unchanged_skip
+from productsync.records import one_line
+from productsync.services.locks import TRANSIENT, reconnect
+from productsync.services.mode import RunMode
 
 logger = logging.getLogger(__name__)
 # Bulk redos of a batch that a unique constraint rejected, before it is written item by item.
@@ -36,128 +24,23 @@ TRIES, DEADLOCK_TRIES = 2, 5
 DEADLOCK = ("40P01", "40001")
 
 
-def _upc_of(payload: Any) -> str:
-    if isinstance(payload, Unparsed):  # a mapped item that failed names its upc
-        return printable(payload.upc)[:255]
-    upc = payload.get("upc") if isinstance(payload, dict) else None
-    return printable(upc if isinstance(upc, str) else str(upc))[:255] if upc is not None else ""
+@dataclass
+class BatchContext:
+    """What writing a run's batches needs: the run, its mode, its writer, and how a batch's
+    result is recorded in the batch's own transaction (a new row, or a queued batch's)."""
+
+    run: SyncRun
+    mode: RunMode
+    writer: Any
+    record: Callable[[BatchResult], SyncBatch]
 
 
-def run_writer(run: SyncRun) -> "BatchWriter | PartialWriter":
-    """The writer of a run's batches: a partial run's changes only what its items give."""
-    if run.partial:
-        return PartialWriter()
-    return BatchWriter(run.pk, run.source, default_currency())
-
-
-def _fingerprints(chunk: list[FeedItem], currency: str) -> dict[int, str]:
-    """By position, the raw fingerprint of each item that is an object, as read, with what
-    else decides its writes: the default currency and the HTML sanitising in force."""
-    context = f"{currency}\n{html_policy()}"
-    return {
-        item.position: raw_fingerprint(item.payload, context, item.raw)
-        for item in chunk
-        if isinstance(item.payload, dict)
-    }
-
-
-def _unknown_keys(payload: dict, result: BatchResult, known=KNOWN_KEYS) -> None:
-    unknown = payload.keys() - known
-    if unknown:
-        result.unknown_keys.update(unknown)
-        result.warnings += 1
-
-
-def _invalid(item: FeedItem, exc: RecordError) -> ItemFailure:
-    """The failure of an item that did not validate, with its raw payload."""
-    return ItemFailure(
-        item.position, _upc_of(item.payload), str(exc), payload_dump(item.payload), exc.field
-    )
-
-
-def _batch_validate(
-    chunk: list[FeedItem], result: BatchResult, fingerprints: dict | None = None
-) -> list[ValidItem]:
-    if fingerprints is None:
-        fingerprints = _fingerprints(chunk, default_currency())
-    valid = []
-    policy = html_policy()  # in the fingerprint: a product stored unsanitised is written again
-    for item in chunk:
-        try:
-            record = record_parse(item.payload)
-        except RecordError as exc:
-            result.failures.append(_invalid(item, exc))
-            continue
-        _unknown_keys(item.payload, result)
-        valid.append(
-            ValidItem(
-                item.position,
-                record,
-                record_fingerprint(record, policy),
-                item.payload,
-                fingerprints[item.position],
-            )
-        )
-    return valid
-
-
-def _partial_validate(chunk: list[FeedItem], result: BatchResult) -> list[PartialItem]:
-    valid = []
-    for item in chunk:
-        lean = stock_item(item.position, item.payload)  # a plain stock row: no pydantic
-        if lean is not None:
-            valid.append(lean)
-            continue
-        try:
-            record = partial_parse(item.payload)
-        except RecordError as exc:
-            result.failures.append(_invalid(item, exc))
-            continue
-        _unknown_keys(item.payload, result, PARTIAL_KEYS)
-        valid.append(PartialItem(item.position, record, item.payload))
-    return valid
-
-
-def _batch_items(writer, chunk: list[FeedItem], result: BatchResult, dry_run) -> tuple[list, Any]:
-    """The items of a batch to write, validated, and what was looked up meanwhile. Items the
-    last sync wrote as they are now are counted unchanged first, never validated."""
-    if isinstance(writer, PartialWriter):
-        return _partial_validate(chunk, result), None
-    fingerprints = _fingerprints(chunk, writer.default_currency)
-    if writer.outcomes:
-        # A dry run says what would happen to every item: each goes through the writer,
-        # which records its outcome (and finds duplicates across batches).
-        valid = _batch_validate(chunk, result, fingerprints)
-        items_lock(valid)
-        return valid, None
-    rest, looked_up = unchanged_skip(
-        writer.run_id, writer.source, chunk, fingerprints, result, stamp=not dry_run
-    )
-    if len(rest) < len(chunk):
-        positions = {item.position for item in rest}
-        for item in chunk:
-            if item.position not in positions:
-                _unknown_keys(item.payload, result)
-    valid = _batch_validate(rest, result, fingerprints)
-    # Another run writing the same UPCs or SKUs now waits for this batch's commit (and this
-    # one for its), so the writer's checks read what is committed and hold until the write;
-    # what unchanged_skip read before the lock may be stale, so the writer reads it again.
-    if items_lock(valid):
-        looked_up = None
-    return valid, looked_up
-
-
-def _write(
-    writer: BatchWriter, items, result: BatchResult, rollback, savepoint=False, looked_up=None
-) -> None:
+def _write(writer, items, result: BatchResult, rollback, savepoint=False, looked_up=None) -> None:
     """Write items in the caller's transaction; in a savepoint when asked, and always when
-    it is to be rolled back (a dry run's). looked_up: what unchanged_skip read."""
+    it is to be rolled back (a dry run's). looked_up: what the unchanged check read."""
     part = BatchResult(result.number, items[0].position, items[-1].position, len(items))
     with transaction.atomic(savepoint=savepoint or rollback):
-        if looked_up is None:
-            writer.write(items, part)
-        else:
-            writer.write(items, part, looked_up)
+        writer.write(items, part, looked_up=looked_up)
         if rollback:
             transaction.set_rollback(True)
     result.merge(part)
@@ -170,21 +53,21 @@ class _WriteRejected(Exception):
         self.error = error
 
 
-def _batch_transaction(
-    run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], record=None
-) -> tuple[BatchResult, Any]:
-    """Process a batch in one transaction, and record(result) in it. The bulk write goes
+def batch_transaction(
+    context: BatchContext, number: int, chunk: list[FeedItem]
+) -> tuple[BatchResult, SyncBatch]:
+    """Process a batch in one transaction, and record its result in it. The bulk write goes
     first, with no savepoint; if the database rejects it, the transaction is undone and the
     batch written again item by item, each in a savepoint, so only the offending items fail.
-    Lock and connection errors propagate. Return the result and what record returned."""
+    Lock and connection errors propagate. Return the result and its record."""
     rejected, raced = None, 0
     while True:
         try:
             with transaction.atomic():
-                result = _batch_process(run, writer, number, chunk, rejected)
-                return result, record(result) if record else None
+                result = _batch_process(context, number, chunk, rejected)
+                return result, context.record(result)
         except _WriteRejected as exc:
-            writer.forget()
+            context.writer.forget()
             if isinstance(exc.error, IntegrityError) and raced < RACE_REDOS:
                 # Most likely another run wrote the same products or categories between our
                 # reads and writes: redo the batch in bulk on what it committed.
@@ -193,29 +76,26 @@ def _batch_transaction(
             rejected = exc.error
 
 
-def _batch_commit(
-    run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], bytes_read: int
+def batch_commit(
+    context: BatchContext, number: int, chunk: list[FeedItem]
 ) -> tuple[BatchResult, SyncBatch]:
-    """Write a batch and record it (with the feed's bytes_read after it) in one transaction,
-    so a crash leaves both or neither. When that transaction fails on a lock or the
-    connection, the batch is tried once more, then recorded with every item failed."""
-    attempt, error = 0, None
+    """Write a batch and record it in one transaction, so a crash leaves both or neither.
+    When that transaction fails on a lock or the connection, the batch is tried once more,
+    then recorded with every item failed."""
+    run, attempt, error = context.run, 0, None
     while attempt < TRIES or (attempt < DEADLOCK_TRIES and _deadlock(error)):
         attempt += 1
         try:
-            return _batch_transaction(
-                run, writer, number, chunk, lambda result: _batch_record(run, result, bytes_read)
-            )
+            return batch_transaction(context, number, chunk)
         except TRANSIENT as exc:
             error = exc
             logger.warning("run %s batch %s: %s; rolled back", run.pk, number, one_line(exc))
-            writer.forget()
-            _reconnect()
+            context.writer.forget()
+            reconnect()
             run.refresh_from_db()  # its totals and noted keys as committed
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
-    validate = _partial_validate if run.partial else _batch_validate
-    _batch_failed(result, validate(chunk, result), error)
-    return result, _batch_record(run, result, bytes_read)
+    _batch_failed(result, context.mode.validate(chunk, result), error)
+    return result, context.record(result)
 
 
 def _deadlock(error: Exception | None) -> bool:
@@ -229,14 +109,14 @@ def _batch_failed(result: BatchResult, valid: list[ValidItem], exc: Exception) -
 
 
 def _batch_process(
-    run: SyncRun, writer: BatchWriter, number: int, chunk: list[FeedItem], rejected=None
+    context: BatchContext, number: int, chunk: list[FeedItem], rejected=None
 ) -> BatchResult:
     """Validate and write a batch in the caller's transaction (rolled back for a dry run): in
     bulk, or item by item when the database rejected the bulk write (rejected: its error)."""
-    dry_run = run.dry_run
+    writer, dry_run = context.writer, context.run.dry_run
     started = time.perf_counter()
     result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
-    valid, looked_up = _batch_items(writer, chunk, result, dry_run)
+    valid, looked_up = context.mode.items(writer, chunk, result, dry_run)
     if valid and rejected is None:
         try:
             _write(writer, valid, result, dry_run, looked_up=looked_up)
@@ -253,7 +133,7 @@ def _batch_process(
     return result
 
 
-def _write_each(writer: BatchWriter, valid: list[ValidItem], result: BatchResult, rollback) -> None:
+def _write_each(writer, valid: list[ValidItem], result: BatchResult, rollback) -> None:
     """Write each item in its own savepoint so only the offending ones fail."""
     with transaction.atomic(savepoint=rollback):
         for item in valid:
@@ -273,11 +153,3 @@ def _db_failure(item: ValidItem, exc: Exception) -> ItemFailure:
     return ItemFailure(
         item.position, item.record.upc, f"the database rejected the item: {message}", item.raw()
     )
-
-
-def _records_of(chunk: list[FeedItem]):
-    for item in chunk:
-        try:
-            yield record_parse(item.payload)
-        except RecordError:
-            continue

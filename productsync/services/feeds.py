@@ -21,9 +21,9 @@ from django_q.models import Schedule
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError
 from productsync.feeds import feed_open
-from productsync.feeds.guard import webhook_guard
+from productsync.http import webhook_guard
 from productsync.models import Feed, SyncRun
-from productsync.services.queue import _enqueue
+from productsync.services.queue import task_enqueue
 from productsync.services.run import run_spec_execute
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.upload import upload_store
@@ -148,7 +148,7 @@ def feed_run_spec(feed: Feed, *, trigger: str, upload: dict | None = None, **opt
         trigger=trigger,
         feed_options={k: v for k, v in feed_options.items() if v is not None},
         hide_missing=feed.hide_missing,
-        partial=feed.kind != Feed.Kind.CATALOGUE,
+        kind=feed.kind,
         record=record,
         **options,
     )
@@ -193,7 +193,7 @@ def feed_sync_enqueue(feed: Feed, *, dry_run: bool = False, trigger: str = SyncR
     schedule makes it; return the task id and the queue state (QueueError: no cluster)."""
     if not feed.source:
         raise ProductSyncError(f"feed {feed.name} has no source: files are pushed to it")
-    return _enqueue(
+    return task_enqueue(
         FEED_TASK,
         feed.pk,
         trigger=trigger,
@@ -243,13 +243,13 @@ def feed_push(feed: Feed, body: BinaryIO, filename: str = "") -> SyncRun:
         trigger=SyncRun.Trigger.PUSH,
         status=SyncRun.Status.QUEUED,
         batch_size=spec.batch_size,
-        partial=spec.partial,
+        partial=spec.mode.partial,
         upload=stored.name,
         upload_name=stored.filename,
         upload_sha256=stored.sha256,
     )
     try:
-        _enqueue(
+        task_enqueue(
             FEED_TASK,
             feed.pk,
             trigger=SyncRun.Trigger.PUSH,

@@ -6,7 +6,7 @@ from productsync.services.spec import RunSpec
 from productsync.writer import products_hide, products_missing
 
 
-def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
+def run_hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
     """Hide the products of the source this run did not see, if the run saw the whole feed
     in one pass (not resumed, not a retry, no --limit, not a partial feed, not failed) and
     would not hide too many; otherwise note on the run why nothing was hidden."""
@@ -21,7 +21,7 @@ def _hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "a resumed run reads only the rest of the feed"
     elif run.retry_of_id is not None:
         why_not = "a retry reads only the failed items"
-    elif run.partial:
+    elif not spec.mode.may_hide:
         why_not = "this is a partial run"
     elif run.status == SyncRun.Status.FAILED:
         why_not = "the run failed"

@@ -1,8 +1,6 @@
 """Run history: a batch's outcome, its failures and the run's totals, and a run's end."""
 
 import contextlib
-import itertools
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -15,8 +13,8 @@ from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
 from productsync.services.alerts import run_ended
 from productsync.services.items import items_record
-from productsync.services.lease import BatchStatus, Status, _run_save_if_running
-from productsync.services.locks import _reconnect
+from productsync.services.lease import BatchStatus, Status, run_save_if_running
+from productsync.services.locks import db_retry
 from productsync.services.upload import uploads_prune
 from productsync.sql import insert_rows
 
@@ -32,7 +30,7 @@ KEY_LENGTH = 60
 FINISH_WITHIN = 30
 
 
-def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
+def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
     if status is None:
         status = Status.FAILED if error else (Status.PARTIAL if run.failed else Status.SUCCEEDED)
     run.status = status
@@ -40,26 +38,18 @@ def _finish(run: SyncRun, error: str, status: str | None = None) -> None:
     run.finished_at = timezone.now()
     # A connection that died (a failover, pg_terminate_backend) is replaced and the end
     # recorded on the new one: a run the process survives is never left running.
-    deadline = time.monotonic() + FINISH_WITHIN
-    for attempt in itertools.count():
-        try:
-            run.save(update_fields=["status", "error", "finished_at"])
-            run_ended(run)
-            return
-        except DatabaseError as exc:
-            failure = exc
-            _reconnect()
-        if time.monotonic() > deadline:
-            break
-        time.sleep(min(0.05 * 2**attempt, 1.0))
-    error = ProductSyncError(
-        f"run {run.pk}: {run.error or status}; could not record it: {one_line(failure)}"
-    )
-    error.run_id = run.pk
-    raise error from None
+    try:
+        db_retry(lambda: run.save(update_fields=["status", "error", "finished_at"]), FINISH_WITHIN)
+    except DatabaseError as failure:
+        error = ProductSyncError(
+            f"run {run.pk}: {run.error or status}; could not record it: {one_line(failure)}"
+        )
+        error.run_id = run.pk
+        raise error from None
+    run_ended(run)
 
 
-def _run_reload(run: SyncRun) -> None:
+def run_reload(run: SyncRun) -> None:
     """Take the run's counters from the database after a batch whose record was undone: the
     summary says what is recorded, never what was counted in memory."""
     with contextlib.suppress(DatabaseError):  # recording the end tries again
@@ -68,16 +58,21 @@ def _run_reload(run: SyncRun) -> None:
             setattr(run, name, getattr(fresh, name))
 
 
-def _run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
-    """Count warnings found after a batch committed (images not fetched) on the run."""
-    if warnings:
-        run.feed_digest = ""  # the next run reads the feed again, to fetch these again
-        run.warnings += len(warnings)
-        run.notes.extend(warnings[: max(0, MAX_NOTES - len(run.notes))])
-        run.save(update_fields=["warnings", "notes"])
+def run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
+    """Count warnings found after a batch committed (images not fetched) on the run, under
+    its row lock (a queue run's workers note theirs side by side); run takes what is
+    recorded, and forgets its feed digest: the next run reads the feed again to fetch them."""
+    if not warnings:
+        return
+    with transaction.atomic():
+        locked = SyncRun.objects.select_for_update().get(pk=run.pk)
+        locked.warnings += len(warnings)
+        locked.notes.extend(warnings[: max(0, MAX_NOTES - len(locked.notes))])
+        locked.save(update_fields=["warnings", "notes"])
+    run.warnings, run.notes, run.feed_digest = locked.warnings, locked.notes, ""
 
 
-def _batch_record(
+def batch_record(
     run: SyncRun,
     result: BatchResult,
     bytes_read: int,
@@ -88,66 +83,76 @@ def _batch_record(
     new_keys = {printable(key)[:KEY_LENGTH] for key in result.unknown_keys}
     new_keys -= set(run.unknown_keys)
     with transaction.atomic(savepoint=False):
-        values = {
-            "first_position": result.first_position,
-            "last_position": result.last_position,
-            "status": result.status,
-            **{name: getattr(result, name) for name in SyncBatch.COUNTERS},
-            "duration": result.duration,
-            "error": result.error,
-            "finished_at": timezone.now(),
-            "payload": None,
-        }
-        if batch is None:
-            # Through the driver: the ORM's save() costs more (docs/benchmarks.md).
-            batch = SyncBatch(run=run, number=result.number, **values)
-            [batch.pk] = insert_rows(
-                SyncBatch,
-                ["run_id", "number", *values],
-                [(run.pk, result.number, *values.values())],
-                returning="id",
-            )
-            batch._state.adding = False
-        else:
-            for name, value in values.items():
-                setattr(batch, name, value)
-            batch.save()
-        SyncFailure.objects.bulk_create(
-            SyncFailure(
-                run=run,
-                batch=batch,
-                position=f.position,
-                upc=f.upc[:255],
-                field=f.field[:255],
-                message=f.message,
-                raw_payload=f.raw_payload,
-                duplicate_of=f.duplicate_of,
-            )
-            for f in result.failures
-        )
+        batch = _batch_save(run, result, batch)
+        _failures_store(run, batch, result)
         items_record(run, result)
-        run.items += result.items
-        run.created += result.created
-        run.updated += result.updated
-        run.unchanged += result.unchanged
-        run.repaired += result.repaired
-        run.failed += result.failed
-        run.hidden += result.hidden
-        run.batches += 1
-        run.failed_batches += bool(result.failures)
-        run.warnings += result.warnings
-        if new_keys:
-            names = sorted(new_keys)
-            run.unknown_keys = [*run.unknown_keys, *names]
-            more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
-            run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
-        run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
+        _run_totals_add(run, result, new_keys)
         run.bytes_read = bytes_read
         run.heartbeat_at = timezone.now()
         fields = [*SyncRun.COUNTERS, "notes", "unknown_keys", "bytes_read", "heartbeat_at"]
         fields.append("item_rows")
-        _run_save_if_running(run, fields)
+        run_save_if_running(run, fields)
     return batch
+
+
+def _batch_save(run: SyncRun, result: BatchResult, batch: SyncBatch | None) -> SyncBatch:
+    """The batch's row with its outcome: inserted, or the queued batch's updated."""
+    values = {
+        "first_position": result.first_position,
+        "last_position": result.last_position,
+        "status": result.status,
+        **{name: getattr(result, name) for name in SyncBatch.COUNTERS},
+        "duration": result.duration,
+        "error": result.error,
+        "finished_at": timezone.now(),
+        "payload": None,
+    }
+    if batch is None:
+        # Through the driver: the ORM's save() costs more (docs/benchmarks.md).
+        batch = SyncBatch(run=run, number=result.number, **values)
+        [batch.pk] = insert_rows(
+            SyncBatch,
+            ["run_id", "number", *values],
+            [(run.pk, result.number, *values.values())],
+            returning="id",
+        )
+        batch._state.adding = False
+    else:
+        for name, value in values.items():
+            setattr(batch, name, value)
+        batch.save()
+    return batch
+
+
+def _failures_store(run: SyncRun, batch: SyncBatch, result: BatchResult) -> None:
+    SyncFailure.objects.bulk_create(
+        SyncFailure(
+            run=run,
+            batch=batch,
+            position=f.position,
+            upc=f.upc[:255],
+            field=f.field[:255],
+            message=f.message,
+            raw_payload=f.raw_payload,
+            duplicate_of=f.duplicate_of,
+        )
+        for f in result.failures
+    )
+
+
+def _run_totals_add(run: SyncRun, result: BatchResult, new_keys: set[str]) -> None:
+    """Add the batch's counts, notes and newly met unknown keys to the run (in memory)."""
+    for name in ("items", "created", "updated", "unchanged", "repaired", "failed", "hidden"):
+        setattr(run, name, getattr(run, name) + getattr(result, name))
+    run.batches += 1
+    run.failed_batches += bool(result.failures)
+    run.warnings += result.warnings
+    if new_keys:
+        names = sorted(new_keys)
+        run.unknown_keys = [*run.unknown_keys, *names]
+        more = f" and {len(names) - NOTED_KEYS} more" if len(names) > NOTED_KEYS else ""
+        run.notes.append(f"unknown keys ignored: {', '.join(names[:NOTED_KEYS])}{more}")
+    run.notes.extend(result.notes[: max(0, MAX_NOTES - len(run.notes))])
 
 
 def sync_run_prune(keep_days: int) -> int:
@@ -159,12 +164,12 @@ def sync_run_prune(keep_days: int) -> int:
     return uploads_prune(old)
 
 
-def _run_complete_if_done(run: SyncRun) -> bool:
+def run_complete_if_done(run: SyncRun) -> bool:
     """Set a queue run's final status once it is planned and no batch is left to write.
     The caller holds the run's row lock, so exactly one reporter completes it."""
     if run.status != Status.RUNNING or run.planned_batches is None:
         return False
     if run.batch_set.filter(status__in=UNFINISHED).exists():
         return False
-    _finish(run, run.error)
+    run_finish(run, run.error)
     return True

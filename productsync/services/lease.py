@@ -29,40 +29,16 @@ def sync_run_abort_stale() -> int:
     )
 
 
-def _owner() -> str:
+def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def sync_run_start(
-    source: str,
-    *,
-    batch_size: int,
-    dry_run: bool = False,
-    trigger: str = SyncRun.Trigger.COMMAND,
-    retry_of: SyncRun | None = None,
-    workers: str = SyncRun.Workers.LOCAL,
-    resumed_from: SyncRun | None = None,
-    start_position: int = 0,
-    partial: bool = False,
-    record: dict | None = None,
-) -> SyncRun:
-    """Record a new running run (with the fields of record too). A non-dry run takes the
-    source's lease; if another run holds it, a skipped run is recorded and RunActiveError
-    raised."""
+def run_record(fields: dict) -> SyncRun:
+    """Record a new running run with fields (SyncRun's). A non-dry run takes the source's
+    lease; if another run holds it, a skipped run is recorded and RunActiveError raised."""
     sync_run_abort_stale()
-    fields = {
-        "source": source,
-        "batch_size": batch_size,
-        "dry_run": dry_run,
-        "trigger": trigger,
-        "retry_of": retry_of,
-        "workers": workers,
-        "resumed_from": resumed_from,
-        "start_position": start_position,
-        "partial": partial,
-        "owner": _owner(),
-        **(record or {}),
-    }
+    fields = {**fields, "owner": owner_name()}
+    source = fields["source"]
     queued = fields.pop("queued_run", None)
     try:
         with transaction.atomic():
@@ -97,7 +73,7 @@ def _run_take_queued(run_id: int, fields: dict) -> SyncRun:
     return SyncRun.objects.get(pk=run_id)
 
 
-def _lease_check(run: SyncRun) -> None:
+def lease_check(run: SyncRun) -> None:
     """Lock the run's row and make sure it is still running: a run taken for dead (marked
     aborted) must not come back to life and write over the lease of a newer run."""
     status = (
@@ -107,7 +83,7 @@ def _lease_check(run: SyncRun) -> None:
         raise _lease_lost(run, status)
 
 
-def _run_save_if_running(run: SyncRun, fields: list[str]) -> None:
+def run_save_if_running(run: SyncRun, fields: list[str]) -> None:
     """Save fields of the run, which must still be running: the lease check and the update
     in one statement (the update takes the row lock the check would)."""
     if not update_row(

@@ -18,11 +18,11 @@ from productsync.feeds import Feed
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure
 from productsync.records import one_line
-from productsync.services.batch import _records_of, run_writer
-from productsync.services.history import UNFINISHED, OnBatch, _finish, _run_complete_if_done
-from productsync.services.lease import BatchStatus, Status, _lease_check
-from productsync.services.queue import _batch_enqueue, _item_dump
-from productsync.services.worker import _batch_failed_result, _batch_give_up, _batch_report
+from productsync.services.claims import batch_failed_result, batch_give_up, batch_report
+from productsync.services.history import UNFINISHED, OnBatch, run_complete_if_done, run_finish
+from productsync.services.lease import BatchStatus, Status, lease_check
+from productsync.services.mode import RunMode
+from productsync.services.queue import batch_enqueue, item_dump
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _enqueue_patiently(run: SyncRun, batch: SyncBatch, broker: Broker) -> None:
     delay = 0.5
     while True:
         try:
-            _batch_enqueue(batch, broker)
+            batch_enqueue(batch, broker)
             return
         except DatabaseError:
             raise  # the ORM broker's database: the planner's database error
@@ -62,10 +62,12 @@ def _enqueue_patiently(run: SyncRun, batch: SyncBatch, broker: Broker) -> None:
         delay = min(delay * 2, BROKER_RETRY_MAX)
 
 
-def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> "_RunWatch":
+def run_plan(
+    run: SyncRun, mode: RunMode, items: Iterable[FeedItem], feed: Feed, on_batch
+) -> "_RunWatch":
     """Record and enqueue every batch of a queue run (items, read from feed); return the
     watch to wait with."""
-    writer = run_writer(run)
+    writer = mode.writer(run)
     broker = get_broker()
     watch = _RunWatch(run, on_batch, broker)
     planned, next_position, error = 0, run.start_position, ""
@@ -73,8 +75,7 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> 
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             # Classes, categories and partners are created here, by one process, so that
             # workers writing batches side by side find them instead of racing to create them.
-            if not run.partial:  # a partial run creates nothing
-                writer.prepare(_records_of(chunk))
+            mode.prepare(writer, chunk)
             batch = SyncBatch.objects.create(
                 run=run,
                 number=number,
@@ -82,7 +83,7 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> 
                 last_position=chunk[-1].position,
                 status=BatchStatus.PENDING,
                 items=len(chunk),
-                payload=[_item_dump(item) for item in chunk],
+                payload=[item_dump(item) for item in chunk],
                 finished_at=None,
                 heartbeat_at=timezone.now(),
             )
@@ -99,31 +100,31 @@ def _run_plan(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> 
     except FeedError as exc:
         error = f"feed broke at item {next_position}: {exc}"
     except KeyboardInterrupt:
-        _finish(run, "interrupted", status=Status.ABORTED)
+        run_finish(run, "interrupted", status=Status.ABORTED)
         raise
     except DatabaseError as exc:
         logger.exception("planner of run %s stopped by a database error", run.pk)
         error = f"database error: {exc}"
     with transaction.atomic():
-        _lease_check(run)
+        lease_check(run)
         locked = SyncRun.objects.get(pk=run.pk)
         locked.planned_batches = planned
         locked.error = error
         locked.bytes_read = feed.bytes_read
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["planned_batches", "error", "bytes_read", "heartbeat_at"])
-        _run_complete_if_done(locked)
+        run_complete_if_done(locked)
     return watch
 
 
-def _run_wait(run: SyncRun, watch: "_RunWatch") -> None:
+def run_wait(run: SyncRun, watch: "_RunWatch") -> None:
     """Watch a planned queue run until its last batch reports, enqueueing again the batches
     whose worker died."""
     try:
         while watch.step():
             time.sleep(QUEUE_POLL)
     except KeyboardInterrupt:
-        _finish(run, "interrupted", status=Status.ABORTED)
+        run_finish(run, "interrupted", status=Status.ABORTED)
         raise
 
 
@@ -206,13 +207,13 @@ def _batches_requeue_stale(run: SyncRun, broker: Broker) -> None:
     for batch in run.batch_set.filter(status=BatchStatus.RUNNING, heartbeat_at__lt=cutoff):
         reason = f"its worker ({batch.claimed_by}) stopped heart-beating"
         if batch.attempts >= app_settings.BATCH_ATTEMPTS:
-            _batch_give_up(batch, batch.claimed_by, reason)
+            batch_give_up(batch, batch.claimed_by, reason)
             continue
         if SyncBatch.objects.filter(
             pk=batch.pk, status=BatchStatus.RUNNING, claimed_by=batch.claimed_by
         ).update(status=BatchStatus.PENDING, claimed_by="", heartbeat_at=now, error=reason):
             logger.warning("run %s batch %s: %s; enqueued again", run.pk, batch.number, reason)
-            _batch_enqueue(batch, broker)
+            batch_enqueue(batch, broker)
     lost = run.batch_set.filter(status=BatchStatus.PENDING, heartbeat_at__lt=cutoff)
     if lost.exists() and not broker.queue_size():
         for batch in lost:
@@ -222,7 +223,7 @@ def _batches_requeue_stale(run: SyncRun, broker: Broker) -> None:
                 logger.warning(
                     "run %s batch %s: its task was lost; enqueued again", run.pk, batch.number
                 )
-                _batch_enqueue(batch, broker)
+                batch_enqueue(batch, broker)
 
 
 def _run_give_up(run: SyncRun, reason: str) -> None:
@@ -235,5 +236,5 @@ def _run_give_up(run: SyncRun, reason: str) -> None:
         if SyncBatch.objects.filter(pk=batch.pk, status__in=UNFINISHED).update(
             status=BatchStatus.RUNNING, claimed_by=token
         ):
-            _batch_report(batch.pk, token, _batch_failed_result(batch, reason))
+            batch_report(batch.pk, token, batch_failed_result(batch, reason))
     run.refresh_from_db()

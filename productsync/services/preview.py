@@ -5,9 +5,9 @@ from django.core.files.storage import default_storage
 
 from productsync.exceptions import ProductSyncError
 from productsync.models import SyncRun
-from productsync.services.queue import Queued, _enqueue
+from productsync.services.queue import Queued, task_enqueue
 from productsync.services.run import sync_run_execute
-from productsync.services.upload import Upload, _digest, source_of, upload_check, upload_fetch
+from productsync.services.upload import Upload, source_of, upload_check, upload_digest, upload_fetch
 
 
 def sync_upload_enqueue(
@@ -27,7 +27,7 @@ def sync_upload_enqueue(
         if upload
         else None
     )
-    return _enqueue(
+    return task_enqueue(
         "productsync.tasks.sync_upload",
         source,
         batch_size,
@@ -58,7 +58,7 @@ def sync_upload_execute(
         stored = Upload(
             upload["name"], default_storage.path(upload["name"]), "", upload["filename"]
         )
-        if _digest(stored.name) != upload["sha256"]:
+        if upload_digest(stored.name) != upload["sha256"]:
             raise ProductSyncError(f"the file {stored.filename} changed since it was queued")
         stored = Upload(stored.name, stored.path, upload["sha256"], stored.filename)
     record = {

@@ -86,7 +86,7 @@ def sync_queue_state() -> str:
     return "running" if alive else "stopped"
 
 
-def _enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
+def task_enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
     from django_q.tasks import async_task
 
     state = sync_queue_state()
@@ -102,14 +102,13 @@ def _enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
 
 
 def sync_run_enqueue(*, dry_run: bool = False) -> Queued:
-    """Queue a sync of PRODUCTSYNC's source and batch size (trigger `admin`) for the
-    django-q2 cluster; return the task id and the queue state. Raises QueueError when no
-    cluster is running."""
-    return _enqueue(
+    """Queue a sync of PRODUCTSYNC's source (trigger `admin`) for the django-q2 cluster, run
+    as the command runs it: its mode and batch size decided by run_spec_build. Return the
+    task id and the queue state. Raises QueueError when no cluster is running."""
+    return task_enqueue(
         "productsync.tasks.sync_products",
         app_settings.SOURCE,
-        app_settings.BATCH_SIZE,
-        dry_run,
+        dry_run=dry_run,
         trigger=SyncRun.Trigger.ADMIN,
         task_name=f"productsync {'dry run' if dry_run else 'sync'} from the admin",
     )
@@ -117,7 +116,7 @@ def sync_run_enqueue(*, dry_run: bool = False) -> Queued:
 
 def sync_run_enqueue_retry(run_id: int, duplicates: bool = False) -> Queued:
     """Queue a retry of a run's failed items (see sync_run_retry) for the django-q2 cluster."""
-    return _enqueue(
+    return task_enqueue(
         "productsync.tasks.sync_products_retry",
         run_id,
         trigger=SyncRun.Trigger.ADMIN,
@@ -126,20 +125,20 @@ def sync_run_enqueue_retry(run_id: int, duplicates: bool = False) -> Queued:
     )
 
 
-def _item_dump(item: FeedItem) -> list:
+def item_dump(item: FeedItem) -> list:
     if isinstance(item.payload, Unparsed):
         unparsed = item.payload
         return [item.position, unparsed.text, unparsed.message, unparsed.field, unparsed.upc]
     return [item.position, item.payload]
 
 
-def _item_load(pair: list) -> FeedItem:
+def item_load(pair: list) -> FeedItem:
     if len(pair) >= 3:
         return FeedItem(pair[0], Unparsed(*pair[1:]))
     return FeedItem(pair[0], pair[1])
 
 
-def _batch_enqueue(batch: SyncBatch, broker: Broker | None = None) -> None:
+def batch_enqueue(batch: SyncBatch, broker: Broker | None = None) -> None:
     async_task(
         "productsync.tasks.sync_batch",
         batch.pk,

@@ -14,7 +14,7 @@ class ResumePoint(NamedTuple):
     position: int  # the feed position of its first uncommitted batch
 
 
-def _resume_point(run_id: int, source: str | None) -> ResumePoint:
+def resume_point(run_id: int, source: str | None) -> ResumePoint:
     """Where the run run_id, to be resumed, is to be read again."""
     sync_run_abort_stale()
     old = SyncRun.objects.filter(pk=run_id).first()

@@ -12,27 +12,26 @@ from django.db import DatabaseError, connection, reset_queries
 from django.utils import timezone
 
 from productsync.batching import batched
-from productsync.conf import app_settings
 from productsync.exceptions import FeedError, LeaseLostError, ProductSyncError, SourceError
 from productsync.feeds import Feed, feed_open, is_url
-from productsync.models import SyncRun
-from productsync.outcomes import FeedItem
+from productsync.models import SyncBatch, SyncRun
+from productsync.outcomes import BatchResult, FeedItem
 from productsync.records import one_line
-from productsync.services.batch import _batch_commit, run_writer
-from productsync.services.hide_missing import _hide_missing
-from productsync.services.history import OnBatch, _finish, _run_note_warnings, _run_reload
+from productsync.services.batch import BatchContext, batch_commit
+from productsync.services.hide_missing import run_hide_missing
+from productsync.services.history import OnBatch, batch_record, run_finish, run_reload
 from productsync.services.items import items_note_unrecorded, items_writer_set
-from productsync.services.lease import Status, sync_run_start
-from productsync.services.locks import _lock_timeouts, _reconnect
-from productsync.services.planner import _run_plan, _run_wait
+from productsync.services.lease import Status, run_record
+from productsync.services.locks import lock_timeouts, reconnect
+from productsync.services.mode import batch_after_commit
+from productsync.services.planner import run_plan, run_wait
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.unchanged import (
-    _catalogue_state_store,
-    _feed_digest,
-    _http_validators,
-    _run_skip_unchanged,
+    catalogue_state_store,
+    http_validators,
+    run_skip_unchanged,
+    spec_feed_digest,
 )
-from productsync.signals import batch_committed
 from productsync.writer import ImageSync, catalogue_category_view_refresh
 
 logger = logging.getLogger(__name__)
@@ -71,41 +70,40 @@ def run_spec_execute(
     are those of the source's last run, which succeeded, while none of the source's products
     changed since, ends at once `succeeded` with 0 items and a note."""
     try:
-        run = sync_run_start(
-            spec.source,
-            batch_size=spec.batch_size,
-            dry_run=spec.dry_run,
-            trigger=spec.trigger,
-            retry_of=spec.retry_of,
-            workers=spec.workers,
-            resumed_from=spec.resumed_from,
-            start_position=spec.start,
-            partial=spec.partial,
-            record={**spec.record, "diff": spec.diff},
-        )
+        run = sync_run_start(spec)
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
     try:
         digest = ""
         if spec.whole_file and spec.workers == SyncRun.Workers.LOCAL:
-            digest = _feed_digest(spec)
-        if digest and not spec.full and _run_skip_unchanged(run, digest):
+            digest = spec_feed_digest(spec)
+        if digest and not spec.full and run_skip_unchanged(run, digest):
             return run
         run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
         with _gc_frozen():
             error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
         exc.run_id = run.pk
-        _finish(run, str(exc))
+        run_finish(run, str(exc))
         raise
     except BaseException as exc:
         exc.run_id = run.pk  # the face shows the run's summary, read from the database
         if run.status == Status.RUNNING and isinstance(exc, Exception):
             # A bug, not bad input: end the run so its lease is released, and let it surface.
-            _finish(run, f"unexpected error: {exc!r}")
+            run_finish(run, f"unexpected error: {exc!r}")
         raise
     if error is None:
         return run  # an unchanged HTTP source: finished already
+    _run_end(run, spec, error)
+    with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
+        run.refresh_from_db()
+    return run
+
+
+def _run_end(run: SyncRun, spec: RunSpec, error: str) -> None:
+    """After the feed was read (whole, or until error stopped it): note the items without
+    recorded changes, refresh Oscar's category view, hide the missing products, and end a
+    local run (a queue run is ended by the batch that reports last)."""
     items_note_unrecorded(run)
     if not spec.dry_run:
         # Also after an early stop: the batches committed before it changed the catalogue.
@@ -113,7 +111,7 @@ def run_spec_execute(
         error = error or refresh_error
     if spec.hide_missing:
         try:
-            _hide_missing(run, spec, error)
+            run_hide_missing(run, spec, error)
         except DatabaseError as exc:
             error = error or f"hiding the products missing from the feed failed: {exc}"
     if spec.workers == SyncRun.Workers.QUEUE:
@@ -121,12 +119,29 @@ def run_spec_execute(
             run.error = error
             run.save(update_fields=["error"])
     else:
-        _finish(run, error)
+        run_finish(run, error)
         if run.feed_digest and run.status == Status.SUCCEEDED:
-            _catalogue_state_store(run)
-    with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
-        run.refresh_from_db()
-    return run
+            catalogue_state_store(run)
+
+
+def sync_run_start(spec: RunSpec) -> SyncRun:
+    """Record the spec's run, running; a non-dry run takes the source's lease (raises
+    RunActiveError, after recording a skipped run, when another run holds it)."""
+    return run_record(
+        {
+            "source": spec.source,
+            "batch_size": spec.batch_size,
+            "dry_run": spec.dry_run,
+            "trigger": spec.trigger,
+            "retry_of": spec.retry_of,
+            "workers": spec.workers,
+            "resumed_from": spec.resumed_from,
+            "start_position": spec.start,
+            "partial": spec.mode.partial,
+            **spec.record,
+            "diff": spec.diff,
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -150,7 +165,7 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
     if spec.open_feed is not None:
         feed = spec.open_feed(source)
     else:
-        validators = ("", "") if spec.full else _http_validators(source, run)
+        validators = ("", "") if spec.full else http_validators(source, run)
         feed = feed_open(source, options=spec.feed, validators=validators)
     if spec.open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
@@ -160,7 +175,7 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         feed.close()
         run.notes.append("the source is unchanged since the last successful run (HTTP 304)")
         run.save(update_fields=["notes"])
-        _finish(run, "")
+        run_finish(run, "")
         return None
     with feed:
         left = None if feed.total_items is None else max(feed.total_items - start, 0)
@@ -172,14 +187,14 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
             on_start(run)
         stop = None if limit is None else min(start + limit, sys.maxsize)
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
-        with _lock_timeouts():
+        with lock_timeouts():
             if run.workers != SyncRun.Workers.QUEUE:
-                error = _run_batches(run, items, feed, on_batch)
+                error = _run_batches(run, spec, items, feed, on_batch)
                 _run_note_feed(run, feed)
                 return error
-            watch = _run_plan(run, items, feed, on_batch)
+            watch = run_plan(run, spec.mode, items, feed, on_batch)
             _run_note_feed(run, feed)
-    _run_wait(run, watch)  # the batch that reports last finishes the run
+    run_wait(run, watch)  # the batch that reports last finishes the run
     return run.error
 
 
@@ -223,22 +238,24 @@ def _run_beat(run: SyncRun) -> Callable[[], None]:
     return beat
 
 
-def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) -> str:
+def _run_batches(
+    run: SyncRun, spec: RunSpec, items: Iterable[FeedItem], feed: Feed, on_batch
+) -> str:
     """Process every batch of items, read from feed; return the error that stopped the run
     early, or ''."""
-    writer = run_writer(run)
+    writer = spec.mode.writer(run)
+
+    def record(result: BatchResult) -> SyncBatch:
+        return batch_record(run, result, feed.bytes_read)
+
+    context = BatchContext(run, spec.mode, writer, record)
     images = ImageSync(run.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             items_writer_set(writer, run)
-            result, batch = _batch_commit(run, writer, number, chunk, feed.bytes_read)
-            if not run.dry_run:
-                # The batch is committed: a slow image server holds no transaction open.
-                if app_settings.FETCH_IMAGES:
-                    _run_note_warnings(run, images.sync(result.images, beat=_run_beat(run)))
-                batch_committed.send(
-                    sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids
-                )
+            result, batch = batch_commit(context, number, chunk)
+            # The batch is committed: a slow image server holds no transaction open.
+            batch_after_commit(run, batch, result, images, beat=_run_beat(run))
             if not connection.force_debug_cursor:
                 # With DEBUG on, Django keeps the SQL of the last 9000 queries; bulk
                 # queries are large, so a long run would hold megabytes of SQL text.
@@ -251,15 +268,15 @@ def _run_batches(run: SyncRun, items: Iterable[FeedItem], feed: Feed, on_batch) 
             raise SourceError(f"{run.source}: {exc}") from None
         return f"feed broke at item {run.start_position + run.items}: {exc}"
     except KeyboardInterrupt:
-        _finish(run, "interrupted", status=Status.ABORTED)
+        run_finish(run, "interrupted", status=Status.ABORTED)
         raise
     except LeaseLostError as exc:
-        _finish(run, str(exc), status=Status.ABORTED)
+        run_finish(run, str(exc), status=Status.ABORTED)
         raise
     except DatabaseError as exc:
         logger.warning("run %s stopped by a database error: %s", run.pk, one_line(exc))
-        _reconnect()
-        _run_reload(run)
+        reconnect()
+        run_reload(run)
         return f"database error: {exc}"
     finally:
         images.close()

@@ -4,11 +4,12 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from productsync.conf import MAX_BATCH_SIZE, app_settings
+from productsync.conf import MAX_BATCH_SIZE, app_settings, batch_size_allowed
 from productsync.exceptions import ProductSyncError, SourceError
-from productsync.feeds import Feed, FeedOptions, feed_partial
+from productsync.feeds import Feed, FeedOptions
 from productsync.models import SyncRun
-from productsync.services.resume import _resume_point
+from productsync.services.mode import CATALOGUE, MODES, RunMode, mode_decide
+from productsync.services.resume import resume_point
 from productsync.services.source import source_key
 
 
@@ -30,8 +31,8 @@ class RunSpec:
     open_feed: Callable[[str], Feed] | None = None
     resumed_from: SyncRun | None = None
     start: int = 0  # feed position of the first item to read (a resumed run's)
-    # Items carry only what they change (see productsync.partial); never hides.
-    partial: bool = False
+    # What the run's kind implies (see services.mode), decided once.
+    mode: RunMode = MODES[CATALOGUE]
     # A dry run records every item's outcome; with diff, also its changed fields (a preview).
     diff: bool = False
     # More SyncRun fields recorded at its start: the admin's uploaded file, its preview.
@@ -46,7 +47,7 @@ class RunSpec:
             or self.open_feed
             or self.limit is not None
             or self.resumed_from is not None
-            or self.partial
+            or not self.mode.may_skip_unchanged_file
         )
 
 
@@ -67,50 +68,28 @@ def run_spec_build(
     partial: bool | None = None,
     diff: bool = False,
     record: dict | None = None,
+    kind: str | None = None,
 ) -> RunSpec:
-    """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, BATCH_SIZE or for a partial
-    run PARTIAL_BATCH_SIZE, HIDE_MISSING, WORKERS). feed_options are FeedOptions fields
-    (format, delimiter, encoding, mapping).
-    resume is the id of an aborted or failed run to continue: the spec reads the same source
-    from its first uncommitted batch. partial (default PRODUCTSYNC['PARTIAL']; also a stock
-    file's partner, PRODUCTSYNC['PARTNER'], or a mapping declaring it; a retry or a resumed
-    run as its original) makes the run's items partial. Raises SourceError without a source,
-    ProductSyncError for options out of range or a run that cannot be resumed. diff: a dry run
-    records each item's changed fields (every dry run records each item's outcome, and a real
-    run the changed fields of its updated items). record: more SyncRun fields to record at its
-    start (the admin's uploaded file, the preview a run confirms)."""
-    workers = workers or app_settings.WORKERS
+    """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
+    batch size and all a partial run implies from its mode, see services.mode). feed_options
+    are FeedOptions fields (format, delimiter, encoding, mapping, preset, partner). resume: the
+    id of an aborted or failed run to continue from its first uncommitted batch. Raises
+    SourceError without a source, ProductSyncError for options out of range or a run that
+    cannot be resumed. diff: a dry run records each item's changed fields. record: more
+    SyncRun fields to record at its start (the admin's upload, the preview a run confirms).
+    kind: a feed's (catalogue, partial, stock), its mode whatever the settings' defaults."""
     resumed_from, start = None, 0
     if resume is not None:
-        resumed_from, start = _resume_point(resume, source)
+        resumed_from, start = resume_point(resume, source)
         source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
-    source = app_settings.SOURCE if source is None else source
-    if hide_missing is None:
-        hide_missing = app_settings.HIDE_MISSING
-    if not source or not source.strip():
-        raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
-    source = source_key(source)
-    if workers not in SyncRun.Workers.values:
-        raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
-    if dry_run and workers == SyncRun.Workers.QUEUE:
-        raise ProductSyncError("a dry run is local: it cannot use --workers queue")
-    try:
-        options = FeedOptions(**(feed_options or {}))
-    except TypeError as exc:
-        raise ProductSyncError(f"bad feed options: {exc}") from None
-    if options.partner is None and app_settings.PARTNER:
-        options = dataclasses.replace(options, partner=app_settings.PARTNER)
-    original = resumed_from or retry_of
-    if original is not None:
-        partial = original.partial
-    elif partial is None:
-        partial = app_settings.PARTIAL
-    partial = bool(partial or feed_partial(options))
-    options = dataclasses.replace(options, partial=partial)
-    batch_size = batch_size or (
-        app_settings.PARTIAL_BATCH_SIZE if partial else app_settings.BATCH_SIZE
-    )
-    if not 1 <= batch_size <= MAX_BATCH_SIZE or (limit is not None and limit < 0):
+    source = _source_check(app_settings.SOURCE if source is None else source)
+    workers = _workers_check(workers or app_settings.WORKERS, dry_run)
+    options = _feed_options(feed_options)
+    # A feed's kind is its mode, decided when the feed was configured.
+    mode = MODES[kind] if kind else mode_decide(partial, options, resumed_from or retry_of)
+    options = dataclasses.replace(options, partial=mode.partial)
+    batch_size = batch_size or mode.default_batch_size
+    if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):
         raise ProductSyncError(
             f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
         )
@@ -120,7 +99,7 @@ def run_spec_build(
         dry_run=dry_run,
         limit=limit,
         trigger=trigger,
-        hide_missing=hide_missing,
+        hide_missing=app_settings.HIDE_MISSING if hide_missing is None else hide_missing,
         feed=options,
         workers=workers,
         full=full,
@@ -128,7 +107,37 @@ def run_spec_build(
         open_feed=open_feed,
         resumed_from=resumed_from,
         start=start,
-        partial=partial,
+        mode=mode,
         diff=diff and dry_run,
         record=dict(record or {}),
     )
+
+
+def run_mode_default() -> RunMode:
+    """The mode of a run given no options: the schedule's, the admin's "Sync now"."""
+    return mode_decide(None, _feed_options(None))
+
+
+def _source_check(source: str | None) -> str:
+    if not source or not source.strip():
+        raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
+    return source_key(source)
+
+
+def _workers_check(workers: str, dry_run: bool) -> str:
+    if workers not in SyncRun.Workers.values:
+        raise ProductSyncError(f"workers must be one of {', '.join(SyncRun.Workers.values)}")
+    if dry_run and workers == SyncRun.Workers.QUEUE:
+        raise ProductSyncError("a dry run is local: it cannot use --workers queue")
+    return workers
+
+
+def _feed_options(feed_options: dict | None) -> FeedOptions:
+    """The feed's options, a stock file's partner defaulting to PRODUCTSYNC['PARTNER']."""
+    try:
+        options = FeedOptions(**(feed_options or {}))
+    except TypeError as exc:
+        raise ProductSyncError(f"bad feed options: {exc}") from None
+    if options.partner is None and app_settings.PARTNER:
+        options = dataclasses.replace(options, partner=app_settings.PARTNER)
+    return options

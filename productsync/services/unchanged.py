@@ -14,7 +14,7 @@ from productsync.conf import app_settings
 from productsync.feeds import is_url, mapping_path
 from productsync.models import SyncedProduct, SyncRun
 from productsync.records import FINGERPRINT_VERSION, default_currency
-from productsync.services.history import _finish
+from productsync.services.history import run_finish
 from productsync.services.lease import Status
 from productsync.services.spec import RunSpec
 from productsync.writer import drift_in_source, html_policy
@@ -28,7 +28,7 @@ DIGESTED_SETTINGS = (
 )
 
 
-def _feed_digest(spec: RunSpec) -> str:
+def spec_feed_digest(spec: RunSpec) -> str:
     """SHA-256 of a local feed file's bytes and of what else decides what a run of it writes
     (feed options, mapping file, settings, productsync's version); '' for a URL, or a file
     that cannot be read (opening it reports why)."""
@@ -82,13 +82,13 @@ def _catalogue_state(source: str, reading_run: int) -> CatalogueState:
     return CatalogueState(reading_run, state["count"], state["changed"])
 
 
-def _catalogue_state_store(run: SyncRun) -> None:
+def catalogue_state_store(run: SyncRun) -> None:
     """Store the catalogue's state after the run, with the run's feed digest."""
     run.state_run, run.state_count, run.state_changed = _catalogue_state(run.source, run.pk)
     run.save(update_fields=["feed_digest", "state_run", "state_count", "state_changed"])
 
 
-def _run_skip_unchanged(run: SyncRun, digest: str) -> bool:
+def run_skip_unchanged(run: SyncRun, digest: str) -> bool:
     """Finish the run at once when the source's last run read the same file (digest) and
     succeeded, and neither the source's products nor the items that run saw changed since:
     reading the feed again would find every item unchanged."""
@@ -124,11 +124,11 @@ def _run_skip_unchanged(run: SyncRun, digest: str) -> bool:
         "nothing to write (--full reads every item anyway)"
     )
     run.save(update_fields=["feed_digest", "state_run", "state_count", "state_changed", "notes"])
-    _finish(run, "")
+    run_finish(run, "")
     return True
 
 
-def _http_validators(source: str, run: SyncRun) -> tuple[str, str]:
+def http_validators(source: str, run: SyncRun) -> tuple[str, str]:
     """ETag and Last-Modified of the last successful non-dry run of this URL."""
     if not is_url(source):
         return "", ""

@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import is_url
-from productsync.feeds.guard import FetchError, GuardedSession, feed_guard
+from productsync.http import FetchError, GuardedSession, feed_guard
 from productsync.models import SyncRun
 
 UPLOAD_DIR = "productsync/uploads"
@@ -30,7 +30,7 @@ class Upload:
     filename: str
 
 
-def _digest(name: str) -> str:
+def upload_digest(name: str) -> str:
     digest = hashlib.sha256()
     with default_storage.open(name, "rb") as stored:
         for chunk in iter(lambda: stored.read(CHUNK), b""):
@@ -51,7 +51,7 @@ def upload_store(upload: File, filename: str | None = None) -> Upload:
         raise ProductSyncError(f"the file is larger than the limit of {limit} bytes")
     filename = os.path.basename(filename or upload.name or "feed") or "feed"
     name = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}/{filename}", upload)
-    return Upload(name, default_storage.path(name), _digest(name), filename)
+    return Upload(name, default_storage.path(name), upload_digest(name), filename)
 
 
 def upload_fetch(url: str) -> Upload:
@@ -114,7 +114,7 @@ def uploads_prune(runs) -> int:
 def upload_check(run: SyncRun) -> None:
     """Raise ProductSyncError when the run's stored file is gone or changed since it was read."""
     try:
-        digest = _digest(run.upload)
+        digest = upload_digest(run.upload)
     except OSError:
         raise ProductSyncError(f"the file of run {run.pk} is gone") from None
     if digest != run.upload_sha256:

@@ -14,18 +14,14 @@ from productsync.outcomes import BatchResult, ItemFailure, ValidItem
 from productsync.records import ClassOptions, ProductRecord
 from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift, update_rows
 from productsync.writer.attributes import Attributes
-from productsync.writer.catalogue import (
-    UPDATED_COLUMNS,
-    product_slug,
-    products_by_upc,
-    products_insert,
-)
+from productsync.writer.catalogue import UPDATED_COLUMNS, product_slug, products_insert
 from productsync.writer.categories import CategoryTree
-from productsync.writer.drift import drift_stamp, drift_units
-from productsync.writer.item_rows import outcomes_add, snapshots_before, taken_in_dry_run
+from productsync.writer.drift import drift_stamp
+from productsync.writer.item_rows import outcomes_add, snapshots_before
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import sku_claims, stockrecords_write
+from productsync.writer.triage import Known, Sorted, items_sort, known_read
 
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
@@ -129,71 +125,47 @@ class BatchWriter:
         An item with children is one unit: its parent and children succeed or fail together.
         looked_up: what unchanged_skip read of the batch in this transaction."""
         items = list(items)
-
-        def fail(item: ValidItem, field: str, message: str, duplicate_of=None) -> None:
-            result.failures.append(
-                ItemFailure(
-                    item.position, item.record.upc, message, item.raw(), field, duplicate_of
-                )
-            )
-
-        upcs = {member.upc for item in items for _, member in item.record.members()}
-        checked, drifted = set(), set()
-        if looked_up is not None and upcs <= looked_up.upcs:
-            existing, checked, drifted = looked_up.existing, looked_up.checked, looked_up.drifted
-        else:
-            existing = products_by_upc(upcs)
-        # Items the last sync wrote as they are: unchanged, unless a product of theirs has
-        # drifted since (someone changed what the sync wrote): then written again, repaired.
-        same = {
-            existing[item.record.upc].id
-            for item in items
-            if item.record.upc in existing
-            and existing[item.record.upc].fingerprint == item.fingerprint
-        }
-        drifted |= drift_units(same - checked)
-        taken = taken_in_dry_run(self.run_id, upcs) if self.outcomes else {}
-
-        # In feed order, as if one item were written at a time: an item that fails does not
-        # claim its UPC or SKUs, so the outcome does not depend on where batches split.
-        new: list[ValidItem] = []
-        changed: list[tuple[ValidItem, int]] = []
-        unchanged: list[tuple[ValidItem, int]] = []
-        accepted: dict[str, int] = {}
+        fail = _failure_recorder(result)
+        known = known_read(items, looked_up, self.run_id, self.outcomes)
         claim = sku_claims(items, self._partner_id, fail)
-        for item in items:
-            problem = self._structure_conflict(item, existing)
-            row = existing.get(item.record.upc)
-            seen = self._seen(item, accepted, existing, taken)
-            if seen is not None:
-                fail(item, *seen)
-            elif problem:
-                fail(item, *problem)
-            elif row is not None and self._unit_unchanged(item, existing, drifted):
-                unchanged.append((item, row.id))
-            elif not claim(item):
-                continue
-            elif row is None:
-                new.append(item)
-            else:
-                changed.append((item, row.id))
-            if seen is None and problem is None:
-                accepted.update((m.upc, item.position) for _, m in item.record.members())
-
-        attributes = self._attributes.resolve(
-            new + [item for item, _ in changed], self._class_id, fail
-        )
-        writable = self._resolve_categories(
-            [item for item in new + [item for item, _ in changed] if item.position in attributes],
-            fail,
-        )
-        placed = {item.position for item in writable}
+        units = items_sort(items, known, self.run_id, claim, fail)
+        attributes = self._resolve(units, fail)
         tree = self._category_tree()
-        new = [item for item in new if item.position in placed]
-        changed = [(item, pid) for item, pid in changed if item.position in placed]
-        before = snapshots_before(changed, tree) if self.changes else None
-
+        before = snapshots_before(units.changed, tree) if self.changes else None
         now = timezone.now()
+        touched, member_ids = self._products_write(units, known.existing, now)
+        result.hidden += _left_children_hide(units.changed, member_ids, now)
+        self._categories_write(touched, units.changed)
+        existed = {row.id for row in known.existing.values()}
+        stockrecords_write(touched, member_ids, existed, self._partner_id, self.default_currency)
+        self._attributes.write(attributes, member_ids)
+        self._state_write(units, touched, member_ids, known.existing)
+        _counts_add(result, units, known)
+        outcomes_add(
+            result,
+            units.new,
+            units.changed,
+            units.unchanged,
+            every=self.outcomes,
+            before=before,
+            tree=tree,
+        )
+        _side_effects(result, units, touched, member_ids)
+
+    def _resolve(self, units: Sorted, fail) -> dict:
+        """Resolve the attributes and categories the new and changed items name; fail and
+        drop the items that name one they cannot have. Return the resolved attributes."""
+        attributes = self._attributes.resolve(units.written(), self._class_id, fail)
+        writable = self._resolve_categories(
+            [item for item in units.written() if item.position in attributes], fail
+        )
+        units.keep({item.position for item in writable})
+        return attributes
+
+    def _products_write(self, units: Sorted, existing: dict, now) -> tuple[list, dict]:
+        """Insert the new products and update the changed ones, with their children.
+        Return the touched units (item, product id) and the ids of their products by (item
+        position, field prefix)."""
         new_ids = products_insert(
             [
                 (
@@ -206,10 +178,10 @@ class BatchWriter:
                     Product.PARENT if item.record.children else Product.STANDALONE,
                     None,
                 )
-                for item in new
+                for item in units.new
             ]
         )
-        touched = list(zip(new, new_ids, strict=True)) + changed
+        touched = list(zip(units.new, new_ids, strict=True)) + units.changed
         # Rows of update_rows: the primary key, then the UPDATED_COLUMNS.
         updates = [
             (
@@ -222,23 +194,18 @@ class BatchWriter:
                 None,
                 now,
             )
-            for item, product_id in changed
+            for item, product_id in units.changed
         ]
         member_ids = {(item.position, ""): product_id for item, product_id in touched}
-        member_ids.update(self._write_children(touched, existing, updates, now))
+        member_ids.update(_children_write(touched, existing, updates, now))
         update_rows(Product, UPDATED_COLUMNS, updates)
-        result.hidden += self._hide_left_children(changed, member_ids, now)
-        self._write_categories(touched, changed)
-        stockrecords_write(
-            touched,
-            member_ids,
-            {row.id for row in existing.values()},
-            self._partner_id,
-            self.default_currency,
-        )
-        self._attributes.write(attributes, member_ids)
+        return touched, member_ids
 
-        for item, product_id in unchanged:
+    def _state_write(self, units: Sorted, touched, member_ids: dict, existing: dict) -> None:
+        """Record the sync state of every product of the written and unchanged units (their
+        fingerprints, this run and position), and the digest of what was written."""
+        member_ids = dict(member_ids)  # with the unchanged units' products
+        for item, product_id in units.unchanged:
             member_ids[(item.position, "")] = product_id
             for prefix, child in item.record.members()[1:]:
                 member_ids[(item.position, prefix)] = existing[child.upc].id
@@ -264,122 +231,15 @@ class BatchWriter:
                     self.run_id,
                     item.position,
                 )
-                for item, _ in touched + unchanged
+                for item, _ in touched + units.unchanged
                 for prefix, _member in item.record.members()
             ],
             conflict=["product_id"],
             update=state,
         )
         drift_stamp([product_id for _, product_id in touched])
-        repaired = sum(existing[item.record.upc].id in same for item, _ in changed)
-        result.created += len(new)
-        result.updated += len(changed) - repaired
-        result.repaired += repaired
-        result.unchanged += len(unchanged)
-        outcomes_add(result, new, changed, unchanged, every=self.outcomes, before=before, tree=tree)
-        written = [
-            member_ids[(item.position, prefix)]
-            for item, _ in touched
-            for prefix, _member in item.record.members()
-        ]
-        result.product_ids.extend(written)
-        # Every updated item (its image list may have shrunk), and the new and unchanged ones
-        # with images (an image that failed last time is fetched again).
-        updated_ids = {product_id for _, product_id in changed}
-        result.images.extend(
-            (product_id, item.record.upc, tuple(item.record.images))
-            for item, product_id in touched + unchanged
-            if item.record.images or product_id in updated_ids
-        )
-        if written:
-            # Bulk writes send no post_save, so Oscar's haystack signal processor never runs.
-            # robust: a search server that is down is logged, it does not stop the run.
-            transaction.on_commit(partial(search_index_update, written), robust=True)
 
-    def _seen(self, item: ValidItem, accepted: dict, existing: dict, taken: dict):
-        """(field, message, position of the earlier item) when a upc of the unit was taken by
-        an earlier item of the batch, or written (in a dry run: recorded, taken) earlier in
-        this run by an item of an earlier batch."""
-        for prefix, member in item.record.members():
-            seen = accepted.get(member.upc, taken.get(member.upc))
-            row = existing.get(member.upc)
-            if seen is None and row and row.last_run_id == self.run_id:
-                seen = row.last_position
-            seen = None if seen == item.position else seen
-            if seen is not None:
-                message = f"{prefix}upc: duplicate of the item at position {seen}"
-                return f"{prefix}upc", message, seen
-        return None
-
-    def _structure_conflict(self, item: ValidItem, existing: dict) -> tuple[str, str] | None:
-        """(field, message) when an upc of the unit is taken by a product of another role: a
-        product synced as a child elsewhere, or a child that belongs to another parent."""
-        for prefix, member in item.record.members():
-            row = existing.get(member.upc)
-            if row is None:
-                continue
-            is_child = row.structure == Product.CHILD
-            if not prefix and is_child:
-                return "upc", (
-                    f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
-                    "cannot become a product of its own"
-                )
-            if prefix and not (is_child and row.parent_upc == item.record.upc):
-                owner = f"a child of {row.parent_upc!r}" if is_child else "a product"
-                return f"{prefix}upc", (
-                    f"{prefix}upc: {member.upc!r} is already {owner}, not a child of "
-                    f"{item.record.upc!r}"
-                )
-        return None
-
-    @staticmethod
-    def _unit_unchanged(item: ValidItem, existing: dict, drifted: set[int]) -> bool:
-        """Same fingerprint, every product of the unit present and none drifted since."""
-        row = existing[item.record.upc]
-        if row.fingerprint != item.fingerprint or row.id in drifted:
-            return False
-        return all(member.upc in existing for _, member in item.record.members())
-
-    def _write_children(self, touched, existing, updates, now) -> dict[tuple[int, str], int]:
-        """Create the new children of the touched units and add the known ones to updates
-        (rows of UPDATED_COLUMNS); return their product ids by (item position, field prefix)."""
-        keys: list[tuple[int, str]] = []
-        rows: list[tuple] = []
-        ids: dict[tuple[int, str], int] = {}
-        for item, parent_id in touched:
-            for prefix, child in item.record.members()[1:]:
-                row = existing.get(child.upc)
-                # title, description, class, is_public, structure, parent
-                fields = (child.title, html_clean(child.description), None, child.is_public)
-                fields += (Product.CHILD, parent_id)
-                if row is None:
-                    keys.append((item.position, prefix))
-                    rows.append(
-                        (
-                            child.upc,
-                            fields[0],
-                            child.slug or product_slug(child.title or item.record.title),
-                            *fields[1:],
-                        )
-                    )
-                else:
-                    updates.append((row.id, *fields, now))
-                    ids[(item.position, prefix)] = row.id
-        ids.update(zip(keys, products_insert(rows), strict=True))
-        return ids
-
-    @staticmethod
-    def _hide_left_children(changed, member_ids, now) -> int:
-        """Hide (never delete: orders point at them) the children that left their unit."""
-        if not changed:
-            return 0
-        return (
-            Product.objects.filter(parent_id__in=[pid for _, pid in changed], is_public=True)
-            .exclude(pk__in=list(member_ids.values()))
-            .update(is_public=False, date_updated=now)
-        )
-
-    def _write_categories(self, touched, changed) -> None:
+    def _categories_write(self, touched, changed) -> None:
         # Without per-row signals: Oscar's receiver would refresh the category materialised
         # view once per deleted row; the service refreshes it once per run.
         if changed:
@@ -397,3 +257,87 @@ class BatchWriter:
                 )
             ],
         )
+
+
+def _children_write(touched, existing, updates, now) -> dict[tuple[int, str], int]:
+    """Create the new children of the touched units and add the known ones to updates
+    (rows of UPDATED_COLUMNS); return their product ids by (item position, field prefix)."""
+    keys: list[tuple[int, str]] = []
+    rows: list[tuple] = []
+    ids: dict[tuple[int, str], int] = {}
+    for item, parent_id in touched:
+        for prefix, child in item.record.members()[1:]:
+            row = existing.get(child.upc)
+            # title, description, class, is_public, structure, parent
+            fields = (child.title, html_clean(child.description), None, child.is_public)
+            fields += (Product.CHILD, parent_id)
+            if row is None:
+                keys.append((item.position, prefix))
+                rows.append(
+                    (
+                        child.upc,
+                        fields[0],
+                        child.slug or product_slug(child.title or item.record.title),
+                        *fields[1:],
+                    )
+                )
+            else:
+                updates.append((row.id, *fields, now))
+                ids[(item.position, prefix)] = row.id
+    ids.update(zip(keys, products_insert(rows), strict=True))
+    return ids
+
+
+def _left_children_hide(changed, member_ids, now) -> int:
+    """Hide (never delete: orders point at them) the children that left their unit."""
+    if not changed:
+        return 0
+    return (
+        Product.objects.filter(parent_id__in=[pid for _, pid in changed], is_public=True)
+        .exclude(pk__in=list(member_ids.values()))
+        .update(is_public=False, date_updated=now)
+    )
+
+
+def _failure_recorder(result: BatchResult):
+    """fail(item, field, message, duplicate_of=None): record the item's failure in result."""
+
+    def fail(item: ValidItem, field: str, message: str, duplicate_of=None) -> None:
+        result.failures.append(
+            ItemFailure(item.position, item.record.upc, message, item.raw(), field, duplicate_of)
+        )
+
+    return fail
+
+
+def _counts_add(result: BatchResult, units: Sorted, known: Known) -> None:
+    # A changed item whose unit had the item's fingerprint was written again because a
+    # product of it drifted: repaired, not updated.
+    repaired = sum(known.existing[item.record.upc].id in known.same for item, _ in units.changed)
+    result.created += len(units.new)
+    result.updated += len(units.changed) - repaired
+    result.repaired += repaired
+    result.unchanged += len(units.unchanged)
+
+
+def _side_effects(result: BatchResult, units: Sorted, touched, member_ids: dict) -> None:
+    """What follows the batch: the written products' ids, the images to fetch, and the
+    search index update once the batch commits."""
+    written = [
+        member_ids[(item.position, prefix)]
+        for item, _ in touched
+        for prefix, _member in item.record.members()
+    ]
+    result.product_ids.extend(written)
+    # Every updated item (its image list may have shrunk), and the new and unchanged ones
+    # with images (an image that failed last time is fetched again).
+    updated_ids = {product_id for _, product_id in units.changed}
+    result.images.extend(
+        (product_id, item.record.upc, tuple(item.record.images))
+        for item, product_id in touched + units.unchanged
+        if item.record.images or product_id in updated_ids
+    )
+    if written:
+        # Bulk writes send no post_save, so Oscar's haystack signal processor never runs.
+        # robust: a search server that is down is logged, it does not stop the run.
+        transaction.on_commit(partial(search_index_update, written), robust=True)

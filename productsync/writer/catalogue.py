@@ -14,7 +14,6 @@ from productsync.sql import insert_rows, quoted_names, select_rows
 from productsync.writer.search import search_index_update
 
 Product = get_model("catalogue", "Product")
-StockRecord = get_model("partner", "StockRecord")
 
 
 def catalogue_category_view_refresh() -> None:
@@ -78,21 +77,6 @@ UPDATED_COLUMNS = [
     "parent_id",
     "date_updated",
 ]
-
-
-def sku_owners(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
-    """The UPC of the product that has each (partner id, partner_sku) of wanted, if any."""
-    if not wanted:
-        return {}
-    p, sr = quoted_names(Product, connection.vendor), quoted_names(StockRecord, connection.vendor)
-    sql = (
-        f"SELECT sr.{sr['partner_id']}, sr.{sr['partner_sku']}, p.{p['upc']} "
-        f"FROM {sr['']} sr JOIN {p['']} p ON p.{p['id']} = sr.{sr['product_id']} "
-        f"WHERE sr.{sr['partner_id']} IN ({{}}) AND sr.{sr['partner_sku']} IN ({{}})"
-    )
-    partners, skus = ({key[i] for key in wanted} for i in (0, 1))
-    rows = select_rows(sql, list(partners), list(skus))
-    return {(partner, sku): upc for partner, sku, upc in rows if (partner, sku) in wanted}
 
 
 class ProductState(NamedTuple):

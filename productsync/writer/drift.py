@@ -6,6 +6,7 @@ from django.db import connection, transaction
 from oscar.core.loading import get_model
 
 from productsync.models import SyncedProduct
+from productsync.sql import quoted_names
 
 Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
@@ -15,10 +16,18 @@ MultiOption = ProductAttributeValue.value_multi_option.through
 
 # What a digest covers: the fields the sync writes (never num_allocated, which orders own,
 # nor timestamps). A product's digest also lists its children, so a deleted child shows.
-PRODUCT_FIELDS = ("title", "description", "is_public", "product_class", "structure", "parent")
-STOCK_FIELDS = ("partner", "partner_sku", "price", "price_currency", "num_in_stock")
+# Columns by attname.
+PRODUCT_FIELDS = (
+    "title",
+    "description",
+    "is_public",
+    "product_class_id",
+    "structure",
+    "parent_id",
+)
+STOCK_FIELDS = ("partner_id", "partner_sku", "price", "price_currency", "num_in_stock")
 VALUE_FIELDS = (
-    "attribute",
+    "attribute_id",
     "value_text",
     "value_integer",
     "value_boolean",
@@ -26,16 +35,16 @@ VALUE_FIELDS = (
     "value_richtext",
     "value_date",
     "value_datetime",
-    "value_option",
+    "value_option_id",
 )
 
 
-def _column(model, alias: str, name: str) -> str:
-    return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
+def _column(model, alias: str, attname: str) -> str:
+    return f"{alias}.{quoted_names(model, connection.vendor)[attname]}"
 
 
 def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+    return quoted_names(model, connection.vendor)[""]
 
 
 def _joined(model, alias: str, names) -> str:
@@ -66,26 +75,30 @@ def _parts(vendor: str) -> tuple[str, list[str]]:
     options = _rows(
         MultiOption,
         "m",
-        _joined(MultiOption, "m", ["attributeoption"]),
-        "productattributevalue",
+        _joined(MultiOption, "m", ["attributeoption_id"]),
+        "productattributevalue_id",
         vendor,
         ProductAttributeValue,
         "v",
     )
-    stock = _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product", vendor)
+    stock = _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product_id", vendor)
     rest = [
         _joined(Product, "p", PRODUCT_FIELDS),
         _rows(
-            ProductCategory, "pc", _joined(ProductCategory, "pc", ["category"]), "product", vendor
+            ProductCategory,
+            "pc",
+            _joined(ProductCategory, "pc", ["category_id"]),
+            "product_id",
+            vendor,
         ),
         _rows(
             ProductAttributeValue,
             "v",
             _joined(ProductAttributeValue, "v", VALUE_FIELDS) + f" || ':' || {options}",
-            "product",
+            "product_id",
             vendor,
         ),
-        _rows(Product, "c", _joined(Product, "c", ["id"]), "parent", vendor),
+        _rows(Product, "c", _joined(Product, "c", ["id"]), "parent_id", vendor),
     ]
     return stock, rest
 
@@ -118,7 +131,7 @@ def _members(ids: list[int]) -> tuple[str, list[int]]:
     by arrays on PostgreSQL: it filters an OR of the two by each array's elements in turn,
     where it hashes a list of placeholders.)"""
     marks = ", ".join(["%s"] * len(ids))
-    pid, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    pid, parent = _column(Product, "p", "id"), _column(Product, "p", "parent_id")
     return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
 
 
@@ -130,13 +143,15 @@ def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
     ids = list(unit_ids)
     if not ids:
         return
-    s, product_id = _table(SyncedProduct), _column(SyncedProduct, _table(SyncedProduct), "product")
+    s = _table(SyncedProduct)
+    product_id = _column(SyncedProduct, s, "product_id")
+    state_column = quoted_names(SyncedProduct, connection.vendor)["state"]
     digest = _digest(connection.vendor)
     if stock:
         kept = f"SUBSTR({_column(SyncedProduct, s, 'state')}, 1, 16)"
         digest = f"{kept} || {_half(_parts(connection.vendor)[0])}"
     state = (
-        f"UPDATE {s} SET {connection.ops.quote_name('state')} = (SELECT {digest} FROM "
+        f"UPDATE {s} SET {state_column} = (SELECT {digest} FROM "
         f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) WHERE "
     )
     with connection.cursor() as cursor:
@@ -160,7 +175,7 @@ def drift_units(unit_ids, children: bool = True) -> set[int]:
     if not ids:
         return set()
     digest = _digest(connection.vendor)
-    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent_id")
     if children:
         where, params = _members(ids)
     else:
@@ -168,7 +183,7 @@ def drift_units(unit_ids, children: bool = True) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT COALESCE({parent}, {p_id}) FROM {_table(SyncedProduct)} s JOIN "
-            f"{_table(Product)} p ON {p_id} = {_column(SyncedProduct, 's', 'product')} "
+            f"{_table(Product)} p ON {p_id} = {_column(SyncedProduct, 's', 'product_id')} "
             f"WHERE {where} AND {_column(SyncedProduct, 's', 'state')} <> {digest}",
             params,
         )
@@ -183,14 +198,14 @@ def drift_members(unit_ids) -> dict[int, tuple[list[int], bool]]:
         return {}
     digest = _digest(connection.vendor)
     where, params = _members(ids)
-    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent")
+    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent_id")
     out: dict[int, tuple[list[int], bool]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COALESCE({parent}, {p_id}), {p_id}, CASE WHEN "
             f"{_column(SyncedProduct, 's', 'state')} = {digest} THEN 0 ELSE 1 END FROM "
             f"{_table(SyncedProduct)} s JOIN {_table(Product)} p ON {p_id} = "
-            f"{_column(SyncedProduct, 's', 'product')} WHERE {where}",
+            f"{_column(SyncedProduct, 's', 'product_id')} WHERE {where}",
             params,
         )
         for unit, member, drifted in cursor.fetchall():
@@ -211,7 +226,7 @@ def drift_in_source(source: str, run_id: int) -> bool:
             cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             f"SELECT 1 FROM {_table(s)} s JOIN {_table(Product)} p ON {p_id} = "
-            f"{_column(s, 's', 'product')} WHERE {_column(s, 's', 'source')} = %s AND "
+            f"{_column(s, 's', 'product_id')} WHERE {_column(s, 's', 'source')} = %s AND "
             f"{_column(s, 's', 'last_run_id')} = %s AND {_column(s, 's', 'state')} <> {digest} "
             "LIMIT 1",
             [source, run_id],

@@ -54,7 +54,7 @@ class ImageSync:
 
     @functools.cached_property
     def session(self):
-        from productsync.feeds.guard import GuardedSession, image_guard
+        from productsync.http import GuardedSession, image_guard
 
         return GuardedSession(image_guard(self.source))
 
@@ -175,7 +175,7 @@ class ImageSync:
             raise ImageError(exc.strerror or str(exc)) from None
 
     def _download(self, url: str, limit: int) -> bytes:
-        from productsync.feeds.guard import FetchError
+        from productsync.http import FetchError
 
         try:
             response = self.session.get(url)

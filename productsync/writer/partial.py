@@ -1,8 +1,10 @@
 """Partial items written: the fields they give of existing products and stock records, no more."""
 
 import functools
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -13,13 +15,13 @@ from productsync.partial import PartialItem, StockItem
 from productsync.sql import quoted_names, select_rows, update_given
 from productsync.writer.drift import drift_stamp, drift_units
 from productsync.writer.search import search_index_update
+from productsync.writer.stock import STOCK_VALUES, stockrecords_by_sku
 
 Product = get_model("catalogue", "Product")
 Partner = get_model("partner", "Partner")
 StockRecord = get_model("partner", "StockRecord")
 
 PRODUCT_COLUMNS = ("title", "description", "is_public")
-STOCK_COLUMNS = ("price", "price_currency", "num_in_stock")
 
 
 def _same(current, new) -> bool:
@@ -46,9 +48,11 @@ class PartialWriter:
             self._partners.update(rows.values_list("name", "pk"))
         return {name: self._partners[name] for name in names if name in self._partners}
 
-    def write(self, items: list[PartialItem], result: BatchResult) -> None:
+    def write(self, items: list[PartialItem], result: BatchResult, looked_up=None) -> None:
         """Change what each item gives, in feed order (a later item sees an earlier one's
-        values); an unknown product or stock record fails its item alone."""
+        values); an unknown product or stock record fails its item alone. looked_up: unused
+        (a partial batch skips no unchanged items before it is written), there so that every
+        writer is called alike."""
         if _stock_only(items):
             self._write_stock(items, result)
             return
@@ -56,15 +60,23 @@ class PartialWriter:
             PartialItem(i.position, i.record, i.payload) if type(i) is StockItem else i
             for i in items
         ]
+        current = self._current(items)
+        changes = _Changes()
+        for item in items:
+            rows = _item_rows(item, current, result)
+            if rows is None:
+                continue
+            if changes.add(current.products.get(item.record.upc), item.record.values, rows):
+                result.updated += 1
+            else:
+                result.unchanged += 1
+        _changes_write(changes, result)
 
-        def fail(item: PartialItem, field: str, message: str) -> None:
-            result.failures.append(
-                ItemFailure(item.position, item.record.upc, message, item.raw(), field)
-            )
-
+    def _current(self, items: list[PartialItem]) -> "_Current":
+        """What the catalogue holds of the products and stock records the items name."""
         products = _products({item.record.upc for item in items if item.record.upc})
         partners = self._partner_ids({c.partner for item in items for c in item.record.stock})
-        stock = _stockrecords(
+        stock = stockrecords_by_sku(
             {
                 (partners[c.partner], c.partner_sku)
                 for item in items
@@ -72,76 +84,7 @@ class PartialWriter:
                 if c.partner in partners
             }
         )
-        product_changes: dict[int, dict] = {}
-        stock_changes: dict[int, dict] = {}
-        touched: set[int] = set()
-        for item in items:
-            record = item.record
-            product = products.get(record.upc) if record.upc else None
-            if record.upc and product is None:
-                fail(item, "upc", f"upc: no product with upc {record.upc!r}")
-                continue
-            rows, problem = [], None
-            for i, change in enumerate(record.stock):
-                where = f"stockrecords[{i}].partner_sku" if record.upc else "partner_sku"
-                row = stock.get((partners.get(change.partner), change.partner_sku))
-                if row is None:
-                    problem = (where, _no_stock_record(where, change.partner, change.partner_sku))
-                elif product is not None and row["product_id"] != product["id"]:
-                    problem = (
-                        where,
-                        (
-                            f"{where}: the stock record {change.partner_sku!r} of "
-                            f"{change.partner!r} belongs to another product than {record.upc!r}"
-                        ),
-                    )
-                if problem:
-                    break
-                rows.append((row, change.values))
-            if problem:
-                fail(item, *problem)
-                continue
-            changed = False
-            if product is not None:
-                diff = {k: v for k, v in record.values.items() if not _same(product[k], v)}
-                if diff:
-                    product.update(diff)
-                    product_changes.setdefault(product["id"], {}).update(diff)
-                    touched.add(product["id"])
-                    changed = True
-            for row, values in rows:
-                diff = {k: v for k, v in values.items() if not _same(row[k], v)}
-                if diff:
-                    row.update(diff)
-                    stock_changes.setdefault(row["id"], {}).update(diff)
-                    touched.add(row["product_id"])
-                    changed = True
-            if changed:
-                result.updated += 1
-            else:
-                result.unchanged += 1
-        # A product edited by someone before this run keeps the digest of what the sync
-        # wrote before, but for its stock records: the next full sync repairs it.
-        drifted = drift_units(product_changes, children=False)
-        now = timezone.now()
-        update_given(
-            Product,
-            [*PRODUCT_COLUMNS, "date_updated"],
-            [
-                (pk, *(values.get(c) for c in PRODUCT_COLUMNS), now)
-                for pk, values in product_changes.items()
-            ],
-        )
-        update_given(
-            StockRecord,
-            [*STOCK_COLUMNS, "date_updated"],
-            [
-                (pk, *(values.get(c) for c in STOCK_COLUMNS), now)
-                for pk, values in stock_changes.items()
-            ],
-        )
-        restamped = set(product_changes) - drifted
-        _written(sorted(touched), result, restamped)
+        return _Current(products, partners, stock)
 
     def _write_stock(self, items: list[StockItem], result: BatchResult) -> None:
         """PostgreSQL, a batch of stock rows with no key twice: every stock record updated
@@ -186,6 +129,95 @@ def _stock_only(items: list) -> bool:
         and all(type(item) is StockItem for item in items)
         and len({(item.partner, item.partner_sku) for item in items}) == len(items)
     )
+
+
+class _Current(NamedTuple):
+    products: dict[str, dict]  # by upc
+    partners: dict[str, int]  # by name
+    stock: dict[tuple[int, str], dict]  # by (partner id, partner_sku)
+
+
+def _item_rows(item: PartialItem, current: _Current, result: BatchResult) -> list | None:
+    """The stock records the item changes, with their new values; None when the item names
+    an unknown product or stock record, or another product's stock record (it fails)."""
+    record = item.record
+    product = current.products.get(record.upc) if record.upc else None
+    if record.upc and product is None:
+        return _fail(item, result, "upc", f"upc: no product with upc {record.upc!r}")
+    rows = []
+    for i, change in enumerate(record.stock):
+        where = f"stockrecords[{i}].partner_sku" if record.upc else "partner_sku"
+        row = current.stock.get((current.partners.get(change.partner), change.partner_sku))
+        if row is None:
+            message = _no_stock_record(where, change.partner, change.partner_sku)
+            return _fail(item, result, where, message)
+        if product is not None and row["product_id"] != product["id"]:
+            return _fail(
+                item,
+                result,
+                where,
+                f"{where}: the stock record {change.partner_sku!r} of {change.partner!r} "
+                f"belongs to another product than {record.upc!r}",
+            )
+        rows.append((row, change.values))
+    return rows
+
+
+def _fail(item: PartialItem, result: BatchResult, field: str, message: str) -> None:
+    result.failures.append(ItemFailure(item.position, item.record.upc, message, item.raw(), field))
+
+
+@dataclass
+class _Changes:
+    """What a batch changes: values by product id and by stock record id, and the products
+    touched (their own fields or their stock records)."""
+
+    products: dict[int, dict] = field(default_factory=dict)
+    stock: dict[int, dict] = field(default_factory=dict)
+    touched: set[int] = field(default_factory=set)
+
+    def add(self, product: dict | None, values: dict, rows: list) -> bool:
+        """Add an item's changes (values of its product, if any; rows: stock records and
+        their values); the rows read are changed too, so a later item sees them. Return
+        whether anything changed."""
+        changed = False
+        if product is not None:
+            changed = self._diff(product, values, self.products, product["id"], product["id"])
+        for row, row_values in rows:
+            changed = (
+                self._diff(row, row_values, self.stock, row["id"], row["product_id"]) or changed
+            )
+        return changed
+
+    def _diff(self, current: dict, values: dict, into: dict, key: int, product_id: int) -> bool:
+        diff = {k: v for k, v in values.items() if not _same(current[k], v)}
+        if diff:
+            current.update(diff)
+            into.setdefault(key, {}).update(diff)
+            self.touched.add(product_id)
+        return bool(diff)
+
+
+def _changes_write(changes: _Changes, result: BatchResult) -> None:
+    # A product edited by someone before this run keeps the digest of what the sync
+    # wrote before, but for its stock records: the next full sync repairs it.
+    drifted = drift_units(changes.products, children=False)
+    now = timezone.now()
+    update_given(
+        Product,
+        [*PRODUCT_COLUMNS, "date_updated"],
+        [
+            (pk, *(values.get(c) for c in PRODUCT_COLUMNS), now)
+            for pk, values in changes.products.items()
+        ],
+    )
+    update_given(
+        StockRecord,
+        [*STOCK_VALUES, "date_updated"],
+        [(pk, *(values.get(c) for c in STOCK_VALUES), now) for pk, values in changes.stock.items()],
+    )
+    restamped = set(changes.products) - drifted
+    _written(sorted(changes.touched), result, restamped)
 
 
 def _no_stock_record(where: str, partner: str, sku: str) -> str:
@@ -238,19 +270,3 @@ def _products(upcs: set[str]) -> dict[str, dict]:
     sql = f"SELECT {', '.join(p[n] for n in names)} FROM {p['']} WHERE {p['upc']} IN ({{}})"
     rows = select_rows(sql, list(upcs))
     return {row[1]: dict(zip(names, row, strict=True)) for row in rows}
-
-
-def _stockrecords(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict]:
-    """The current values of the stock records of these (partner id, partner_sku)."""
-    if not keys:
-        return {}
-    names = ["id", "product_id", "partner_id", "partner_sku", *STOCK_COLUMNS]
-    sr = quoted_names(StockRecord, connection.vendor)
-    sql = (
-        f"SELECT {', '.join(sr[n] for n in names)} FROM {sr['']} WHERE "
-        f"{sr['partner_sku']} IN ({{}}) AND {sr['partner_id']} IN ({{}})"
-    )
-    partners, skus = ({key[i] for key in keys} for i in (0, 1))
-    rows = select_rows(sql, list(skus), list(partners))
-    found = {(row[2], row[3]): dict(zip(names, row, strict=True)) for row in rows}
-    return {key: row for key, row in found.items() if key in keys}

@@ -2,13 +2,39 @@
 
 from collections.abc import Callable
 
+from django.db import connection
 from oscar.core.loading import get_model
 
 from productsync.outcomes import ValidItem
-from productsync.sql import delete_with_dependents, insert_rows
-from productsync.writer.catalogue import sku_owners
+from productsync.sql import delete_with_dependents, insert_rows, quoted_names, select_rows
 
+Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
+
+# The values an item gives a stock record, beside its key.
+STOCK_VALUES = ("price", "price_currency", "num_in_stock")
+_COLUMNS = ("id", "product_id", "partner_id", "partner_sku", *STOCK_VALUES)
+
+
+def stockrecords_by_sku(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict]:
+    """The stock records of these (partner id, partner_sku), by that key: their columns
+    (id, product_id, partner_id, partner_sku and the STOCK_VALUES) and their product's upc."""
+    if not keys:
+        return {}
+    p, sr = quoted_names(Product, connection.vendor), quoted_names(StockRecord, connection.vendor)
+    columns = ", ".join(f"sr.{sr[name]}" for name in _COLUMNS)
+    sql = (
+        f"SELECT {columns}, p.{p['upc']} FROM {sr['']} sr JOIN {p['']} p "
+        f"ON p.{p['id']} = sr.{sr['product_id']} "
+        f"WHERE sr.{sr['partner_id']} IN ({{}}) AND sr.{sr['partner_sku']} IN ({{}})"
+    )
+    partners, skus = ({key[i] for key in keys} for i in (0, 1))
+    names = [*_COLUMNS, "upc"]
+    rows = [
+        dict(zip(names, row, strict=True)) for row in select_rows(sql, list(partners), list(skus))
+    ]
+    found = {(row["partner_id"], row["partner_sku"]): row for row in rows}
+    return {key: row for key, row in found.items() if key in keys}
 
 
 def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem], bool]:
@@ -21,14 +47,13 @@ def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem]
     def allowed(item: ValidItem) -> bool:
         nonlocal owners
         if owners is None:
-            owners = sku_owners(
-                {
-                    (partner_id(sr.partner), sr.partner_sku)
-                    for other in items
-                    for _, member in other.record.members()
-                    for sr in member.stockrecords
-                }
-            )
+            wanted = {
+                (partner_id(sr.partner), sr.partner_sku)
+                for other in items
+                for _, member in other.record.members()
+                for sr in member.stockrecords
+            }
+            owners = {key: row["upc"] for key, row in stockrecords_by_sku(wanted).items()}
         unit = {member.upc for _, member in item.record.members()}
         for prefix, member in item.record.members():
             for sr in member.stockrecords:
@@ -63,35 +88,10 @@ def stockrecords_write(
         for item, _ in touched
         for prefix, member in item.record.members()
     ]
-    keep = {
-        (product_id, partner_id(sr.partner), sr.partner_sku)
-        for member, product_id, _ in members
-        for sr in member.stockrecords
-    }
-    # The records of the members' partners that left the feed (a parent keeps none): one
-    # lookup by product id, filtered here; an OR per product would overflow SQLite's
-    # expression depth in a large batch.
-    scope = {
-        product_id: None if is_parent else {partner_id(sr.partner) for sr in member.stockrecords}
-        for member, product_id, is_parent in members
-    }
-    scope = {
-        pid: partners for pid, partners in scope.items() if partners != set() and pid in existed
-    }
-    stale = []
-    if scope:
-        stale = [
-            pk
-            for pk, product_id, partner, sku in StockRecord.objects.filter(
-                product_id__in=list(scope)
-            ).values_list("pk", "product_id", "partner_id", "partner_sku")
-            if (scope[product_id] is None or partner in scope[product_id])
-            and (product_id, partner, sku) not in keep
-        ]
-    delete_with_dependents(StockRecord, stale)
+    delete_with_dependents(StockRecord, _stale(members, existed, partner_id))
     insert_rows(
         StockRecord,
-        ["product_id", "partner_id", "partner_sku", "price", "price_currency", "num_in_stock"],
+        ["product_id", "partner_id", "partner_sku", *STOCK_VALUES],
         [
             (
                 product_id,
@@ -105,5 +105,34 @@ def stockrecords_write(
             for sr in member.stockrecords
         ],
         conflict=["partner_id", "partner_sku"],
-        update=["product_id", "price", "price_currency", "num_in_stock", "date_updated"],
+        update=["product_id", *STOCK_VALUES, "date_updated"],
     )
+
+
+def _stale(members: list[tuple], existed: set[int], partner_id) -> list[int]:
+    """The ids of the records of the members' partners that left the feed (a parent keeps
+    none). members: (record, product id, whether it is a parent)."""
+    keep = {
+        (product_id, partner_id(sr.partner), sr.partner_sku)
+        for member, product_id, _ in members
+        for sr in member.stockrecords
+    }
+    # One lookup by product id, filtered here; an OR per product would overflow SQLite's
+    # expression depth in a large batch.
+    scope = {
+        product_id: None if is_parent else {partner_id(sr.partner) for sr in member.stockrecords}
+        for member, product_id, is_parent in members
+    }
+    scope = {
+        pid: partners for pid, partners in scope.items() if partners != set() and pid in existed
+    }
+    if not scope:
+        return []
+    return [
+        pk
+        for pk, product_id, partner, sku in StockRecord.objects.filter(
+            product_id__in=list(scope)
+        ).values_list("pk", "product_id", "partner_id", "partner_sku")
+        if (scope[product_id] is None or partner in scope[product_id])
+        and (product_id, partner, sku) not in keep
+    ]

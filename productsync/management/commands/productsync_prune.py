@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from productsync.conf import app_settings
-from productsync.management.commands.sync_products import _whole
+from productsync.management.commands.sync_products import whole_number
 from productsync.services import sync_run_prune
 
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--days", type=_whole(1), help="keep this many days of history")
+        parser.add_argument("--days", type=whole_number(1), help="keep this many days of history")
 
     def handle(self, *args, **options) -> None:
         days = options["days"] or app_settings.KEEP_DAYS

@@ -1,10 +1,8 @@
 """sync_products: parse arguments, run the sync service, show progress and a summary."""
 
 import argparse
-import itertools
 import json
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
@@ -17,7 +15,7 @@ from productsync.feeds import FORMATS
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
-from productsync.services import feed_run_execute, run_spec_build, run_spec_execute
+from productsync.services import db_retry, feed_run_execute, run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
 # Seconds the command keeps trying to read a run back for its summary, on new connections.
@@ -56,7 +54,7 @@ class FeedName(str):
     """A --feed argument: the name of a feed, not a source."""
 
 
-def _whole(minimum: int, maximum: int | None = None):
+def whole_number(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -85,6 +83,89 @@ def _one_char(text: str) -> str:
     return text
 
 
+def _feed_arguments(parser) -> None:
+    """Where the feed is and how to read it."""
+    parser.add_argument(
+        "--source",
+        action="append",
+        type=_source,
+        help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
+        "one run each (default: PRODUCTSYNC['SOURCE'])",
+    )
+    parser.add_argument(
+        "--feed",
+        action="append",
+        metavar="NAME",
+        help="a feed kept in the database (the admin's Feeds, feeds_load), run exactly as "
+        "its schedule runs it; repeat it for several feeds, synced in order",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="feed format (default: from the Content-Type, the extension, or the content)",
+    )
+    parser.add_argument("--delimiter", type=_one_char, help="CSV delimiter (default: sniffed)")
+    parser.add_argument("--encoding", help="CSV encoding (default: sniffed, UTF-8 first)")
+    parser.add_argument(
+        "--mapping", help="mapping file (TOML or JSON) for a feed in a foreign shape"
+    )
+    parser.add_argument(
+        "--preset",
+        help="a platform's product CSV export: shopify, woocommerce or magento "
+        "(default: told from the CSV header)",
+    )
+
+
+def _run_arguments(parser) -> None:
+    """What the run does with the feed."""
+    parser.add_argument(
+        "--batch-size",
+        type=whole_number(1, MAX_BATCH_SIZE),
+        help=(
+            "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
+            "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
+        ),
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        default=None,
+        help="items carry only what they change, keyed by upc or by partner and "
+        "partner_sku: nothing is created or hidden (default: PRODUCTSYNC['PARTIAL'])",
+    )
+    parser.add_argument(
+        "--partner",
+        help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
+        "records; implies --partial",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print what each new or updated item changes, field by field (a dry run "
+        "records it for every item; a real run for up to PRODUCTSYNC['CHANGES_MAX'])",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="read and check every item even when the feed is unchanged since the last "
+        "successful run (no HTTP conditional GET, no skipping an unchanged file)",
+    )
+    parser.add_argument("--limit", type=whole_number(0), help="stop after this many items")
+    parser.add_argument(
+        "--hide-missing",
+        action="store_true",
+        default=None,
+        help="hide (is_public=False) products of this source the feed no longer has "
+        "(default: PRODUCTSYNC['HIDE_MISSING'])",
+    )
+
+
+def _run_read(run_id: int) -> tuple[SyncRun, list]:
+    run = SyncRun.objects.get(pk=run_id)
+    return run, list(run.failure_set.all()[:SHOWN_FAILURES])
+
+
 class Command(BaseCommand):
     # Only productsync's settings are checked: Django's and Oscar's checks (URLs, models,
     # templates) cost a scheduled run more than a small sync takes; `migrate` and `check` run
@@ -101,76 +182,8 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--source",
-            action="append",
-            type=_source,
-            help="feed path or http(s) URL; repeat it for several feeds, synced in order, "
-            "one run each (default: PRODUCTSYNC['SOURCE'])",
-        )
-        parser.add_argument(
-            "--feed",
-            action="append",
-            metavar="NAME",
-            help="a feed kept in the database (the admin's Feeds, feeds_load), run exactly as "
-            "its schedule runs it; repeat it for several feeds, synced in order",
-        )
-        parser.add_argument(
-            "--format",
-            choices=FORMATS,
-            help="feed format (default: from the Content-Type, the extension, or the content)",
-        )
-        parser.add_argument("--delimiter", type=_one_char, help="CSV delimiter (default: sniffed)")
-        parser.add_argument("--encoding", help="CSV encoding (default: sniffed, UTF-8 first)")
-        parser.add_argument(
-            "--mapping", help="mapping file (TOML or JSON) for a feed in a foreign shape"
-        )
-        parser.add_argument(
-            "--preset",
-            help="a platform's product CSV export: shopify, woocommerce or magento "
-            "(default: told from the CSV header)",
-        )
-        parser.add_argument(
-            "--batch-size",
-            type=_whole(1, MAX_BATCH_SIZE),
-            help=(
-                "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
-                "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
-            ),
-        )
-        parser.add_argument(
-            "--partial",
-            action="store_true",
-            default=None,
-            help="items carry only what they change, keyed by upc or by partner and "
-            "partner_sku: nothing is created or hidden (default: PRODUCTSYNC['PARTIAL'])",
-        )
-        parser.add_argument(
-            "--partner",
-            help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
-            "records; implies --partial",
-        )
-        parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
-        parser.add_argument(
-            "--diff",
-            action="store_true",
-            help="print what each new or updated item changes, field by field (a dry run "
-            "records it for every item; a real run for up to PRODUCTSYNC['CHANGES_MAX'])",
-        )
-        parser.add_argument(
-            "--full",
-            action="store_true",
-            help="read and check every item even when the feed is unchanged since the last "
-            "successful run (no HTTP conditional GET, no skipping an unchanged file)",
-        )
-        parser.add_argument("--limit", type=_whole(0), help="stop after this many items")
-        parser.add_argument(
-            "--hide-missing",
-            action="store_true",
-            default=None,
-            help="hide (is_public=False) products of this source the feed no longer has "
-            "(default: PRODUCTSYNC['HIDE_MISSING'])",
-        )
+        _feed_arguments(parser)
+        _run_arguments(parser)
         parser.add_argument(
             "--json", action="store_true", help="end stdout with one JSON summary line"
         )
@@ -185,7 +198,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--resume",
-            type=_whole(1),
+            type=whole_number(1),
             metavar="RUN_ID",
             help="continue an aborted or failed run from its first uncommitted batch",
         )
@@ -201,7 +214,7 @@ class Command(BaseCommand):
         # Several sources run one after another, each its own run to its end, as
         # oscar_import_catalogue imports each file in turn; the exit status is the worst.
         worst, errors = 0, []
-        for source in self._runs(options, feed_options):
+        for source in self._runs(options):
             status, run_id, message = self._sync(source, options, progress, feed_options)
             if run_id is not None:
                 if options["diff"]:
@@ -223,34 +236,38 @@ class Command(BaseCommand):
             sys.exit(worst)
 
     @staticmethod
-    def _runs(options, feed_options) -> list:
+    def _runs(options) -> list:
         """The runs to make: each --feed (as FeedName) or each --source (None: SOURCE)."""
         if not options["feed"]:
             return options["source"] or [None]
         given = [f"--{k}" for k in ("source", *FEED_DEFINES) if options.get(k) is not None]
-        given = [flag.replace("_", "-") for flag in given]
         if given:
+            flag = given[0].replace("_", "-")
             raise CommandError(
-                f"--feed runs the feed as it is configured: {given[0]} cannot be given with it",
+                f"--feed runs the feed as it is configured: {flag} cannot be given with it",
                 returncode=2,
             )
         return [FeedName(name) for name in options["feed"]]
+
+    @staticmethod
+    def _feed_run(name: str, options, progress) -> tuple[int, int | None, str]:
+        run_id = feed_run_execute(
+            name,
+            trigger=SyncRun.Trigger.COMMAND,
+            on_start=progress.start,
+            on_batch=progress.batch,
+            **{key: options[key] for key in FEED_RUN_OPTIONS},
+        )
+        if run_id is None:
+            return 2, None, f"no feed named {name!r}"
+        run = SyncRun.objects.get(pk=run_id)
+        return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""
 
     def _sync(self, source, options, progress, feed_options) -> tuple[int, int | None, str]:
         """Run one source: (exit status, the id of the run recorded or None, error text)."""
         try:
             if isinstance(source, FeedName):
-                run_id = feed_run_execute(
-                    str(source),
-                    trigger=SyncRun.Trigger.COMMAND,
-                    on_start=progress.start,
-                    on_batch=progress.batch,
-                    **{key: options[key] for key in FEED_RUN_OPTIONS},
-                )
-                if run_id is None:
-                    return 2, None, f"no feed named {str(source)!r}"
-                run = SyncRun.objects.get(pk=run_id)
-                return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""
+                return self._feed_run(str(source), options, progress)
             spec = run_spec_build(
                 source, feed_options=feed_options, **{key: options[key] for key in RUN_OPTIONS}
             )
@@ -276,18 +293,11 @@ class Command(BaseCommand):
 
     def _summary(self, run_id: int, as_json: bool, only_json: bool = False) -> None:
         """The run as the database holds it: what was recorded, not what was counted."""
-        deadline = time.monotonic() + READ_BACK_WITHIN
-        for attempt in itertools.count():
-            try:
-                run = SyncRun.objects.get(pk=run_id)
-                failures = list(run.failure_set.all()[:SHOWN_FAILURES])
-                break
-            except DatabaseError as exc:
-                connection.close()  # a connection that died: the next try opens a new one
-                if time.monotonic() > deadline:
-                    self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
-                    return
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+        try:
+            run, failures = db_retry(lambda: _run_read(run_id), READ_BACK_WITHIN, connection.close)
+        except DatabaseError as exc:
+            self.stderr.write(f"run {run_id}: cannot read it back: {one_line(exc)}")
+            return
         duration = ((run.finished_at or timezone.now()) - run.started_at).total_seconds()
         out = self.stdout
         if only_json:

@@ -160,12 +160,15 @@ def test_a_partial_run_leaves_an_earlier_edit_to_be_repaired(synced, tmp_path, k
 
 def test_the_migration_to_two_halves_keeps_what_had_drifted(synced):
     from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
 
     from productsync.writer import drift
 
     halves = importlib.import_module("productsync.migrations.0010_state_halves")
-    stock, rest = drift._parts(connection.vendor)
-    whole = f"MD5({drift._concat([rest[0], stock, *rest[1:]])})"
+    # The models as the migration sees them, and the digest as it stood before.
+    key = ("productsync", "0010_state_halves")
+    apps = MigrationLoader(connection).project_state(key).apps
+    whole, _ = halves.digests(apps, connection)
     with connection.cursor() as cursor:  # the digests as the last version stored them
         cursor.execute(
             f"UPDATE productsync_syncedproduct SET state = (SELECT {whole} FROM "
@@ -177,13 +180,13 @@ def test_the_migration_to_two_halves_keeps_what_had_drifted(synced):
     ids = list(SyncedProduct.objects.values_list("product_id", flat=True))
     assert drift.drift_units(ids, children=False) == set(ids)  # old digests match none
 
-    halves._convert(SimpleNamespace(connection=connection), True)
+    halves.state_convert(apps, SimpleNamespace(connection=connection), True)
 
     assert drift.drift_units(ids, children=False) == {drifted.pk}
     run = sync_run_execute(synced, batch_size=4, full=True)
     assert (run.repaired, run.unchanged) == (1, 5)
     # And back: the old form again where the product is as the sync wrote it.
-    halves._convert(SimpleNamespace(connection=connection), False)
+    halves.state_convert(apps, SimpleNamespace(connection=connection), False)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COUNT(*) FROM productsync_syncedproduct WHERE state = (SELECT {whole} "

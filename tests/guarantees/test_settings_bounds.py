@@ -11,7 +11,7 @@ from productsync.conf import LIMITS
 from productsync.models import SyncRun
 from productsync.services import sync_run_abort_stale, sync_run_execute
 from tests.conftest import product, run_command
-from tests.test_faults import FAULT_SETTINGS
+from tests.guarantees.test_faults import FAULT_SETTINGS
 
 
 def check_ids(settings, **values) -> list[str]:

@@ -1,6 +1,6 @@
 """The admin as the import tool, through the test client: upload a feed, preview it item by item
 with its changed fields, confirm it, and download the catalogue. Queued tasks are taken from
-django-q2's ORM queue and run as a worker would run them (tests/test_admin_e2e.py drives a
+django-q2's ORM queue and run as a worker would run them (tests/e2e/test_admin_e2e.py drives a
 real cluster)."""
 
 import json
@@ -16,8 +16,8 @@ from oscar.core.loading import get_model
 from productsync.exceptions import SourceError
 from productsync.models import SyncItem, SyncRun
 from productsync.services import sync_run_execute
+from tests.admin.test_admin import VIEW, staff
 from tests.conftest import product, shared_data
-from tests.test_admin import VIEW, staff
 
 pytestmark = pytest.mark.django_db
 

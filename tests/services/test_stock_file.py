@@ -9,7 +9,7 @@ from oscar.core.loading import get_model
 from productsync.exceptions import RecordError
 from productsync.models import SyncFailure
 from productsync.partial import partial_parse, stock_item
-from tests.test_partial import catalogue, stock_file, sync
+from tests.services.test_partial import catalogue, stock_file, sync
 
 StockRecord = get_model("partner", "StockRecord")
 

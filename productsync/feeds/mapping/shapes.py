@@ -7,7 +7,7 @@ from typing import Any
 
 from productsync.exceptions import SourceError
 from productsync.feeds.csvfeed import FIELDS, STOCK_FIELDS, flat_payload
-from productsync.feeds.rules import (
+from productsync.feeds.mapping.rules import (
     AttributeRule,
     Condition,
     Getter,

@@ -12,8 +12,8 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.services import sync_batch_execute
 from productsync.signals import batch_committed
 from tests.conftest import product
-from tests.test_fanout import queued_run
-from tests.test_images import image_server, png  # noqa: F401  (a fixture)
+from tests.services.test_fanout import queued_run
+from tests.writer.test_images import image_server, png  # noqa: F401  (a fixture)
 
 Product = get_model("catalogue", "Product")
 

@@ -1,4 +1,4 @@
-"""Outgoing HTTP for feeds and images, through one guarded GET: the headers of an
+"""Outgoing HTTP for feeds, images and URL imports, through one guarded GET: the headers of an
 HTTP_HEADERS prefix go only to URLs under it, on every hop of a redirect (followed here, each
 hop checked again); one deadline bounds the whole request, connect to last body byte, however
 slowly a server trickles; a Retry-After longer than HTTP_RETRY_AFTER_MAX is not waited for;

@@ -285,7 +285,7 @@ def test_headers_from_settings_are_sent_but_never_printed_nor_stored(server, set
 
 
 def test_headers_go_only_to_urls_under_their_prefix(settings):
-    from productsync.feeds.http import http_headers
+    from productsync.http import http_headers
 
     settings.PRODUCTSYNC = {
         "HTTP_HEADERS": {

@@ -16,7 +16,7 @@ from oscar.core.loading import get_model
 from productsync.models import SyncRun
 from productsync.services import source_key
 from tests.conftest import product, run_command
-from tests.test_faults import FAULT_SETTINGS, start_sync, wait_for_batch
+from tests.guarantees.test_faults import FAULT_SETTINGS, start_sync, wait_for_batch
 
 Product = get_model("catalogue", "Product")
 

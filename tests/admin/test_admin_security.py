@@ -11,8 +11,8 @@ from django_q.models import OrmQ
 
 from productsync.exports import csv_safe
 from productsync.services import sync_run_execute
+from tests.admin.test_admin import VIEW, staff, url
 from tests.conftest import product
-from tests.test_admin import VIEW, staff, url
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
 from tests.conftest import ROOT, product, qcluster_ready
-from tests.test_admin_e2e import url
+from tests.e2e.test_admin_e2e import url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -425,5 +425,6 @@ def test_run_sync_now_queues_when_the_cluster_cannot_be_seen(runner, settings):
     assert "Waiting for a worker" in response.content.decode()
     task = OrmQ.objects.get().task
     assert task["func"] == "productsync.tasks.sync_products"
-    assert task["args"] == ("/feeds/shop.json", 7, True)
-    assert task["kwargs"] == {"trigger": "admin"}
+    # No batch size of its own: the task's run decides it as the command does.
+    assert task["args"] == ("/feeds/shop.json",)
+    assert task["kwargs"] == {"dry_run": True, "trigger": "admin"}

@@ -13,11 +13,11 @@ import ijson
 
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
-from productsync.feeds.diagnostics import source_check
-from productsync.feeds.grouping import Row, groups_by_reference, groups_consecutive
+from productsync.feeds.mapping.diagnostics import source_check
+from productsync.feeds.mapping.grouping import Row, groups_by_reference, groups_consecutive
+from productsync.feeds.mapping.rules import Condition, Rule, condition_parse, rule_parse
+from productsync.feeds.mapping.shapes import Shape, Variants, group_payload, shape_parse
 from productsync.feeds.presets import PRESETS, preset_path
-from productsync.feeds.rules import Condition, Rule, condition_parse, rule_parse
-from productsync.feeds.shapes import Shape, Variants, group_payload, shape_parse
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
 

@@ -10,7 +10,7 @@ import pytest
 from django.core import checks
 
 from productsync.exceptions import SourceError
-from productsync.feeds.http import http_headers
+from productsync.http import http_headers
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
 from tests.conftest import product

@@ -1,0 +1,114 @@
+"""A run's mode: what its kind (a catalogue, a partial feed, a stock file of one partner)
+implies, decided once when the run is built; the loop, planner, workers and admin ask it."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from productsync.conf import app_settings
+from productsync.feeds import FeedOptions, feed_partial
+from productsync.models import SyncBatch, SyncRun
+from productsync.outcomes import BatchResult, FeedItem
+from productsync.records import default_currency
+from productsync.services.history import run_note_warnings
+from productsync.services.validate import (
+    catalogue_items,
+    catalogue_validate,
+    partial_items,
+    partial_validate,
+    records_of,
+)
+from productsync.signals import batch_committed
+from productsync.writer import BatchWriter, ImageSync, PartialWriter
+
+CATALOGUE, PARTIAL, STOCK = "catalogue", "partial", "stock"
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """What a kind of run does: how its items are validated and written, whether it may
+    create and hide products, its default batch size. What follows each commit is the same
+    for every kind (batch_after_commit: a partial item brings no images)."""
+
+    kind: str
+    # A chunk's items to write and what was looked up meanwhile: (writer, chunk, result,
+    # dry_run) -> (valid items, looked_up).
+    items: Callable[[Any, list[FeedItem], BatchResult, bool], tuple[list, Any]]
+    # A chunk's items validated, every one (a batch that could not be written).
+    validate: Callable[[list[FeedItem], BatchResult], list]
+
+    @property
+    def partial(self) -> bool:
+        """Items carry only what they change (see productsync.partial)."""
+        return self.kind != CATALOGUE
+
+    @property
+    def may_create(self) -> bool:
+        return not self.partial
+
+    @property
+    def may_hide(self) -> bool:
+        return not self.partial
+
+    @property
+    def may_skip_unchanged_file(self) -> bool:
+        """Whether an unchanged file may end the run at once (a partial file is read every
+        time: comparing its items is what it costs)."""
+        return not self.partial
+
+    @property
+    def default_batch_size(self) -> int:
+        return app_settings.PARTIAL_BATCH_SIZE if self.partial else app_settings.BATCH_SIZE
+
+    def writer(self, run: SyncRun) -> "BatchWriter | PartialWriter":
+        """The writer of a run's batches: a partial run's changes only what its items give."""
+        if self.partial:
+            return PartialWriter()
+        return BatchWriter(run.pk, run.source, default_currency())
+
+    def prepare(self, writer, chunk: list[FeedItem]) -> None:
+        """Create what the chunk's items need (classes, categories, partners) before workers
+        write them side by side; a run that may not create creates nothing."""
+        if self.may_create:
+            writer.prepare(records_of(chunk))
+
+
+def batch_after_commit(
+    run: SyncRun, batch: SyncBatch, result: BatchResult, images: ImageSync, beat=None
+) -> None:
+    """What follows a batch's commit, in a local run as in a queue worker: fetch its images
+    unless PRODUCTSYNC['FETCH_IMAGES'] is off (no transaction held open on a slow image
+    server), count their warnings on the run, send batch_committed. Nothing after a dry run."""
+    if run.dry_run:
+        return
+    if app_settings.FETCH_IMAGES:
+        warnings = images.sync(result.images, beat=beat)
+        run_note_warnings(run, warnings)
+    batch_committed.send(sender=SyncRun, run=run, batch=batch, product_ids=result.product_ids)
+
+
+MODES = {
+    CATALOGUE: RunMode(CATALOGUE, catalogue_items, catalogue_validate),
+    PARTIAL: RunMode(PARTIAL, partial_items, partial_validate),
+    STOCK: RunMode(STOCK, partial_items, partial_validate),
+}
+
+
+def mode_decide(
+    partial: bool | None, options: FeedOptions, original: SyncRun | None = None
+) -> RunMode:
+    """The mode of a new run: partial when asked (default PRODUCTSYNC['PARTIAL']; a retry or
+    a resumed run as its original), for a stock file's partner (options.partner) or a mapping
+    that declares it; a stock file when it has a partner."""
+    if original is not None:
+        partial = original.partial
+    elif partial is None:
+        partial = app_settings.PARTIAL
+    if options.partner:
+        return MODES[STOCK]
+    return MODES[PARTIAL if partial or feed_partial(options) else CATALOGUE]
+
+
+def run_mode(run: SyncRun) -> RunMode:
+    """The mode of a recorded run, as it was decided when it started."""
+    return MODES[PARTIAL if run.partial else CATALOGUE]

@@ -1,0 +1,142 @@
+"""A batch's items sorted by what writing them takes: new, changed, unchanged, or failed for a
+conflict with an earlier item or another product."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from oscar.core.loading import get_model
+
+from productsync.outcomes import ValidItem
+from productsync.writer.catalogue import ProductState, products_by_upc
+from productsync.writer.drift import drift_units
+from productsync.writer.item_rows import taken_in_dry_run
+
+Product = get_model("catalogue", "Product")
+
+
+class Known(NamedTuple):
+    """What the catalogue holds of a batch's products, read before they are written."""
+
+    existing: dict[str, ProductState]  # by upc, every product the items name that exists
+    same: set[int]  # the units whose stored fingerprint is their item's
+    drifted: set[int]  # of those, the ones a product of which changed since the sync wrote it
+    taken: dict[str, int]  # a dry run's: {upc: position} its earlier batches recorded
+
+
+def known_read(items: list[ValidItem], looked_up, run_id: int, dry_run: bool) -> Known:
+    """Read what the catalogue holds of the items' products, reusing what unchanged_skip
+    read in this transaction (looked_up) when it covers them."""
+    upcs = {member.upc for item in items for _, member in item.record.members()}
+    checked, drifted = set(), set()
+    if looked_up is not None and upcs <= looked_up.upcs:
+        existing, checked, drifted = looked_up.existing, looked_up.checked, looked_up.drifted
+    else:
+        existing = products_by_upc(upcs)
+    # Items the last sync wrote as they are: unchanged, unless a product of theirs has
+    # drifted since (someone changed what the sync wrote): then written again, repaired.
+    same = {
+        existing[item.record.upc].id
+        for item in items
+        if item.record.upc in existing and existing[item.record.upc].fingerprint == item.fingerprint
+    }
+    drifted = drifted | drift_units(same - checked)
+    taken = taken_in_dry_run(run_id, upcs) if dry_run else {}
+    return Known(existing, same, drifted, taken)
+
+
+@dataclass
+class Sorted:
+    """The items to write: new ones, and changed and unchanged ones with their product id."""
+
+    new: list[ValidItem] = field(default_factory=list)
+    changed: list[tuple[ValidItem, int]] = field(default_factory=list)
+    unchanged: list[tuple[ValidItem, int]] = field(default_factory=list)
+
+    def written(self) -> list[ValidItem]:
+        """The items whose products are written (the new and changed ones)."""
+        return self.new + [item for item, _ in self.changed]
+
+    def keep(self, positions: set[int]) -> None:
+        """Drop the new and changed items not at these positions (they failed)."""
+        self.new = [item for item in self.new if item.position in positions]
+        self.changed = [(item, pid) for item, pid in self.changed if item.position in positions]
+
+
+def items_sort(
+    items: list[ValidItem],
+    known: Known,
+    run_id: int,
+    claim: Callable[[ValidItem], bool],
+    fail: Callable,
+) -> Sorted:
+    """Sort the items in feed order, as if one item were written at a time: an item that
+    fails does not claim its UPC or SKUs, so the outcome does not depend on where batches
+    split. claim: sku_claims's check of the item's SKUs."""
+    out = Sorted()
+    accepted: dict[str, int] = {}
+    for item in items:
+        problem = _structure_conflict(item, known.existing)
+        row = known.existing.get(item.record.upc)
+        seen = _seen(item, accepted, known, run_id)
+        if seen is not None:
+            fail(item, *seen)
+        elif problem:
+            fail(item, *problem)
+        elif row is not None and _unit_unchanged(item, known.existing, known.drifted):
+            out.unchanged.append((item, row.id))
+        elif not claim(item):
+            continue
+        elif row is None:
+            out.new.append(item)
+        else:
+            out.changed.append((item, row.id))
+        if seen is None and problem is None:
+            accepted.update((m.upc, item.position) for _, m in item.record.members())
+    return out
+
+
+def _seen(item: ValidItem, accepted: dict, known: Known, run_id: int):
+    """(field, message, position of the earlier item) when a upc of the unit was taken by
+    an earlier item of the batch, or written (in a dry run: recorded, taken) earlier in this
+    run by an item of an earlier batch."""
+    for prefix, member in item.record.members():
+        seen = accepted.get(member.upc, known.taken.get(member.upc))
+        row = known.existing.get(member.upc)
+        if seen is None and row and row.last_run_id == run_id:
+            seen = row.last_position
+        seen = None if seen == item.position else seen
+        if seen is not None:
+            message = f"{prefix}upc: duplicate of the item at position {seen}"
+            return f"{prefix}upc", message, seen
+    return None
+
+
+def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | None:
+    """(field, message) when an upc of the unit is taken by a product of another role: a
+    product synced as a child elsewhere, or a child that belongs to another parent."""
+    for prefix, member in item.record.members():
+        row = existing.get(member.upc)
+        if row is None:
+            continue
+        is_child = row.structure == Product.CHILD
+        if not prefix and is_child:
+            return "upc", (
+                f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
+                "cannot become a product of its own"
+            )
+        if prefix and not (is_child and row.parent_upc == item.record.upc):
+            owner = f"a child of {row.parent_upc!r}" if is_child else "a product"
+            return f"{prefix}upc", (
+                f"{prefix}upc: {member.upc!r} is already {owner}, not a child of "
+                f"{item.record.upc!r}"
+            )
+    return None
+
+
+def _unit_unchanged(item: ValidItem, existing: dict, drifted: set[int]) -> bool:
+    """Same fingerprint, every product of the unit present and none drifted since."""
+    row = existing[item.record.upc]
+    if row.fingerprint != item.fingerprint or row.id in drifted:
+        return False
+    return all(member.upc in existing for _, member in item.record.members())
