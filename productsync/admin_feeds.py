@@ -14,7 +14,8 @@ from django.utils.html import format_html
 
 from productsync.admin_import import message_html
 from productsync.exceptions import ProductSyncError, QueueError
-from productsync.models import Alert, Feed, SyncRun
+from productsync.feed_models import Alert, Feed
+from productsync.models import SyncRun
 from productsync.services import (
     feed_next_runs,
     feed_sync_enqueue,

@@ -92,7 +92,6 @@ class Feed(models.Model):
         "schedule",
         max_length=100,
         blank=True,
-        validators=[cron_validate],
         help_text="A cron expression ('0 2 * * *': at 02:00); empty: no schedule.",
     )
     hide_missing = models.BooleanField(
@@ -112,7 +111,6 @@ class Feed(models.Model):
     alert_emails = models.TextField(
         "alert e-mails",
         blank=True,
-        validators=[emails_validate],
         help_text="Comma-separated addresses; empty: the site's ADMINS.",
     )
     alert_webhook = models.URLField(
@@ -158,7 +156,8 @@ class Feed(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
-        errors = {}
+        # Checked here rather than as field validators: migrations stay free of this module.
+        errors = _errors_of({"schedule": cron_validate, "alert_emails": emails_validate}, self)
         if self.credentials and self.credentials not in app_settings.CREDENTIALS:
             errors["credentials"] = (
                 f"{self.credentials!r} is not an entry of PRODUCTSYNC['CREDENTIALS']."
@@ -175,6 +174,16 @@ class Feed(models.Model):
             errors["schedule"] = "A feed without a source cannot run on a schedule."
         if errors:
             raise ValidationError(errors)
+
+
+def _errors_of(checks: dict, feed: "Feed") -> dict:
+    errors = {}
+    for name, check in checks.items():
+        try:
+            check(getattr(feed, name))
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    return errors
 
 
 class Alert(models.Model):

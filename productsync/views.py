@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, QueueError
-from productsync.models import Feed
+from productsync.feed_models import Feed
 from productsync.services import PushTooLargeError, feed_push, feed_token_valid
 
 

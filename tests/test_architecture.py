@@ -17,6 +17,7 @@ FACES_ALLOWED = {
     "productsync.report",
     "productsync.exports",
     "productsync.models",
+    "productsync.feed_models",
     "productsync.conf",
     "productsync.exceptions",
     "productsync.signals",

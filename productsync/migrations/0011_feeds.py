@@ -3,7 +3,6 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import productsync.feed_models
 from django.db import migrations, models
 
 
@@ -26,11 +25,11 @@ class Migration(migrations.Migration):
                 ('kind', models.CharField(choices=[('catalogue', 'catalogue (full items, may create and hide)'), ('partial', 'partial (items change only what they give)'), ('stock', 'stock file of one partner')], default='catalogue', max_length=16, verbose_name='kind')),
                 ('partner', models.CharField(blank=True, help_text="A stock file's partner: the stock records its rows (sku, price, num_in_stock) belong to.", max_length=128, verbose_name='partner')),
                 ('batch_size', models.PositiveIntegerField(blank=True, help_text="Empty: the kind's default.", null=True, verbose_name='batch size')),
-                ('schedule', models.CharField(blank=True, help_text="A cron expression ('0 2 * * *': at 02:00); empty: no schedule.", max_length=100, validators=[productsync.feed_models.cron_validate], verbose_name='schedule')),
+                ('schedule', models.CharField(blank=True, help_text="A cron expression ('0 2 * * *': at 02:00); empty: no schedule.", max_length=100, verbose_name='schedule')),
                 ('hide_missing', models.BooleanField(default=False, help_text="A complete run hides the feed's products it no longer has (catalogue).", verbose_name='hide missing')),
                 ('enabled', models.BooleanField(default=True, help_text='A disabled feed has no schedule and takes no push.', verbose_name='enabled')),
                 ('credentials', models.CharField(blank=True, help_text="The name of an entry of PRODUCTSYNC['CREDENTIALS'] (never the secret).", max_length=100, verbose_name='credentials')),
-                ('alert_emails', models.TextField(blank=True, help_text="Comma-separated addresses; empty: the site's ADMINS.", validators=[productsync.feed_models.emails_validate], verbose_name='alert e-mails')),
+                ('alert_emails', models.TextField(blank=True, help_text="Comma-separated addresses; empty: the site's ADMINS.", verbose_name='alert e-mails')),
                 ('alert_webhook', models.URLField(blank=True, help_text='An https URL that receives a signed JSON POST per alert.', max_length=2000, verbose_name='alert webhook')),
                 ('overdue_after', models.DurationField(blank=True, help_text="Alert when the feed has had no successful run for this long ('26:00:00').", null=True, verbose_name='overdue after')),
                 ('push_token', models.CharField(blank=True, editable=False, help_text='Digest of the token an ERP pushes files with; the token is shown once.', max_length=64, verbose_name='push token (SHA-256)')),
