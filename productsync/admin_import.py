@@ -166,12 +166,12 @@ class ImportViews:
         if outcome not in OUTCOMES:
             outcome = ""
         rows = run_items(run, outcome)
-        page = Paginator(rows.order_by("position"), ITEMS_PER_PAGE).get_page(
+        page = Paginator(SyncItem.page_rows(rows.order_by("position")), ITEMS_PER_PAGE).get_page(
             request.GET.get("items")
         )
         return {
             "items_page": page,
-            "item_rows": [(item, item.change_rows()) for item in page],
+            "item_rows": [(item, item.page_change_rows()) for item in page],
             "item_outcome": outcome,
             "item_outcomes": OUTCOMES,
             "has_items": run.item_rows > 0,

@@ -2,7 +2,8 @@
 (Feed, Alert: kept in feed_models)."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
 from productsync.feed_models import Alert, Feed
@@ -342,6 +343,17 @@ def _shown(value) -> str:
     return text if len(text) <= SyncItem.SHOWN else text[: SyncItem.SHOWN - 1] + "…"
 
 
+def _kept(value):
+    """A changed value as a row keeps it: whole when its text is short, else its first
+    characters (a list or table as its text), enough for what the page shows."""
+    if isinstance(value, str):
+        return value if len(value) <= SyncItem.KEPT else value[: SyncItem.KEPT - 1] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = repr(value)
+    return value if len(text) <= SyncItem.KEPT else text[: SyncItem.KEPT - 1] + "…"
+
+
 class SyncItem(models.Model):
     """What one item did or would do: every item of a dry run (with its changed fields in a
     preview), and the updated items of a real run with their changed fields."""
@@ -354,8 +366,13 @@ class SyncItem(models.Model):
         # A child of an item of a dry run: its upc, so later batches find it taken.
         MEMBER = "member", "child"
 
-    # Characters of a value shown on the page; the row keeps it whole.
+    # Characters of a value shown on the page; the row keeps a few more (a 4 MiB description
+    # is kept as its start, so a preview's rows and its page stay small).
     SHOWN = 300
+    KEPT = 2 * SHOWN
+    # The page reads the changes of an item up to this size; larger ones (rows written before
+    # values were cut when kept) are named by their size, never loaded.
+    PAGE_CHANGES_CHARS = 64 * 1024
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="item_set")
     position = models.PositiveIntegerField("position", help_text="0-based index in the feed.")
@@ -383,6 +400,36 @@ class SyncItem(models.Model):
     def change_rows(self) -> list[tuple[str, str, str]]:
         """(field, old, new) as shown: Python literals, long values cut."""
         return [(field, _shown(old), _shown(new)) for field, old, new in self.changes or []]
+
+    @staticmethod
+    def changes_kept(changes: list | None) -> list | None:
+        """The changes as a row keeps them: each value cut to KEPT characters."""
+        if changes is None:
+            return None
+        return [[field, _kept(old), _kept(new)] for field, old, new in changes]
+
+    @classmethod
+    def page_rows(cls, queryset) -> models.QuerySet:
+        """The queryset reading each item's changes only up to PAGE_CHANGES_CHARS (as
+        changes_shown; changes_size is the size of all of them), in the same query."""
+        size = Length(Cast("changes", models.TextField()))
+        return (
+            queryset.defer("changes")
+            .annotate(changes_size=size)
+            .annotate(
+                changes_shown=Case(
+                    When(changes_size__lte=cls.PAGE_CHANGES_CHARS, then=F("changes")),
+                    default=None,
+                    output_field=models.JSONField(),
+                )
+            )
+        )
+
+    def page_change_rows(self) -> list[tuple[str, str, str]]:
+        """change_rows of an item read by page_rows."""
+        if self.changes_shown is None and self.changes_size:
+            return [("(changes)", f"{self.changes_size:,} characters", "too large to show here")]
+        return [(field, _shown(old), _shown(new)) for field, old, new in self.changes_shown or []]
 
 
 class SyncedProduct(models.Model):

@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -41,6 +42,21 @@ def text_storable(text: str) -> str:
     return text
 
 
+def number_text_plain(text: str) -> bool:
+    """Whether a number's text is as people write one: Decimal and int() also take "1_000",
+    "+5" and other scripts' digits ("١٢.٥٠"), a feed's mistakes never read as numbers."""
+    return text.isascii() and "_" not in text and not text.strip().startswith("+")
+
+
+def _plain_number(error: str, what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not number_text_plain(value):
+            raise PydanticCustomError(error, f"{{value}} is not {what}", {"value": repr(value)})
+        return value
+
+    return BeforeValidator(check)
+
+
 def _not_bool(value: Any) -> Any:
     """JSON true/false are not counts; lax mode would take them as 1/0."""
     if isinstance(value, bool):
@@ -52,8 +68,29 @@ def _not_bool(value: Any) -> Any:
 MAX_CATEGORY_DEPTH = 63
 
 
+# A backslash keeps the next ">", "|" or backslash in a category's name ("Sizes \\> XL").
+_BREADCRUMB_TOKEN = re.compile(r"\\[\\>|]|>|[^\\>]+|\\")
+_NAME_ESCAPED = re.compile(r"\\(?=[\\>|]|$)|[>|]")
+
+
+def breadcrumb_names(text: str) -> list[str]:
+    """A breadcrumb's category names: split at each unescaped ">", stripped, unescaped."""
+    names: list[list[str]] = [[]]
+    for token in _BREADCRUMB_TOKEN.findall(text):
+        if token == ">":
+            names.append([])
+        else:
+            names[-1].append(token[1] if len(token) == 2 and token[0] == "\\" else token)
+    return ["".join(name).strip() for name in names]
+
+
+def category_name_escaped(name: str) -> str:
+    """A category's name as breadcrumb_names reads it back: ">", "|" and "\\" escaped."""
+    return _NAME_ESCAPED.sub(lambda match: "\\" + match.group(0), name)
+
+
 def _breadcrumb(text: str) -> str:
-    names = [name.strip() for name in text.split(">")]
+    names = breadcrumb_names(text)
     if not all(names):
         raise ValueError("has an empty category name between '>' separators")
     if any(len(name) > 255 for name in names):
@@ -70,16 +107,27 @@ def text(**constraints: Any) -> Any:
     ]
 
 
+StockPrice = Annotated[
+    Decimal,
+    _plain_number("decimal_parsing", "a number"),
+    Field(ge=0, max_digits=12, decimal_places=2),
+]
+StockCount = Annotated[
+    int,
+    BeforeValidator(_not_bool),
+    _plain_number("int_parsing", "a whole number"),
+    Field(ge=0, le=2_147_483_647),
+]
+
+
 class StockRecordIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     partner: text(min_length=1, max_length=128)
     partner_sku: text(min_length=1, max_length=128)
-    price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+    price: StockPrice | None = None
     currency: text(pattern=r"^[A-Z]{3}$") | None = None
-    num_in_stock: (
-        Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=2_147_483_647)] | None
-    ) = None
+    num_in_stock: StockCount | None = None
 
 
 Upc = text(min_length=1, max_length=64)
@@ -270,6 +318,8 @@ def _check_structure(record: ProductRecord) -> None:
 def _as_number(value: Any, kind: type):
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError
+    if isinstance(value, str) and not number_text_plain(value):
+        raise ValueError
     number = kind(value.strip()) if isinstance(value, str) else value
     if not math.isfinite(number):
         raise ValueError
@@ -362,7 +412,6 @@ def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
 
 
 LATER_FIELDS = ("slug", "class_options", "attribute_types")
-
 
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every
 # item once (a fingerprint of another version never matches; the record's still decides).

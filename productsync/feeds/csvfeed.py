@@ -147,6 +147,11 @@ def csv_dicts(
             yield Row(line, dict(zip(header, row, strict=True)))
 
 
+# A breadcrumb of a categories cell: up to a "|" that no backslash escapes (its escapes are
+# left for the breadcrumb's reader, records.breadcrumb_names).
+_CELL_BREADCRUMB = re.compile(r"(?:\\[\\>|]|[^\\|]|\\)+")
+
+
 def flat_payload(flat: dict) -> dict:
     """A feed item from flat fields (a CSV row in our names): `|` separates breadcrumbs and
     the partner columns make one stock record; empty cells are absent values."""
@@ -155,7 +160,7 @@ def flat_payload(flat: dict) -> dict:
         if key in STOCK_FIELDS or (key == "is_public" and value in ("", None)):
             continue
         if key == "categories" and isinstance(value, str):
-            value = [part.strip() for part in value.split(CATEGORY_SEPARATOR) if part.strip()]
+            value = [part.strip() for part in _CELL_BREADCRUMB.findall(value) if part.strip()]
         payload[key] = value
     stock = {key: (None if flat.get(key) == "" else flat.get(key)) for key in STOCK_FIELDS}
     if stock["partner"] or stock["partner_sku"]:
@@ -175,34 +180,58 @@ def items_merged(rows: Iterable[dict | Unparsed]) -> Iterator[FeedItem]:
             pending is not None
             and isinstance(payload, dict)
             and payload.get("upc")
-            and payload.get("upc") == pending.get("upc")
+            and payload.get("upc") == pending.payload.get("upc")
         ):
-            _merge(pending, payload)
+            pending.add(payload)
             continue
         if pending is not None:
-            yield FeedItem(position, pending)
+            yield FeedItem(position, pending.merged())
             position += 1
             pending = None
         if isinstance(payload, dict):
-            pending = payload
+            pending = _Merging(payload)
         else:
             yield FeedItem(position, payload)
             position += 1
     if pending is not None:
-        yield FeedItem(position, pending)
+        yield FeedItem(position, pending.merged())
 
 
-def _merge(into: dict, row: dict) -> None:
-    for key, value in row.items():
-        if key == "categories":
-            into[key] = list(dict.fromkeys([*into.get(key, []), *value]))
-        elif key == "stockrecords":
-            # A later row for the same partner SKU replaces the earlier one, as in Oscar.
-            records = {(r.get("partner"), r.get("partner_sku")): r for r in into.get(key, [])}
-            records.update({(r.get("partner"), r.get("partner_sku")): r for r in value})
-            into[key] = list(records.values())
-        elif value not in ("", None):
-            into[key] = value
+class _Merging:
+    """A product's first row with the later rows of its upc added: categories and stock
+    records gather in dicts, made lists once at the end, so each row costs its own size
+    (rebuilding the lists per row made N rows of one upc cost N squared)."""
+
+    def __init__(self, payload: dict) -> None:
+        self.payload = payload
+        self.categories: dict | None = None
+        self.records: dict | None = None
+
+    def add(self, row: dict) -> None:
+        into = self.payload
+        for key, value in row.items():
+            if key == "categories":
+                if self.categories is None:
+                    self.categories = dict.fromkeys(into.setdefault(key, []))
+                self.categories.update(dict.fromkeys(value))
+            elif key == "stockrecords":
+                # A later row for the same partner SKU replaces the earlier one, as in Oscar.
+                if self.records is None:
+                    self.records = _by_sku(into.setdefault(key, []))
+                self.records.update(_by_sku(value))
+            elif value not in ("", None):
+                into[key] = value
+
+    def merged(self) -> dict:
+        if self.categories is not None:
+            self.payload["categories"] = list(self.categories)
+        if self.records is not None:
+            self.payload["stockrecords"] = list(self.records.values())
+        return self.payload
+
+
+def _by_sku(records: list[dict]) -> dict:
+    return {(r.get("partner"), r.get("partner_sku")): r for r in records}
 
 
 def csv_items(

@@ -21,7 +21,11 @@ def items_record(run: SyncRun, result: BatchResult) -> None:
     writes are rolled back) and count them on the run."""
     rows = [
         SyncItem(
-            run=run, position=o.position, upc=o.upc[:255], outcome=o.outcome, changes=o.changes
+            run=run,
+            position=o.position,
+            upc=o.upc[:255],
+            outcome=o.outcome,
+            changes=SyncItem.changes_kept(o.changes),
         )
         for o in result.outcomes
     ]

@@ -7,6 +7,7 @@ from django.db.models import F
 from oscar.core.loading import get_class, get_model
 
 from productsync.exceptions import RecordError
+from productsync.records import breadcrumb_names
 from productsync.sql import insert_rows
 from productsync.writer.locks import tree_lock
 
@@ -70,7 +71,7 @@ class CategoryTree:
             self.by_breadcrumb[breadcrumb] = node
             return node
         parent = CategoryNode(None, "", True)
-        names = [name.strip() for name in breadcrumb.split(">")]
+        names = breadcrumb_names(breadcrumb)
         for depth, name in enumerate(names, start=1):
             found = self.children.setdefault(parent.path, {}).get(name)
             if found and len(found) > 1:

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator
 from django.db.models import Q
 from oscar.core.loading import get_model
 
+from productsync.records import category_name_escaped
+
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
 Category = get_model("catalogue", "Category")
@@ -115,9 +117,12 @@ PRODUCT_VALUES = ("id", "upc", "title", "description", "is_public", "product_cla
 
 
 def breadcrumb(path: str, names: dict[str, str]) -> str:
-    """The breadcrumb of the category at path ("Books > Computing"), from names (path: name)."""
+    """The breadcrumb of the category at path ("Books > Computing"), from names (path: name);
+    a ">" or "|" within a name is escaped ("Sizes \\> XL"), so a feed reads it back as one."""
     step = Category.steplen
-    return " > ".join(names[path[:end]] for end in range(step, len(path) + 1, step))
+    return " > ".join(
+        category_name_escaped(names[path[:end]]) for end in range(step, len(path) + 1, step)
+    )
 
 
 def product_snapshots(

@@ -86,11 +86,23 @@ def source_check(
         where += f", column {column!r}" if column else ""
         upc = payload.get("upc")
         upc = upc if isinstance(upc, str) else "" if upc is None else str(upc)
-        return Unparsed(source_text(rows, unit), f"{where}: {message}", field, upc)
+        return Unparsed(source_text(rows, unit, row), f"{where}: {message}", field, upc)
     return payload
 
 
-def source_text(rows: list[tuple[int, Any]], unit: str = "line") -> str:
-    """The source rows of an item with their line numbers, as JSON text."""
-    kept = [{unit: line, "row": row} for line, row in rows]
+# A failed item's raw payload keeps this many of its source rows (the product's first), the
+# row its message names, and the count of the others: a product of thousands of rows fails
+# with a payload of a few, not all of them once per failure.
+SOURCE_ROWS_KEPT = 20
+
+
+def source_text(rows: list[tuple[int, Any]], unit: str = "line", named: int = 0) -> str:
+    """The source rows of an item with their line numbers, as JSON text: at most
+    SOURCE_ROWS_KEPT of them and the row named (an index), with a count of those left out."""
+    indexes = list(range(min(len(rows), SOURCE_ROWS_KEPT)))
+    if named >= len(indexes):
+        indexes.append(named)
+    kept = [{unit: rows[i][0], "row": rows[i][1]} for i in indexes]
+    if len(rows) > len(indexes):
+        kept.append({"rows_left_out": len(rows) - len(indexes)})
     return payload_dump(kept[0] if len(kept) == 1 else kept)

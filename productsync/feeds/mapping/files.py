@@ -11,9 +11,9 @@ from typing import Any
 
 import ijson
 
-from productsync.exceptions import FeedError, SourceError
+from productsync.exceptions import FeedError, RecordError, SourceError
 from productsync.feeds.csvfeed import REQUIRED, csv_dicts, items_merged
-from productsync.feeds.mapping.diagnostics import source_check
+from productsync.feeds.mapping.diagnostics import source_check, source_text
 from productsync.feeds.mapping.grouping import Row, groups_by_reference, groups_consecutive
 from productsync.feeds.mapping.rules import Condition, Rule, condition_parse, rule_parse
 from productsync.feeds.mapping.shapes import Shape, Variants, group_payload, shape_parse
@@ -154,7 +154,11 @@ class Mapping:
             self.shape.fields.columns(),
             self.children.shape.fields.columns() if self.children else {},
         )
-        return FeedItem(position, source_check(self.apply(item), [(index, item)], columns, "item"))
+        try:
+            payload = self.apply(item)
+        except RecordError as exc:  # a pattern that gave up: this item fails, the feed goes on
+            return FeedItem(position, Unparsed(source_text([(index, item)], "item"), str(exc)))
+        return FeedItem(position, source_check(payload, [(index, item)], columns, "item"))
 
     def _skipped(self, get, counts: Counter) -> bool:
         if self.skip is not None and self.skip.holds(get):
@@ -209,7 +213,12 @@ class Mapping:
                 continue
             if self._skipped(self.csv_getter(group[0].data, None), skipped):
                 continue
-            yield FeedItem(position, self._group_item(group))
+            try:
+                item = self._group_item(group)
+            except RecordError as exc:  # a pattern that gave up: this item fails, not the feed
+                rows = [(row.line, row.data) for row in group]
+                item = Unparsed(source_text(rows), f"line {group[0].line}: {exc}")
+            yield FeedItem(position, item)
             position += 1
         self._skips_noted(skipped)
 
@@ -238,15 +247,21 @@ class Mapping:
             upc = self.shape.fields.rules.get("upc")
             if upc is None:  # a partial feed keyed by stock record: each row is one item
                 return ([row] for row in rows)
-            return groups_consecutive(rows, lambda r: upc.get(self.csv_getter(r, None)))
-        key = lambda r: group.key.get(self.csv_getter(r, None))  # noqa: E731
+            return groups_consecutive(rows, lambda r: self._grouped_by(upc, r))
+        key = lambda r: self._grouped_by(group.key, r)  # noqa: E731
         if group.parent is None and group.children is None:
             return groups_consecutive(rows, key)
-        parent = group.parent and (lambda r: group.parent.get(self.csv_getter(r, None)))
-        children = group.children and (
-            lambda r: _listed(group.children.get(self.csv_getter(r, None)))
-        )
+        parent = group.parent and (lambda r: self._grouped_by(group.parent, r))
+        children = group.children and (lambda r: _listed(self._grouped_by(group.children, r)))
         return groups_by_reference(rows, key, parent, children)
+
+    def _grouped_by(self, rule: Rule, row: dict) -> Any:
+        """A value that says which rows go together; a pattern that gives up on it leaves
+        the grouping of the rest unknown, so the feed ends there (FeedError)."""
+        try:
+            return rule.get(self.csv_getter(row, None))
+        except RecordError as exc:
+            raise FeedError(str(exc)) from None
 
     def _group_item(self, group: list[Row]) -> Any:
         data = [row.data for row in group]
@@ -302,13 +317,46 @@ def mapping_load(path: str, name: str | None = None) -> Mapping:
         raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+    except RecursionError:
+        raise SourceError(
+            f"mapping {name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
         raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
     return mapping_parse(data, name)
 
 
+# Tables and lists nest at most this deep in a mapping (conditions in conditions, rules in
+# joins and fallbacks; the presets need 7): deeper is refused when the mapping is read, not
+# met as a RecursionError on the first item.
+MAX_MAPPING_DEPTH = 32
+
+
+def _depth_check(data: dict, where: str) -> None:
+    """SourceError naming the entry (a field, a case's condition) that nests deeper than
+    MAX_MAPPING_DEPTH, walked without recursion so that any depth is told the same way."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_MAPPING_DEPTH:
+            raise SourceError(
+                f"{where}: {path} is nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+            )
+        if isinstance(value, dict):
+            parts = [(f"{path}.{key}".lstrip("."), child) for key, child in value.items()]
+        else:
+            parts = [(f"{path}[{i}]", child) for i, child in enumerate(value)]
+        # Named by its first three levels (fields.title, cases[0].when), not the whole way.
+        stack += [
+            (child, depth + 1, at if depth <= 3 else path)
+            for at, child in reversed(parts)
+            if isinstance(child, dict | list)
+        ]
+
+
 def mapping_parse(data: dict, name: str) -> Mapping:
     where = f"mapping {name}"
+    _depth_check(data, where)
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise SourceError(f"{where}: unknown tables or keys {', '.join(sorted(unknown))}")

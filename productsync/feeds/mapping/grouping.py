@@ -46,7 +46,7 @@ def groups_by_reference(
     are written to a temporary SQLite file on the way through (one pass over the source,
     which may be an HTTP stream), then read back one group at a time in the order of each
     group's first row. A child named by several parents goes to the first; a reference to
-    a key no row has leaves the row on its own."""
+    a key no row has leaves the row on its own; a key's later rows have no children."""
     with tempfile.TemporaryDirectory(prefix="productsync-") as folder:
         db = sqlite3.connect(os.path.join(folder, "rows.sqlite3"))
         with contextlib.closing(db):
@@ -80,7 +80,7 @@ def _index(db: sqlite3.Connection, rows, key, parent, children) -> None:
     _flush(db, batch, refs)
     db.executescript(
         """
-        CREATE INDEX row_key ON row (key);
+        CREATE INDEX row_key ON row (key, n);
         -- Each child's parent: the first reference to a key that a row has.
         CREATE TABLE link AS
             SELECT child, parent, min(n) AS n FROM ref
@@ -101,16 +101,18 @@ def _flush(db: sqlite3.Connection, batch: list, refs: list) -> None:
 
 
 def _groups(db: sqlite3.Connection) -> Iterator[Group]:
+    # Only the first row of a key has the key's children: later rows of the same key (a
+    # repeated SKU) stand alone, so n rows of one key cost n rows, not n groups of every child.
     top = db.execute(
-        "SELECT line, key, data FROM row WHERE key IS NULL OR key NOT IN (SELECT child FROM link)"
-        " ORDER BY n"
+        "SELECT line, key, data, n = (SELECT min(r.n) FROM row r WHERE r.key = row.key) FROM row"
+        " WHERE key IS NULL OR key NOT IN (SELECT child FROM link) ORDER BY n"
     )
-    for line, own, data in top:
+    for line, own, data, first in top:
         if own is None and data.startswith("["):
             yield [Row(line, Unparsed(*json.loads(data)))]
             continue
         group = [Row(line, json.loads(data))]
-        if own is not None:
+        if own is not None and first:
             members = db.execute(
                 "SELECT row.line, row.data FROM link JOIN row ON row.key = link.child"
                 " WHERE link.parent = ? ORDER BY row.n",

@@ -2,14 +2,17 @@
 value from a foreign item (a CSV row or a JSON object), and how a mapping file spells them."""
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from productsync.exceptions import SourceError
-from productsync.records import ATTRIBUTE_TYPES
+import regex
+
+from productsync.exceptions import RecordError, SourceError
+from productsync.records import ATTRIBUTE_TYPES, number_text_plain
 
 BREADCRUMB_SEPARATOR = " > "
 TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
@@ -35,7 +38,7 @@ MAX_CENTS = Decimal(10) ** 16
 
 def _cents(value: Any) -> Any:
     """Integer minor units (1950) to a decimal price ("19.50")."""
-    if value in ("", None) or isinstance(value, bool):
+    if value in ("", None) or isinstance(value, bool) or not number_text_plain(str(value)):
         return value
     try:
         cents = Decimal(str(value).strip())
@@ -64,12 +67,23 @@ def empty(value: Any) -> bool:
 
 
 def unique(values) -> list:
-    """The non-empty values, each once, in order (values may be unhashable JSON)."""
-    out = []
+    """The non-empty values, each once, in order (values may be unhashable JSON). Seen values
+    are kept in a dict, so a cell of many thousand values costs time in proportion to them."""
+    seen: dict = {}
     for value in values:
-        if not empty(value) and value not in out:
-            out.append(value)
-    return out
+        if not empty(value):
+            seen.setdefault(_seen_key(value), value)
+    return list(seen.values())
+
+
+def _seen_key(value: Any) -> Any:
+    """The value itself, or for a JSON list or object its canonical text (tagged, so it never
+    equals a plain string of the same text)."""
+    try:
+        hash(value)
+    except TypeError:
+        return ("json", json.dumps(value, sort_keys=True, default=repr))
+    return value
 
 
 def attribute_code(name: Any) -> str:
@@ -81,6 +95,38 @@ def attribute_code(name: Any) -> str:
 def _code(name: str) -> str:
     code = re.sub(r"\W+", "_", name.strip().lower(), flags=re.ASCII).strip("_")
     return f"_{code}" if code[:1].isdigit() else code[:128]
+
+
+# A mapping's pattern gives up on a value after this long: one that backtracks, such as
+# ^(a+)+$ on "aaa...!", would otherwise hold the run for hours on a cell of 40 characters.
+PATTERN_SECONDS = 0.5
+
+
+class Pattern:
+    """A mapping's regular expression (the `regex` module, which takes a timeout; Python's
+    syntax), matched within PATTERN_SECONDS. After one timeout it is not tried again: every
+    item it would read fails with the same message, so a feed of such cells cannot hold the
+    run for PATTERN_SECONDS each."""
+
+    def __init__(self, text: str, where: str) -> None:
+        self.text, self.where = text, where
+        self.compiled = regex.compile(text)
+        self.gave_up = False
+
+    @property
+    def groups(self) -> int:
+        return self.compiled.groups
+
+    def search(self, value: str) -> regex.Match | None:
+        if not self.gave_up:
+            try:
+                return self.compiled.search(value, timeout=PATTERN_SECONDS)
+            except TimeoutError:
+                self.gave_up = True
+        raise RecordError(
+            f"{self.where}: pattern {self.text!r} gave up after {PATTERN_SECONDS} s (it "
+            "backtracks: write it without a repeat inside a repeat); every value it reads fails"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +144,7 @@ class Rule:
     separator: str = BREADCRUMB_SEPARATOR
     split: str | None = None
     # A regular expression with one group: a value becomes what the group matched (or "").
-    pattern: re.Pattern | None = None
+    pattern: Pattern | None = None
     replace: tuple[tuple[str, str], ...] = ()
     # Codes to names (a category id to its breadcrumb); values not listed pass unchanged.
     values: dict = field(default_factory=dict)
@@ -197,8 +243,8 @@ def rule_parse(spec: Any, where: str) -> Rule:
         raise SourceError(f"{where}: values is a table of codes to text")
     pattern = spec.get("pattern")
     try:
-        pattern = re.compile(pattern) if pattern is not None else None
-    except re.error as exc:
+        pattern = Pattern(pattern, where) if pattern is not None else None
+    except regex.error as exc:
         raise SourceError(f"{where}: pattern {spec['pattern']!r}: {exc}") from None
     if pattern is not None and pattern.groups != 1:
         raise SourceError(f"{where}: pattern needs exactly one (group), the value kept")
