@@ -73,6 +73,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='syncrun',
             name='feed',
-            field=models.ForeignKey(blank=True, help_text='The feed this run synced, when it ran one.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='run_set', to='productsync.feed', verbose_name='feed'),
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='run_set', to='productsync.feed'),
         ),
     ]
