@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
@@ -397,6 +397,12 @@ def feed_guard() -> Guard:
         backoff=app_settings.HTTP_BACKOFF,
         retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
     )
+
+
+def url_import_guard() -> Guard:
+    """The guard of a URL given in the admin (a user's, not the operator's): a feed's, but to
+    public addresses only, or those of ALLOW_PRIVATE."""
+    return replace(feed_guard(), public_only=True, allowed=allow_list(app_settings.ALLOW_PRIVATE))
 
 
 # Images: a couple of quick retries; the next run tries a missing image again anyway.
