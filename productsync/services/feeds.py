@@ -11,6 +11,7 @@ import secrets
 import socket
 import tempfile
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
@@ -275,8 +276,6 @@ def url_host_allowed(url: str) -> bool:
     """Whether every address url's host resolves to is public or allowed by ALLOW_PRIVATE:
     for a URL entered in the admin, checked when it is saved (a host that does not resolve
     is let through here: it fails when used)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, type=socket.SOCK_STREAM)
