@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from productsync import admin_feeds  # noqa: F401  (registers the Feeds page)
 from productsync.admin_import import ImportViews, message_html
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, QueueError
@@ -96,7 +97,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
         "retry_of_link",
     ]
     list_display_links = ["id"]
-    list_filter = ["status", "trigger", "workers", "dry_run"]
+    list_filter = ["feed", "status", "trigger", "workers", "dry_run"]
     date_hierarchy = "started_at"
     search_fields = ["source", "=id"]
     change_list_template = "admin/productsync/syncrun/change_list.html"
@@ -229,6 +230,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             and bool(run.upload)
             and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),
             **self.items_context(request, run),
+            "alerts": list(run.alert_set.all()),
             "media": self.media,
         }
         return TemplateResponse(request, "admin/productsync/syncrun/run.html", context)

@@ -97,6 +97,10 @@ class ImportViews:
     def _upload_start(self, request, data: dict):
         dry_run = data["action"] == "preview"
         feed_options = {key: data[key] for key in ("format", "preset", "sheet") if data[key]}
+        if data["kind"] != "catalogue":
+            feed_options["partial"] = True
+            if data["partner"].strip():
+                feed_options["partner"] = data["partner"].strip()
         try:
             stored = upload_store(data["file"]) if data["file"] else None
             if data["mapping"]:

@@ -3,7 +3,7 @@
 import sys
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _schedule_after_migrate(sender, using="default", plan=None, **kwargs) -> None:
@@ -21,6 +21,14 @@ def _schedule_after_migrate(sender, using="default", plan=None, **kwargs) -> Non
         kwargs.get("stdout", sys.stdout).write(f"  productsync: {message}\n")
 
 
+def _feeds_changed(sender, **kwargs) -> None:
+    """A feed saved or deleted, however (the admin, feeds_load, the ORM): its django-q2
+    schedule follows in the same transaction."""
+    from productsync.services import feed_schedules_apply
+
+    feed_schedules_apply()
+
+
 class ProductSyncConfig(AppConfig):
     name = "productsync"
     verbose_name = "Product sync"
@@ -30,3 +38,6 @@ class ProductSyncConfig(AppConfig):
         from productsync import checks  # noqa: F401  (registers the system checks)
 
         post_migrate.connect(_schedule_after_migrate, sender=self)
+        feed = self.get_model("Feed")
+        post_save.connect(_feeds_changed, sender=feed, dispatch_uid="productsync_feed_saved")
+        post_delete.connect(_feeds_changed, sender=feed, dispatch_uid="productsync_feed_deleted")

@@ -74,6 +74,49 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
         Error(f"PRODUCTSYNC['CREDENTIALS']: {problem}.", id="productsync.E040")
         for problem in credentials_errors(app_settings.CREDENTIALS)
     ]
+    errors += _feeds_errors()
+    return errors
+
+
+def _host_list(value: object) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(e, str) and e for e in value)
+
+
+# Feeds, alerts and outgoing requests to private hosts: ids E241-E244.
+def _feeds_errors() -> list[Error]:
+    errors = []
+    if not _host_list(app_settings.ALLOW_PRIVATE):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['ALLOW_PRIVATE'] must be a list of host names and networks.",
+                hint='["erp.internal", "10.1.0.0/16"]',
+                id="productsync.E241",
+            )
+        )
+    secret = app_settings.WEBHOOK_SECRET
+    if secret is not None and not (isinstance(secret, str | bytes) and secret):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['WEBHOOK_SECRET'] must be a non-empty string or None.",
+                id="productsync.E242",
+            )
+        )
+    base = app_settings.BASE_URL
+    if base is not None and not (
+        isinstance(base, str) and base.lower().startswith(("http://", "https://"))
+    ):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['BASE_URL'] must be the site's http(s) URL or None.",
+                hint="https://shop.example.com",
+                id="productsync.E243",
+            )
+        )
+    for key in ("WEBHOOK_TIMEOUT", "OVERDUE_CHECK_MINUTES"):
+        if not _positive_int(getattr(app_settings, key)):
+            errors.append(
+                Error(f"PRODUCTSYNC[{key!r}] must be a positive integer.", id="productsync.E244")
+            )
     return errors
 
 

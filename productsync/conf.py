@@ -91,6 +91,22 @@ DEFAULTS: dict[str, Any] = {
     # region, access_key, secret_key (S3; else the AWS environment), verify (False, or a CA
     # bundle's path, for TLS). Never printed nor stored.
     "CREDENTIALS": {},
+    # Feeds kept in the database (productsync.models.Feed):
+    # host names and networks that outgoing requests (feeds entered in the admin, images,
+    # webhooks) may reach although private or loopback ("erp.internal", "10.1.0.0/16");
+    # IMAGE_ALLOW_PRIVATE is an older name for the images' share of it;
+    "ALLOW_PRIVATE": [],
+    # the key of the HMAC-SHA256 signature of alert webhooks (X-Productsync-Signature); None
+    # sends them unsigned;
+    "WEBHOOK_SECRET": None,
+    # seconds an alert webhook's POST may take in all, retries included;
+    "WEBHOOK_TIMEOUT": 10,
+    # the site's base URL ("https://shop.example"), for links to run pages in alerts and in
+    # push answers; None: push answers use the request's host, alerts give paths;
+    "BASE_URL": None,
+    # minutes between two checks for overdue feeds (a django-q2 schedule, while any feed
+    # has overdue_after).
+    "OVERDUE_CHECK_MINUTES": 5,
 }
 
 # The largest value of each numeric setting that the checks accept: what fits where it is
@@ -108,6 +124,8 @@ LIMITS: dict[str, int] = {
     "IMAGE_MAX_BYTES": 2**30,
     "MAX_ITEM_BYTES": 2**30,
     "MAX_TEXT_LENGTH": 2**30,
+    "WEBHOOK_TIMEOUT": 3_600,
+    "OVERDUE_CHECK_MINUTES": 1_440,
 }
 # ...and the smallest of the bounds on inputs: a line must hold a product.
 MINIMUMS: dict[str, int] = {"MAX_ITEM_BYTES": 1024, "MAX_TEXT_LENGTH": 256}

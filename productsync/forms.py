@@ -35,6 +35,21 @@ class UploadForm(forms.Form):
         max_length=100,
         help_text="The sheet of an Excel workbook to read (empty: the first).",
     )
+    kind = forms.ChoiceField(
+        choices=[
+            ("catalogue", "Catalogue: full items (may create products)"),
+            ("partial", "Partial: items change only what they give (keyed by upc or SKU)"),
+            ("stock", "Stock file of one partner: sku, price, num_in_stock"),
+        ],
+        initial="catalogue",
+        required=False,
+        help_text="A stock file needs no mapping: give its partner below.",
+    )
+    partner = forms.CharField(
+        required=False,
+        max_length=128,
+        help_text="Stock file: the partner whose stock records its rows are.",
+    )
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, required=False)
     action = forms.ChoiceField(
         choices=[("preview", "Preview (change nothing)"), ("sync", "Sync now")],
@@ -57,11 +72,16 @@ class UploadForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        data["kind"] = data.get("kind") or "catalogue"
         limit = app_settings.UPLOAD_MAX_BYTES
         for name in ("file", "mapping"):
             upload = data.get(name)
             if upload is not None and upload.size > limit:
                 self.add_error(name, f"The file is larger than the limit of {limit} bytes.")
+        if data.get("kind") == "stock" and not (data.get("partner") or "").strip():
+            self.add_error("partner", "A stock file needs its partner.")
+        if data.get("kind") == "catalogue" and (data.get("partner") or "").strip():
+            self.add_error("partner", "Only a stock file or a partial feed names a partner.")
         if data.get("mapping") and data.get("preset"):
             self.add_error("preset", "Give a mapping file or a preset, not both.")
         if bool(data.get("file")) == bool(data.get("url")):

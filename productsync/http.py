@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
@@ -335,6 +335,38 @@ class GuardedSession:
         time.sleep(wait)
         return True
 
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST body to url (redirects are not followed: a webhook answers where it is);
+        retried like a GET. Return the final status; FetchError when no response came."""
+        deadline = _Deadline(self.guard)
+        retries = 0
+        try:
+            while True:
+                try:
+                    response = self.session.post(
+                        url,
+                        data=body,
+                        headers={**headers, **http_headers(url)},
+                        allow_redirects=False,
+                        timeout=deadline.timeout(),
+                    )
+                except requests.RequestException as exc:
+                    if deadline.expired:
+                        raise deadline.error() from None
+                    if not self._wait(retries, None, deadline):
+                        raise FetchError(_reason(exc)) from None
+                    retries += 1
+                    continue
+                response.close()
+                if response.status_code in RETRY_STATUSES and self._wait(
+                    retries, _retry_after(response), deadline
+                ):
+                    retries += 1
+                    continue
+                return response.status_code
+        finally:
+            deadline.cancel()
+
     def _follow(self, url: str, headers: dict, deadline: _Deadline) -> requests.Response:
         for _hop in range(MAX_REDIRECTS + 1):
             response = self.session.get(
@@ -367,6 +399,12 @@ def feed_guard() -> Guard:
     )
 
 
+def url_import_guard() -> Guard:
+    """The guard of a URL given in the admin (a user's, not the operator's): a feed's, but to
+    public addresses only, or those of ALLOW_PRIVATE."""
+    return replace(feed_guard(), public_only=True, allowed=allow_list(app_settings.ALLOW_PRIVATE))
+
+
 # Images: a couple of quick retries; the next run tries a missing image again anyway.
 IMAGE_RETRIES = 2
 IMAGE_BACKOFF = 0.5
@@ -378,7 +416,7 @@ def image_guard(source: str = "") -> Guard:
     internal, and a feed's relative image paths point at it); IMAGE_TIMEOUT for the whole
     fetch of one image."""
     timeout = app_settings.IMAGE_TIMEOUT
-    entries = list(app_settings.IMAGE_ALLOW_PRIVATE)
+    entries = [*app_settings.ALLOW_PRIVATE, *app_settings.IMAGE_ALLOW_PRIVATE]
     if source.lower().startswith(("http://", "https://")):
         entries.append(_origin(source)[1])
     return Guard(
@@ -390,4 +428,20 @@ def image_guard(source: str = "") -> Guard:
         retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
         public_only=True,
         allowed=allow_list(entries),
+    )
+
+
+def webhook_guard() -> Guard:
+    """The guard of alert webhooks: public addresses only, or those of ALLOW_PRIVATE;
+    WEBHOOK_TIMEOUT for the whole POST, retries included."""
+    timeout = app_settings.WEBHOOK_TIMEOUT
+    return Guard(
+        deadline=timeout,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries=app_settings.HTTP_RETRIES,
+        backoff=app_settings.HTTP_BACKOFF,
+        retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
+        public_only=True,
+        allowed=allow_list(app_settings.ALLOW_PRIVATE),
     )

@@ -1,9 +1,11 @@
-"""Run history (SyncRun, SyncBatch, SyncFailure) and the per-product sync state."""
+"""Run history (SyncRun, SyncBatch, SyncFailure), the sync state, feeds (from feed_models)."""
 
 from django.db import models
 from django.db.models import Case, F, Q, When
 from django.db.models.functions import Cast, Length
 from django.utils import timezone
+
+from productsync.feed_models import Alert, Feed  # noqa: F401  (this app's models too)
 
 
 class SyncRun(models.Model):
@@ -14,17 +16,20 @@ class SyncRun(models.Model):
         FAILED = "failed", "failed"
         ABORTED = "aborted", "aborted"
         SKIPPED = "skipped", "skipped"
+        QUEUED = "queued", "queued"  # a pushed file's run, until a worker starts it
 
     class Trigger(models.TextChoices):
         COMMAND = "command", "command"
         SCHEDULE = "schedule", "schedule"
         ADMIN = "admin", "admin"
+        PUSH = "push", "push"
 
     class Workers(models.TextChoices):
         LOCAL = "local", "local"
         QUEUE = "queue", "queue"
 
     source = models.CharField("source", max_length=2000, help_text="Feed path or URL.")
+    feed = models.ForeignKey(Feed, models.SET_NULL, null=True, blank=True, related_name="run_set")
     trigger = models.CharField(
         "trigger", max_length=16, choices=Trigger.choices, default=Trigger.COMMAND
     )
@@ -216,18 +221,8 @@ class SyncRun(models.Model):
         ]
 
     # The counters a run reports (the command's summary, the admin's live progress).
-    COUNTERS = (
-        "items",
-        "created",
-        "updated",
-        "unchanged",
-        "repaired",
-        "failed",
-        "hidden",
-        "warnings",
-        "batches",
-        "failed_batches",
-    )
+    COUNTERS = ("items", "created", "updated", "unchanged", "repaired", "failed", "hidden")
+    COUNTERS += ("warnings", "batches", "failed_batches")
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"

@@ -2,6 +2,8 @@
 
 from productsync.models import SyncRun
 from productsync.services import (
+    feed_run_execute,
+    feeds_overdue_check,
     run_spec_build,
     run_spec_execute,
     sync_batch_execute,
@@ -66,3 +68,22 @@ def sync_upload(
         upload=upload,
         preview_of=preview_of,
     ).pk
+
+
+def feed_sync(
+    feed: int | str,
+    trigger: str = SyncRun.Trigger.SCHEDULE,
+    dry_run: bool = False,
+    upload: dict | None = None,
+) -> int | None:
+    """Run a feed (by id or name) as its schedule makes it and return the run's id (trigger
+    `schedule` unless told otherwise; dry_run: a preview recording each item's changes).
+    upload: a file pushed to the feed (its run recorded `queued`, started here). A feed
+    deleted or disabled since it was queued makes no run: None."""
+    return feed_run_execute(feed, trigger=trigger, dry_run=dry_run, diff=dry_run, upload=upload)
+
+
+def feeds_overdue() -> list[str]:
+    """Alert for each feed that has had no successful run for longer than its
+    overdue_after; return their names. Scheduled while a feed has overdue_after."""
+    return feeds_overdue_check()

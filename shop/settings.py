@@ -183,7 +183,20 @@ PRODUCTSYNC = {
     "STALE_AFTER": int(os.environ.get("PRODUCTSYNC_STALE_AFTER", "300")),
     "SCHEDULE": os.environ.get("PRODUCTSYNC_SCHEDULE") or None,
     "WORKERS": os.environ.get("PRODUCTSYNC_WORKERS", "local"),
+    # Feeds' alerts: the webhook signature's key, hosts a webhook or an admin-entered URL may
+    # reach although private (comma-separated), and the site's URL for links in alerts.
+    "WEBHOOK_SECRET": os.environ.get("PRODUCTSYNC_WEBHOOK_SECRET") or None,
+    "ALLOW_PRIVATE": [h for h in os.environ.get("PRODUCTSYNC_ALLOW_PRIVATE", "").split(",") if h],
+    "BASE_URL": os.environ.get("PRODUCTSYNC_BASE_URL") or None,
 }
+if os.environ.get("PRODUCTSYNC_UPLOAD_MAX_BYTES"):
+    PRODUCTSYNC["UPLOAD_MAX_BYTES"] = int(os.environ["PRODUCTSYNC_UPLOAD_MAX_BYTES"])
+
+# Alerts by e-mail: Django's mail settings (the demo prints them unless told otherwise).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+if os.environ.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+ADMINS = [("Shop team", os.environ.get("ADMIN_EMAIL", "shop-team@example.com"))]
 
 LOGGING = {
     "version": 1,

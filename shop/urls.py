@@ -9,5 +9,6 @@ from django.urls import include, path
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("productsync/", include("productsync.urls")),
     path("", include(apps.get_app_config("oscar").urls[0])),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

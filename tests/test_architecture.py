@@ -17,6 +17,7 @@ FACES_ALLOWED = {
     "productsync.report",
     "productsync.exports",
     "productsync.models",
+    "productsync.feed_models",
     "productsync.conf",
     "productsync.exceptions",
     "productsync.signals",
@@ -29,7 +30,15 @@ FACES_ALLOWED = {
 FACE_EXTRAS = {
     "productsync.apps": {"productsync.checks"},  # registers the system checks in ready()
     # The import tool's views and forms, kept beside admin.py (its 450 lines).
-    "productsync.admin": {"productsync.admin_import", "productsync.forms"},
+    "productsync.admin": {
+        "productsync.admin_import",
+        "productsync.admin_feeds",
+        "productsync.forms",
+    },
+    # The Feeds page shows messages as the run admin does.
+    "productsync.admin_feeds": {"productsync.admin_import"},
+    # The push endpoint's URLs name its view.
+    "productsync.urls": {"productsync.views"},
     "productsync.management.commands.productsync_prune": {
         "productsync.management.commands.sync_products"  # the whole-number argument type
     },
@@ -108,7 +117,15 @@ def faces() -> list[str]:
     return [
         name
         for name in modules()
-        if name in ("productsync.admin", "productsync.tasks", "productsync.apps")
+        if name
+        in (
+            "productsync.admin",
+            "productsync.admin_feeds",
+            "productsync.tasks",
+            "productsync.apps",
+            "productsync.views",
+            "productsync.urls",
+        )
         or name.startswith("productsync.management.commands.")
     ]
 

@@ -246,7 +246,7 @@ def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> I
         return oscarcsv.oscar_items(stream, delimiter, encoding)
     raise SourceError(
         f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
-        "5 or 9: give --format, a --preset or a --mapping for this shape"
+        "5 or 9: choose a format, a preset or a mapping for this shape"
     )
 
 

@@ -2,6 +2,21 @@
 this package re-exports the public API only."""
 
 from productsync.feeds import FORMATS, PRESETS, is_url
+from productsync.services.alerts import feeds_overdue_check, run_alerts_judge, webhook_signature
+from productsync.services.feeds import (
+    PushTooLargeError,
+    feed_find,
+    feed_next_runs,
+    feed_push,
+    feed_run_execute,
+    feed_run_spec,
+    feed_schedules_apply,
+    feed_sync_enqueue,
+    feed_token_rotate,
+    feed_token_valid,
+    url_host_allowed,
+)
+from productsync.services.feeds_toml import FeedFileError, feeds_dump, feeds_load
 from productsync.services.history import sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
 from productsync.services.locks import db_retry
@@ -34,6 +49,23 @@ from productsync.services.upload import upload_open, upload_store
 from productsync.services.worker import sync_batch_execute
 
 __all__ = [
+    "FeedFileError",
+    "PushTooLargeError",
+    "feed_find",
+    "feed_next_runs",
+    "feed_push",
+    "feed_run_execute",
+    "feed_run_spec",
+    "feed_schedules_apply",
+    "feed_sync_enqueue",
+    "feed_token_rotate",
+    "feed_token_valid",
+    "feeds_dump",
+    "feeds_load",
+    "feeds_overdue_check",
+    "run_alerts_judge",
+    "url_host_allowed",
+    "webhook_signature",
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",

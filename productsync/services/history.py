@@ -11,6 +11,7 @@ from productsync.exceptions import ProductSyncError
 from productsync.models import SyncBatch, SyncFailure, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
+from productsync.services.alerts import run_ended
 from productsync.services.items import items_record
 from productsync.services.lease import BatchStatus, Status, run_save_if_running
 from productsync.services.locks import db_retry
@@ -45,6 +46,7 @@ def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
         )
         error.run_id = run.pk
         raise error from None
+    run_ended(run)
 
 
 def run_reload(run: SyncRun) -> None:

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from productsync.conf import app_settings
-from productsync.exceptions import LeaseLostError, RunActiveError
+from productsync.exceptions import LeaseLostError, ProductSyncError, RunActiveError
 from productsync.models import SyncBatch, SyncRun
 from productsync.sql import update_row
 
@@ -39,8 +39,11 @@ def run_record(fields: dict) -> SyncRun:
     sync_run_abort_stale()
     fields = {**fields, "owner": owner_name()}
     source = fields["source"]
+    queued = fields.pop("queued_run", None)
     try:
         with transaction.atomic():
+            if queued is not None:
+                return _run_take_queued(queued, fields)
             return SyncRun.objects.create(**fields)
     except IntegrityError:
         active = SyncRun.objects.filter(source=source, status=Status.RUNNING, dry_run=False).first()
@@ -48,12 +51,26 @@ def run_record(fields: dict) -> SyncRun:
         if active and active.owner:
             reason += f" (in {active.owner})"
         now = timezone.now()
-        skipped = SyncRun.objects.create(
-            **fields, status=Status.SKIPPED, error=reason, finished_at=now
-        )
+        ended = {"status": Status.SKIPPED, "error": reason, "finished_at": now}
+        if queued is not None:
+            SyncRun.objects.filter(pk=queued).update(**fields, **ended)
+            skipped = SyncRun.objects.get(pk=queued)
+        else:
+            skipped = SyncRun.objects.create(**fields, **ended)
         error = RunActiveError(f"Run {skipped.pk} skipped: {reason}")
         error.run_id = skipped.pk  # the face shows its summary
         raise error from None
+
+
+def _run_take_queued(run_id: int, fields: dict) -> SyncRun:
+    """Start a run recorded `queued` (a pushed file's) with these fields: it keeps its id."""
+    now = timezone.now()
+    started = SyncRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        **fields, status=Status.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if not started:
+        raise ProductSyncError(f"run {run_id} is no longer queued")
+    return SyncRun.objects.get(pk=run_id)
 
 
 def lease_check(run: SyncRun) -> None:

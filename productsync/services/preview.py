@@ -74,6 +74,7 @@ def sync_upload_execute(
         dry_run=dry_run,
         trigger=trigger,
         feed_options=feed_options,
+        partial=(feed_options or {}).get("partial") or None,
         diff=dry_run,
         record=record,
     )

@@ -68,6 +68,7 @@ def run_spec_build(
     partial: bool | None = None,
     diff: bool = False,
     record: dict | None = None,
+    kind: str | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
     batch size and all a partial run implies from its mode, see services.mode). feed_options
@@ -75,7 +76,8 @@ def run_spec_build(
     id of an aborted or failed run to continue from its first uncommitted batch. Raises
     SourceError without a source, ProductSyncError for options out of range or a run that
     cannot be resumed. diff: a dry run records each item's changed fields. record: more
-    SyncRun fields to record at its start (the admin's upload, the preview a run confirms)."""
+    SyncRun fields to record at its start (the admin's upload, the preview a run confirms).
+    kind: a feed's (catalogue, partial, stock), its mode whatever the settings' defaults."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
@@ -84,7 +86,8 @@ def run_spec_build(
     source = _source_check(given)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = source_options(given, _feed_options(feed_options))
-    mode = mode_decide(partial, options, resumed_from or retry_of)
+    # A feed's kind is its mode, decided when the feed was configured.
+    mode = MODES[kind] if kind else mode_decide(partial, options, resumed_from or retry_of)
     options = dataclasses.replace(options, partial=mode.partial)
     batch_size = batch_size or mode.default_batch_size
     if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):

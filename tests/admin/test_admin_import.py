@@ -228,8 +228,9 @@ def test_a_csv_upload_in_our_columns_is_previewed(runner, shop):
     assert ["stockrecords[Acme Books/SKU-A].price", "10.00", "11.00"] in changes
 
 
-def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, http_server):
+def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, http_server, settings):
     httpd = http_server()
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "ALLOW_PRIVATE": ["127.0.0.1"]}
     httpd.files["/feed.jsonl"] = (jsonl(second_feed()), "application/x-ndjson")
     response = runner.post(
         url("upload"),
@@ -250,8 +251,12 @@ def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, htt
 
 
 def test_a_fetched_url_is_bounded_by_the_upload_limit(runner, http_server, settings):
-    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "UPLOAD_MAX_BYTES": 100}
     httpd = http_server()
+    settings.PRODUCTSYNC = {
+        **settings.PRODUCTSYNC,
+        "UPLOAD_MAX_BYTES": 100,
+        "ALLOW_PRIVATE": ["127.0.0.1"],
+    }
     httpd.files["/big.jsonl"] = (jsonl([product(f"B-{i}") for i in range(5)]), "text/plain")
     form = {"url": httpd.url + "/big.jsonl", "batch_size": "2", "action": "preview"}
     assert runner.post(url("upload"), form).status_code == 302
@@ -259,6 +264,16 @@ def test_a_fetched_url_is_bounded_by_the_upload_limit(runner, http_server, setti
         run_queued()
     assert not SyncRun.objects.exists()
     assert not list((settings.MEDIA_ROOT / "productsync").rglob("*.jsonl"))  # nothing left
+
+
+def test_a_url_import_reaches_loopback_only_through_allow_private(runner, http_server):
+    httpd = http_server()
+    httpd.files["/secret.jsonl"] = (jsonl([product("S-1")]), "application/x-ndjson")
+    form = {"url": httpd.url + "/secret.jsonl", "action": "preview"}
+    assert runner.post(url("upload"), form).status_code == 302
+    with pytest.raises(SourceError, match="not a public address"):
+        run_queued()
+    assert httpd.hits["/secret.jsonl"] == 0
 
 
 def test_without_a_cluster_the_message_shows_the_command_as_code(client, django_user_model):

@@ -137,7 +137,7 @@ class Mapping(RowMapping):
         if fmt is None:
             raise SourceError(
                 f"mapping {self.name}: the source's format is unknown: set format in the "
-                "mapping or give --format"
+                "mapping or choose the feed's format"
             )
         raise SourceError(f"mapping {self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}")
 

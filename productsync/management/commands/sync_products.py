@@ -15,7 +15,7 @@ from productsync.feeds import FORMATS
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
-from productsync.services import db_retry, run_spec_build, run_spec_execute
+from productsync.services import db_retry, feed_run_execute, run_spec_build, run_spec_execute
 
 SHOWN_FAILURES = 20
 # Seconds the command keeps trying to read a run back for its summary, on new connections.
@@ -43,6 +43,26 @@ RUN_OPTIONS = (
     "partial",
     "diff",
 )
+
+# What a feed configures itself: not given with --feed.
+FEED_DEFINES = (
+    "format",
+    "delimiter",
+    "encoding",
+    "mapping",
+    "preset",
+    "partner",
+    "partial",
+    "batch_size",
+    "hide_missing",
+    "resume",
+)
+# Options of one run that --feed takes.
+FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff")
+
+
+class FeedName(str):
+    """A --feed argument: the name of a feed, not a source."""
 
 
 def whole_number(minimum: int, maximum: int | None = None):
@@ -83,6 +103,13 @@ def _feed_arguments(parser) -> None:
         help="feed path, http(s) URL, or sftp://, ftp(s):// or s3:// URL (a * pattern in the "
         "file name picks the newest match); repeat it for several feeds, synced in order, "
         "one run each (default: PRODUCTSYNC['SOURCE'])",
+    )
+    parser.add_argument(
+        "--feed",
+        action="append",
+        metavar="NAME",
+        help="a feed kept in the database (the admin's Feeds, feeds_load), run exactly as "
+        "its schedule runs it; repeat it for several feeds, synced in order",
     )
     parser.add_argument(
         "--format",
@@ -211,7 +238,7 @@ class Command(BaseCommand):
         # Several sources run one after another, each its own run to its end, as
         # oscar_import_catalogue imports each file in turn; the exit status is the worst.
         worst, errors = 0, []
-        for source in options["source"] or [None]:
+        for source in self._runs(options):
             status, run_id, message = self._sync(source, options, progress, feed_options)
             if run_id is not None:
                 if options["diff"]:
@@ -232,9 +259,39 @@ class Command(BaseCommand):
         if worst:
             sys.exit(worst)
 
+    @staticmethod
+    def _runs(options) -> list:
+        """The runs to make: each --feed (as FeedName) or each --source (None: SOURCE)."""
+        if not options["feed"]:
+            return options["source"] or [None]
+        given = [f"--{k}" for k in ("source", *FEED_DEFINES) if options.get(k) is not None]
+        if given:
+            flag = given[0].replace("_", "-")
+            raise CommandError(
+                f"--feed runs the feed as it is configured: {flag} cannot be given with it",
+                returncode=2,
+            )
+        return [FeedName(name) for name in options["feed"]]
+
+    @staticmethod
+    def _feed_run(name: str, options, progress) -> tuple[int, int | None, str]:
+        run_id = feed_run_execute(
+            name,
+            trigger=SyncRun.Trigger.COMMAND,
+            on_start=progress.start,
+            on_batch=progress.batch,
+            **{key: options[key] for key in FEED_RUN_OPTIONS},
+        )
+        if run_id is None:
+            return 2, None, f"no feed named {name!r}"
+        run = SyncRun.objects.get(pk=run_id)
+        return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""
+
     def _sync(self, source, options, progress, feed_options) -> tuple[int, int | None, str]:
         """Run one source: (exit status, the id of the run recorded or None, error text)."""
         try:
+            if isinstance(source, FeedName):
+                return self._feed_run(str(source), options, progress)
             spec = run_spec_build(
                 source, feed_options=feed_options, **{key: options[key] for key in RUN_OPTIONS}
             )
