@@ -86,8 +86,7 @@ def run_spec_build(
     source = _source_check(given)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = source_options(given, _feed_options(feed_options))
-    # A feed's kind is its mode, decided when the feed was configured.
-    mode = MODES[kind] if kind else mode_decide(partial, options, resumed_from or retry_of)
+    mode = mode_decide(partial, options, resumed_from or retry_of, kind)
     options = dataclasses.replace(options, partial=mode.partial)
     batch_size = batch_size or mode.default_batch_size
     if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):
