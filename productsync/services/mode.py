@@ -101,10 +101,10 @@ def mode_decide(
     kind: str | None = None,
 ) -> RunMode:
     """The mode of a new run: a feed's kind (catalogue, partial, stock) when it has one,
-    whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL']; a retry or
-    a resumed run as its original), for a stock file's partner (options.partner) or a mapping
-    that declares it; a stock file when it has a partner (with a preset, the partner names the
-    feed's stock records' partner: a whole feed)."""
+    whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL'];
+    a retry or a resumed run as its original), for a stock file's partner (options.partner)
+    or a mapping that declares it; a stock file when it has a partner (with a preset, the
+    partner names the feed's stock records' partner: a whole feed)."""
     if kind:
         return MODES[kind]
     if original is not None:
