@@ -39,6 +39,10 @@ MAX_REDIRECTS = 10
 BACKOFF_MAX = 120
 
 
+# The one message of a host refused by a public-only guard, whatever the address was.
+REFUSED = "{host}: refused, not a public address (private hosts need IMAGE_ALLOW_PRIVATE)"
+
+
 class FetchError(Exception):
     """A GET that gave no usable response; the message is one line."""
 
@@ -65,7 +69,7 @@ def _origin(url: str) -> tuple[str, str, int | None, str]:
     parts = parse_url(url)
     scheme = (parts.scheme or "").lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.host or "").lower().rstrip("."), port, parts.path or "/"
+    return scheme, (parts.host or "").lower().strip("[]").rstrip("."), port, parts.path or "/"
 
 
 def url_under(url: str, prefix: str) -> bool:
@@ -91,7 +95,7 @@ def http_headers(url: str) -> dict[str, str]:
 
 
 def allow_list(entries: Iterable[str]) -> tuple[frozenset[str], tuple]:
-    """IMAGE_ALLOW_PRIVATE's entries as (host names, networks)."""
+    """Allow-list entries (host names and networks) as (host names, networks)."""
     names, networks = set(), []
     for entry in entries:
         try:
@@ -110,6 +114,19 @@ def address_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _listed(host: str, address: str, allowed: tuple[frozenset[str], tuple]) -> bool:
+    names, networks = allowed
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return host.lower().rstrip(".") in names or any(ip in net for net in networks)
+
+
+def host_private_allowed(host: str, address: str) -> bool:
+    """May this host, at this non-public address, be connected to for what a user or a feed
+    names (an admin's URL, a feed's image)? Only when the operator listed the host or its
+    network in IMAGE_ALLOW_PRIVATE: the one place that setting is read."""
+    return _listed(host, address, allow_list(app_settings.IMAGE_ALLOW_PRIVATE))
+
+
 @dataclass
 class Guard:
     """The rules of one guarded session."""
@@ -122,18 +139,17 @@ class Guard:
     retries: int
     backoff: float
     retry_after_max: float
-    # Connect only to public addresses, or to those of allowed (names, networks).
+    # Connect only to public addresses, to hosts host_private_allowed() allows, or to the one
+    # trusted (scheme, host, port) origin (a feed's own, for its images).
     public_only: bool = False
-    allowed: tuple[frozenset[str], tuple] = (frozenset(), ())
+    trusted: tuple[str, str, int | None] | None = None
     # The connection of the request in progress, for the deadline to cut.
     current: HTTPConnection | None = field(default=None, repr=False)
 
-    def address_allowed(self, host: str, address: str) -> bool:
+    def address_allowed(self, origin: tuple[str, str, int | None], address: str) -> bool:
         if not self.public_only or address_public(address):
             return True
-        names, networks = self.allowed
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        return host.lower().rstrip(".") in names or any(ip in net for net in networks)
+        return origin == self.trusted or host_private_allowed(origin[1], address)
 
 
 class _Guarded:
@@ -153,11 +169,13 @@ class _Guarded:
             infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
+        scheme = "https" if isinstance(self, HTTPSConnection) else "http"
+        origin = (scheme, self.host.lower().strip("[]").rstrip("."), self.port)
         addresses = [
-            info[4][0] for info in infos if self.guard.address_allowed(self.host, info[4][0])
+            info[4][0] for info in infos if self.guard.address_allowed(origin, info[4][0])
         ]
         if not addresses:
-            raise RefusedError(f"{self.host}: not a public address")
+            raise RefusedError(REFUSED.format(host=self.host))
         error: OSError | None = None
         for address in addresses:
             try:
@@ -373,14 +391,15 @@ IMAGE_BACKOFF = 0.5
 
 
 def image_guard(source: str = "") -> Guard:
-    """The guard of images named by a feed: public addresses only, or those of
-    IMAGE_ALLOW_PRIVATE and of the host of an HTTP source (chosen by the operator, it may be
-    internal, and a feed's relative image paths point at it); IMAGE_TIMEOUT for the whole
-    fetch of one image."""
-    timeout = app_settings.IMAGE_TIMEOUT
-    entries = list(app_settings.IMAGE_ALLOW_PRIVATE)
+    """The guard of images named by a feed: public addresses only, or those
+    host_private_allowed() allows, or the very origin (scheme, host, port) of an HTTP source
+    (chosen by the operator, it may be internal, and a feed's relative image paths point at
+    it; another port of that host is not trusted); IMAGE_TIMEOUT for the whole fetch of one
+    image."""
+    trusted = None
     if source.lower().startswith(("http://", "https://")):
-        entries.append(_origin(source)[1])
+        trusted = _origin(source)[:3]
+    timeout = app_settings.IMAGE_TIMEOUT
     return Guard(
         deadline=timeout,
         connect_timeout=timeout,
@@ -389,5 +408,13 @@ def image_guard(source: str = "") -> Guard:
         backoff=IMAGE_BACKOFF,
         retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
         public_only=True,
-        allowed=allow_list(entries),
+        trusted=trusted,
     )
+
+
+def url_import_guard() -> Guard:
+    """The guard of a URL a user typed into the admin: public addresses only (or those
+    host_private_allowed() allows), on every redirect hop; the HTTP_* timings of feeds."""
+    guard = feed_guard()
+    guard.public_only = True
+    return guard

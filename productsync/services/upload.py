@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import is_url
-from productsync.http import FetchError, GuardedSession, feed_guard
+from productsync.http import FetchError, GuardedSession, url_import_guard
 from productsync.models import SyncRun
 
 UPLOAD_DIR = "productsync/uploads"
@@ -58,9 +58,9 @@ def upload_fetch(url: str) -> Upload:
     """Fetch an http(s) feed into storage: streamed into a temporary file first, refused past
     UPLOAD_MAX_BYTES (nothing is left in storage then)."""
     limit = app_settings.UPLOAD_MAX_BYTES
-    # The guarded session a feed's GET goes through: HTTP_HEADERS only under their prefix on
-    # every redirect hop, one deadline for the whole request.
-    session = GuardedSession(feed_guard())
+    # A user named this URL, not the operator: public addresses only, on every redirect hop
+    # (HTTP_HEADERS only under their prefix, one deadline for the whole request, as feeds).
+    session = GuardedSession(url_import_guard())
     try:
         response = session.get(url)
         try:

@@ -228,7 +228,16 @@ def test_a_csv_upload_in_our_columns_is_previewed(runner, shop):
     assert ["stockrecords[Acme Books/SKU-A].price", "10.00", "11.00"] in changes
 
 
-def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, http_server):
+def allow_loopback(settings) -> None:
+    """The test server on 127.0.0.1 allowed as a private host: a URL typed into the admin is
+    otherwise refused unless public."""
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "IMAGE_ALLOW_PRIVATE": ["127.0.0.1"]}
+
+
+def test_a_url_is_fetched_into_storage_previewed_and_confirmed(
+    runner, shop, http_server, settings
+):
+    allow_loopback(settings)
     httpd = http_server()
     httpd.files["/feed.jsonl"] = (jsonl(second_feed()), "application/x-ndjson")
     response = runner.post(
@@ -250,6 +259,7 @@ def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, htt
 
 
 def test_a_fetched_url_is_bounded_by_the_upload_limit(runner, http_server, settings):
+    allow_loopback(settings)
     settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "UPLOAD_MAX_BYTES": 100}
     httpd = http_server()
     httpd.files["/big.jsonl"] = (jsonl([product(f"B-{i}") for i in range(5)]), "text/plain")
