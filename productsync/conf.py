@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
     "PARTIAL_BATCH_SIZE": 5000,
     # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
+    # ...kept in this folder (None: `productsync-uploads` beside MEDIA_ROOT), never in the
+    # served media: the admin hands them only to staff, as attachments...
+    "UPLOAD_DIR": None,
     # ...and the updated items of one real run recorded with their changed fields.
     "CHANGES_MAX": 100_000,
 }
