@@ -171,9 +171,7 @@ class _Guarded:
             raise NameResolutionError(self.host, self, exc) from exc
         scheme = "https" if isinstance(self, HTTPSConnection) else "http"
         origin = (scheme, self.host.lower().strip("[]").rstrip("."), self.port)
-        addresses = [
-            info[4][0] for info in infos if self.guard.address_allowed(origin, info[4][0])
-        ]
+        addresses = [info[4][0] for info in infos if self.guard.address_allowed(origin, info[4][0])]
         if not addresses:
             raise RefusedError(REFUSED.format(host=self.host))
         error: OSError | None = None

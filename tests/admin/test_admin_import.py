@@ -5,6 +5,7 @@ real cluster)."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from oscar.core.loading import get_model
 from productsync.exceptions import SourceError
 from productsync.models import SyncItem, SyncRun
 from productsync.services import sync_run_execute
+from productsync.services.upload import upload_dir
 from tests.admin.test_admin import VIEW, staff
 from tests.conftest import product, shared_data
 
@@ -234,9 +236,7 @@ def allow_loopback(settings) -> None:
     settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "IMAGE_ALLOW_PRIVATE": ["127.0.0.1"]}
 
 
-def test_a_url_is_fetched_into_storage_previewed_and_confirmed(
-    runner, shop, http_server, settings
-):
+def test_a_url_is_fetched_into_storage_previewed_and_confirmed(runner, shop, http_server, settings):
     allow_loopback(settings)
     httpd = http_server()
     httpd.files["/feed.jsonl"] = (jsonl(second_feed()), "application/x-ndjson")
@@ -268,7 +268,7 @@ def test_a_fetched_url_is_bounded_by_the_upload_limit(runner, http_server, setti
     with pytest.raises(SourceError, match="larger than the limit of 100 bytes"):
         run_queued()
     assert not SyncRun.objects.exists()
-    assert not list((settings.MEDIA_ROOT / "productsync").rglob("*.jsonl"))  # nothing left
+    assert not list(Path(upload_dir()).rglob("*.jsonl"))  # nothing left
 
 
 def test_without_a_cluster_the_message_shows_the_command_as_code(client, django_user_model):

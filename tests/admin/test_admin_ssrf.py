@@ -6,13 +6,7 @@ import pytest
 
 from productsync.exceptions import SourceError
 from productsync.models import SyncRun
-from tests.admin.test_admin_import import (  # noqa: F401  (fixtures)
-    allow_loopback,
-    queue_unseen,
-    run_queued,
-    runner,
-    url,
-)
+from tests.admin.test_admin_import import run_queued, url
 from tests.httpserver import FeedHandler
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +30,7 @@ def preview(client, target: str) -> None:
     "target",
     ["{base}/secret.jsonl", "http://[::1]:{port}/x", "http://localhost:{port}/secret.jsonl"],
 )
-def test_a_loopback_url_is_refused_and_never_fetched(runner, http_server, target):  # noqa: F811
+def test_a_loopback_url_is_refused_and_never_fetched(runner, http_server, target):
     httpd = http_server()
     httpd.files["/secret.jsonl"] = (SECRET, "application/x-ndjson")
     port = httpd.server_address[1]
@@ -49,7 +43,7 @@ def test_a_loopback_url_is_refused_and_never_fetched(runner, http_server, target
     assert not SyncRun.objects.exists()
 
 
-def test_a_redirect_to_loopback_is_refused_at_its_hop(runner, http_server, settings):  # noqa: F811
+def test_a_redirect_to_loopback_is_refused_at_its_hop(runner, http_server, settings):
     # "localhost", allowed by name, stands in for a public host; 127.0.0.1 is not allowed.
     settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "IMAGE_ALLOW_PRIVATE": ["localhost"]}
     httpd = http_server(RedirectingHandler)

@@ -11,13 +11,7 @@ from django.core.management.base import SystemCheckError
 from productsync.exceptions import SourceError
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
-from tests.admin.test_admin_import import (  # noqa: F401  (fixtures)
-    queue_unseen,
-    run_queued,
-    runner,
-    upload,
-    url,
-)
+from tests.admin.test_admin_import import run_queued, upload, url
 from tests.conftest import product
 
 pytestmark = pytest.mark.django_db
@@ -57,9 +51,7 @@ def test_an_uploaded_html_file_is_not_in_the_media_and_downloads_as_an_attachmen
     assert client.get(url("upload_file", run.pk)).status_code == 302  # to the login page
 
 
-def test_a_run_whose_file_is_in_the_old_media_place_still_downloads(
-    runner, settings, write_feed
-):
+def test_a_run_whose_file_is_in_the_old_media_place_still_downloads(runner, settings, write_feed):
     old = Path(settings.MEDIA_ROOT) / "productsync/uploads/0123/old.jsonl"
     old.parent.mkdir(parents=True)
     old.write_bytes(b'{"upc": "A"}\n')
