@@ -24,11 +24,14 @@ CHUNK = 1 << 16
 
 def upload_dir() -> str:
     """PRODUCTSYNC['UPLOAD_DIR'], or by default a `productsync-uploads` folder beside
-    MEDIA_ROOT (outside it: media is served to anyone)."""
+    MEDIA_ROOT (outside it: media is served to anyone), or in the working directory when
+    MEDIA_ROOT is not set."""
     configured = app_settings.UPLOAD_DIR
     if configured:
         return os.path.abspath(configured)
-    media = os.path.abspath(settings.MEDIA_ROOT or ".")
+    if not settings.MEDIA_ROOT:  # no media served from a folder: the working directory's
+        return os.path.abspath("productsync-uploads")
+    media = os.path.abspath(settings.MEDIA_ROOT)
     return os.path.join(os.path.dirname(media), "productsync-uploads")
 
 
