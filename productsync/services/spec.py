@@ -79,7 +79,8 @@ def run_spec_build(
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
-        source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
+        # The source as given again: the run recorded it without its credentials.
+        source, batch_size = source or resumed_from.source, batch_size or resumed_from.batch_size
     source = _source_check(app_settings.SOURCE if source is None else source)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = _feed_options(feed_options)

@@ -17,6 +17,7 @@ from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import is_url
 from productsync.http import FetchError, GuardedSession, url_import_guard
 from productsync.models import SyncRun
+from productsync.services.source import source_display
 
 UPLOAD_DIR = "productsync/uploads"
 CHUNK = 1 << 16
@@ -90,13 +91,14 @@ def upload_fetch(url: str) -> Upload:
         response = session.get(url)
         try:
             if response.status_code != 200:
-                raise SourceError(f"{url}: HTTP {response.status_code}")
+                raise SourceError(f"{source_display(url)}: HTTP {response.status_code}")
             with tempfile.TemporaryFile() as spool:
                 while chunk := response.read(CHUNK):
                     spool.write(chunk)
                     if spool.tell() > limit:
                         raise SourceError(
-                            f"{url}: the feed is larger than the limit of {limit} bytes"
+                            f"{source_display(url)}: the feed is larger than the limit of "
+                            f"{limit} bytes"
                         )
                 spool.seek(0)
                 filename = os.path.basename(url.split("?", 1)[0].rstrip("/")) or "feed"
@@ -104,7 +106,7 @@ def upload_fetch(url: str) -> Upload:
         finally:
             response.close()
     except (OSError, FetchError) as exc:
-        raise SourceError(f"{url}: {exc}") from None
+        raise SourceError(f"{source_display(url)}: {exc}") from None
     finally:
         session.close()
 
