@@ -140,7 +140,15 @@ class ImportViews:
             stream = upload_open(run.upload)
         except OSError:
             raise Http404("the uploaded file is gone") from None
-        return FileResponse(stream, as_attachment=True, filename=run.upload_name or "feed")
+        # Never rendered by the browser: a feed may hold HTML or script.
+        response = FileResponse(
+            stream,
+            as_attachment=True,
+            filename=run.upload_name or "feed",
+            content_type="application/octet-stream",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     def export_view(self, request):
         self._require(request)

@@ -1,5 +1,7 @@
 """System checks for the PRODUCTSYNC settings."""
 
+import os
+
 from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, register
@@ -75,6 +77,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
         for problem in credentials_errors(app_settings.CREDENTIALS)
     ]
     errors += _feeds_errors()
+    errors += _upload_dir_errors()
     return errors
 
 
@@ -148,6 +151,28 @@ def _guard_errors() -> list[Error]:
             Error("PRODUCTSYNC['SANITISE_HTML'] must be True or False.", id="productsync.E174")
         )
     return errors
+
+
+# The admin's stored feeds: E175.
+def _upload_dir_errors() -> list[Error]:
+    configured = app_settings.UPLOAD_DIR
+    if configured is not None and not (isinstance(configured, str) and configured):
+        return [Error("PRODUCTSYNC['UPLOAD_DIR'] must be a folder or None.", id="productsync.E175")]
+    from productsync.services.upload import upload_dir
+
+    folder = upload_dir()
+    for served in ("MEDIA_ROOT", "STATIC_ROOT"):
+        root = getattr(settings, served, None)
+        if root and os.path.commonpath([os.path.abspath(root), folder]) == os.path.abspath(root):
+            return [
+                Error(
+                    f"PRODUCTSYNC['UPLOAD_DIR'] ({folder}) is inside {served}: uploaded feeds "
+                    "would be served to anyone.",
+                    hint="Use a folder the web server does not serve.",
+                    id="productsync.E175",
+                )
+            ]
+    return []
 
 
 # Partial feeds.

@@ -84,6 +84,9 @@ DEFAULTS: dict[str, Any] = {
     # The largest feed file kept in a local file: uploaded or fetched from a URL in the
     # admin's import tool, or fetched from an SFTP, FTP or S3 source...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
+    # ...kept in this folder (None: `productsync-uploads` beside MEDIA_ROOT), never in the
+    # served media: the admin hands them only to staff, as attachments...
+    "UPLOAD_DIR": None,
     # ...and the updated items of one real run recorded with their changed fields.
     "CHANGES_MAX": 100_000,
     # Credentials of SFTP, FTP(S) and S3 sources by name (`--credentials NAME`): each a dict

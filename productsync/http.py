@@ -6,11 +6,9 @@ and a guard that is public_only connects only to public addresses (checked on th
 connects to, so a name that resolves elsewhere the second time gains nothing)."""
 
 import contextlib
-import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
@@ -29,6 +27,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util import connection as urllib3_connection
 from urllib3.util import parse_url
 
+from productsync.addresses import address_public, host_private_allowed
 from productsync.conf import app_settings
 from productsync.records import one_line
 
@@ -37,6 +36,10 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 # urllib3's ceiling on a computed backoff wait.
 BACKOFF_MAX = 120
+
+
+# The one message of a host refused by a public-only guard, whatever the address was.
+REFUSED = "{host}: refused, not a public address (private hosts need ALLOW_PRIVATE)"
 
 
 class FetchError(Exception):
@@ -65,7 +68,7 @@ def _origin(url: str) -> tuple[str, str, int | None, str]:
     parts = parse_url(url)
     scheme = (parts.scheme or "").lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.host or "").lower().rstrip("."), port, parts.path or "/"
+    return scheme, (parts.host or "").lower().strip("[]").rstrip("."), port, parts.path or "/"
 
 
 def url_under(url: str, prefix: str) -> bool:
@@ -90,26 +93,6 @@ def http_headers(url: str) -> dict[str, str]:
     return headers
 
 
-def allow_list(entries: Iterable[str]) -> tuple[frozenset[str], tuple]:
-    """IMAGE_ALLOW_PRIVATE's entries as (host names, networks)."""
-    names, networks = set(), []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            names.add(entry.lower().rstrip("."))
-    return frozenset(names), tuple(networks)
-
-
-def address_public(address: str) -> bool:
-    """A globally routable unicast address: not private, loopback, link-local, shared,
-    reserved, multicast or unspecified (an IPv4-mapped IPv6 address counts as its IPv4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 @dataclass
 class Guard:
     """The rules of one guarded session."""
@@ -122,18 +105,17 @@ class Guard:
     retries: int
     backoff: float
     retry_after_max: float
-    # Connect only to public addresses, or to those of allowed (names, networks).
+    # Connect only to public addresses, to hosts host_private_allowed() allows, or to the one
+    # trusted (scheme, host, port) origin (a feed's own, for its images).
     public_only: bool = False
-    allowed: tuple[frozenset[str], tuple] = (frozenset(), ())
+    trusted: tuple[str, str, int | None] | None = None
     # The connection of the request in progress, for the deadline to cut.
     current: HTTPConnection | None = field(default=None, repr=False)
 
-    def address_allowed(self, host: str, address: str) -> bool:
+    def address_allowed(self, origin: tuple[str, str, int | None], address: str) -> bool:
         if not self.public_only or address_public(address):
             return True
-        names, networks = self.allowed
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        return host.lower().rstrip(".") in names or any(ip in net for net in networks)
+        return origin == self.trusted or host_private_allowed(origin[1], address)
 
 
 class _Guarded:
@@ -153,11 +135,11 @@ class _Guarded:
             infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
-        addresses = [
-            info[4][0] for info in infos if self.guard.address_allowed(self.host, info[4][0])
-        ]
+        scheme = "https" if isinstance(self, HTTPSConnection) else "http"
+        origin = (scheme, self.host.lower().strip("[]").rstrip("."), self.port)
+        addresses = [info[4][0] for info in infos if self.guard.address_allowed(origin, info[4][0])]
         if not addresses:
-            raise RefusedError(f"{self.host}: not a public address")
+            raise RefusedError(REFUSED.format(host=self.host))
         error: OSError | None = None
         for address in addresses:
             try:
@@ -386,6 +368,19 @@ class GuardedSession:
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
 
+def _guard_within(timeout: float, retries: int, backoff: float, **rules) -> Guard:
+    """A guard whose every wait (connect, each read, the whole request) is timeout."""
+    return Guard(
+        deadline=timeout,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
+        **rules,
+    )
+
+
 def feed_guard() -> Guard:
     """The guard of feed sources: HTTP_* settings; any address (the source is configured)."""
     connect, read = app_settings.HTTP_TIMEOUT
@@ -400,9 +395,9 @@ def feed_guard() -> Guard:
 
 
 def url_import_guard() -> Guard:
-    """The guard of a URL given in the admin (a user's, not the operator's): a feed's, but to
-    public addresses only, or those of ALLOW_PRIVATE."""
-    return replace(feed_guard(), public_only=True, allowed=allow_list(app_settings.ALLOW_PRIVATE))
+    """The guard of a URL a user typed into the admin: public addresses only (or those
+    host_private_allowed() allows), on every redirect hop; the HTTP_* timings of feeds."""
+    return replace(feed_guard(), public_only=True)
 
 
 # Images: a couple of quick retries; the next run tries a missing image again anyway.
@@ -411,37 +406,21 @@ IMAGE_BACKOFF = 0.5
 
 
 def image_guard(source: str = "") -> Guard:
-    """The guard of images named by a feed: public addresses only, or those of
-    IMAGE_ALLOW_PRIVATE and of the host of an HTTP source (chosen by the operator, it may be
-    internal, and a feed's relative image paths point at it); IMAGE_TIMEOUT for the whole
-    fetch of one image."""
-    timeout = app_settings.IMAGE_TIMEOUT
-    entries = [*app_settings.ALLOW_PRIVATE, *app_settings.IMAGE_ALLOW_PRIVATE]
+    """The guard of images named by a feed: public addresses only, or those
+    host_private_allowed() allows, or the very origin (scheme, host, port) of an HTTP source
+    (chosen by the operator, it may be internal, and a feed's relative image paths point at
+    it; another port of that host is not trusted); IMAGE_TIMEOUT for the whole fetch of one
+    image."""
+    trusted = None
     if source.lower().startswith(("http://", "https://")):
-        entries.append(_origin(source)[1])
-    return Guard(
-        deadline=timeout,
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        retries=IMAGE_RETRIES,
-        backoff=IMAGE_BACKOFF,
-        retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
-        public_only=True,
-        allowed=allow_list(entries),
+        trusted = _origin(source)[:3]
+    return _guard_within(
+        app_settings.IMAGE_TIMEOUT, IMAGE_RETRIES, IMAGE_BACKOFF, public_only=True, trusted=trusted
     )
 
 
 def webhook_guard() -> Guard:
-    """The guard of alert webhooks: public addresses only, or those of ALLOW_PRIVATE;
-    WEBHOOK_TIMEOUT for the whole POST, retries included."""
-    timeout = app_settings.WEBHOOK_TIMEOUT
-    return Guard(
-        deadline=timeout,
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        retries=app_settings.HTTP_RETRIES,
-        backoff=app_settings.HTTP_BACKOFF,
-        retry_after_max=app_settings.HTTP_RETRY_AFTER_MAX,
-        public_only=True,
-        allowed=allow_list(app_settings.ALLOW_PRIVATE),
-    )
+    """The guard of alert webhooks: public addresses only (or those host_private_allowed()
+    allows); WEBHOOK_TIMEOUT for the whole POST, retries included."""
+    timeout, retries = app_settings.WEBHOOK_TIMEOUT, app_settings.HTTP_RETRIES
+    return _guard_within(timeout, retries, app_settings.HTTP_BACKOFF, public_only=True)

@@ -1,13 +1,18 @@
 """The admin's import tool: preview a feed given in the admin (every item's outcome and changed
 fields), sync it, or confirm a preview: sync exactly the file it read."""
 
-from django.core.files.storage import default_storage
-
 from productsync.exceptions import ProductSyncError
 from productsync.models import SyncRun
 from productsync.services.queue import Queued, task_enqueue
 from productsync.services.run import sync_run_execute
-from productsync.services.upload import Upload, source_of, upload_check, upload_digest, upload_fetch
+from productsync.services.upload import (
+    Upload,
+    source_of,
+    upload_check,
+    upload_digest,
+    upload_fetch,
+    upload_path,
+)
 
 
 def sync_upload_enqueue(
@@ -55,9 +60,7 @@ def sync_upload_execute(
     if upload is None:
         stored = upload_fetch(source)
     else:
-        stored = Upload(
-            upload["name"], default_storage.path(upload["name"]), "", upload["filename"]
-        )
+        stored = Upload(upload["name"], upload_path(upload["name"]), "", upload["filename"])
         if upload_digest(stored.name) != upload["sha256"]:
             raise ProductSyncError(f"the file {stored.filename} changed since it was queued")
         stored = Upload(stored.name, stored.path, upload["sha256"], stored.filename)
@@ -91,9 +94,7 @@ def sync_preview_confirm(run_id: int) -> Queued:
             f"run {run_id} is {run.status}: only a finished preview is confirmed"
         )
     upload_check(run)
-    upload = Upload(
-        run.upload, default_storage.path(run.upload), run.upload_sha256, run.upload_name
-    )
+    upload = Upload(run.upload, upload_path(run.upload), run.upload_sha256, run.upload_name)
     return sync_upload_enqueue(
         source=upload.path,
         upload=upload,

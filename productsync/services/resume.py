@@ -6,7 +6,7 @@ from productsync.exceptions import ProductSyncError
 from productsync.models import SyncRun
 from productsync.services.history import UNFINISHED
 from productsync.services.lease import Status, sync_run_abort_stale
-from productsync.services.source import source_key
+from productsync.services.source import source_display, source_key
 
 
 class ResumePoint(NamedTuple):
@@ -25,7 +25,7 @@ def resume_point(run_id: int, source: str | None) -> ResumePoint:
             f"run {run_id} is {'a dry run' if old.dry_run else old.status}: only an aborted "
             "or failed run can be resumed"
         )
-    if source and source_key(source) != old.source:
+    if source and source_display(source_key(source)) != old.source:
         raise ProductSyncError(f"run {run_id} read {old.source}, not {source}")
     later = old.resumed_by.exclude(status=Status.SKIPPED).first()
     if later is not None:

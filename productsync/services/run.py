@@ -25,6 +25,7 @@ from productsync.services.lease import Status, run_record
 from productsync.services.locks import lock_timeouts, reconnect
 from productsync.services.mode import batch_after_commit
 from productsync.services.planner import run_plan, run_wait
+from productsync.services.source import source_display, source_redact
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.unchanged import (
     catalogue_state_store,
@@ -84,7 +85,7 @@ def run_spec_execute(
             error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
         exc.run_id = run.pk
-        run_finish(run, str(exc))
+        run_finish(run, source_redact(str(exc), spec.source))
         raise
     except BaseException as exc:
         exc.run_id = run.pk  # the face shows the run's summary, read from the database
@@ -129,7 +130,7 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
     RunActiveError, after recording a skipped run, when another run holds it)."""
     return run_record(
         {
-            "source": spec.source,
+            "source": source_display(spec.source),
             "batch_size": spec.batch_size,
             "dry_run": spec.dry_run,
             "trigger": spec.trigger,
@@ -161,11 +162,12 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
     """Open the run's source and sync it; return the error that stopped it early, or '', or
     None when an HTTP source is unchanged since the last successful run (the run is finished;
     never when full). A queue run returns once its last batch reported."""
-    source, start, limit = run.source, run.start_position, spec.limit
+    # The source as given (run.source is its display, without credentials).
+    source, start, limit = spec.source, run.start_position, spec.limit
     if spec.open_feed is not None:
         feed = spec.open_feed(source)
     else:
-        validators = ("", "") if spec.full else http_validators(source, run)
+        validators = ("", "") if spec.full else http_validators(run.source, run)
         feed = feed_open(source, options=spec.feed, validators=validators)
     if spec.open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
@@ -266,7 +268,7 @@ def _run_batches(
         return batch_record(run, result, feed.bytes_read)
 
     context = BatchContext(run, spec.mode, writer, record)
-    images = ImageSync(run.source)
+    images = ImageSync(spec.source)
     try:
         for number, chunk in enumerate(batched(items, run.batch_size), start=1):
             items_writer_set(writer, run)
@@ -283,7 +285,9 @@ def _run_batches(
         if run.items == 0:
             # Nothing of it could be read: the source is unusable, not broken part-way.
             raise SourceError(f"{run.source}: {exc}") from None
-        return f"feed broke at item {run.start_position + run.items}: {exc}"
+        return f"feed broke at item {run.start_position + run.items}: " + source_redact(
+            str(exc), spec.source
+        )
     except KeyboardInterrupt:
         run_finish(run, "interrupted", status=Status.ABORTED)
         raise

@@ -2,7 +2,8 @@
 
 import dataclasses
 import os
-from urllib.parse import unquote, urlsplit
+import re
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 from productsync.feeds import (
     FeedOptions,
@@ -39,3 +40,30 @@ def source_options(source: str, options: FeedOptions) -> FeedOptions:
     if is_remote(source) and user and not options.username:
         options = dataclasses.replace(options, username=user)
     return options
+
+
+# Query parameters whose values are secrets by their name (token, api_key, X-Amz-Signature...).
+_SECRET_PARAM = re.compile(r"token|key|secret|sig|pass|pwd|auth|session|credential", re.I)
+
+
+def source_display(source: str) -> str:
+    """The source as a run records and shows it: a URL without its user info and with the
+    values of secret-looking query parameters as `***`, so staff who may only view runs (and
+    notes, and the run's error) never see the credentials a URL carries. A path is shown as
+    it is. Stable: the display of a display is itself, so it keys a source's runs."""
+    if not is_url(source):
+        return source
+    parts = urlsplit(source)
+    query = "&".join(_param_display(param) for param in parts.query.split("&"))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, query if parts.query else "", ""))
+
+
+def _param_display(param: str) -> str:
+    name, equals, _value = param.partition("=")
+    return f"{name}=***" if equals and _SECRET_PARAM.search(unquote_plus(name)) else param
+
+
+def source_redact(text: str, source: str) -> str:
+    """text (an error naming the source) with the source as source_display shows it."""
+    return text.replace(source, source_display(source)) if source else text

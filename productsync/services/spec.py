@@ -77,11 +77,12 @@ def run_spec_build(
     SourceError without a source, ProductSyncError for options out of range or a run that
     cannot be resumed. diff: a dry run records each item's changed fields. record: more
     SyncRun fields to record at its start (the admin's upload, the preview a run confirms).
-    kind: a feed's (catalogue, partial, stock), its mode whatever the settings' defaults."""
+    kind: a feed's, its mode whatever the settings say. A resumed run's source is given again
+    (the run recorded it without its credentials), else the recorded one."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
-        source, batch_size = resumed_from.source, batch_size or resumed_from.batch_size
+        source, batch_size = source or resumed_from.source, batch_size or resumed_from.batch_size
     given = app_settings.SOURCE if source is None else source
     source = _source_check(given)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)

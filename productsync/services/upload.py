@@ -1,5 +1,6 @@
-"""Feeds given in the admin: stored with Django's storage (an upload, or a URL fetched by the
-worker), previewed, and synced exactly as previewed (checked by SHA-256)."""
+"""Feeds given in the admin: stored in a private folder outside the served media (an upload, or
+a URL fetched by the worker), previewed, and synced exactly as previewed (checked by SHA-256).
+The admin serves them back only to staff, as attachments."""
 
 import hashlib
 import os
@@ -7,17 +8,41 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.files.base import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 
 from productsync.conf import app_settings
 from productsync.exceptions import ProductSyncError, SourceError
 from productsync.feeds import is_url
 from productsync.http import FetchError, GuardedSession, url_import_guard
 from productsync.models import SyncRun
+from productsync.services.source import source_display
 
 UPLOAD_DIR = "productsync/uploads"
 CHUNK = 1 << 16
+
+
+def upload_dir() -> str:
+    """PRODUCTSYNC['UPLOAD_DIR'], or by default a `productsync-uploads` folder beside
+    MEDIA_ROOT (outside it: media is served to anyone), or in the working directory when
+    MEDIA_ROOT is not set."""
+    configured = app_settings.UPLOAD_DIR
+    if configured:
+        return os.path.abspath(configured)
+    if not settings.MEDIA_ROOT:  # no media served from a folder: the working directory's
+        return os.path.abspath("productsync-uploads")
+    media = os.path.abspath(settings.MEDIA_ROOT)
+    return os.path.join(os.path.dirname(media), "productsync-uploads")
+
+
+def upload_storage(name: str = "") -> FileSystemStorage:
+    """The storage of a stored feed: the private folder, or, for a file an older version
+    stored in the public media (runs recorded before), the media storage it is in."""
+    private = FileSystemStorage(location=upload_dir())
+    if name and not private.exists(name) and default_storage.exists(name):
+        return default_storage
+    return private
 
 
 @dataclass(frozen=True)
@@ -32,7 +57,7 @@ class Upload:
 
 def upload_digest(name: str) -> str:
     digest = hashlib.sha256()
-    with default_storage.open(name, "rb") as stored:
+    with upload_storage(name).open(name, "rb") as stored:
         for chunk in iter(lambda: stored.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -50,28 +75,30 @@ def upload_store(upload: File, filename: str | None = None) -> Upload:
     if size is not None and size > limit:
         raise ProductSyncError(f"the file is larger than the limit of {limit} bytes")
     filename = os.path.basename(filename or upload.name or "feed") or "feed"
-    name = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}/{filename}", upload)
-    return Upload(name, default_storage.path(name), upload_digest(name), filename)
+    storage = upload_storage()
+    name = storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}/{filename}", upload)
+    return Upload(name, storage.path(name), upload_digest(name), filename)
 
 
 def upload_fetch(url: str) -> Upload:
     """Fetch an http(s) feed into storage: streamed into a temporary file first, refused past
     UPLOAD_MAX_BYTES (nothing is left in storage then)."""
     limit = app_settings.UPLOAD_MAX_BYTES
-    # The guarded session a feed's GET goes through: HTTP_HEADERS only under their prefix on
-    # every redirect hop, one deadline for the whole request.
+    # A user named this URL, not the operator: public addresses only, on every redirect hop
+    # (HTTP_HEADERS only under their prefix, one deadline for the whole request, as feeds).
     session = GuardedSession(url_import_guard())
     try:
         response = session.get(url)
         try:
             if response.status_code != 200:
-                raise SourceError(f"{url}: HTTP {response.status_code}")
+                raise SourceError(f"{source_display(url)}: HTTP {response.status_code}")
             with tempfile.TemporaryFile() as spool:
                 while chunk := response.read(CHUNK):
                     spool.write(chunk)
                     if spool.tell() > limit:
                         raise SourceError(
-                            f"{url}: the feed is larger than the limit of {limit} bytes"
+                            f"{source_display(url)}: the feed is larger than the limit of "
+                            f"{limit} bytes"
                         )
                 spool.seek(0)
                 filename = os.path.basename(url.split("?", 1)[0].rstrip("/")) or "feed"
@@ -79,25 +106,31 @@ def upload_fetch(url: str) -> Upload:
         finally:
             response.close()
     except (OSError, FetchError) as exc:
-        raise SourceError(f"{url}: {exc}") from None
+        raise SourceError(f"{source_display(url)}: {exc}") from None
     finally:
         session.close()
 
 
 def upload_open(name: str):
     """The stored file, open for reading (OSError when it is gone)."""
-    return default_storage.open(name, "rb")
+    return upload_storage(name).open(name, "rb")
+
+
+def upload_path(name: str) -> str:
+    """The local path of a stored feed, for the worker to read."""
+    return upload_storage(name).path(name)
 
 
 def _names_of(runs) -> set[str]:
     """Storage names of the files (feeds, mapping files) these runs read from storage."""
-    root = default_storage.path("")
+    roots = [upload_dir(), default_storage.path("")]
     names = set()
     for upload, options in runs.exclude(upload="").values_list("upload", "feed_options"):
         names.add(upload)
         mapping = (options or {}).get("mapping") or ""
-        if mapping.startswith(os.path.join(root, UPLOAD_DIR)):
-            names.add(os.path.relpath(mapping, root))
+        for root in roots:
+            if mapping.startswith(os.path.join(root, UPLOAD_DIR)):
+                names.add(os.path.relpath(mapping, root))
     return names
 
 
@@ -107,7 +140,7 @@ def uploads_prune(runs) -> int:
     names = _names_of(runs)
     _, deleted = runs.delete()
     for name in names - _names_of(SyncRun.objects.all()):
-        default_storage.delete(name)
+        upload_storage(name).delete(name)
     return deleted.get(SyncRun._meta.label, 0)
 
 

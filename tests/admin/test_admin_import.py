@@ -5,6 +5,7 @@ real cluster)."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from oscar.core.loading import get_model
 from productsync.exceptions import SourceError
 from productsync.models import SyncItem, SyncRun
 from productsync.services import sync_run_execute
+from productsync.services.upload import upload_dir
 from tests.admin.test_admin import VIEW, staff
 from tests.conftest import product, shared_data
 
@@ -263,7 +265,7 @@ def test_a_fetched_url_is_bounded_by_the_upload_limit(runner, http_server, setti
     with pytest.raises(SourceError, match="larger than the limit of 100 bytes"):
         run_queued()
     assert not SyncRun.objects.exists()
-    assert not list((settings.MEDIA_ROOT / "productsync").rglob("*.jsonl"))  # nothing left
+    assert not list(Path(upload_dir()).rglob("*.jsonl"))  # nothing left
 
 
 def test_a_url_import_reaches_loopback_only_through_allow_private(runner, http_server):

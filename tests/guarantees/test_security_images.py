@@ -288,3 +288,23 @@ def test_retry_after_is_honoured_up_to_the_cap(images, write_feed, settings):
     assert run.notes == [unavailable(busy, "A")]
     assert stored("A") == 1
     assert (images.hits["/busy.png"], images.hits["/soon.png"]) == (1, 2)
+
+
+def test_only_the_sources_own_origin_is_trusted_not_its_other_ports(images, http_server):
+    """A feed from 127.0.0.1:A names images on 127.0.0.1:B and localhost:B (an image, a page
+    that is no image) and on a closed port: none is asked for, and each reads the same as
+    the others, so the notes map no open port."""
+    other = http_server(ImageHandler)
+    other.files.update({"/red.png": (png("red"), "image/png"), "/page.html": (b"<p>", "text/html")})
+    local = other.url.replace("127.0.0.1", "localhost")
+    closed = images.url.rsplit(":", 1)[0] + ":9"
+    refs = [other.url + "/red.png", local + "/red.png", other.url + "/page.html", closed + "/a.png"]
+    feed = [product("A", images=["red.png", *refs])]
+    images.files["/feed.json"] = (json.dumps(feed).encode(), "application/json")
+
+    run = sync_run_execute(images.url + "/feed.json")
+
+    assert (run.status, run.created) == ("succeeded", 1)
+    assert run.notes == [unavailable(ref, "A") for ref in refs]
+    assert stored("A") == 1  # the feed's own relative image
+    assert not other.hits
