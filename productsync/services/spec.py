@@ -71,14 +71,13 @@ def run_spec_build(
     kind: str | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
-    batch size and all a partial run implies from its mode, see services.mode). feed_options
-    are FeedOptions fields (format, delimiter, encoding, mapping, preset, partner). resume: the
-    id of an aborted or failed run to continue from its first uncommitted batch. Raises
-    SourceError without a source, ProductSyncError for options out of range or a run that
-    cannot be resumed. diff: a dry run records each item's changed fields. record: more
-    SyncRun fields to record at its start (the admin's upload, the preview a run confirms).
-    kind: a feed's, its mode whatever the settings say. A resumed run's source is given again
-    (the run recorded it without its credentials), else the recorded one."""
+    batch size and all a run's kind implies from its mode, see services.mode). feed_options
+    are FeedOptions fields. resume: the id of an aborted or failed run to continue from its
+    first uncommitted batch, reading its source as given again (recorded without credentials)
+    or as recorded. Raises SourceError without a source, ProductSyncError for options out of
+    range or a run that cannot be resumed. diff: a dry run records each item's changed fields.
+    record: more SyncRun fields to record at its start (the admin's upload, the preview it
+    confirms). kind: a feed's, its mode whatever the settings say."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
