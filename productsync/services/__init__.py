@@ -2,7 +2,7 @@
 this package re-exports the public API only."""
 
 from productsync.feeds import FORMATS, PRESETS, is_url
-from productsync.services.history import sync_run_prune
+from productsync.services.history import TERMINATED, sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
 from productsync.services.locks import db_retry
 from productsync.services.mode import RunMode
@@ -54,6 +54,7 @@ __all__ = [
     "sync_preview_confirm",
     "sync_queue_state",
     "sync_run_abort_stale",
+    "TERMINATED",
     "sync_run_enqueue",
     "sync_run_enqueue_retry",
     "sync_run_execute",

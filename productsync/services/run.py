@@ -4,7 +4,9 @@ import contextlib
 import gc
 import itertools
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -19,7 +21,14 @@ from productsync.outcomes import BatchResult, FeedItem
 from productsync.records import one_line
 from productsync.services.batch import BatchContext, batch_commit
 from productsync.services.hide_missing import run_hide_missing
-from productsync.services.history import OnBatch, batch_record, run_finish, run_reload
+from productsync.services.history import (
+    TERMINATED,
+    OnBatch,
+    batch_record,
+    run_finish,
+    run_interrupted,
+    run_reload,
+)
 from productsync.services.items import items_note_unrecorded, items_writer_set
 from productsync.services.lease import Status, run_record
 from productsync.services.locks import lock_timeouts, reconnect
@@ -80,7 +89,7 @@ def run_spec_execute(
         if digest and not spec.full and run_skip_unchanged(run, digest):
             return run
         run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
-        with _gc_frozen():
+        with _gc_frozen(), _sigterm_interrupts():
             error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
         exc.run_id = run.pk
@@ -88,7 +97,9 @@ def run_spec_execute(
         raise
     except BaseException as exc:
         exc.run_id = run.pk  # the face shows the run's summary, read from the database
-        if run.status == Status.RUNNING and isinstance(exc, Exception):
+        if run.status == Status.RUNNING and isinstance(exc, KeyboardInterrupt):
+            run_interrupted(run, exc)  # before the first batch: counting, grouping
+        elif run.status == Status.RUNNING and isinstance(exc, Exception):
             # A bug, not bad input: end the run so its lease is released, and let it surface.
             run_finish(run, f"unexpected error: {exc!r}")
         raise
@@ -142,6 +153,25 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
             "diff": spec.diff,
         }
     )
+
+
+def _sigterm_raise(signum, frame) -> None:
+    raise KeyboardInterrupt(TERMINATED)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (systemd, docker, `timeout`, django-q2's timeout) stops the run as Ctrl-C does,
+    ending it aborted and resumable instead of leaving it running until taken for dead. Only
+    the main thread may handle signals; the previous handler is put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _sigterm_raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -267,8 +297,8 @@ def _run_batches(
             # Nothing of it could be read: the source is unusable, not broken part-way.
             raise SourceError(f"{run.source}: {exc}") from None
         return f"feed broke at item {run.start_position + run.items}: {exc}"
-    except KeyboardInterrupt:
-        run_finish(run, "interrupted", status=Status.ABORTED)
+    except KeyboardInterrupt as exc:
+        run_interrupted(run, exc)
         raise
     except LeaseLostError as exc:
         run_finish(run, str(exc), status=Status.ABORTED)
