@@ -198,6 +198,14 @@ class SyncRun(models.Model):
     item_rows = models.PositiveIntegerField(
         "item rows", default=0, help_text="Items recorded with their outcome or changes."
     )
+    queued_as = models.CharField(
+        "queued as",
+        max_length=32,
+        blank=True,
+        db_index=True,
+        help_text="Key given to the task queued from the admin that started this run: the "
+        "page waiting for that task finds this run by it.",
+    )
 
     # Starting, retrying and confirming a sync (with the view permission: see the admin).
     RUN_PERMISSION = "productsync.run_sync"

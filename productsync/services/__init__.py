@@ -13,6 +13,7 @@ from productsync.services.preview import (
 )
 from productsync.services.queue import (
     SCHEDULE_NAME,
+    Queued,
     sync_queue_state,
     sync_run_enqueue,
     sync_run_enqueue_retry,
@@ -37,6 +38,7 @@ __all__ = [
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",
+    "Queued",
     "RunMode",
     "RunSpec",
     "run_mode_default",

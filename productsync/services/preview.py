@@ -48,10 +48,12 @@ def sync_upload_execute(
     upload: dict | None = None,
     preview_of: int | None = None,
     trigger: str = SyncRun.Trigger.ADMIN,
+    queued_as: str = "",
 ) -> SyncRun:
     """Preview (dry_run, with every item's changes) or sync a feed given in the admin. A URL is
     first fetched into storage, so a preview of it can be confirmed like an upload; an upload
-    that changed since it was queued is refused."""
+    that changed since it was queued is refused. queued_as: the key of the admin's task that
+    asked for it (see task_enqueue)."""
     if upload is None:
         stored = upload_fetch(source)
     else:
@@ -67,6 +69,7 @@ def sync_upload_execute(
         "upload_sha256": stored.sha256,
         "feed_options": feed_options or {},
         "preview_of_id": preview_of,
+        "queued_as": queued_as,
     }
     return sync_run_execute(
         stored.path,

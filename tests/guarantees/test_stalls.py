@@ -40,9 +40,7 @@ def test_sigterm_aborts_the_run_and_it_resumes(large_feed):
     assert_whole_batches()
 
     # The lease is released at once: the next start resumes instead of being skipped.
-    resumed = run_command(
-        "sync_products", "--resume", str(run.pk), "--json", env=FAULT_SETTINGS
-    )
+    resumed = run_command("sync_products", "--resume", str(run.pk), "--json", env=FAULT_SETTINGS)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout.splitlines()[-1])
     assert summary["status"] == "succeeded"
