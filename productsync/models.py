@@ -178,6 +178,13 @@ class SyncRun(models.Model):
         help_text="Digest of the uploaded file when it was stored: confirming its preview "
         "syncs it only while it is the same.",
     )
+    mapping_sha256 = models.CharField(
+        "mapping SHA-256",
+        max_length=64,
+        blank=True,
+        help_text="Digest of the mapping file the run read: confirming its preview syncs "
+        "it only while the mapping is the same.",
+    )
     feed_options = models.JSONField(
         "feed options", default=dict, blank=True, help_text="format, mapping: how it was read."
     )
