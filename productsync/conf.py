@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
     "PARTIAL_BATCH_SIZE": 5000,
     # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
+    # Where a run keeps its temporary files (the row index of a grouped CSV, such as
+    # Magento's), in a folder of its own named after the run; None: the system's.
+    "TEMP_DIR": None,
     # ...and the updated items of one real run recorded with their changed fields.
     "CHANGES_MAX": 100_000,
 }

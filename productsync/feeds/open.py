@@ -84,6 +84,7 @@ def reader_for(
     field_map = mapping.mapping_for(options.mapping, options.preset)
     if field_map is not None:
         field_map.notes = notes
+        field_map.temp_dir = options.temp_dir
     if fmt is None and field_map is not None:
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}

@@ -42,6 +42,9 @@ class FeedOptions:
     # partner cell take partner.
     partial: bool = False
     partner: str | None = None
+    # The folder a grouped CSV's row index is written in (the run's own); None: the system's
+    # temporary folder.
+    temp_dir: str | None = None
 
 
 class Validators(NamedTuple):

@@ -1,6 +1,7 @@
 """The run loop: build a run, read its feed in batches, and end it."""
 
 import contextlib
+import dataclasses
 import gc
 import itertools
 import logging
@@ -34,6 +35,7 @@ from productsync.services.lease import Status, run_record
 from productsync.services.locks import lock_timeouts, reconnect
 from productsync.services.mode import batch_after_commit
 from productsync.services.planner import run_plan, run_wait
+from productsync.services.scratch import run_temp_dir, run_temp_remove, temp_leftovers_remove
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.unchanged import (
     catalogue_state_store,
@@ -83,6 +85,7 @@ def run_spec_execute(
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
     try:
+        temp_leftovers_remove()
         digest = ""
         if spec.whole_file and spec.workers == SyncRun.Workers.LOCAL:
             digest = spec_feed_digest(spec)
@@ -103,6 +106,8 @@ def run_spec_execute(
             # A bug, not bad input: end the run so its lease is released, and let it surface.
             run_finish(run, f"unexpected error: {exc!r}")
         raise
+    finally:
+        run_temp_remove(run)
     if error is None:
         return run  # an unchanged HTTP source: finished already
     _run_end(run, spec, error)
@@ -196,7 +201,8 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         feed = spec.open_feed(source)
     else:
         validators = ("", "") if spec.full else http_validators(source, run)
-        feed = feed_open(source, options=spec.feed, validators=validators)
+        options = dataclasses.replace(spec.feed, temp_dir=run_temp_dir(run))
+        feed = feed_open(source, options=options, validators=validators)
     if spec.open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
         run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]

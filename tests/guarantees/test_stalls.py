@@ -2,10 +2,12 @@
 
 import json
 import signal
+from pathlib import Path
 
 import pytest
 from oscar.core.loading import get_model
 
+from productsync.checks import check_settings
 from productsync.models import SyncRun
 from tests.conftest import product, run_command
 from tests.guarantees.test_faults import (
@@ -14,6 +16,7 @@ from tests.guarantees.test_faults import (
     assert_whole_batches,
     start_sync,
     wait_for_batch,
+    wait_until_stale,
 )
 
 Product = get_model("catalogue", "Product")
@@ -46,3 +49,43 @@ def test_sigterm_aborts_the_run_and_it_resumes(large_feed):
     assert summary["status"] == "succeeded"
     assert Product.objects.count() == LARGE
     assert_whole_batches()
+
+
+def magento_csv(folder: Path, rows: int) -> str:
+    path = folder / "magento.csv"
+    path.write_text(
+        "sku,product_type,attribute_set_code,name,price,qty,configurable_variations\n"
+        + "".join(f"M{i:05d},simple,Default,Shirt {i},9.50,3,\n" for i in range(rows)),
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    feed = magento_csv(tmp_path, LARGE)
+    overrides = json.dumps({"TEMP_DIR": str(scratch), "STALE_AFTER": 1})
+    env = {"PRODUCTSYNC_OVERRIDES": overrides}
+    process = start_sync(feed, env, "--preset", "magento")
+    wait_for_batch(process, 2)
+    killed = SyncRun.objects.get()
+    # The row index of the grouped CSV, under TEMP_DIR in a folder named after the run.
+    assert list((scratch / f"productsync-run-{killed.pk}").rglob("rows.sqlite3"))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+    wait_until_stale(killed, 1)
+    final = run_command(
+        "sync_products", "--source", feed, "--preset", "magento", env={**FAULT_SETTINGS, **env}
+    )
+    assert final.returncode == 0, final.stderr
+    assert list(scratch.iterdir()) == []  # the dead run's folder, and the new run's own
+
+
+def test_a_temp_dir_that_is_no_writable_folder_is_reported(settings, tmp_path):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "TEMP_DIR": str(tmp_path / "missing")}
+    assert [error.id for error in check_settings(None)] == ["productsync.E040"]
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "TEMP_DIR": str(tmp_path)}
+    assert check_settings(None) == []

@@ -40,15 +40,19 @@ def groups_by_reference(
     key: Callable[[dict], str],
     parent: Callable[[dict], str] | None = None,
     children: Callable[[dict], list[str]] | None = None,
+    folder: str | None = None,
 ) -> Iterator[Group]:
     """Rows grouped under the row whose key another row names: a row naming its parent's
     key (parent), or a row naming its children's keys (children), in any order. The rows
     are written to a temporary SQLite file on the way through (one pass over the source,
     which may be an HTTP stream), then read back one group at a time in the order of each
     group's first row. A child named by several parents goes to the first; a reference to
-    a key no row has leaves the row on its own; a key's later rows have no children."""
-    with tempfile.TemporaryDirectory(prefix="productsync-") as folder:
-        db = sqlite3.connect(os.path.join(folder, "rows.sqlite3"))
+    a key no row has leaves the row on its own; a key's later rows have no children. The
+    file is made in folder (created if need be), or in the system's temporary folder."""
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="productsync-", dir=folder) as own:
+        db = sqlite3.connect(os.path.join(own, "rows.sqlite3"))
         with contextlib.closing(db):
             _index(db, rows, key, parent, children)
             yield from _groups(db)
