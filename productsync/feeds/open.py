@@ -7,7 +7,7 @@ import functools
 import io
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
@@ -84,7 +84,7 @@ def reader_for(
     field_map = mapping.mapping_for(options.mapping, options.preset)
     if field_map is not None:
         field_map.notes = notes
-        field_map.temp_dir = options.temp_dir
+        field_map.temp_dir, field_map.beat = options.temp_dir, options.beat
     if fmt is None and field_map is not None:
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
@@ -220,7 +220,7 @@ def feed_open(
             if not (options.mapping or options.preset):
                 counter = reader_for(source, options, parse=False)[1]
             with Feed(source, open(source, "rb"), counter) as counting:
-                feed.total_items = _count(counting)
+                feed.total_items = _count(counting, options.beat)
         else:
             feed.prime()
     except SourceError:
@@ -229,9 +229,18 @@ def feed_open(
     return feed
 
 
-def _count(feed: Feed) -> int | None:
+# Items counted between two calls of a feed's beat.
+COUNT_BEAT_EVERY = 1000
+
+
+def _count(feed: Feed, beat: Callable[[], None] | None = None) -> int | None:
     """Items in a feed, or None when it is malformed (the real pass reports where)."""
+    total = 0
     try:
-        return sum(1 for _ in feed)
+        for _ in feed:
+            total += 1
+            if beat and total % COUNT_BEAT_EVERY == 0:
+                beat()
     except FeedError:
         return None
+    return total

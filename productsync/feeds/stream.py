@@ -45,6 +45,9 @@ class FeedOptions:
     # The folder a grouped CSV's row index is written in (the run's own); None: the system's
     # temporary folder.
     temp_dir: str | None = None
+    # Called now and then while the feed is counted or its rows grouped, before any item
+    # comes out (a heartbeat: those passes take a minute for a million rows).
+    beat: Callable[[], None] | None = None
 
 
 class Validators(NamedTuple):

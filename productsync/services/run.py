@@ -201,7 +201,8 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         feed = spec.open_feed(source)
     else:
         validators = ("", "") if spec.full else http_validators(source, run)
-        options = dataclasses.replace(spec.feed, temp_dir=run_temp_dir(run))
+        # Counting and grouping a large feed take a while before the first batch: beat.
+        options = dataclasses.replace(spec.feed, temp_dir=run_temp_dir(run), beat=_run_beat(run))
         feed = feed_open(source, options=options, validators=validators)
     if spec.open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
@@ -255,13 +256,15 @@ def _catalogue_refresh(run: SyncRun) -> str:
     return ""
 
 
-# While a run fetches a batch's images, its heartbeat is saved at most this often (seconds).
+# While a run fetches a batch's images, counts its feed or groups its rows, its heartbeat is
+# saved at most this often (seconds).
 IMAGE_HEARTBEAT_EVERY = 1.0
 
 
 def _run_beat(run: SyncRun) -> Callable[[], None]:
-    """A heartbeat for the images of a batch just committed (which saved the heartbeat): each
-    image takes at most IMAGE_TIMEOUT, so the run never looks dead while it fetches them."""
+    """A heartbeat for the long stretches without a batch: the images of a batch just
+    committed (each takes at most IMAGE_TIMEOUT), counting the feed and grouping its rows, so
+    the run never looks dead meanwhile."""
     last = time.monotonic()
 
     def beat() -> None:

@@ -2,14 +2,16 @@
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
-from productsync.models import SyncRun
-from tests.conftest import product, run_command
+from productsync.models import SyncBatch, SyncRun
+from tests.conftest import product, run_command, wait_for
 from tests.guarantees.test_faults import (
     FAULT_SETTINGS,
     LARGE,
@@ -89,3 +91,24 @@ def test_a_temp_dir_that_is_no_writable_folder_is_reported(settings, tmp_path):
     assert [error.id for error in check_settings(None)] == ["productsync.E040"]
     settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "TEMP_DIR": str(tmp_path)}
     assert check_settings(None) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_beats_while_a_grouped_feed_is_counted(tmp_path):
+    feed = magento_csv(tmp_path, 150_000)
+    process = start_sync(feed, {}, "--preset", "magento")
+    try:
+        wait_for(lambda: SyncRun.objects.exists(), 60, "the run to start")
+        run = SyncRun.objects.get()
+        started, oldest = time.monotonic(), 0.0
+        # Before its first batch the run counts the feed and indexes its rows: a while.
+        while not SyncBatch.objects.exists() and process.poll() is None:
+            run.refresh_from_db()
+            oldest = max(oldest, (timezone.now() - run.heartbeat_at).total_seconds())
+            time.sleep(0.2)
+        counting = time.monotonic() - started
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert counting > 6, "the feed was counted too fast to tell"
+    assert oldest < 4, f"no heartbeat for {oldest:.1f}s while counting ({counting:.1f}s)"

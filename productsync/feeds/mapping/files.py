@@ -58,8 +58,9 @@ class Mapping:
     notes: list[str] = field(default_factory=list)
     # Its items carry only what they change (a stock file): runs of it are partial.
     partial: bool = False
-    # Where grouping rows by reference writes its index (see FeedOptions.temp_dir).
+    # Where grouping rows by reference writes its index, and its heartbeat (see FeedOptions).
     temp_dir: str | None = None
+    beat: Any = None
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -255,7 +256,9 @@ class Mapping:
             return groups_consecutive(rows, key)
         parent = group.parent and (lambda r: self._grouped_by(group.parent, r))
         children = group.children and (lambda r: _listed(self._grouped_by(group.children, r)))
-        return groups_by_reference(rows, key, parent, children, folder=self.temp_dir)
+        return groups_by_reference(
+            rows, key, parent, children, folder=self.temp_dir, beat=self.beat
+        )
 
     def _grouped_by(self, rule: Rule, row: dict) -> Any:
         """A value that says which rows go together; a pattern that gives up on it leaves

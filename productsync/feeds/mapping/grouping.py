@@ -41,6 +41,7 @@ def groups_by_reference(
     parent: Callable[[dict], str] | None = None,
     children: Callable[[dict], list[str]] | None = None,
     folder: str | None = None,
+    beat: Callable[[], None] | None = None,
 ) -> Iterator[Group]:
     """Rows grouped under the row whose key another row names: a row naming its parent's
     key (parent), or a row naming its children's keys (children), in any order. The rows
@@ -48,17 +49,18 @@ def groups_by_reference(
     which may be an HTTP stream), then read back one group at a time in the order of each
     group's first row. A child named by several parents goes to the first; a reference to
     a key no row has leaves the row on its own; a key's later rows have no children. The
-    file is made in folder (created if need be), or in the system's temporary folder."""
+    file is made in folder (created if need be), or in the system's temporary folder; beat()
+    is called after each chunk of rows written to it."""
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="productsync-", dir=folder) as own:
         db = sqlite3.connect(os.path.join(own, "rows.sqlite3"))
         with contextlib.closing(db):
-            _index(db, rows, key, parent, children)
+            _index(db, rows, key, parent, children, beat)
             yield from _groups(db)
 
 
-def _index(db: sqlite3.Connection, rows, key, parent, children) -> None:
+def _index(db: sqlite3.Connection, rows, key, parent, children, beat) -> None:
     db.executescript(
         """
         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
@@ -81,6 +83,8 @@ def _index(db: sqlite3.Connection, rows, key, parent, children) -> None:
                     refs.append((child, own, n))
         if len(batch) >= 500:
             _flush(db, batch, refs)
+            if beat:
+                beat()
     _flush(db, batch, refs)
     db.executescript(
         """
