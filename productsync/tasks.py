@@ -45,7 +45,7 @@ def sync_products_retry(
 ) -> int:
     """Retry the failed items of a finished run as a new run (the items that failed as in-feed
     duplicates only when duplicates); return the new run's id."""
-    return sync_run_retry(run_id, trigger=trigger, duplicates=duplicates, queued_as=queued_as).pk
+    return sync_run_retry(run_id, trigger=trigger, duplicates=duplicates, key=queued_as).pk
 
 
 def sync_batch(batch_id: int) -> str:

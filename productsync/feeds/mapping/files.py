@@ -256,9 +256,7 @@ class Mapping:
             return groups_consecutive(rows, key)
         parent = group.parent and (lambda r: self._grouped_by(group.parent, r))
         children = group.children and (lambda r: _listed(self._grouped_by(group.children, r)))
-        return groups_by_reference(
-            rows, key, parent, children, folder=self.temp_dir, beat=self.beat
-        )
+        return groups_by_reference(rows, key, parent, children, self.temp_dir, self.beat)
 
     def _grouped_by(self, rule: Rule, row: dict) -> Any:
         """A value that says which rows go together; a pattern that gives up on it leaves
