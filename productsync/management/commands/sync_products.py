@@ -223,7 +223,7 @@ class Command(BaseCommand):
             # Exit statuses as a shell gives a process ended by SIGINT or SIGTERM.
             status = 143 if str(exc) == TERMINATED else 130
             message = (
-                f"{exc or 'interrupted'}: the run is marked aborted; "
+                f"{str(exc) or 'interrupted'}: the run is marked aborted; "
                 "the batches committed before stay"
             )
             return status, getattr(exc, "run_id", None), message
