@@ -2,6 +2,7 @@
 failure downloads, and starting or retrying a sync through django-q2."""
 
 import csv
+import re
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -31,10 +32,10 @@ from productsync.report import (
     run_progress,
 )
 from productsync.services import (
+    Queued,
     product_dashboard_urls,
     run_batch_products,
     run_failures,
-    run_last_id,
     run_mode_default,
     sync_queue_state,
     sync_run_enqueue,
@@ -51,6 +52,8 @@ PAGE_PAYLOAD_CHARS = 2000
 PAGE_TEXT_CHARS = 1000
 # The largest primary key a run can have (a 64-bit BigAutoField).
 MAX_RUN_ID = 2**63 - 1
+# The key a queued task records on its run (see task_enqueue): a UUID's hex.
+QUEUED_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def _run_id(value: str) -> int:
@@ -278,29 +281,27 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
 
     # Starting and retrying, through the django-q2 cluster.
 
-    def _queued_redirect(self, request, task_id: str, state: str, query: dict):
-        """To the page that waits for the queued task's run; query tells that run apart."""
-        if state == "unknown":
+    def _queued_redirect(self, request, queued: Queued):
+        """To the page that waits for the run of the queued task."""
+        if queued.state == "unknown":
             messages.warning(
                 request,
                 "Queued, but this server cannot tell whether a django-q2 cluster is running "
                 "(its status cache is not shared with the web server); the sync starts when "
                 "a cluster takes it.",
             )
-        url = reverse("admin:productsync_syncrun_queued", args=[task_id])
-        return HttpResponseRedirect(f"{url}?{urlencode(query)}")
+        url = reverse("admin:productsync_syncrun_queued", args=[queued.task_id])
+        return HttpResponseRedirect(f"{url}?{urlencode({'run': queued.key})}")
 
     def start_view(self, request):
         self._require_run(request)
         dry_run = request.POST.get("dry_run") == "on"
-        after = run_last_id()  # before queueing: a worker may start the run at once
         try:
-            task_id, state = sync_run_enqueue(dry_run=dry_run)
+            queued = sync_run_enqueue(dry_run=dry_run)
         except QueueError as exc:
             messages.error(request, message_html(f"Not started: {exc}."))
             return HttpResponseRedirect(reverse("admin:productsync_syncrun_changelist"))
-        query = {"after": after, "dry_run": int(dry_run)}
-        return self._queued_redirect(request, task_id, state, query)
+        return self._queued_redirect(request, queued)
 
     def retry_view(self, request, run_id: int):
         self._require_run(request)
@@ -309,29 +310,21 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
         if run.status == SyncRun.Status.RUNNING or not run.failed:
             messages.error(request, "Only a finished run with failed items can be retried.")
             return HttpResponseRedirect(page)
-        after = run_last_id()
         form = RetryForm(request.POST)
         duplicates = form.is_valid() and form.cleaned_data["duplicates"]
         try:
-            task_id, state = sync_run_enqueue_retry(run.pk, duplicates=duplicates)
+            queued = sync_run_enqueue_retry(run.pk, duplicates=duplicates)
         except (QueueError, ProductSyncError) as exc:
             messages.error(request, message_html(f"Not retried: {exc}."))
             return HttpResponseRedirect(page)
-        return self._queued_redirect(request, task_id, state, {"after": after, "retry_of": run.pk})
+        return self._queued_redirect(request, queued)
 
     def _queued_run(self, request, task_id: str) -> tuple[SyncRun | None, str]:
         """The run a queued task started, or why none will come (see sync_run_queued)."""
-        after = request.GET.get("after")
-        retry_of = request.GET.get("retry_of")
-        try:
-            return sync_run_queued(
-                task_id,
-                after=None if after is None else _run_id(after),
-                retry_of=_run_id(retry_of) if retry_of else None,
-                dry_run=request.GET.get("dry_run") == "1",
-            )
-        except ProductSyncError:
-            raise Http404("bad query") from None
+        key = request.GET.get("run", "")
+        if not QUEUED_KEY.fullmatch(key):
+            raise Http404("bad query")
+        return sync_run_queued(task_id, key)
 
     def queued_view(self, request, task_id: str):
         self._require_view(request)

@@ -21,7 +21,6 @@ from productsync.forms import UploadForm
 from productsync.models import SyncItem, SyncRun
 from productsync.services import (
     run_items,
-    run_last_id,
     sync_preview_confirm,
     sync_queue_state,
     sync_upload_enqueue,
@@ -105,8 +104,7 @@ class ImportViews:
             stored = upload_store(data["file"]) if data["file"] else None
             if data["mapping"]:
                 feed_options["mapping"] = upload_store(data["mapping"]).path
-            after = run_last_id()
-            task_id, state = sync_upload_enqueue(
+            queued = sync_upload_enqueue(
                 source=stored.path if stored else data["url"],
                 upload=stored,
                 batch_size=data["batch_size"],
@@ -116,20 +114,17 @@ class ImportViews:
         except (QueueError, ProductSyncError) as exc:
             messages.error(request, message_html(f"Not started: {exc}."))
             return None
-        return self._queued_redirect(
-            request, task_id, state, {"after": after, "dry_run": int(dry_run)}
-        )
+        return self._queued_redirect(request, queued)
 
     def confirm_view(self, request, run_id: int):
         self._require(request, run=True)
         run = get_object_or_404(SyncRun, pk=run_id)
-        after = run_last_id()
         try:
-            task_id, state = sync_preview_confirm(run.pk)
+            queued = sync_preview_confirm(run.pk)
         except (QueueError, ProductSyncError) as exc:
             messages.error(request, message_html(f"Not synced: {exc}."))
             return HttpResponseRedirect(reverse("admin:productsync_syncrun_change", args=[run.pk]))
-        return self._queued_redirect(request, task_id, state, {"after": after, "dry_run": 0})
+        return self._queued_redirect(request, queued)
 
     def upload_file_view(self, request, run_id: int):
         self._require(request)

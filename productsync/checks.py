@@ -78,6 +78,7 @@ def check_settings(app_configs, **kwargs) -> list[Error]:
     ]
     errors += _feeds_errors()
     errors += _upload_dir_errors()
+    errors += _temp_errors()
     return errors
 
 
@@ -227,6 +228,20 @@ def _queue_errors() -> list[Error]:
             Error("PRODUCTSYNC['WORKERS'] must be 'local' or 'queue'.", id="productsync.E013")
         )
     return errors
+
+
+def _temp_errors() -> list[Error]:
+    folder = app_settings.TEMP_DIR
+    if folder is None or (
+        isinstance(folder, str) and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+    ):
+        return []
+    return [
+        Error(
+            f"PRODUCTSYNC['TEMP_DIR'] must be None or a writable folder, not {folder!r}.",
+            id="productsync.E041",
+        )
+    ]
 
 
 def _number(value: object, largest: float = float("inf")) -> bool:

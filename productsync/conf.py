@@ -87,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     # ...kept in this folder (None: `productsync-uploads` beside MEDIA_ROOT), never in the
     # served media: the admin hands them only to staff, as attachments...
     "UPLOAD_DIR": None,
+    # Where a run keeps its temporary files (the row index of a grouped CSV, such as
+    # Magento's), in a folder of its own named after the run; None: the system's.
+    "TEMP_DIR": None,
     # ...and the updated items of one real run recorded with their changed fields.
     "CHANGES_MAX": 100_000,
     # Credentials of SFTP, FTP(S) and S3 sources by name (`--credentials NAME`): each a dict

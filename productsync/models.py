@@ -183,6 +183,8 @@ class SyncRun(models.Model):
         help_text="Digest of the uploaded file when it was stored: confirming its preview "
         "syncs it only while it is the same.",
     )
+    # Its mapping file's: a preview is confirmed only while the mapping is the same.
+    mapping_sha256 = models.CharField("mapping SHA-256", max_length=64, blank=True)
     feed_options = models.JSONField(
         "feed options", default=dict, blank=True, help_text="format, mapping: how it was read."
     )
@@ -203,6 +205,8 @@ class SyncRun(models.Model):
     item_rows = models.PositiveIntegerField(
         "item rows", default=0, help_text="Items recorded with their outcome or changes."
     )
+    # The key of the admin's queued task that started it: the page waiting for it finds it.
+    queued_as = models.CharField("queued as", max_length=32, blank=True, db_index=True)
 
     # Starting, retrying and confirming a sync (with the view permission: see the admin).
     RUN_PERMISSION = "productsync.run_sync"

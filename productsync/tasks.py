@@ -20,6 +20,7 @@ def sync_products(
     feed_options: dict | None = None,
     hide_missing: bool | None = None,
     workers: str | None = None,
+    queued_as: str = "",
 ) -> int:
     """Run a sync (trigger `schedule` unless told otherwise) and return its run id;
     feed_options as for run_spec_build (format, delimiter, encoding, mapping). workers
@@ -33,16 +34,20 @@ def sync_products(
         feed_options=feed_options,
         hide_missing=hide_missing,
         workers=workers,
+        record={"queued_as": queued_as},
     )
     return run_spec_execute(spec).pk
 
 
 def sync_products_retry(
-    run_id: int, trigger: str = SyncRun.Trigger.ADMIN, duplicates: bool = False
+    run_id: int,
+    trigger: str = SyncRun.Trigger.ADMIN,
+    duplicates: bool = False,
+    queued_as: str = "",
 ) -> int:
     """Retry the failed items of a finished run as a new run (the items that failed as in-feed
     duplicates only when duplicates); return the new run's id."""
-    return sync_run_retry(run_id, trigger=trigger, duplicates=duplicates).pk
+    return sync_run_retry(run_id, trigger=trigger, duplicates=duplicates, key=queued_as).pk
 
 
 def sync_batch(batch_id: int) -> str:
@@ -57,6 +62,7 @@ def sync_upload(
     feed_options: dict | None = None,
     upload: dict | None = None,
     preview_of: int | None = None,
+    queued_as: str = "",
 ) -> int:
     """Preview or sync a feed given in the admin (an uploaded file, or a URL fetched first);
     return the run's id."""
@@ -67,6 +73,7 @@ def sync_upload(
         feed_options=feed_options,
         upload=upload,
         preview_of=preview_of,
+        queued_as=queued_as,
     ).pk
 
 

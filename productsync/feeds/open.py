@@ -8,7 +8,7 @@ import io
 import itertools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from productsync.exceptions import FeedError, SourceError
@@ -122,6 +122,7 @@ def reader_for(
         field_map.notes = notes
         if options.preset and options.partner:
             field_map.partner = options.partner
+        field_map.temp_dir, field_map.beat = options.temp_dir, options.beat
     if fmt is None and field_map is not None:
         fmt = field_map.format
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
@@ -338,7 +339,7 @@ def _path_open(
             if not (options.mapping or options.preset):
                 counter = reader_for(name, options, parse=False)[1]
             with Feed(name, open(path, "rb"), counter) as counting:
-                feed.total_items = _count(counting)
+                feed.total_items = _count(counting, options.beat)
         else:
             feed.prime()
     except SourceError:
@@ -347,9 +348,18 @@ def _path_open(
     return feed
 
 
-def _count(feed: Feed) -> int | None:
+# Items counted between two calls of a feed's beat.
+COUNT_BEAT_EVERY = 1000
+
+
+def _count(feed: Feed, beat: Callable[[], None] | None = None) -> int | None:
     """Items in a feed, or None when it is malformed (the real pass reports where)."""
+    total = 0
     try:
-        return sum(1 for _ in feed)
+        for _ in feed:
+            total += 1
+            if beat and total % COUNT_BEAT_EVERY == 0:
+                beat()
     except FeedError:
         return None
+    return total

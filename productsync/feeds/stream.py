@@ -52,6 +52,12 @@ class FeedOptions:
     archive_to: str | None = None
     # A workbook's sheet by name (default: the first).
     sheet: str | None = None
+    # The folder a grouped CSV's row index is written in (the run's own); None: the system's
+    # temporary folder.
+    temp_dir: str | None = None
+    # Called now and then while the feed is counted or its rows grouped, before any item
+    # comes out (a heartbeat: those passes take a minute for a million rows).
+    beat: Callable[[], None] | None = None
 
 
 class Validators(NamedTuple):

@@ -17,7 +17,7 @@ from productsync.services.feeds import (
     url_host_allowed,
 )
 from productsync.services.feeds_toml import FeedFileError, feeds_dump, feeds_load
-from productsync.services.history import sync_run_prune
+from productsync.services.history import TERMINATED, sync_run_prune
 from productsync.services.lease import sync_run_abort_stale
 from productsync.services.locks import db_retry
 from productsync.services.mode import RunMode
@@ -28,6 +28,7 @@ from productsync.services.preview import (
 )
 from productsync.services.queue import (
     SCHEDULE_NAME,
+    Queued,
     sync_queue_state,
     sync_run_enqueue,
     sync_run_enqueue_retry,
@@ -69,6 +70,7 @@ __all__ = [
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",
+    "Queued",
     "RunMode",
     "RunSpec",
     "run_mode_default",
@@ -86,6 +88,7 @@ __all__ = [
     "sync_preview_confirm",
     "sync_queue_state",
     "sync_run_abort_stale",
+    "TERMINATED",
     "sync_run_enqueue",
     "sync_run_enqueue_retry",
     "sync_run_execute",

@@ -49,6 +49,16 @@ def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
     run_ended(run)
 
 
+# The error of a run stopped by SIGTERM (an interrupt saying so); Ctrl-C's says "interrupted".
+TERMINATED = "terminated (SIGTERM)"
+
+
+def run_interrupted(run: SyncRun, interrupt: KeyboardInterrupt) -> None:
+    """End a run stopped by Ctrl-C or SIGTERM aborted: resumable from its first uncommitted
+    batch, its lease released at once."""
+    run_finish(run, str(interrupt) or "interrupted", status=Status.ABORTED)
+
+
 def run_reload(run: SyncRun) -> None:
     """Take the run's counters from the database after a batch whose record was undone: the
     summary says what is recorded, never what was counted in memory."""

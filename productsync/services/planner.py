@@ -19,7 +19,12 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure
 from productsync.records import one_line
 from productsync.services.claims import batch_failed_result, batch_give_up, batch_report
-from productsync.services.history import UNFINISHED, OnBatch, run_complete_if_done, run_finish
+from productsync.services.history import (
+    UNFINISHED,
+    OnBatch,
+    run_complete_if_done,
+    run_interrupted,
+)
 from productsync.services.lease import BatchStatus, Status, lease_check
 from productsync.services.mode import RunMode
 from productsync.services.queue import batch_enqueue, item_dump
@@ -99,8 +104,8 @@ def run_plan(
                 break  # taken for dead meanwhile: the lease check below says so
     except FeedError as exc:
         error = f"feed broke at item {next_position}: {exc}"
-    except KeyboardInterrupt:
-        run_finish(run, "interrupted", status=Status.ABORTED)
+    except KeyboardInterrupt as exc:
+        run_interrupted(run, exc)
         raise
     except DatabaseError as exc:
         logger.exception("planner of run %s stopped by a database error", run.pk)
@@ -123,8 +128,8 @@ def run_wait(run: SyncRun, watch: "_RunWatch") -> None:
     try:
         while watch.step():
             time.sleep(QUEUE_POLL)
-    except KeyboardInterrupt:
-        run_finish(run, "interrupted", status=Status.ABORTED)
+    except KeyboardInterrupt as exc:
+        run_interrupted(run, exc)
         raise
 
 

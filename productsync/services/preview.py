@@ -7,6 +7,8 @@ from productsync.services.queue import Queued, task_enqueue
 from productsync.services.run import sync_run_execute
 from productsync.services.upload import (
     Upload,
+    mapping_check,
+    mapping_digest,
     source_of,
     upload_check,
     upload_digest,
@@ -23,15 +25,19 @@ def sync_upload_enqueue(
     feed_options: dict,
     dry_run: bool,
     preview_of: int | None = None,
+    mapping_sha256: str | None = None,
 ) -> Queued:
     """Queue a preview (dry_run) or a sync of an uploaded file or a URL (trigger `admin`) for
-    the django-q2 cluster; return the task id and the queue state."""
+    the django-q2 cluster; return the task id and the queue state. mapping_sha256: the digest
+    the mapping file must still have when the task runs (a confirmed preview's)."""
     source = source_of(upload, source)
     stored = (
         {"name": upload.name, "sha256": upload.sha256, "filename": upload.filename}
         if upload
         else None
     )
+    if stored and mapping_sha256 is not None:
+        stored["mapping_sha256"] = mapping_sha256
     return task_enqueue(
         "productsync.tasks.sync_upload",
         source,
@@ -53,23 +59,29 @@ def sync_upload_execute(
     upload: dict | None = None,
     preview_of: int | None = None,
     trigger: str = SyncRun.Trigger.ADMIN,
+    queued_as: str = "",
 ) -> SyncRun:
     """Preview (dry_run, with every item's changes) or sync a feed given in the admin. A URL is
     first fetched into storage, so a preview of it can be confirmed like an upload; an upload
-    that changed since it was queued is refused."""
+    that changed since it was queued is refused. queued_as: the key of the admin's task that
+    asked for it (see task_enqueue)."""
     if upload is None:
         stored = upload_fetch(source)
     else:
         stored = Upload(upload["name"], upload_path(upload["name"]), "", upload["filename"])
         if upload_digest(stored.name) != upload["sha256"]:
             raise ProductSyncError(f"the file {stored.filename} changed since it was queued")
+        if "mapping_sha256" in upload:
+            mapping_check(feed_options, upload["mapping_sha256"], "the sync was queued")
         stored = Upload(stored.name, stored.path, upload["sha256"], stored.filename)
     record = {
         "upload": stored.name,
         "upload_name": stored.filename[:255],
         "upload_sha256": stored.sha256,
         "feed_options": feed_options or {},
+        "mapping_sha256": _mapping_read(feed_options),
         "preview_of_id": preview_of,
+        "queued_as": queued_as,
     }
     return sync_run_execute(
         stored.path,
@@ -83,13 +95,22 @@ def sync_upload_execute(
     )
 
 
+def _mapping_read(feed_options: dict | None) -> str:
+    try:
+        return mapping_digest(feed_options)
+    except OSError:
+        return ""  # reading the feed says the mapping is missing
+
+
 def sync_preview_confirm(run_id: int) -> Queued:
-    """Queue the sync of exactly the file a finished preview read; ProductSyncError when the
-    run is no such preview or its file changed since."""
+    """Queue the sync of exactly the file a preview that read it whole read, with the same
+    mapping; ProductSyncError when the run is no such preview or its file or mapping changed
+    since."""
     run = SyncRun.objects.filter(pk=run_id).first()
     if run is None or not run.dry_run or not run.upload:
         raise ProductSyncError(f"run {run_id} is not a preview of an uploaded feed")
-    if run.status in (SyncRun.Status.RUNNING, SyncRun.Status.FAILED, SyncRun.Status.SKIPPED):
+    # A preview stopped early (aborted, failed) never showed the rest of the feed.
+    if run.status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
         raise ProductSyncError(
             f"run {run_id} is {run.status}: only a finished preview is confirmed"
         )
@@ -102,4 +123,5 @@ def sync_preview_confirm(run_id: int) -> Queued:
         feed_options=run.feed_options,
         dry_run=False,
         preview_of=run.pk,
+        mapping_sha256=run.mapping_sha256,
     )

@@ -1,6 +1,7 @@
 """django-q2: the schedule, the cluster's state, enqueueing runs and batches."""
 
 import logging
+import uuid
 from typing import Any, NamedTuple
 
 from django_q.brokers import Broker, get_broker
@@ -8,7 +9,7 @@ from django_q.models import Schedule, Task
 from django_q.tasks import async_task
 
 from productsync.conf import app_settings
-from productsync.exceptions import ProductSyncError, QueueError
+from productsync.exceptions import QueueError
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
@@ -20,10 +21,12 @@ SCHEDULE_NAME = "productsync.sync_products"
 
 
 class Queued(NamedTuple):
-    """A task handed to django-q2, and the cluster's state then (see sync_queue_state)."""
+    """A task handed to django-q2, the cluster's state then (see sync_queue_state), and the
+    key the task records on the run it starts (SyncRun.queued_as)."""
 
     task_id: str
     state: str
+    key: str
 
 
 def sync_schedule_apply(using: str = "default") -> str:
@@ -87,8 +90,10 @@ def sync_queue_state() -> str:
 
 
 def task_enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
+    """Queue func (a task that records queued_as on the run it starts) for the cluster."""
     from django_q.tasks import async_task
 
+    key = uuid.uuid4().hex
     state = sync_queue_state()
     if state == "stopped":
         raise QueueError(
@@ -96,7 +101,7 @@ def task_enqueue(func: str, *args: Any, **kwargs: Any) -> Queued:
             "start one with `python manage.py qcluster`"
         )
     try:
-        return Queued(async_task(func, *args, **kwargs), state)
+        return Queued(async_task(func, *args, queued_as=key, **kwargs), state, key)
     except Exception as exc:  # the broker refused: Redis down, a database error
         raise QueueError(f"the django-q2 broker refused the task: {exc}") from exc
 
@@ -148,27 +153,12 @@ def batch_enqueue(batch: SyncBatch, broker: Broker | None = None) -> None:
     )
 
 
-def sync_run_queued(
-    task_id: str, *, after: int | None, retry_of: str | None, dry_run: bool
-) -> tuple[SyncRun | None, str]:
-    """The run a task queued from the admin started, or why none will come: found by the
-    task's result once it finished, else as the first admin-triggered run recorded after run
-    `after` (the last run when the task was queued) that is a retry of run retry_of, or, with
-    no retry_of, a sync with that dry_run flag. Raises ProductSyncError when after is needed
-    and None."""
-    task = Task.objects.filter(id=task_id).values_list("success", "result").first()
-    if task is not None:
-        success, result = task
-        if success and isinstance(result, int):
-            return SyncRun.objects.filter(pk=result).first(), ""
-    if after is None:
-        raise ProductSyncError("bad query")
-    runs = SyncRun.objects.filter(pk__gt=after, trigger=SyncRun.Trigger.ADMIN)
-    if retry_of:
-        runs = runs.filter(retry_of_id=retry_of)
-    else:
-        runs = runs.filter(retry_of=None, dry_run=dry_run)
-    run = runs.order_by("pk").first()
-    if run is None and task is not None and not task[0]:
-        return None, str(task[1])
+def sync_run_queued(task_id: str, key: str) -> tuple[SyncRun | None, str]:
+    """The run the task queued as key (see task_enqueue) started, or why none will come: the
+    error of the task task_id when it failed before recording a run."""
+    run = SyncRun.objects.filter(queued_as=key).first()
+    if run is None:
+        task = Task.objects.filter(id=task_id).values_list("success", "result").first()
+        if task is not None and not task[0]:
+            return None, str(task[1])
     return run, ""

@@ -12,7 +12,7 @@ from productsync.services.run import sync_run_execute
 
 
 def sync_run_retry(
-    run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN, duplicates: bool = False
+    run_id: int, *, trigger: str = SyncRun.Trigger.ADMIN, duplicates: bool = False, key: str = ""
 ) -> SyncRun:
     """Run again exactly the failed items of a finished run, as a new run linked to it.
 
@@ -21,7 +21,7 @@ def sync_run_retry(
     position in the original feed, so the failures of both runs line up. An item that failed
     only as a duplicate of an earlier item of its feed is left out unless duplicates: alone
     in the retry it would overwrite the product its earlier twin wrote. The new run keeps the
-    original's source (and so its lease), batch size and dry-run flag."""
+    original's source (and so its lease), batch size and dry-run flag; key is its queued_as."""
     original = SyncRun.objects.get(pk=run_id)
     if original.status == Status.RUNNING:
         raise ProductSyncError(f"run {run_id} is still running: retry it when it has finished")
@@ -67,5 +67,5 @@ def sync_run_retry(
         trigger=trigger,
         retry_of=original,
         open_feed=open_failures,
-        record={"notes": notes},
+        record={"notes": notes, "queued_as": key},
     )

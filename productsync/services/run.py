@@ -1,10 +1,13 @@
 """The run loop: build a run, read its feed in batches, and end it."""
 
 import contextlib
+import dataclasses
 import gc
 import itertools
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -19,12 +22,20 @@ from productsync.outcomes import BatchResult, FeedItem
 from productsync.records import one_line
 from productsync.services.batch import BatchContext, batch_commit
 from productsync.services.hide_missing import run_hide_missing
-from productsync.services.history import OnBatch, batch_record, run_finish, run_reload
+from productsync.services.history import (
+    TERMINATED,
+    OnBatch,
+    batch_record,
+    run_finish,
+    run_interrupted,
+    run_reload,
+)
 from productsync.services.items import items_note_unrecorded, items_writer_set
 from productsync.services.lease import Status, run_record
 from productsync.services.locks import lock_timeouts, reconnect
 from productsync.services.mode import batch_after_commit
 from productsync.services.planner import run_plan, run_wait
+from productsync.services.scratch import run_temp_dir, run_temp_remove, temp_leftovers_remove
 from productsync.services.source import source_display, source_redact
 from productsync.services.spec import RunSpec, run_spec_build
 from productsync.services.unchanged import (
@@ -75,13 +86,14 @@ def run_spec_execute(
     except DatabaseError as exc:
         raise ProductSyncError(f"the database refused to record the run: {one_line(exc)}") from None
     try:
+        temp_leftovers_remove()
         digest = ""
         if spec.whole_file and spec.workers == SyncRun.Workers.LOCAL:
             digest = spec_feed_digest(spec)
         if digest and not spec.full and run_skip_unchanged(run, digest):
             return run
         run.feed_digest = digest  # kept if the run succeeds without an image left to fetch
-        with _gc_frozen():
+        with _gc_frozen(), _sigterm_interrupts():
             error = _run_feed(run, spec, on_start, on_batch)
     except SourceError as exc:
         exc.run_id = run.pk
@@ -89,10 +101,14 @@ def run_spec_execute(
         raise
     except BaseException as exc:
         exc.run_id = run.pk  # the face shows the run's summary, read from the database
-        if run.status == Status.RUNNING and isinstance(exc, Exception):
+        if run.status == Status.RUNNING and isinstance(exc, KeyboardInterrupt):
+            run_interrupted(run, exc)  # before the first batch: counting, grouping
+        elif run.status == Status.RUNNING and isinstance(exc, Exception):
             # A bug, not bad input: end the run so its lease is released, and let it surface.
             run_finish(run, f"unexpected error: {exc!r}")
         raise
+    finally:
+        run_temp_remove(run)
     if error is None:
         return run  # an unchanged HTTP source: finished already
     _run_end(run, spec, error)
@@ -145,6 +161,25 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
     )
 
 
+def _sigterm_raise(signum, frame) -> None:
+    raise KeyboardInterrupt(TERMINATED)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (systemd, docker, `timeout`, django-q2's timeout) stops the run as Ctrl-C does,
+    ending it aborted and resumable instead of leaving it running until taken for dead. Only
+    the main thread may handle signals; the previous handler is put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _sigterm_raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _gc_frozen():
     """Leave what exists before the feed is read (Django, Oscar, the app registry) out of the
@@ -168,7 +203,9 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         feed = spec.open_feed(source)
     else:
         validators = ("", "") if spec.full else http_validators(run.source, run)
-        feed = feed_open(source, options=spec.feed, validators=validators)
+        # Counting and grouping a large feed take a while before the first batch: beat.
+        options = dataclasses.replace(spec.feed, temp_dir=run_temp_dir(run), beat=_run_beat(run))
+        feed = feed_open(source, options=options, validators=validators)
     if spec.open_feed is None and is_url(source) and limit is None:
         # A run cut short by --limit must not let the next run skip the rest as unchanged.
         run.http_etag, run.http_last_modified = feed.etag[:1000], feed.last_modified[:100]
@@ -238,13 +275,15 @@ def _catalogue_refresh(run: SyncRun) -> str:
     return ""
 
 
-# While a run fetches a batch's images, its heartbeat is saved at most this often (seconds).
+# While a run fetches a batch's images, counts its feed or groups its rows, its heartbeat is
+# saved at most this often (seconds).
 IMAGE_HEARTBEAT_EVERY = 1.0
 
 
 def _run_beat(run: SyncRun) -> Callable[[], None]:
-    """A heartbeat for the images of a batch just committed (which saved the heartbeat): each
-    image takes at most IMAGE_TIMEOUT, so the run never looks dead while it fetches them."""
+    """A heartbeat for the long stretches without a batch: the images of a batch just
+    committed (each takes at most IMAGE_TIMEOUT), counting the feed and grouping its rows, so
+    the run never looks dead meanwhile."""
     last = time.monotonic()
 
     def beat() -> None:
@@ -288,8 +327,8 @@ def _run_batches(
         return f"feed broke at item {run.start_position + run.items}: " + source_redact(
             str(exc), spec.source
         )
-    except KeyboardInterrupt:
-        run_finish(run, "interrupted", status=Status.ABORTED)
+    except KeyboardInterrupt as exc:
+        run_interrupted(run, exc)
         raise
     except LeaseLostError as exc:
         run_finish(run, str(exc), status=Status.ABORTED)

@@ -56,10 +56,24 @@ class Upload:
 
 
 def upload_digest(name: str) -> str:
-    digest = hashlib.sha256()
     with upload_storage(name).open(name, "rb") as stored:
-        for chunk in iter(lambda: stored.read(CHUNK), b""):
-            digest.update(chunk)
+        return _stream_digest(stored)
+
+
+def mapping_digest(options: dict | None) -> str:
+    """SHA-256 of the mapping file the feed options name, or '' without one (OSError when it
+    is gone)."""
+    mapping = (options or {}).get("mapping")
+    if not mapping:
+        return ""
+    with open(mapping, "rb") as stream:
+        return _stream_digest(stream)
+
+
+def _stream_digest(stream) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -145,7 +159,8 @@ def uploads_prune(runs) -> int:
 
 
 def upload_check(run: SyncRun) -> None:
-    """Raise ProductSyncError when the run's stored file is gone or changed since it was read."""
+    """Raise ProductSyncError when the run's stored file or its mapping file is gone or
+    changed since it was read: a confirmed sync writes exactly what the preview showed."""
     try:
         digest = upload_digest(run.upload)
     except OSError:
@@ -154,6 +169,21 @@ def upload_check(run: SyncRun) -> None:
         raise ProductSyncError(
             f"the file of run {run.pk} changed since its preview (its SHA-256 differs): "
             "upload it again and preview it"
+        )
+    mapping_check(run.feed_options, run.mapping_sha256, f"the preview {run.pk} read")
+
+
+def mapping_check(options: dict | None, sha256: str, read_by: str) -> None:
+    """Raise ProductSyncError when the mapping file of the options is gone or is not the one
+    whose digest is sha256 (a preview recorded before digests were kept has none)."""
+    try:
+        digest = mapping_digest(options)
+    except OSError:
+        raise ProductSyncError(f"the mapping file {read_by} is gone") from None
+    if digest != sha256:
+        raise ProductSyncError(
+            f"the mapping file changed since {read_by} (its SHA-256 differs): "
+            "preview the feed again with the mapping as it is now"
         )
 
 

@@ -307,7 +307,7 @@ def test_staff_without_the_view_permission_are_refused(client, django_user_model
         url("progress", mixed_run.pk),
         url("failures_jsonl", mixed_run.pk),
         url("failures_csv", mixed_run.pk),
-        url("queued", "abc") + "?after=0",
+        url("queued", "abc") + "?run=00000000000000000000000000000000",
     ]:
         assert client.get(page).status_code == 403, page
 
@@ -370,15 +370,21 @@ def test_posts_need_a_csrf_token(django_user_model, mixed_run):
 
 
 def test_the_queued_page_follows_the_task_to_its_run(viewer):
-    before = SyncRun.objects.create(source="/a.json", batch_size=5, status="succeeded")
-    page = viewer.get(url("queued", "t1") + f"?after={before.pk}&dry_run=0")
+    SyncRun.objects.create(source="/a.json", batch_size=5, status="succeeded")
+    key = "?run=" + "1" * 32
+    page = viewer.get(url("queued", "t1") + key)
     assert page.status_code == 200
     assert "Waiting for a worker" in page.content.decode()
-    status = url("queued_status", "t1") + f"?after={before.pk}&dry_run=0"
+    status = url("queued_status", "t1") + key
     assert viewer.get(status).json() == {"run_url": None, "error": ""}
-    run = SyncRun.objects.create(source="/a.json", batch_size=5, trigger="admin")
+    # Another admin's run, started meanwhile, is not this task's.
+    SyncRun.objects.create(source="/b.json", batch_size=5, trigger="admin", queued_as="2" * 32)
+    assert viewer.get(status).json()["run_url"] is None
+    run = SyncRun.objects.create(
+        source="/a.json", batch_size=5, trigger="admin", queued_as="1" * 32
+    )
     assert viewer.get(status).json()["run_url"] == url("change", run.pk)
-    response = viewer.get(url("queued", "t1") + f"?after={before.pk}&dry_run=0")
+    response = viewer.get(url("queued", "t1") + key)
     assert response["Location"] == url("change", run.pk)
 
 
@@ -401,10 +407,10 @@ def test_the_queued_page_shows_why_a_task_failed_before_recording_a_run(viewer):
         success=False,
         result="SourceError: no source given and PRODUCTSYNC['SOURCE'] is not set <b>",
     )
-    html = viewer.get(url("queued", "t2") + "?after=0&dry_run=0").content.decode()
+    html = viewer.get(url("queued", "t2") + "?run=" + "3" * 32).content.decode()
     assert "failed before it could record a run: SourceError: no source given" in html
     assert "&lt;b&gt;" in html and "<b>" not in html.split('id="content-main"')[1]
-    status = viewer.get(url("queued_status", "t2") + "?after=0&dry_run=0").json()
+    status = viewer.get(url("queued_status", "t2") + "?run=" + "3" * 32).json()
     assert status["error"].startswith("SourceError") and status["run_url"] is None
 
 
@@ -427,4 +433,5 @@ def test_run_sync_now_queues_when_the_cluster_cannot_be_seen(runner, settings):
     assert task["func"] == "productsync.tasks.sync_products"
     # No batch size of its own: the task's run decides it as the command does.
     assert task["args"] == ("/feeds/shop.json",)
-    assert task["kwargs"] == {"dry_run": True, "trigger": "admin"}
+    queued_as = response.redirect_chain[-1][0].split("?run=")[1]
+    assert task["kwargs"] == {"dry_run": True, "trigger": "admin", "queued_as": queued_as}

@@ -63,6 +63,9 @@ class Mapping(RowMapping):
     namespaces: dict = field(default_factory=dict)
     # The partner every stock record is written under (a preset's, by --partner), if given.
     partner: str | None = None
+    # Where grouping rows by reference writes its index, and its heartbeat (see FeedOptions).
+    temp_dir: str | None = None
+    beat: Any = None
 
     @property
     def rules(self) -> dict[str, Rule]:

@@ -40,28 +40,41 @@ def groups_by_reference(
     key: Callable[[dict], str],
     parent: Callable[[dict], str] | None = None,
     children: Callable[[dict], list[str]] | None = None,
+    folder: str | None = None,
+    beat: Callable[[], None] | None = None,
 ) -> Iterator[Group]:
     """Rows grouped under the row whose key another row names: a row naming its parent's
     key (parent), or a row naming its children's keys (children), in any order. The rows
     are written to a temporary SQLite file on the way through (one pass over the source,
     which may be an HTTP stream), then read back one group at a time in the order of each
     group's first row. A child named by several parents goes to the first; a reference to
-    a key no row has leaves the row on its own; a key's later rows have no children."""
-    with tempfile.TemporaryDirectory(prefix="productsync-") as folder:
-        db = sqlite3.connect(os.path.join(folder, "rows.sqlite3"))
+    a key no row has leaves the row on its own; a key's later rows have no children. The
+    file is made in folder (created if need be), or in the system's temporary folder; beat()
+    is called after each chunk of rows written to it."""
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="productsync-", dir=folder) as own:
+        db = sqlite3.connect(os.path.join(own, "rows.sqlite3"))
         with contextlib.closing(db):
-            _index(db, rows, key, parent, children)
+            _index(db, rows, key, parent, children, beat)
             yield from _groups(db)
 
 
-def groups_sharing(rows: Iterable[Row], key: Callable[[dict], Any]) -> Iterator[Group]:
+def groups_sharing(
+    rows: Iterable[Row],
+    key: Callable[[dict], Any],
+    folder: str | None = None,
+    beat: Callable[[], None] | None = None,
+) -> Iterator[Group]:
     """Rows with the same non-empty key anywhere in the file are one group (Google's
     item_group_id), in the order of each group's first row; a row without a key stands
-    alone. Indexed on disk as groups_by_reference is."""
-    with tempfile.TemporaryDirectory(prefix="productsync-") as folder:
-        db = sqlite3.connect(os.path.join(folder, "rows.sqlite3"))
+    alone. Indexed on disk (in folder, beating) as groups_by_reference is."""
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="productsync-", dir=folder) as own:
+        db = sqlite3.connect(os.path.join(own, "rows.sqlite3"))
         with contextlib.closing(db):
-            _index(db, rows, key, None, None)
+            _index(db, rows, key, None, None, beat)
             top = db.execute(
                 "SELECT n, line, key, data FROM row AS r WHERE key IS NULL OR NOT EXISTS"
                 " (SELECT 1 FROM row AS p WHERE p.key = r.key AND p.n < r.n) ORDER BY n"
@@ -82,7 +95,7 @@ def _row(line: int, data: str, own: str | None) -> Row:
     return Row(line, json.loads(data))
 
 
-def _index(db: sqlite3.Connection, rows, key, parent, children) -> None:
+def _index(db: sqlite3.Connection, rows, key, parent, children, beat) -> None:
     db.executescript(
         """
         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
@@ -105,6 +118,8 @@ def _index(db: sqlite3.Connection, rows, key, parent, children) -> None:
                     refs.append((child, own, n))
         if len(batch) >= 500:
             _flush(db, batch, refs)
+            if beat:
+                beat()
     _flush(db, batch, refs)
     db.executescript(
         """

@@ -180,14 +180,14 @@ class RowMapping:
             return groups_consecutive(rows, lambda r: _grouped_by(upc, getter(r, None)))
         key = lambda r: _grouped_by(group.key, getter(r, None))  # noqa: E731
         if group.any_order:
-            return groups_sharing(rows, key)
+            return groups_sharing(rows, key, self.temp_dir, self.beat)
         if group.parent is None and group.children is None:
             return groups_consecutive(rows, key)
         parent = group.parent and (lambda r: _grouped_by(group.parent, getter(r, None)))
         children = group.children and (
             lambda r: _listed(_grouped_by(group.children, getter(r, None)))
         )
-        return groups_by_reference(rows, key, parent, children)
+        return groups_by_reference(rows, key, parent, children, self.temp_dir, self.beat)
 
     def _group_item(self, group: list[Row], getter, unit: str) -> Any:
         data = [row.data for row in group]

@@ -15,7 +15,13 @@ from productsync.feeds import FORMATS
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
-from productsync.services import db_retry, feed_run_execute, run_spec_build, run_spec_execute
+from productsync.services import (
+    TERMINATED,
+    db_retry,
+    feed_run_execute,
+    run_spec_build,
+    run_spec_execute,
+)
 
 SHOWN_FAILURES = 20
 # Seconds the command keeps trying to read a run back for its summary, on new connections.
@@ -248,8 +254,8 @@ class Command(BaseCommand):
             if message:
                 errors.append((status, message))
             worst = max(worst, status)
-            if status == 130:
-                break  # Ctrl-C stops the command, not just this source
+            if status in (130, 143):
+                break  # Ctrl-C or SIGTERM stops the command, not just this source
         if errors:
             chosen = max(errors, key=lambda error: error[0])
             for error in errors:
@@ -301,8 +307,13 @@ class Command(BaseCommand):
         except ProductSyncError as exc:
             return 2, getattr(exc, "run_id", None), printable(str(exc))
         except KeyboardInterrupt as exc:
-            message = "interrupted: the run is marked aborted; the batches committed before stay"
-            return 130, getattr(exc, "run_id", None), message
+            # Exit statuses as a shell gives a process ended by SIGINT or SIGTERM.
+            status = 143 if str(exc) == TERMINATED else 130
+            message = (
+                f"{str(exc) or 'interrupted'}: the run is marked aborted; "
+                "the batches committed before stay"
+            )
+            return status, getattr(exc, "run_id", None), message
         finally:
             progress.close()
         return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""

@@ -1,0 +1,114 @@
+"""Runs that die or stall must leave a trace: a terminated run ends aborted and resumable."""
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from productsync.checks import check_settings
+from productsync.models import SyncBatch, SyncRun
+from tests.conftest import product, run_command, wait_for
+from tests.guarantees.test_faults import (
+    FAULT_SETTINGS,
+    LARGE,
+    assert_whole_batches,
+    start_sync,
+    wait_for_batch,
+    wait_until_stale,
+)
+
+Product = get_model("catalogue", "Product")
+
+
+@pytest.fixture
+def large_feed(write_feed) -> str:
+    return write_feed([product(f"K{i:05d}") for i in range(LARGE)], name="large.json")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_aborts_the_run_and_it_resumes(large_feed):
+    process = start_sync(large_feed)
+    wait_for_batch(process, 2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.strip() == (
+        "CommandError: terminated (SIGTERM): the run is marked aborted; "
+        "the batches committed before stay"
+    )
+    run = SyncRun.objects.get()
+    assert (run.status, run.error) == (SyncRun.Status.ABORTED, "terminated (SIGTERM)")
+    assert_whole_batches()
+
+    # The lease is released at once: the next start resumes instead of being skipped.
+    resumed = run_command("sync_products", "--resume", str(run.pk), "--json", env=FAULT_SETTINGS)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout.splitlines()[-1])
+    assert summary["status"] == "succeeded"
+    assert Product.objects.count() == LARGE
+    assert_whole_batches()
+
+
+def magento_csv(folder: Path, rows: int) -> str:
+    path = folder / "magento.csv"
+    path.write_text(
+        "sku,product_type,attribute_set_code,name,price,qty,configurable_variations\n"
+        + "".join(f"M{i:05d},simple,Default,Shirt {i},9.50,3,\n" for i in range(rows)),
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    feed = magento_csv(tmp_path, LARGE)
+    overrides = json.dumps({"TEMP_DIR": str(scratch), "STALE_AFTER": 1})
+    env = {"PRODUCTSYNC_OVERRIDES": overrides}
+    process = start_sync(feed, env, "--preset", "magento")
+    wait_for_batch(process, 2)
+    killed = SyncRun.objects.get()
+    # The row index of the grouped CSV, under TEMP_DIR in a folder named after the run.
+    assert list((scratch / f"productsync-run-{killed.pk}").rglob("rows.sqlite3"))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+    wait_until_stale(killed, 1)
+    final = run_command(
+        "sync_products", "--source", feed, "--preset", "magento", env={**FAULT_SETTINGS, **env}
+    )
+    assert final.returncode == 0, final.stderr
+    assert list(scratch.iterdir()) == []  # the dead run's folder, and the new run's own
+
+
+def test_a_temp_dir_that_is_no_writable_folder_is_reported(settings, tmp_path):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "TEMP_DIR": str(tmp_path / "missing")}
+    assert [error.id for error in check_settings(None)] == ["productsync.E041"]
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "TEMP_DIR": str(tmp_path)}
+    assert check_settings(None) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_beats_while_a_grouped_feed_is_counted(tmp_path):
+    feed = magento_csv(tmp_path, 150_000)
+    process = start_sync(feed, {}, "--preset", "magento")
+    try:
+        wait_for(lambda: SyncRun.objects.exists(), 60, "the run to start")
+        run = SyncRun.objects.get()
+        started, oldest = time.monotonic(), 0.0
+        # Before its first batch the run counts the feed and indexes its rows: a while.
+        while not SyncBatch.objects.exists() and process.poll() is None:
+            run.refresh_from_db()
+            oldest = max(oldest, (timezone.now() - run.heartbeat_at).total_seconds())
+            time.sleep(0.2)
+        counting = time.monotonic() - started
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert counting > 6, "the feed was counted too fast to tell"
+    assert oldest < 4, f"no heartbeat for {oldest:.1f}s while counting ({counting:.1f}s)"
