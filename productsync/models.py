@@ -439,6 +439,13 @@ class SyncedProduct(models.Model):
         help_text="Digest of what the sync wrote to the product (fields, stock records, "
         "attribute values, categories, children): differing, the product has drifted.",
     )
+    stock_fed = models.TextField(
+        "stock fed",
+        blank=True,
+        default="",
+        help_text="The stock levels the feed last gave the product's stock records (JSON): "
+        "a level is written when the feed's value changes, never to undo an order.",
+    )
     synced_at = models.DateTimeField("synced at")
     last_run_id = models.BigIntegerField("last run", null=True, db_index=True)
     last_position = models.PositiveIntegerField("last position", null=True)
