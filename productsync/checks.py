@@ -107,6 +107,13 @@ def _partial_errors() -> list[Error]:
     errors = []
     if not isinstance(app_settings.PARTIAL, bool):
         errors.append(Error("PRODUCTSYNC['PARTIAL'] must be True or False.", id="productsync.E030"))
+    if not isinstance(app_settings.STOCK_AUTHORITATIVE, bool):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['STOCK_AUTHORITATIVE'] must be True or False.",
+                id="productsync.E032",
+            )
+        )
     partner = app_settings.PARTNER
     if partner is not None and not (isinstance(partner, str) and 0 < len(partner.strip()) <= 128):
         errors.append(

@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
     # Items per batch of a partial run that gives no batch size: a stock file's rows are
     # cheap, and a batch's commit, stamp and record are paid per batch (docs/benchmarks.md).
     "PARTIAL_BATCH_SIZE": 5000,
+    # A feed's stock levels overwrite the shop's whenever its items are written (orders'
+    # consumption included); by default a level is written only when the feed's changes.
+    "STOCK_AUTHORITATIVE": False,
     # The admin's import tool: the largest feed file uploaded or fetched from a URL there...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
     # ...and the updated items of one real run recorded with their changed fields.

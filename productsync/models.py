@@ -35,6 +35,11 @@ class SyncRun(models.Model):
     dry_run = models.BooleanField(
         "dry run", default=False, help_text="Every batch was rolled back after writing."
     )
+    stock_authoritative = models.BooleanField(
+        "stock authoritative",
+        default=False,
+        help_text="The feed's stock levels overwrote the shop's whenever an item was written.",
+    )
     partial = models.BooleanField(
         "partial",
         default=False,

@@ -8,6 +8,16 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name="syncrun",
+            name="stock_authoritative",
+            field=models.BooleanField(
+                default=False,
+                help_text="The feed's stock levels overwrote the shop's whenever an item was "
+                "written.",
+                verbose_name="stock authoritative",
+            ),
+        ),
+        migrations.AddField(
             model_name="syncedproduct",
             name="stock_fed",
             field=models.TextField(

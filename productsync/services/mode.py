@@ -1,6 +1,7 @@
 """A run's mode: what its kind (a catalogue, a partial feed, a stock file of one partner)
 implies, decided once when the run is built; the loop, planner, workers and admin ask it."""
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ class RunMode:
     items: Callable[[Any, list[FeedItem], BatchResult, bool], tuple[list, Any]]
     # A chunk's items validated, every one (a batch that could not be written).
     validate: Callable[[list[FeedItem], BatchResult], list]
+    # The feed's stock levels overwrite the shop's whenever its items are written; else a
+    # level is written only when the feed's value changes (orders' consumption stays).
+    stock_authoritative: bool = False
 
     @property
     def partial(self) -> bool:
@@ -64,7 +68,18 @@ class RunMode:
         """The writer of a run's batches: a partial run's changes only what its items give."""
         if self.partial:
             return PartialWriter()
-        return BatchWriter(run.pk, run.source, default_currency())
+        writer = BatchWriter(run.pk, run.source, default_currency())
+        writer.stock_authoritative = self.stock_authoritative
+        return writer
+
+    def start_notes(self) -> list[str]:
+        """What every run of this mode says in its notes from its start."""
+        if not self.stock_authoritative:
+            return []
+        return [
+            "stock authoritative: each item written sets its stock levels to the feed's, "
+            "units that orders consumed since included"
+        ]
 
     def prepare(self, writer, chunk: list[FeedItem]) -> None:
         """Create what the chunk's items need (classes, categories, partners) before workers
@@ -95,20 +110,29 @@ MODES = {
 
 
 def mode_decide(
-    partial: bool | None, options: FeedOptions, original: SyncRun | None = None
+    partial: bool | None,
+    options: FeedOptions,
+    original: SyncRun | None = None,
+    stock_authoritative: bool | None = None,
 ) -> RunMode:
     """The mode of a new run: partial when asked (default PRODUCTSYNC['PARTIAL']; a retry or
     a resumed run as its original), for a stock file's partner (options.partner) or a mapping
-    that declares it; a stock file when it has a partner."""
+    that declares it; a stock file when it has a partner. Authoritative for stock when asked
+    (default PRODUCTSYNC['STOCK_AUTHORITATIVE']; a retry or resumed run as its original)."""
     if original is not None:
-        partial = original.partial
+        partial, stock_authoritative = original.partial, original.stock_authoritative
     elif partial is None:
         partial = app_settings.PARTIAL
+    if stock_authoritative is None:
+        stock_authoritative = app_settings.STOCK_AUTHORITATIVE
     if options.partner:
-        return MODES[STOCK]
-    return MODES[PARTIAL if partial or feed_partial(options) else CATALOGUE]
+        mode = MODES[STOCK]
+    else:
+        mode = MODES[PARTIAL if partial or feed_partial(options) else CATALOGUE]
+    return dataclasses.replace(mode, stock_authoritative=bool(stock_authoritative))
 
 
 def run_mode(run: SyncRun) -> RunMode:
     """The mode of a recorded run, as it was decided when it started."""
-    return MODES[PARTIAL if run.partial else CATALOGUE]
+    mode = MODES[PARTIAL if run.partial else CATALOGUE]
+    return dataclasses.replace(mode, stock_authoritative=run.stock_authoritative)

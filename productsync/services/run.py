@@ -138,7 +138,9 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
             "resumed_from": spec.resumed_from,
             "start_position": spec.start,
             "partial": spec.mode.partial,
+            "stock_authoritative": spec.mode.stock_authoritative,
             **spec.record,
+            "notes": [*spec.mode.start_notes(), *spec.record.get("notes", [])],
             "diff": spec.diff,
         }
     )

@@ -68,6 +68,7 @@ def run_spec_build(
     partial: bool | None = None,
     diff: bool = False,
     record: dict | None = None,
+    stock_authoritative: bool | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
     batch size and all a partial run implies from its mode, see services.mode). feed_options
@@ -75,7 +76,8 @@ def run_spec_build(
     id of an aborted or failed run to continue from its first uncommitted batch. Raises
     SourceError without a source, ProductSyncError for options out of range or a run that
     cannot be resumed. diff: a dry run records each item's changed fields. record: more
-    SyncRun fields to record at its start (the admin's upload, the preview a run confirms)."""
+    SyncRun fields to record at its start (the admin's upload, the preview a run confirms).
+    stock_authoritative: see services.mode (default PRODUCTSYNC['STOCK_AUTHORITATIVE'])."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
@@ -83,7 +85,7 @@ def run_spec_build(
     source = _source_check(app_settings.SOURCE if source is None else source)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = _feed_options(feed_options)
-    mode = mode_decide(partial, options, resumed_from or retry_of)
+    mode = mode_decide(partial, options, resumed_from or retry_of, stock_authoritative)
     options = dataclasses.replace(options, partial=mode.partial)
     batch_size = batch_size or mode.default_batch_size
     if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):

@@ -1,9 +1,13 @@
 """Stock that orders consume is never put back: a stock level is written when the feed's
 value for it changes, never to undo a change made in the shop."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from oscar.core.loading import get_model
 
+from productsync.checks import check_settings
 from productsync.services import sync_run_execute
 from tests.conftest import product
 
@@ -84,3 +88,38 @@ def test_a_repair_of_another_field_leaves_the_shipped_stock_alone(synced, write_
     assert (run.repaired, run.unchanged) == (1, 2)
     assert Product.objects.get(upc="S1").title == "Product S1"
     assert stock("S1").num_in_stock == 20
+
+
+def test_a_stock_authoritative_feed_sets_its_levels_and_says_so(synced, write_feed):
+    ship("S1", 2)
+    synced[0]["stockrecords"][0]["price"] = "12.00"
+
+    run = sync_run_execute(
+        write_feed(synced, name="new.json"), batch_size=2, stock_authoritative=True
+    )
+
+    assert run.updated == 1
+    assert (str(stock("S1").price), stock("S1").num_in_stock) == ("12.00", 22)
+    assert any(note.startswith("stock authoritative") for note in run.notes)
+
+
+def test_the_setting_makes_every_run_stock_authoritative(synced, write_feed, settings):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "STOCK_AUTHORITATIVE": True}
+    ship("S1", 2)
+    synced[0]["stockrecords"][0]["price"] = "12.00"
+    out = StringIO()
+
+    call_command("sync_products", "--source", write_feed(synced, name="new.json"), stdout=out)
+
+    assert stock("S1").num_in_stock == 22
+    assert "Note: stock authoritative" in out.getvalue()
+    default = sync_run_execute(write_feed(synced, name="new.json"), stock_authoritative=False)
+    assert not any(note.startswith("stock authoritative") for note in default.notes)
+
+
+def test_stock_authoritative_must_be_true_or_false(settings):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "STOCK_AUTHORITATIVE": "yes"}
+
+    errors = check_settings(None)
+
+    assert "productsync.E032" in {error.id for error in errors}

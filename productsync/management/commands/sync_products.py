@@ -31,6 +31,7 @@ RUN_OPTIONS = (
     "full",
     "partial",
     "diff",
+    "stock_authoritative",
 )
 
 
@@ -110,6 +111,14 @@ def _run_arguments(parser) -> None:
         "--partner",
         help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
         "records; implies --partial",
+    )
+    parser.add_argument(
+        "--stock-authoritative",
+        action="store_true",
+        default=None,
+        help="each item written sets its stock levels to the feed's, units that orders "
+        "consumed since included; by default a level is written only when the feed's value "
+        "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
     parser.add_argument(
