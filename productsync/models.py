@@ -35,6 +35,13 @@ class SyncRun(models.Model):
     dry_run = models.BooleanField(
         "dry run", default=False, help_text="Every batch was rolled back after writing."
     )
+    partner = models.CharField(
+        "partner",
+        max_length=128,
+        blank=True,
+        default="",
+        help_text="A stock run's partner: the only partner whose stock records it wrote.",
+    )
     stock_authoritative = models.BooleanField(
         "stock authoritative",
         default=False,

@@ -9,6 +9,17 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="syncrun",
+            name="partner",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="A stock run's partner: the only partner whose stock records it wrote.",
+                max_length=128,
+                verbose_name="partner",
+            ),
+        ),
+        migrations.AddField(
+            model_name="syncrun",
             name="stock_authoritative",
             field=models.BooleanField(
                 default=False,

@@ -2,6 +2,7 @@
 implies, decided once when the run is built; the loop, planner, workers and admin ask it."""
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ class RunMode:
     # The feed's stock levels overwrite the shop's whenever its items are written; else a
     # level is written only when the feed's value changes (orders' consumption stays).
     stock_authoritative: bool = False
+    # The partner whose stock records a stock run writes, and no other's.
+    partner: str | None = None
 
     @property
     def partial(self) -> bool:
@@ -125,14 +128,27 @@ def mode_decide(
         partial = app_settings.PARTIAL
     if stock_authoritative is None:
         stock_authoritative = app_settings.STOCK_AUTHORITATIVE
-    if options.partner:
-        mode = MODES[STOCK]
+    partner = original.partner if original is not None and original.partner else options.partner
+    if partner:
+        mode = stock_mode(partner)
     else:
         mode = MODES[PARTIAL if partial or feed_partial(options) else CATALOGUE]
     return dataclasses.replace(mode, stock_authoritative=bool(stock_authoritative))
 
 
+def stock_mode(partner: str) -> RunMode:
+    """The mode of a stock run of this partner: its items may touch that partner's stock
+    records only."""
+    return dataclasses.replace(
+        MODES[STOCK],
+        partner=partner,
+        items=functools.partial(partial_items, partner=partner),
+        validate=functools.partial(partial_validate, partner=partner),
+    )
+
+
 def run_mode(run: SyncRun) -> RunMode:
     """The mode of a recorded run, as it was decided when it started."""
-    mode = MODES[PARTIAL if run.partial else CATALOGUE]
+    kind = MODES[PARTIAL if run.partial else CATALOGUE]
+    mode = stock_mode(run.partner) if run.partner else kind
     return dataclasses.replace(mode, stock_authoritative=run.stock_authoritative)
