@@ -35,18 +35,10 @@ class SyncRun(models.Model):
     dry_run = models.BooleanField(
         "dry run", default=False, help_text="Every batch was rolled back after writing."
     )
-    partner = models.CharField(
-        "partner",
-        max_length=128,
-        blank=True,
-        default="",
-        help_text="A stock run's partner: the only partner whose stock records it wrote.",
-    )
-    stock_authoritative = models.BooleanField(
-        "stock authoritative",
-        default=False,
-        help_text="The feed's stock levels overwrote the shop's whenever an item was written.",
-    )
+    # A stock run's partner, the only one whose stock records it writes; whether the
+    # feed's stock levels overwrote the shop's whenever an item was written.
+    partner = models.CharField("partner", max_length=128, blank=True, default="")
+    stock_authoritative = models.BooleanField("stock authoritative", default=False)
     partial = models.BooleanField(
         "partial",
         default=False,
@@ -228,18 +220,8 @@ class SyncRun(models.Model):
         ]
 
     # The counters a run reports (the command's summary, the admin's live progress).
-    COUNTERS = (
-        "items",
-        "created",
-        "updated",
-        "unchanged",
-        "repaired",
-        "failed",
-        "hidden",
-        "warnings",
-        "batches",
-        "failed_batches",
-    )
+    COUNTERS = ("items", "created", "updated", "unchanged", "repaired", "failed", "hidden")
+    COUNTERS += ("warnings", "batches", "failed_batches")
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
@@ -451,13 +433,9 @@ class SyncedProduct(models.Model):
         help_text="Digest of what the sync wrote to the product (fields, stock records, "
         "attribute values, categories, children): differing, the product has drifted.",
     )
-    stock_fed = models.TextField(
-        "stock fed",
-        blank=True,
-        default="",
-        help_text="The stock levels the feed last gave the product's stock records (JSON): "
-        "a level is written when the feed's value changes, never to undo an order.",
-    )
+    # The stock levels the feed last gave the product's stock records (JSON): a level is
+    # written when the feed's value for it changes, never to undo an order.
+    stock_fed = models.TextField("stock fed", blank=True, default="")
     synced_at = models.DateTimeField("synced at")
     last_run_id = models.BigIntegerField("last run", null=True, db_index=True)
     last_position = models.PositiveIntegerField("last position", null=True)
