@@ -11,6 +11,7 @@ from productsync.conf import (
     MINIMUMS,
     app_settings,
     batch_size_allowed,
+    failures_limit,
 )
 
 
@@ -112,6 +113,15 @@ def _partial_errors() -> list[Error]:
             Error(
                 "PRODUCTSYNC['STOCK_AUTHORITATIVE'] must be True or False.",
                 id="productsync.E032",
+            )
+        )
+    limit = app_settings.MAX_FAILURES
+    if limit is not None and failures_limit(limit) is None:
+        errors.append(
+            Error(
+                "PRODUCTSYNC['MAX_FAILURES'] must be None, a whole number of items or a "
+                "percentage up to 100% such as '10%'.",
+                id="productsync.E033",
             )
         )
     partner = app_settings.PARTNER

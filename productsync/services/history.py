@@ -47,6 +47,13 @@ def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
         raise error from None
 
 
+def run_note(run: SyncRun, note: str) -> None:
+    """Add a note to the run, once."""
+    if note not in run.notes:
+        run.notes.append(note)
+        run.save(update_fields=["notes"])
+
+
 def run_reload(run: SyncRun) -> None:
     """Take the run's counters from the database after a batch whose record was undone: the
     summary says what is recorded, never what was counted in memory."""

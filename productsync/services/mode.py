@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from productsync.conf import app_settings
+from productsync.conf import app_settings, failures_limit
+from productsync.exceptions import ProductSyncError
 from productsync.feeds import FeedOptions, feed_partial
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem
@@ -43,6 +44,8 @@ class RunMode:
     stock_authoritative: bool = False
     # The partner whose stock records a stock run writes, and no other's.
     partner: str | None = None
+    # More failed items than this (a count, or "N%" of the items read) end the run failed.
+    max_failures: str | None = None
 
     @property
     def partial(self) -> bool:
@@ -74,6 +77,19 @@ class RunMode:
         writer = BatchWriter(run.pk, run.source, default_currency())
         writer.stock_authoritative = self.stock_authoritative
         return writer
+
+    def failures_over(self, run: SyncRun) -> str:
+        """Why the run stops here: more of its items failed than max_failures allows; or ''."""
+        if self.max_failures is None:
+            return ""
+        limit, percent = failures_limit_parse(self.max_failures)
+        allowed = run.items * limit / 100 if percent else limit
+        if run.failed <= allowed:
+            return ""
+        return (
+            f"stopped after item {run.start_position + run.items - 1}: {run.failed} of "
+            f"{run.items} items failed, more than the failure limit ({self.max_failures})"
+        )
 
     def start_notes(self) -> list[str]:
         """What every run of this mode says in its notes from its start."""
@@ -117,11 +133,14 @@ def mode_decide(
     options: FeedOptions,
     original: SyncRun | None = None,
     stock_authoritative: bool | None = None,
+    max_failures: str | int | None = None,
 ) -> RunMode:
     """The mode of a new run: partial when asked (default PRODUCTSYNC['PARTIAL']; a retry or
     a resumed run as its original), for a stock file's partner (options.partner) or a mapping
     that declares it; a stock file when it has a partner. Authoritative for stock when asked
-    (default PRODUCTSYNC['STOCK_AUTHORITATIVE']; a retry or resumed run as its original)."""
+    (default PRODUCTSYNC['STOCK_AUTHORITATIVE']; a retry or resumed run as its original).
+    Ended failed by more failed items than max_failures (default PRODUCTSYNC['MAX_FAILURES'];
+    raises ProductSyncError for a limit that is not one)."""
     if original is not None:
         partial, stock_authoritative = original.partial, original.stock_authoritative
     elif partial is None:
@@ -133,7 +152,26 @@ def mode_decide(
         mode = stock_mode(partner)
     else:
         mode = MODES[PARTIAL if partial or feed_partial(options) else CATALOGUE]
-    return dataclasses.replace(mode, stock_authoritative=bool(stock_authoritative))
+    if max_failures is None:
+        max_failures = app_settings.MAX_FAILURES
+    if max_failures is not None:
+        max_failures = str(max_failures).strip()
+        failures_limit_parse(max_failures)
+    return dataclasses.replace(
+        mode, stock_authoritative=bool(stock_authoritative), max_failures=max_failures
+    )
+
+
+def failures_limit_parse(value) -> tuple[int, bool]:
+    """A failure limit as (number, whether a percentage), see conf.failures_limit; raise
+    ProductSyncError for anything else."""
+    limit = failures_limit(value)
+    if limit is None:
+        raise ProductSyncError(
+            "the failure limit must be a number of items or a percentage up to 100% "
+            f"(such as 50 or 10%), not {str(value)[:40]!r}"
+        )
+    return limit
 
 
 def stock_mode(partner: str) -> RunMode:

@@ -19,7 +19,13 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure
 from productsync.records import one_line
 from productsync.services.claims import batch_failed_result, batch_give_up, batch_report
-from productsync.services.history import UNFINISHED, OnBatch, run_complete_if_done, run_finish
+from productsync.services.history import (
+    UNFINISHED,
+    OnBatch,
+    run_complete_if_done,
+    run_finish,
+    run_note,
+)
 from productsync.services.lease import BatchStatus, Status, lease_check
 from productsync.services.mode import RunMode
 from productsync.services.queue import batch_enqueue, item_dump
@@ -97,6 +103,10 @@ def run_plan(
             run.bytes_read = feed.bytes_read
             if not watch.step(planning=True):
                 break  # taken for dead meanwhile: the lease check below says so
+            error = mode.failures_over(run)  # the batches already enqueued are written
+            if error:
+                run_note(run, error)
+                break
     except FeedError as exc:
         error = f"feed broke at item {next_position}: {exc}"
     except KeyboardInterrupt:

@@ -19,7 +19,13 @@ from productsync.outcomes import BatchResult, FeedItem
 from productsync.records import one_line
 from productsync.services.batch import BatchContext, batch_commit
 from productsync.services.hide_missing import run_hide_missing
-from productsync.services.history import OnBatch, batch_record, run_finish, run_reload
+from productsync.services.history import (
+    OnBatch,
+    batch_record,
+    run_finish,
+    run_note,
+    run_reload,
+)
 from productsync.services.items import items_note_unrecorded, items_writer_set
 from productsync.services.lease import Status, run_record
 from productsync.services.locks import lock_timeouts, reconnect
@@ -265,6 +271,10 @@ def _run_batches(
                 reset_queries()
             if on_batch:
                 on_batch(run, result)
+            over = spec.mode.failures_over(run)
+            if over:
+                run_note(run, over)
+                return over
     except FeedError as exc:
         if run.items == 0:
             # Nothing of it could be read: the source is unusable, not broken part-way.

@@ -69,6 +69,7 @@ def run_spec_build(
     diff: bool = False,
     record: dict | None = None,
     stock_authoritative: bool | None = None,
+    max_failures: str | int | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
     batch size and all a partial run implies from its mode, see services.mode). feed_options
@@ -76,8 +77,8 @@ def run_spec_build(
     id of an aborted or failed run to continue from its first uncommitted batch. Raises
     SourceError without a source, ProductSyncError for options out of range or a run that
     cannot be resumed. diff: a dry run records each item's changed fields. record: more
-    SyncRun fields to record at its start (the admin's upload, the preview a run confirms).
-    stock_authoritative: see services.mode (default PRODUCTSYNC['STOCK_AUTHORITATIVE'])."""
+    SyncRun fields to record at its start (the admin's upload, the preview a run confirms);
+    stock_authoritative, max_failures: see mode_decide."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
@@ -85,13 +86,11 @@ def run_spec_build(
     source = _source_check(app_settings.SOURCE if source is None else source)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = _feed_options(feed_options)
-    mode = mode_decide(partial, options, resumed_from or retry_of, stock_authoritative)
+    mode = mode_decide(
+        partial, options, resumed_from or retry_of, stock_authoritative, max_failures
+    )
     options = dataclasses.replace(options, partial=mode.partial)
-    batch_size = batch_size or mode.default_batch_size
-    if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):
-        raise ProductSyncError(
-            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
-        )
+    batch_size = _batch_size_check(batch_size or mode.default_batch_size, limit)
     return RunSpec(
         source=source,
         batch_size=batch_size,
@@ -121,6 +120,14 @@ def _source_check(source: str | None) -> str:
     if not source or not source.strip():
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
     return source_key(source)
+
+
+def _batch_size_check(batch_size: int, limit: int | None) -> int:
+    if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):
+        raise ProductSyncError(
+            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
+        )
+    return batch_size
 
 
 def _workers_check(workers: str, dry_run: bool) -> str:

@@ -32,6 +32,7 @@ RUN_OPTIONS = (
     "partial",
     "diff",
     "stock_authoritative",
+    "max_failures",
 )
 
 
@@ -119,6 +120,12 @@ def _run_arguments(parser) -> None:
         help="each item written sets its stock levels to the feed's, units that orders "
         "consumed since included; by default a level is written only when the feed's value "
         "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
+    )
+    parser.add_argument(
+        "--max-failures",
+        metavar="N or N%",
+        help="stop the run, failed, once more items failed than this: a number of items or "
+        "a percentage of the items read (default: PRODUCTSYNC['MAX_FAILURES'], no limit)",
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
     parser.add_argument(
