@@ -13,6 +13,7 @@ from productsync.conf import (
     MINIMUMS,
     app_settings,
     batch_size_allowed,
+    failures_limit,
 )
 from productsync.feeds import credentials_errors
 
@@ -181,6 +182,22 @@ def _partial_errors() -> list[Error]:
     errors = []
     if not isinstance(app_settings.PARTIAL, bool):
         errors.append(Error("PRODUCTSYNC['PARTIAL'] must be True or False.", id="productsync.E030"))
+    if not isinstance(app_settings.STOCK_AUTHORITATIVE, bool):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['STOCK_AUTHORITATIVE'] must be True or False.",
+                id="productsync.E032",
+            )
+        )
+    limit = app_settings.MAX_FAILURES
+    if limit is not None and failures_limit(limit) is None:
+        errors.append(
+            Error(
+                "PRODUCTSYNC['MAX_FAILURES'] must be None, a whole number of items or a "
+                "percentage up to 100% such as '10%'.",
+                id="productsync.E033",
+            )
+        )
     partner = app_settings.PARTNER
     if partner is not None and not (isinstance(partner, str) and 0 < len(partner.strip()) <= 128):
         errors.append(

@@ -1,5 +1,6 @@
 """PRODUCTSYNC settings: defaults in one dict, read lazily so test overrides apply."""
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -81,6 +82,12 @@ DEFAULTS: dict[str, Any] = {
     # Items per batch of a partial run that gives no batch size: a stock file's rows are
     # cheap, and a batch's commit, stamp and record are paid per batch (docs/benchmarks.md).
     "PARTIAL_BATCH_SIZE": 5000,
+    # A feed's stock levels overwrite the shop's whenever its items are written (orders'
+    # consumption included); by default a level is written only when the feed's changes.
+    "STOCK_AUTHORITATIVE": False,
+    # Runs with more failed items than this (a count, or "N%" of the items read) stop
+    # failed; None: no limit.
+    "MAX_FAILURES": None,
     # The largest feed file kept in a local file: uploaded or fetched from a URL in the
     # admin's import tool, or fetched from an SFTP, FTP or S3 source...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,
@@ -151,6 +158,20 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+_FAILURE_LIMIT = re.compile(r"([0-9]{1,9})(%?)")
+
+
+def failures_limit(value: Any) -> tuple[int, bool] | None:
+    """A failure limit (a whole number of items, or a percentage of the items read up to
+    100%, "10%") as (number, whether a percentage); None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    match = _FAILURE_LIMIT.fullmatch(str(value).strip())
+    if match is None or (match[2] and int(match[1]) > 100):
+        return None
+    return int(match[1]), bool(match[2])
 
 
 def batch_size_allowed(size: int) -> bool:

@@ -6,6 +6,7 @@ from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
 from productsync.feed_models import Alert, Feed  # noqa: F401  (this app's models too)
+from productsync.state_models import SyncedProduct  # noqa: F401
 
 
 class SyncRun(models.Model):
@@ -40,6 +41,10 @@ class SyncRun(models.Model):
     dry_run = models.BooleanField(
         "dry run", default=False, help_text="Every batch was rolled back after writing."
     )
+    # A stock run's partner, the only one whose stock records it writes; whether the
+    # feed's stock levels overwrote the shop's whenever an item was written.
+    partner = models.CharField("partner", max_length=128, blank=True, default="")
+    stock_authoritative = models.BooleanField("stock authoritative", default=False)
     partial = models.BooleanField(
         "partial",
         default=False,
@@ -412,38 +417,3 @@ class SyncItem(models.Model):
         if self.changes_shown is None and self.changes_size:
             return [("(changes)", f"{self.changes_size:,} characters", "too large to show here")]
         return [(field, _shown(old), _shown(new)) for field, old, new in self.changes_shown or []]
-
-
-class SyncedProduct(models.Model):
-    """What the last sync wrote to a product, so an unchanged item costs no writes."""
-
-    product = models.OneToOneField(
-        "catalogue.Product",
-        on_delete=models.CASCADE,
-        primary_key=True,
-        related_name="productsync_state",
-    )
-    source = models.CharField("source", max_length=2000)
-    fingerprint = models.CharField("fingerprint", max_length=32)
-    raw_fingerprint = models.CharField(
-        "raw fingerprint",
-        max_length=32,
-        blank=True,
-        help_text="Of the item as read: the same item is skipped before it is validated.",
-    )
-    state = models.CharField(
-        "state",
-        max_length=32,
-        blank=True,
-        help_text="Digest of what the sync wrote to the product (fields, stock records, "
-        "attribute values, categories, children): differing, the product has drifted.",
-    )
-    synced_at = models.DateTimeField("synced at")
-    last_run_id = models.BigIntegerField("last run", null=True, db_index=True)
-    last_position = models.PositiveIntegerField("last position", null=True)
-
-    class Meta:
-        verbose_name = "synced product"
-
-    def __str__(self) -> str:
-        return f"Sync state of product {self.product_id}"

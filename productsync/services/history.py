@@ -59,6 +59,13 @@ def run_interrupted(run: SyncRun, interrupt: KeyboardInterrupt) -> None:
     run_finish(run, str(interrupt) or "interrupted", status=Status.ABORTED)
 
 
+def run_note(run: SyncRun, note: str) -> None:
+    """Add a note to the run, once."""
+    if note not in run.notes:
+        run.notes.append(note)
+        run.save(update_fields=["notes"])
+
+
 def run_reload(run: SyncRun) -> None:
     """Take the run's counters from the database after a batch whose record was undone: the
     summary says what is recorded, never what was counted in memory."""

@@ -1,11 +1,14 @@
 """A run's mode: what its kind (a catalogue, a partial feed, a stock file of one partner)
 implies, decided once when the run is built; the loop, planner, workers and admin ask it."""
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from productsync.conf import app_settings
+from productsync.conf import app_settings, failures_limit
+from productsync.exceptions import ProductSyncError
 from productsync.feeds import FeedOptions, feed_partial
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem
@@ -36,6 +39,13 @@ class RunMode:
     items: Callable[[Any, list[FeedItem], BatchResult, bool], tuple[list, Any]]
     # A chunk's items validated, every one (a batch that could not be written).
     validate: Callable[[list[FeedItem], BatchResult], list]
+    # The feed's stock levels overwrite the shop's whenever its items are written; else a
+    # level is written only when the feed's value changes (orders' consumption stays).
+    stock_authoritative: bool = False
+    # The partner whose stock records a stock run writes, and no other's.
+    partner: str | None = None
+    # More failed items than this (a count, or "N%" of the items read) end the run failed.
+    max_failures: str | None = None
 
     @property
     def partial(self) -> bool:
@@ -64,7 +74,31 @@ class RunMode:
         """The writer of a run's batches: a partial run's changes only what its items give."""
         if self.partial:
             return PartialWriter()
-        return BatchWriter(run.pk, run.source, default_currency())
+        writer = BatchWriter(run.pk, run.source, default_currency())
+        writer.stock_authoritative = self.stock_authoritative
+        return writer
+
+    def failures_over(self, run: SyncRun) -> str:
+        """Why the run stops here: more of its items failed than max_failures allows; or ''."""
+        if self.max_failures is None:
+            return ""
+        limit, percent = failures_limit_parse(self.max_failures)
+        allowed = run.items * limit / 100 if percent else limit
+        if run.failed <= allowed:
+            return ""
+        return (
+            f"stopped after item {run.start_position + run.items - 1}: {run.failed} of "
+            f"{run.items} items failed, more than the failure limit ({self.max_failures})"
+        )
+
+    def start_notes(self) -> list[str]:
+        """What every run of this mode says in its notes from its start."""
+        if not self.stock_authoritative:
+            return []
+        return [
+            "stock authoritative: each item written sets its stock levels to the feed's, "
+            "units that orders consumed since included"
+        ]
 
     def prepare(self, writer, chunk: list[FeedItem]) -> None:
         """Create what the chunk's items need (classes, categories, partners) before workers
@@ -99,24 +133,71 @@ def mode_decide(
     options: FeedOptions,
     original: SyncRun | None = None,
     kind: str | None = None,
+    stock_authoritative: bool | None = None,
+    max_failures: str | int | None = None,
 ) -> RunMode:
     """The mode of a new run: a feed's kind (catalogue, partial, stock) when it has one,
     whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL'];
     a retry or a resumed run as its original), for a stock file's partner (options.partner)
     or a mapping that declares it; a stock file when it has a partner (with a preset, the
-    partner names the feed's stock records' partner: a whole feed)."""
+    partner names the feed's stock records' partner: a whole feed). A stock run writes its
+    partner's stock records only. Authoritative for stock when asked (default
+    PRODUCTSYNC['STOCK_AUTHORITATIVE']). Ended failed by more failed items than max_failures
+    (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one)."""
+    if stock_authoritative is None:
+        stock_authoritative = app_settings.STOCK_AUTHORITATIVE
+    if max_failures is None:
+        max_failures = app_settings.MAX_FAILURES
+    if max_failures is not None:
+        max_failures = str(max_failures).strip()
+        failures_limit_parse(max_failures)
+    mode = _kind_decide(partial, options, original, kind)
+    return dataclasses.replace(
+        mode, stock_authoritative=bool(stock_authoritative), max_failures=max_failures
+    )
+
+
+def _kind_decide(
+    partial: bool | None, options: FeedOptions, original: SyncRun | None, kind: str | None
+) -> RunMode:
+    partner = original.partner if original is not None and original.partner else options.partner
     if kind:
-        return MODES[kind]
+        return stock_mode(partner) if kind == STOCK and partner else MODES[kind]
     if original is not None:
         partial = original.partial
     elif partial is None:
         partial = app_settings.PARTIAL
     made_partial = feed_partial(options)  # a preset's partner names a whole feed's
-    if options.partner and made_partial:
-        return MODES[STOCK]
+    if partner and (made_partial or (original is not None and original.partner)):
+        return stock_mode(partner)
     return MODES[PARTIAL if partial or made_partial else CATALOGUE]
+
+
+def failures_limit_parse(value) -> tuple[int, bool]:
+    """A failure limit as (number, whether a percentage), see conf.failures_limit; raise
+    ProductSyncError for anything else."""
+    limit = failures_limit(value)
+    if limit is None:
+        raise ProductSyncError(
+            "the failure limit must be a number of items or a percentage up to 100% "
+            f"(such as 50 or 10%), not {str(value)[:40]!r}"
+        )
+    return limit
+
+
+def stock_mode(partner: str) -> RunMode:
+    """The mode of a stock run of this partner: its items may touch that partner's stock
+    records only."""
+    return dataclasses.replace(
+        MODES[STOCK],
+        partner=partner,
+        items=functools.partial(partial_items, partner=partner),
+        validate=functools.partial(partial_validate, partner=partner),
+    )
 
 
 def run_mode(run: SyncRun) -> RunMode:
     """The mode of a recorded run, as it was decided when it started."""
-    return MODES[PARTIAL if run.partial else CATALOGUE]
+    kind = MODES[PARTIAL if run.partial else CATALOGUE]
+    mode = stock_mode(run.partner) if run.partner else kind
+    return dataclasses.replace(mode, stock_authoritative=run.stock_authoritative)

@@ -24,6 +24,7 @@ from productsync.services.history import (
     OnBatch,
     run_complete_if_done,
     run_interrupted,
+    run_note,
 )
 from productsync.services.lease import BatchStatus, Status, lease_check
 from productsync.services.mode import RunMode
@@ -102,6 +103,10 @@ def run_plan(
             run.bytes_read = feed.bytes_read
             if not watch.step(planning=True):
                 break  # taken for dead meanwhile: the lease check below says so
+            error = mode.failures_over(run)  # the batches already enqueued are written
+            if error:
+                run_note(run, error)
+                break
     except FeedError as exc:
         error = f"feed broke at item {next_position}: {exc}"
     except KeyboardInterrupt as exc:

@@ -28,6 +28,7 @@ from productsync.services.history import (
     batch_record,
     run_finish,
     run_interrupted,
+    run_note,
     run_reload,
 )
 from productsync.services.items import items_note_unrecorded, items_writer_set
@@ -155,7 +156,10 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
             "resumed_from": spec.resumed_from,
             "start_position": spec.start,
             "partial": spec.mode.partial,
+            "stock_authoritative": spec.mode.stock_authoritative,
+            "partner": spec.mode.partner or "",
             **spec.record,
+            "notes": [*spec.mode.start_notes(), *spec.record.get("notes", [])],
             "diff": spec.diff,
         }
     )
@@ -320,6 +324,10 @@ def _run_batches(
                 reset_queries()
             if on_batch:
                 on_batch(run, result)
+            over = spec.mode.failures_over(run)
+            if over:
+                run_note(run, over)
+                return over
     except FeedError as exc:
         if run.items == 0:
             # Nothing of it could be read: the source is unusable, not broken part-way.

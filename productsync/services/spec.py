@@ -69,6 +69,8 @@ def run_spec_build(
     diff: bool = False,
     record: dict | None = None,
     kind: str | None = None,
+    stock_authoritative: bool | None = None,
+    max_failures: str | int | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
     batch size and all a run's kind implies from its mode, see services.mode). feed_options
@@ -77,7 +79,8 @@ def run_spec_build(
     or as recorded. Raises SourceError without a source, ProductSyncError for options out of
     range or a run that cannot be resumed. diff: a dry run records each item's changed fields.
     record: more SyncRun fields to record at its start (the admin's upload, the preview it
-    confirms). kind: a feed's, its mode whatever the settings say."""
+    confirms). kind: a feed's, its mode whatever the settings say; stock_authoritative,
+    max_failures: see mode_decide."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
@@ -86,13 +89,10 @@ def run_spec_build(
     source = _source_check(given)
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = source_options(given, _feed_options(feed_options))
-    mode = mode_decide(partial, options, resumed_from or retry_of, kind)
+    original = resumed_from or retry_of
+    mode = mode_decide(partial, options, original, kind, stock_authoritative, max_failures)
     options = dataclasses.replace(options, partial=mode.partial)
-    batch_size = batch_size or mode.default_batch_size
-    if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):
-        raise ProductSyncError(
-            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
-        )
+    batch_size = _batch_size_check(batch_size or mode.default_batch_size, limit)
     return RunSpec(
         source=source,
         batch_size=batch_size,
@@ -122,6 +122,14 @@ def _source_check(source: str | None) -> str:
     if not source or not source.strip():
         raise SourceError("no source given and PRODUCTSYNC['SOURCE'] is not set")
     return source_key(source)
+
+
+def _batch_size_check(batch_size: int, limit: int | None) -> int:
+    if not batch_size_allowed(batch_size) or (limit is not None and limit < 0):
+        raise ProductSyncError(
+            f"batch size must be from 1 to {MAX_BATCH_SIZE} and limit at least 0"
+        )
+    return batch_size
 
 
 def _workers_check(workers: str, dry_run: bool) -> str:

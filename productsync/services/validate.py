@@ -79,27 +79,47 @@ def catalogue_validate(
     return valid
 
 
-def partial_validate(chunk: list[FeedItem], result: BatchResult) -> list[PartialItem]:
-    """Each partial item of chunk validated; the others recorded failed on result."""
+def partial_validate(
+    chunk: list[FeedItem], result: BatchResult, partner: str | None = None
+) -> list[PartialItem]:
+    """Each partial item of chunk validated; the others recorded failed on result. With the
+    run's partner, an item that names another partner's stock record fails alone."""
     valid = []
     for item in chunk:
         lean = stock_item(item.position, item.payload)  # a plain stock row: no pydantic
-        if lean is not None:
-            valid.append(lean)
-            continue
+        if lean is None:
+            try:
+                lean = PartialItem(item.position, partial_parse(item.payload), item.payload)
+            except RecordError as exc:
+                result.failures.append(_invalid(item, exc))
+                continue
+            _unknown_keys(item.payload, result, PARTIAL_KEYS)
         try:
-            record = partial_parse(item.payload)
+            _partner_check(lean.record, partner)
         except RecordError as exc:
             result.failures.append(_invalid(item, exc))
             continue
-        _unknown_keys(item.payload, result, PARTIAL_KEYS)
-        valid.append(PartialItem(item.position, record, item.payload))
+        valid.append(lean)
     return valid
 
 
-def partial_items(writer, chunk: list[FeedItem], result: BatchResult, dry_run) -> tuple[list, Any]:
-    """The items of a partial batch to write: each is compared by its writer."""
-    return partial_validate(chunk, result), None
+def _partner_check(record, partner: str | None) -> None:
+    """Raise RecordError when the record changes a stock record of a partner other than the
+    run's: a run's partner bounds what it touches."""
+    for change in record.stock if partner else ():
+        if change.partner != partner:
+            raise RecordError(
+                f"partner: row names partner {change.partner!r}, this run writes {partner!r} only",
+                field="partner",
+            )
+
+
+def partial_items(
+    writer, chunk: list[FeedItem], result: BatchResult, dry_run, partner: str | None = None
+) -> tuple[list, Any]:
+    """The items of a partial batch to write (with the run's partner, only its stock
+    records): each is compared by its writer."""
+    return partial_validate(chunk, result, partner), None
 
 
 def catalogue_items(

@@ -20,7 +20,12 @@ from productsync.writer.drift import drift_stamp
 from productsync.writer.item_rows import outcomes_add, snapshots_before
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
-from productsync.writer.stock import sku_claims, stockrecords_write
+from productsync.writer.stock import (
+    StockLevels,
+    sku_claims,
+    stock_levels_fed,
+    stockrecords_write,
+)
 from productsync.writer.triage import Known, Sorted, items_sort, known_read
 
 Product = get_model("catalogue", "Product")
@@ -44,6 +49,8 @@ class BatchWriter:
         # updated items. The run's services set them before each batch.
         self.outcomes = False
         self.changes = False
+        # The feed's stock levels are written whenever its items are (see StockLevels).
+        self.stock_authoritative = False
         sqlite_variable_limit_lift()
 
     def forget(self) -> None:
@@ -137,7 +144,11 @@ class BatchWriter:
         result.hidden += _left_children_hide(units.changed, member_ids, now)
         self._categories_write(touched, units.changed)
         existed = {row.id for row in known.existing.values()}
-        stockrecords_write(touched, member_ids, existed, self._partner_id, self.default_currency)
+        fed = {row.id: row.stock_fed for row in known.existing.values()}
+        levels = StockLevels(fed, known.same, self.stock_authoritative)
+        stockrecords_write(
+            touched, member_ids, existed, self._partner_id, self.default_currency, levels
+        )
         self._attributes.write(attributes, member_ids)
         self._state_write(units, touched, member_ids, known.existing)
         _counts_add(result, units, known)
@@ -217,6 +228,7 @@ class BatchWriter:
             "synced_at",
             "last_run_id",
             "last_position",
+            "stock_fed",
         ]
         insert_rows(
             SyncedProduct,
@@ -230,9 +242,10 @@ class BatchWriter:
                     synced_at,
                     self.run_id,
                     item.position,
+                    stock_levels_fed(member),
                 )
                 for item, _ in touched + units.unchanged
-                for prefix, _member in item.record.members()
+                for prefix, member in item.record.members()
             ],
             conflict=["product_id"],
             update=state,

@@ -90,6 +90,7 @@ class ProductState(NamedTuple):
     raw_fingerprint: str | None
     last_run_id: int | None
     last_position: int | None
+    stock_fed: str | None  # JSON: the stock levels the feed last gave (stock_levels_fed)
 
 
 def products_by_upc(upcs: set[str]) -> dict[str, ProductState]:
@@ -100,7 +101,7 @@ def products_by_upc(upcs: set[str]) -> dict[str, ProductState]:
     sql = (
         f"SELECT p.{p['id']}, p.{p['upc']}, p.{p['structure']}, parent.{p['upc']}, "
         f"s.{s['fingerprint']}, s.{s['raw_fingerprint']}, s.{s['last_run_id']}, "
-        f"s.{s['last_position']} FROM {p['']} p "
+        f"s.{s['last_position']}, s.{s['stock_fed']} FROM {p['']} p "
         f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
         f"LEFT JOIN {s['']} s ON s.{s['product_id']} = p.{p['id']} WHERE p.{p['upc']} IN ({{}})"
     )

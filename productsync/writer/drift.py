@@ -14,9 +14,10 @@ ProductCategory = get_model("catalogue", "ProductCategory")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 MultiOption = ProductAttributeValue.value_multi_option.through
 
-# What a digest covers: the fields the sync writes (never num_allocated, which orders own,
-# nor timestamps). A product's digest also lists its children, so a deleted child shows.
-# Columns by attname.
+# What a digest covers: the fields the sync writes back when someone else changed them.
+# Never num_in_stock nor num_allocated, which orders change (a shipped unit put back in
+# stock would be sold twice), nor timestamps. A product's digest also lists its children,
+# so a deleted child shows. Columns by attname.
 PRODUCT_FIELDS = (
     "title",
     "description",
@@ -25,7 +26,7 @@ PRODUCT_FIELDS = (
     "structure",
     "parent_id",
 )
-STOCK_FIELDS = ("partner_id", "partner_sku", "price", "price_currency", "num_in_stock")
+STOCK_FIELDS = ("partner_id", "partner_sku", "price", "price_currency")
 VALUE_FIELDS = (
     "attribute_id",
     "value_text",

@@ -1,5 +1,6 @@
 """Stock records: the SKUs a batch's items claim, and their records written in bulk."""
 
+import json
 from collections.abc import Callable
 
 from django.db import connection
@@ -75,25 +76,63 @@ def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem]
     return allowed
 
 
+def stock_levels_fed(member) -> str:
+    """What the sync state keeps of a product's record: the stock level the feed gave each
+    of its stock records, as JSON."""
+    return json.dumps(
+        sorted([sr.partner, sr.partner_sku, sr.num_in_stock] for sr in member.stockrecords)
+    )
+
+
+class StockLevels:
+    """Which stock levels a batch writes: a level is the shop's once written (orders consume
+    it, the dashboard corrects it) and is written again only when the feed's value for it
+    changes; a repaired item never puts one back. authoritative: every written item's level
+    is the feed's."""
+
+    def __init__(self, fed: dict[int, str | None], repaired: set[int], authoritative: bool):
+        self._fed = {pk: _fed_read(text) for pk, text in fed.items()}
+        self._repaired = repaired
+        self._authoritative = authoritative
+
+    def kept(self, unit_id: int, product_id: int, sr) -> bool:
+        """Whether the record keeps the level it has (when it exists)."""
+        if self._authoritative:
+            return False
+        if unit_id in self._repaired:
+            return True
+        fed = self._fed.get(product_id)
+        key = (sr.partner, sr.partner_sku)
+        return fed is not None and key in fed and fed[key] == sr.num_in_stock
+
+
+def _fed_read(text: str | None) -> dict | None:
+    if not text:
+        return None  # never recorded: a changed item writes its levels, as it always did
+    return {(partner, sku): level for partner, sku, level in json.loads(text)}
+
+
 def stockrecords_write(
-    touched, member_ids, existed: set[int], partner_id, default_currency: str
+    touched, member_ids, existed: set[int], partner_id, default_currency: str, levels
 ) -> None:
     """Make each product's stock records of the partners its item names match the item;
     a parent product keeps none (Oscar's rule). existed: the ids of the products that
     were there before the batch, the only ones that can have stale records. partner_id
     gives a partner's id by name; default_currency is the price currency of a record that
-    names none."""
+    names none; levels (StockLevels) tells which existing records keep their stock level."""
     members = [
         (member, member_ids[(item.position, prefix)], bool(item.record.children) and not prefix)
         for item, _ in touched
         for prefix, member in item.record.members()
     ]
     delete_with_dependents(StockRecord, _stale(members, existed, partner_id))
-    insert_rows(
-        StockRecord,
-        ["product_id", "partner_id", "partner_sku", *STOCK_VALUES],
-        [
-            (
+    rows: dict[bool, list[tuple]] = {False: [], True: []}
+    for (item, unit_id), prefix, member in (
+        (pair, prefix, member) for pair in touched for prefix, member in pair[0].record.members()
+    ):
+        product_id = member_ids[(item.position, prefix)]
+        for sr in member.stockrecords:
+            row = (
                 product_id,
                 partner_id(sr.partner),
                 sr.partner_sku,
@@ -101,12 +140,16 @@ def stockrecords_write(
                 sr.currency or default_currency,
                 sr.num_in_stock,
             )
-            for member, product_id, _ in members
-            for sr in member.stockrecords
-        ],
-        conflict=["partner_id", "partner_sku"],
-        update=["product_id", *STOCK_VALUES, "date_updated"],
-    )
+            rows[levels.kept(unit_id, product_id, sr)].append(row)
+    for kept, values in rows.items():
+        written = STOCK_VALUES[:-1] if kept else STOCK_VALUES
+        insert_rows(
+            StockRecord,
+            ["product_id", "partner_id", "partner_sku", *STOCK_VALUES],
+            values,
+            conflict=["partner_id", "partner_sku"],
+            update=["product_id", *written, "date_updated"],
+        )
 
 
 def _stale(members: list[tuple], existed: set[int], partner_id) -> list[int]:

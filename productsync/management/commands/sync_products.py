@@ -48,6 +48,8 @@ RUN_OPTIONS = (
     "full",
     "partial",
     "diff",
+    "stock_authoritative",
+    "max_failures",
 )
 
 # What a feed configures itself: not given with --feed.
@@ -171,6 +173,20 @@ def _run_arguments(parser) -> None:
         help="a stock file (CSV: sku, price, num_in_stock) of this partner's stock "
         "records; implies --partial. With --preset: the partner of the feed's stock "
         "records (a whole feed, not partial)",
+    )
+    parser.add_argument(
+        "--stock-authoritative",
+        action="store_true",
+        default=None,
+        help="each item written sets its stock levels to the feed's, units that orders "
+        "consumed since included; by default a level is written only when the feed's value "
+        "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
+    )
+    parser.add_argument(
+        "--max-failures",
+        metavar="N or N%",
+        help="stop the run, failed, once more items failed than this: a number of items or "
+        "a percentage of the items read (default: PRODUCTSYNC['MAX_FAILURES'], no limit)",
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
     parser.add_argument(

@@ -1,0 +1,41 @@
+"""The sync state of each product the sync wrote (its writer's memory between runs)."""
+
+from django.db import models
+
+
+class SyncedProduct(models.Model):
+    """What the last sync wrote to a product, so an unchanged item costs no writes."""
+
+    product = models.OneToOneField(
+        "catalogue.Product",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="productsync_state",
+    )
+    source = models.CharField("source", max_length=2000)
+    fingerprint = models.CharField("fingerprint", max_length=32)
+    raw_fingerprint = models.CharField(
+        "raw fingerprint",
+        max_length=32,
+        blank=True,
+        help_text="Of the item as read: the same item is skipped before it is validated.",
+    )
+    state = models.CharField(
+        "state",
+        max_length=32,
+        blank=True,
+        help_text="Digest of what the sync wrote to the product (fields, stock records, "
+        "attribute values, categories, children): differing, the product has drifted.",
+    )
+    # The stock levels the feed last gave the product's stock records (JSON): a level is
+    # written when the feed's value for it changes, never to undo an order.
+    stock_fed = models.TextField("stock fed", blank=True, default="")
+    synced_at = models.DateTimeField("synced at")
+    last_run_id = models.BigIntegerField("last run", null=True, db_index=True)
+    last_position = models.PositiveIntegerField("last position", null=True)
+
+    class Meta:
+        verbose_name = "synced product"
+
+    def __str__(self) -> str:
+        return f"Sync state of product {self.product_id}"
