@@ -58,7 +58,9 @@ class FeedForm(forms.ModelForm):
             "partner",
             "source",
             "credentials",
+            "archive_to",
             "format",
+            "sheet",
             "preset",
             "mapping",
             "schedule",
@@ -105,7 +107,20 @@ class FeedAdmin(admin.ModelAdmin):
     readonly_fields = ["incident", "incident_since", "created_at"]
     fieldsets = [
         (None, {"fields": ["name", "enabled", "kind", "partner"]}),
-        ("Source", {"fields": ["source", "credentials", "format", "preset", "mapping"]}),
+        (
+            "Source",
+            {
+                "fields": [
+                    "source",
+                    "credentials",
+                    "archive_to",
+                    "format",
+                    "sheet",
+                    "preset",
+                    "mapping",
+                ]
+            },
+        ),
         ("Runs", {"fields": ["schedule", "batch_size", "hide_missing"]}),
         (
             "Alerts",

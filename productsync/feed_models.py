@@ -11,8 +11,8 @@ from productsync.conf import app_settings
 
 # A feed's name is part of URLs (its push endpoint) and of its django-q2 schedule's name.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-FEED_FORMATS = ("json", "jsonl", "csv", "oscar-csv")
-FEED_PRESETS = ("shopify", "woocommerce", "magento")
+FEED_FORMATS = ("json", "jsonl", "csv", "oscar-csv", "xml", "xlsx")
+FEED_PRESETS = ("shopify", "woocommerce", "magento", "google")
 
 
 def cron_validate(value: str) -> None:
@@ -107,6 +107,16 @@ class Feed(models.Model):
         max_length=100,
         blank=True,
         help_text="The name of an entry of PRODUCTSYNC['CREDENTIALS'] (never the secret).",
+    )
+    archive_to = models.CharField(
+        "archive to",
+        max_length=1000,
+        blank=True,
+        help_text="A folder on the same SFTP, FTP or S3 server the file is moved to after a run "
+        "that read it all.",
+    )
+    sheet = models.CharField(
+        "sheet", max_length=100, blank=True, help_text="A workbook's sheet; empty: the first."
     )
     alert_emails = models.TextField(
         "alert e-mails",

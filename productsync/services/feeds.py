@@ -130,8 +130,10 @@ def feed_run_spec(feed: Feed, *, trigger: str, upload: dict | None = None, **opt
     fmt = feed.format or ("csv" if feed.kind == Feed.Kind.STOCK else None)
     feed_options = {"format": fmt, "preset": feed.preset or None}
     feed_options["mapping"] = feed_mapping_path(feed)
+    feed_options["sheet"] = feed.sheet or None
     if upload is None:
         feed_options["credentials"] = feed.credentials or None
+        feed_options["archive_to"] = feed.archive_to or None
     if feed.kind != Feed.Kind.CATALOGUE and feed.partner:
         feed_options["partner"] = feed.partner
     record = {"feed_id": feed.pk}

@@ -26,6 +26,8 @@ FIELDS = (
     "hide_missing",
     "enabled",
     "credentials",
+    "archive_to",
+    "sheet",
     "alert_emails",
     "alert_webhook",
     "overdue_after",
