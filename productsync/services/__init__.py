@@ -27,6 +27,7 @@ from productsync.services.selectors import (
     run_failures,
     run_items,
     run_last_id,
+    run_note_groups,
 )
 from productsync.services.source import source_key
 from productsync.services.spec import RunSpec, run_mode_default, run_spec_build
@@ -34,6 +35,7 @@ from productsync.services.upload import upload_open, upload_store
 from productsync.services.worker import sync_batch_execute
 
 __all__ = [
+    "run_note_groups",
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",
