@@ -54,8 +54,7 @@ def _check_header(row: dict, partner: str | None) -> None:
         )
     if "partner_sku" in names and "partner" not in names and not partner:
         raise SourceError(
-            "the CSV has a sku column but no partner column: give the partner's name "
-            "(sync_products --partner NAME)"
+            "the CSV has a sku column but no partner column: name the partner whose stock it is"
         )
 
 

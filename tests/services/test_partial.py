@@ -234,5 +234,5 @@ def test_a_stock_file_without_a_partner_is_refused_with_the_option_to_give(write
     path = stock_file(tmp_path, "sku,price\nSKU-P1,1.00\n")
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match=r"no partner column.*--partner NAME"):
+    with pytest.raises(CommandError, match=r"no partner column: name the partner"):
         call_command("sync_products", "--source", path, "--partial", stdout=StringIO())

@@ -125,11 +125,11 @@ class Mapping:
         """The reader of a source in this mapping's shape, giving items in our shape."""
         if fmt == "csv" and self.children is not None:
             raise SourceError(
-                f"mapping {self.name}: [children] reads nested JSON; a CSV's variants are "
+                f"{self.name}: [children] reads nested JSON; a CSV's variants are "
                 "rows: use [group] and [variants]"
             )
         if fmt != "csv" and (self.group or self.variants):
-            raise SourceError(f"mapping {self.name}: [group] and [variants] read CSV rows")
+            raise SourceError(f"{self.name}: [group] and [variants] read CSV rows")
         if fmt == "csv":
             return lambda stream: self._csv_items(stream, **csv_options)
         if fmt == "json":
@@ -139,10 +139,10 @@ class Mapping:
             return lambda stream: self._mapped(jsonl_items(stream))
         if fmt is None:
             raise SourceError(
-                f"mapping {self.name}: the source's format is unknown: set format in the "
-                "mapping or give --format"
+                f"{self.name}: the source's format is unknown: set format in the "
+                "mapping or choose one"
             )
-        raise SourceError(f"mapping {self.name}: a mapping reads csv, json or jsonl, not {fmt}")
+        raise SourceError(f"{self.name}: a mapping reads csv, json or jsonl, not {fmt}")
 
     def _checked(self, position: int, index: int, item: Any) -> FeedItem:
         """The item in our shape, or an Unparsed naming the source item (index) and path."""
@@ -195,13 +195,13 @@ class Mapping:
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise FeedError(f"malformed JSON after item {position}: {exc}") from None
         if read == 0:
-            raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
+            raise FeedError(f"no items at {prefix!r}: check `items` in {self.name}")
         self._skips_noted(skipped)
 
     def _csv_items(self, stream, delimiter=None, encoding=None) -> Iterator[FeedItem]:
-        hint = f": the mapping {self.name} reads it"
+        hint = f": {self.name} reads it"
         keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
-        required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
+        required = list(dict.fromkeys(p for rule in keys if rule for p in rule.paths()[:1]))
         rows = csv_dicts(stream, delimiter, encoding, required, hint)
         rows = self._header_noted(Row(line, row) for line, row in rows)
         groups = self._groups(rows)
@@ -303,26 +303,26 @@ def mapping_for(path: str | None, preset: str | None) -> Mapping | None:
         found = preset_path(preset)
         if found is None:
             raise SourceError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        return mapping_load(str(found), name=f"{preset} preset")
+        return mapping_load(str(found), name=f"the {preset} preset")
     return mapping_load(path) if path else None
 
 
 def mapping_load(path: str, name: str | None = None) -> Mapping:
     """Read and check a mapping file (TOML or JSON); every problem is a SourceError."""
-    name = name or path
+    name = name or f"mapping {path}"  # as messages name it, like "the shopify preset"
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f) if path.lower().endswith(".toml") else json.load(f)
     except OSError as exc:
-        raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
+        raise SourceError(f"{name}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+        raise SourceError(f"{name}: not valid TOML or JSON: {exc}") from None
     except RecursionError:
         raise SourceError(
-            f"mapping {name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+            f"{name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
-        raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
+        raise SourceError(f"{name}: expected a [fields] table of our field names")
     return mapping_parse(data, name)
 
 
@@ -355,7 +355,7 @@ def _depth_check(data: dict, where: str) -> None:
 
 
 def mapping_parse(data: dict, name: str) -> Mapping:
-    where = f"mapping {name}"
+    where = name
     _depth_check(data, where)
     unknown = set(data) - TOP_KEYS
     if unknown:
