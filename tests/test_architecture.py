@@ -275,6 +275,35 @@ def test_no_module_over_450_lines():
     assert {name: n for name, n in counts.items() if n > MAX_LINES} == {}
 
 
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_over_60_lines():
+    """A long procedure becomes named steps a reader can skim."""
+    long = sorted(
+        f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for name, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    )
+    assert long == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """Rule 6: a `_name` is private to its module; what another module needs is named
+    without the underscore."""
+    borrowed = sorted(
+        f"{name} imports {node.module}.{alias.name}"
+        for name, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("productsync")
+        for alias in node.names
+        if alias.name.startswith("_")
+    )
+    assert borrowed == []
+
+
 def migration_imports(path: Path) -> set[str]:
     """The modules a migration imports (a relative import counts as the package's own)."""
     found = set()
