@@ -78,7 +78,6 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
     list_display = [
         "id",
         "status_badge",
-        "kind",
         "source_short",
         "started_at",
         "duration",
@@ -86,7 +85,6 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
         "created",
         "updated",
         "failed",
-        "warnings",
     ]
     list_display_links = ["id"]
     list_filter = ["status", "trigger", "workers", "dry_run"]
@@ -101,12 +99,16 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, run: SyncRun) -> str:
+        """The status, and under it the kind of run, apart from the status."""
         return format_html(
-            '<span class="ps-badge ps-{}">{}</span>', run.status, run.get_status_display()
+            '<span class="ps-badge ps-{}">{}</span><br><small class="ps-kind">{}</small>',
+            run.status,
+            run.get_status_display(),
+            self.kind(run),
         )
 
-    @admin.display(description="kind")
-    def kind(self, run: SyncRun) -> str:
+    @staticmethod
+    def kind(run: SyncRun) -> str:
         """The kind of feed and whether anything was kept, apart from the status."""
         feed = "stock file" if run.partial else "catalogue"
         return f"{feed}, preview" if run.dry_run else feed

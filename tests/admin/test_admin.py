@@ -81,7 +81,7 @@ def test_the_list_shows_runs_with_badges_and_counts(viewer, mixed_run):
     assert values["items"] == "7"
     assert values["created"] == "5"
     assert values["failed"] == "2"
-    assert values["kind"] == "catalogue"
+    assert '<small class="ps-kind">catalogue</small>' in values["status_badge"]
     assert "productsync/admin.css" in html
 
 
