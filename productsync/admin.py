@@ -37,6 +37,7 @@ from productsync.services import (
     run_batch_products,
     run_failures,
     run_mode_default,
+    run_note_groups,
     sync_queue_state,
     sync_run_enqueue,
     sync_run_enqueue_retry,
@@ -76,28 +77,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
-    # The counts and the dry-run flag first: they fit at 1,400 px; the source is cut short
-    # (the whole of it on hover).
+    # What a shop team asks first (did it work, which file, when, what changed), in columns
+    # that fit a 1,400 px window with the sidebar open; the rest is on the run page.
     list_display = [
-        # The counts and the dry-run flag first: the columns people look for, visible
-        # without scrolling at 1,400 px.
         "id",
         "status_badge",
-        "dry_run",
-        "items",
-        "created",
-        "updated",
-        "repaired",
-        "unchanged",
-        "failed",
         "source_short",
         "started_at",
         "duration",
-        "trigger",
-        "hidden",
-        "warnings",
-        "failed_batches",
-        "retry_of_link",
+        "items",
+        "created",
+        "updated",
+        "failed",
     ]
     list_display_links = ["id"]
     list_filter = ["feed", "status", "trigger", "workers", "dry_run"]
@@ -112,9 +103,19 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, run: SyncRun) -> str:
+        """The status, and under it the kind of run, apart from the status."""
         return format_html(
-            '<span class="ps-badge ps-{}">{}</span>', run.status, run.get_status_display()
+            '<span class="ps-badge ps-{}">{}</span><br><small class="ps-kind">{}</small>',
+            run.status,
+            run.get_status_display(),
+            self.kind(run),
         )
+
+    @staticmethod
+    def kind(run: SyncRun) -> str:
+        """The kind of feed and whether anything was kept, apart from the status."""
+        feed = "stock file" if run.partial else "catalogue"
+        return f"{feed}, preview" if run.dry_run else feed
 
     @admin.display(description="source", ordering="source")
     def source_short(self, run: SyncRun) -> str:
@@ -214,6 +215,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             "title": f"Sync run {run.pk}",
             "run": run,
             "progress": run_progress(run),
+            "note_groups": run_note_groups(run),
             "picture": self._picture_context(run),
             "batches": batches,
             "batch_rows": batch_rows,
@@ -222,7 +224,10 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             "retries": list(run.retries.order_by("pk").values_list("pk", "status")),
             "confirmed_by": list(run.confirmed_by.order_by("pk").values_list("pk", "status")),
             "can_retry": (
-                request.user.has_perm(SyncRun.RUN_PERMISSION) and not running and run.failed > 0
+                request.user.has_perm(SyncRun.RUN_PERMISSION)
+                and not running
+                and not run.dry_run  # a preview is confirmed, not retried
+                and run.failed > 0
             ),
             "payload_chars": PAGE_PAYLOAD_CHARS,
             "duplicate_failures": run.failure_set.exclude(duplicate_of=None).count()
@@ -231,7 +236,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             "can_confirm": request.user.has_perm(SyncRun.RUN_PERMISSION)
             and run.dry_run
             and bool(run.upload)
-            and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),
+            and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.COMPLETED_WITH_FAILURES),
             **self.items_context(request, run),
             "alerts": list(run.alert_set.all()),
             "media": self.media,
@@ -307,8 +312,10 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
         self._require_run(request)
         run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
         page = reverse("admin:productsync_syncrun_change", args=[run.pk])
-        if run.status == SyncRun.Status.RUNNING or not run.failed:
-            messages.error(request, "Only a finished run with failed items can be retried.")
+        if run.status == SyncRun.Status.RUNNING or not run.failed or run.dry_run:
+            messages.error(
+                request, "Only a finished run with failed items can be retried, not a preview."
+            )
             return HttpResponseRedirect(page)
         form = RetryForm(request.POST)
         duplicates = form.is_valid() and form.cleaned_data["duplicates"]

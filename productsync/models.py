@@ -13,7 +13,8 @@ class SyncRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
-        PARTIAL = "partial", "partial"
+        # Some items failed, the rest were written. Not "partial": that is a kind of feed.
+        COMPLETED_WITH_FAILURES = "completed_with_failures", "completed with failures"
         FAILED = "failed", "failed"
         ABORTED = "aborted", "aborted"
         SKIPPED = "skipped", "skipped"
@@ -35,7 +36,7 @@ class SyncRun(models.Model):
         "trigger", max_length=16, choices=Trigger.choices, default=Trigger.COMMAND
     )
     status = models.CharField(
-        "status", max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True
+        "status", max_length=32, choices=Status.choices, default=Status.RUNNING, db_index=True
     )
     batch_size = models.PositiveIntegerField("batch size")
     dry_run = models.BooleanField(
@@ -89,6 +90,12 @@ class SyncRun(models.Model):
     bytes_read = models.PositiveBigIntegerField("bytes read", default=0)
     bytes_total = models.PositiveBigIntegerField("bytes total", null=True, blank=True)
     error = models.TextField("error", blank=True, help_text="Why the run stopped early.")
+    image_failures = models.JSONField(
+        "images not fetched",
+        default=dict,
+        blank=True,
+        help_text="Images not fetched: counts by kind of failure, the first few named.",
+    )
     notes = models.JSONField(
         "notes", default=list, blank=True, help_text="Warnings and remarks, one string each."
     )
@@ -242,7 +249,7 @@ class SyncBatch(models.Model):
         PENDING = "pending", "pending"
         RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
-        PARTIAL = "partial", "partial"
+        PARTIAL = "partial", "with failures"
         FAILED = "failed", "failed"
 
     # The outcome counts of a batch, as BatchResult has them.

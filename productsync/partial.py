@@ -13,11 +13,11 @@ from productsync.records import (
     StockRecordIn,
     Unparsed,
     Upc,
-    error_location,
     payload_dump,
     text,
     text_storable,
 )
+from productsync.wording import error_location, validation_message
 
 # What a partial item may change; anything absent or null is left as it is.
 PRODUCT_FIELDS = ("title", "description", "is_public")
@@ -159,7 +159,7 @@ def _validated(model, payload: dict, prefix: str = ""):
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = prefix + error_location(first["loc"])
-        raise RecordError(f"{where}: {first['msg']}", field=where) from None
+        raise RecordError(validation_message(first, where), field=where) from None
 
 
 def partial_parse(payload: Any) -> PartialRecord:

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from productsync.conf import app_settings
 from productsync.exceptions import RecordError
+from productsync.wording import error_location, validation_message
 
 
 def text_storable(text: str) -> str:
@@ -225,16 +226,6 @@ class ProductRecord(BaseModel):
 KNOWN_KEYS = frozenset(ProductRecord.model_fields)
 
 
-def error_location(loc: tuple) -> str:
-    """The field path of a pydantic error's loc, as an item's failure names it."""
-    out = ""
-    for part in loc:
-        if part == "[key]":  # pydantic's marker for an invalid dict key: the key names it
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Unparsed:
     """An item a reader could not decode (a bad JSON line, a ragged CSV row): kept as text."""
@@ -272,7 +263,7 @@ def record_parse(payload: Any) -> ProductRecord:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = error_location(first["loc"])
-        raise RecordError(f"{where}: {first['msg']}", field=where) from None
+        raise RecordError(validation_message(first, where), field=where) from None
     _check_structure(record)
     skus = set()
     for prefix, member in record.members():

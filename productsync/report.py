@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Sum
 from django.utils import timezone
 
 from productsync.models import SyncBatch, SyncRun
@@ -51,41 +52,68 @@ def run_duration(run: SyncRun, now: datetime | None = None) -> float:
     return max((end - run.started_at).total_seconds(), 0.0)
 
 
-def run_progress(run: SyncRun, now: datetime | None = None) -> dict:
-    """Done/total (items when the total is known, else bytes read), rate and ETA, as numbers
-    and as the text the page shows. The rate is measured up to the last recorded batch."""
-    now = now or timezone.now()
+def counted(number: int, word: str, plural: str = "") -> str:
+    """A count with its noun in the right number: 1 batch, 2 batches, 0 items."""
+    if number == 1:
+        return f"{number} {word}"
+    return f"{number} {plural or word + ('es' if word.endswith(('s', 'ch', 'sh')) else 's')}"
+
+
+def _progress_measure(run: SyncRun) -> tuple[str, int, int | None]:
+    """What progress counts: (unit, done, total), items when the total is known, else bytes."""
     if run.total_items is not None:
-        unit, done, total = "items", run.items, run.total_items
-    elif run.bytes_total:
-        unit, done, total = "bytes", run.bytes_read, run.bytes_total
-    else:
-        unit, done, total = "items", run.items, None
+        return "items", run.items, run.total_items
+    if run.bytes_total:
+        return "bytes", run.bytes_read, run.bytes_total
+    return "items", run.items, None
+
+
+def _progress_percent(run: SyncRun, done: int, total: int | None, running: bool) -> float | None:
+    """Percent done, or None where a bar would mislead: a run that failed, stopped or read
+    nothing is never shown as a bar, full or not."""
+    if running:
+        return None if total is None else min(100.0, 100.0 * done / total) if total else 0.0
+    completed = run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.COMPLETED_WITH_FAILURES)
+    if not (completed and done):
+        return None
+    return min(100.0, 100.0 * done / total) if total else 100.0
+
+
+def run_batch_seconds(run: SyncRun) -> float:
+    """Seconds the run's batches took themselves (reading and writing, not image fetching
+    after commit nor waiting in a queue)."""
+    total = SyncBatch.objects.filter(run=run).aggregate(seconds=Sum("duration"))["seconds"]
+    return total or 0.0
+
+
+def _rate_text(rate: float | None, unit: str) -> str:
+    if rate is None:
+        return "–"
+    return f"{_bytes(rate)}/s" if unit == "bytes" else f"{rate:.1f} items/s"
+
+
+def run_progress(run: SyncRun, now: datetime | None = None) -> dict:
+    """Done/total, rate and ETA, as numbers and as the text the page shows. The rate is over
+    the batches' own time; the ETA over the wall clock up to the last recorded batch."""
+    now = now or timezone.now()
+    unit, done, total = _progress_measure(run)
     running = run.status == SyncRun.Status.RUNNING
-    measured = (run.heartbeat_at if running else run.finished_at or now) - run.started_at
-    measured_s = measured.total_seconds()
-    rate = done / measured_s if done and measured_s > 0 else None
+    measured_s = (run.heartbeat_at if running else run.finished_at or now) - run.started_at
+    measured_s = measured_s.total_seconds()
+    # Items per second of the batches' own work; bytes per second of the whole reading.
+    spent = run_batch_seconds(run) if done and unit == "items" else measured_s
+    rate = done / spent if done and spent > 0 else None
     eta = None
-    if running and rate and total is not None:
+    if running and done and measured_s > 0 and total is not None:
         since_last = (now - run.heartbeat_at).total_seconds()
-        eta = max((total - done) / rate - since_last, 0.0)
-    percent = None
-    if total:
-        percent = min(100.0, 100.0 * done / total)
-    elif total == 0 or not running:
-        percent = 100.0 if not running else 0.0
+        eta = max((total - done) / (done / measured_s) - since_last, 0.0)
+    percent = _progress_percent(run, done, total, running)
     show = _bytes if unit == "bytes" else str
     done_text = show(done) + (f" / {show(total)}" if total is not None else "")
     if unit == "items":
-        done_text += " items"
+        done_text = counted(done, "item") if total is None else f"{done_text} items"
     if percent is not None:
         done_text += f" ({percent:.0f}%)"
-    if rate is None:
-        rate_text = "–"
-    elif unit == "bytes":
-        rate_text = f"{_bytes(rate)}/s"
-    else:
-        rate_text = f"{rate:.1f} items/s"
     return {
         "running": running,
         "status": run.status,
@@ -97,7 +125,7 @@ def run_progress(run: SyncRun, now: datetime | None = None) -> dict:
         "eta": eta,
         "text": {
             "done": done_text,
-            "rate": rate_text,
+            "rate": _rate_text(rate, unit),
             "eta": duration_text(eta) if running else "finished",
             "elapsed": duration_text(run_duration(run, now)),
             "status": run.get_status_display(),

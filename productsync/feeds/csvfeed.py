@@ -19,7 +19,7 @@ STOCK_FIELDS = ("partner", "partner_sku", "price", "currency", "num_in_stock")
 FIELDS = PRODUCT_FIELDS + STOCK_FIELDS
 REQUIRED = ("upc", "title", "product_class")
 SAMPLE = 64 * 1024
-HINT = f": name the columns {', '.join(FIELDS)}, or give a mapping for another shape"
+HINT = f": name the columns {', '.join(FIELDS)}, or choose a mapping for another shape"
 
 
 class Row(NamedTuple):

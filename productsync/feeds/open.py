@@ -237,17 +237,20 @@ def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> I
     first = next(csv.reader(first_line, delimiter=delimiter_guess), [])
     if "upc" in (cell.strip().lower() for cell in first):
         return csvfeed.csv_items(stream, delimiter, encoding)
-    preset = preset_detect(first)
-    if preset is not None:
-        field_map = mapping.mapping_for(None, preset)
+    detected = preset_detect(first)
+    if detected is not None:
+        field_map = mapping.mapping_for(None, detected.name)
         field_map.notes = notes
-        notes.append(f"mapping: the {preset} preset, detected from the CSV header")
+        notes.append(f"mapping: the {detected.name} preset, detected from the CSV header")
+        if detected.missing:
+            missing = ", ".join(detected.missing)
+            notes.append(f"a {detected.name} export without the column {missing}")
         return field_map.reader("csv", {}, csv_options)(stream)
     if len(first) in oscarcsv.OSCAR_WIDTHS:
         return oscarcsv.oscar_items(stream, delimiter, encoding)
     raise SourceError(
         f"the CSV has no upc column in its first row and {len(first)} fields, not Oscar's "
-        "5 or 9: choose a format, a preset or a mapping for this shape"
+        "5 or 9: choose its format, a platform preset or a mapping for this shape"
     )
 
 

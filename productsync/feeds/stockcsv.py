@@ -59,8 +59,7 @@ def _check_header(row: dict, partner: str | None) -> None:
         )
     if "partner_sku" in names and "partner" not in names and not partner:
         raise SourceError(
-            "the CSV has a sku column but no partner column: name the partner whose stock "
-            "it is (the run's or the feed's partner)"
+            "the CSV has a sku column but no partner column: name the partner whose stock it is"
         )
 
 

@@ -43,6 +43,7 @@ from productsync.services.selectors import (
     run_failures,
     run_items,
     run_last_id,
+    run_note_groups,
 )
 from productsync.services.source import source_key
 from productsync.services.spec import RunSpec, run_mode_default, run_spec_build
@@ -67,6 +68,7 @@ __all__ = [
     "run_alerts_judge",
     "url_host_allowed",
     "webhook_signature",
+    "run_note_groups",
     "FORMATS",
     "PRESETS",
     "SCHEDULE_NAME",

@@ -29,7 +29,7 @@ Status = SyncRun.Status
 INCIDENT_OF = {
     Status.FAILED: Feed.Incident.FAILED,
     Status.ABORTED: Feed.Incident.FAILED,
-    Status.PARTIAL: Feed.Incident.FAILED_ITEMS,
+    Status.COMPLETED_WITH_FAILURES: Feed.Incident.FAILED_ITEMS,
     Status.SUCCEEDED: None,
 }
 # Failed items named in an alert; the run page has them all.

@@ -17,6 +17,7 @@ from productsync.services.lease import BatchStatus, Status, run_save_if_running
 from productsync.services.locks import db_retry
 from productsync.services.upload import uploads_prune
 from productsync.sql import insert_rows
+from productsync.writer.images import ImageWarning
 
 UNFINISHED = (BatchStatus.PENDING, BatchStatus.RUNNING)
 OnBatch = Callable[[SyncRun, BatchResult], None]
@@ -32,7 +33,8 @@ FINISH_WITHIN = 30
 
 def run_finish(run: SyncRun, error: str, status: str | None = None) -> None:
     if status is None:
-        status = Status.FAILED if error else (Status.PARTIAL if run.failed else Status.SUCCEEDED)
+        failures = Status.COMPLETED_WITH_FAILURES if run.failed else Status.SUCCEEDED
+        status = Status.FAILED if error else failures
     run.status = status
     run.error = one_line(error)
     run.finished_at = timezone.now()
@@ -75,18 +77,31 @@ def run_reload(run: SyncRun) -> None:
             setattr(run, name, getattr(fresh, name))
 
 
-def run_note_warnings(run: SyncRun, warnings: list[str]) -> None:
-    """Count warnings found after a batch committed (images not fetched) on the run, under
-    its row lock (a queue run's workers note theirs side by side); run takes what is
-    recorded, and forgets its feed digest: the next run reads the feed again to fetch them."""
+def run_note_warnings(run: SyncRun, warnings: list[ImageWarning]) -> None:
+    """Count images not fetched after a batch committed on the run, by kind, under its row
+    lock (a queue run's workers note theirs side by side); run takes what is recorded, and
+    forgets its feed digest: the next run reads the feed again to fetch them."""
     if not warnings:
         return
     with transaction.atomic():
         locked = SyncRun.objects.select_for_update().get(pk=run.pk)
         locked.warnings += len(warnings)
-        locked.notes.extend(warnings[: max(0, MAX_NOTES - len(locked.notes))])
-        locked.save(update_fields=["warnings", "notes"])
+        _image_failures_count(locked.image_failures, warnings)
+        room = max(0, MAX_NOTES - len(locked.notes))
+        locked.notes.extend(warning.text for warning in warnings[:room])
+        locked.save(update_fields=["warnings", "notes", "image_failures"])
     run.warnings, run.notes, run.feed_digest = locked.warnings, locked.notes, ""
+    run.image_failures = locked.image_failures
+
+
+def _image_failures_count(failures: dict, warnings: list[ImageWarning]) -> None:
+    """Add the warnings to the run's image failures: a count per kind, the first few named
+    (their notes, which the run page lists apart from the other notes)."""
+    counts = failures.setdefault("counts", {})
+    for warning in warnings:
+        counts[warning.kind] = counts.get(warning.kind, 0) + 1
+    named = failures.setdefault("named", [])
+    named.extend(warning.text for warning in warnings[: max(0, MAX_NOTES - len(named))])
 
 
 def batch_record(

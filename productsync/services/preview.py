@@ -110,7 +110,7 @@ def sync_preview_confirm(run_id: int) -> Queued:
     if run is None or not run.dry_run or not run.upload:
         raise ProductSyncError(f"run {run_id} is not a preview of an uploaded feed")
     # A preview stopped early (aborted, failed) never showed the rest of the feed.
-    if run.status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
+    if run.status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.COMPLETED_WITH_FAILURES):
         raise ProductSyncError(
             f"run {run_id} is {run.status}: only a finished preview is confirmed"
         )

@@ -1,6 +1,8 @@
 """What the admin reads: a run's failures, the products its batches wrote with their links
 to Oscar's dashboard, its recorded items, the last run's id."""
 
+from typing import NamedTuple
+
 from django.db.models import Max, QuerySet
 from django.db.models.functions import Length, Substr
 
@@ -8,7 +10,12 @@ from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncItem, 
 from productsync.writer import product_dashboard_urls
 from productsync.writer.catalogue import product_dashboard_url
 
+# Images named under their group on the run page; the rest are counted.
+NAMED_IMAGES = 5
+
 __all__ = [
+    "NoteGroup",
+    "run_note_groups",
     "product_dashboard_urls",
     "run_batch_products",
     "run_failures",
@@ -69,3 +76,32 @@ def run_items(run: SyncRun, outcome: str = "") -> QuerySet[SyncItem]:
 def run_last_id() -> int:
     """The id of the last run recorded, or 0."""
     return SyncRun.objects.aggregate(last=Max("pk"))["last"] or 0
+
+
+class NoteGroup(NamedTuple):
+    """Notes of one kind on the run page: a headline with the counts, the first few named."""
+
+    headline: str
+    named: list[str]
+    more: int
+
+
+def _plural(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
+
+
+def run_note_groups(run: SyncRun) -> list[NoteGroup]:
+    """The run's notes by kind: each remark on its own, then the images not fetched as one
+    group ("21 images not fetched: 20 not available at that address, 1 not an image") naming
+    the first few and counting the rest."""
+    images = run.image_failures or {}
+    named = images.get("named", [])
+    groups = [NoteGroup(note, [], 0) for note in run.notes if note not in set(named)]
+    counts = sorted(images.get("counts", {}).items(), key=lambda kind: (-kind[1], kind[0]))
+    total = sum(count for _, count in counts)
+    if total:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in counts)
+        shown = named[:NAMED_IMAGES]
+        headline = f"{_plural(total, 'image')} not fetched: {kinds}"
+        groups.append(NoteGroup(headline, shown, total - len(shown)))
+    return groups

@@ -6,6 +6,7 @@ import hashlib
 import io
 import logging
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from django.core.files.base import ContentFile
@@ -29,7 +30,19 @@ EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp"}
 
 
 class ImageError(Exception):
-    """One image could not be fetched or is not an image."""
+    """One image could not be fetched or is not an image; kind names the reason without the
+    details, so that a run's failures are counted by kind."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind or message
+
+
+class ImageWarning(NamedTuple):
+    """An image not fetched: the note the run keeps and the kind it is counted under."""
+
+    text: str
+    kind: str
 
 
 class ImageUnavailable(ImageError):
@@ -68,7 +81,7 @@ class ImageSync:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def sync(self, wanted: list[tuple[int, str, tuple[str, ...]]], beat=None) -> list[str]:
+    def sync(self, wanted: list[tuple[int, str, tuple[str, ...]]], beat=None) -> list[ImageWarning]:
         """Make each product's productsync images match its ordered references (the first is
         the primary image). Return one warning per image that could not be fetched; it is
         not recorded, so the next run fetches it again. Images added by staff are kept.
@@ -96,10 +109,9 @@ class ImageSync:
                 try:
                     name = self._store(self._fetch(ref))
                 except Exception as exc:  # noqa: BLE001  (one image never ends the run)
-                    warnings.append(
-                        f"image {ref!r} of product {upc!r} not fetched ({_reason(exc)}); "
-                        "the next run tries again"
-                    )
+                    reason = _reason(exc)
+                    text = f"image {ref!r} of product {upc!r} not fetched ({reason}); "
+                    warnings.append(ImageWarning(text + "the next run tries again", _kind(exc)))
                     continue
                 new.append(
                     ProductImage(
@@ -137,20 +149,21 @@ class ImageSync:
                 if width * height > limit:
                     raise ImageError(
                         f"{width}x{height} pixels, more than PRODUCTSYNC['IMAGE_MAX_PIXELS'] "
-                        f"({limit})"
+                        f"({limit})",
+                        "too many pixels",
                     )
                 picture.verify()  # checks the structure; decodes no pixels
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"too many pixels: {exc}") from None
+            raise ImageError(f"too many pixels: {exc}", "too many pixels") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"not an image: {exc}") from None
+            raise ImageError(f"not an image: {exc}", "not an image") from None
         digest = hashlib.sha256(data).hexdigest()
         name = f"{FOLDER}/{digest[:2]}/{digest}{EXTENSIONS[kind]}"
         try:
             if not self.storage.exists(name):
                 name = self.storage.save(name, ContentFile(data))
         except OSError as exc:
-            raise ImageError(f"cannot store it: {exc}") from None
+            raise ImageError(f"cannot store it: {exc}", "cannot be stored") from None
         return name
 
     def _fetch(self, ref: str) -> bytes:
@@ -162,17 +175,22 @@ class ImageSync:
         if scheme in ("http", "https") or (not scheme and base_scheme in ("http", "https")):
             return self._download(ref if scheme else urljoin(self.source, ref), limit)
         if scheme:
-            raise ImageError(f"unsupported scheme {scheme!r}: use http(s) or a relative path")
+            raise ImageError(
+                f"unsupported scheme {scheme!r}: use http(s) or a relative path",
+                "unsupported scheme",
+            )
         folder = Path(self.source).resolve().parent
         path = (folder / ref).resolve()
         if not path.is_relative_to(folder):
             raise ImageError("a relative image path must stay inside the feed's folder")
         try:
             if path.stat().st_size > limit:
-                raise ImageError(f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})")
+                raise ImageError(
+                    f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})", "too large"
+                )
             return path.read_bytes()
         except OSError as exc:
-            raise ImageError(exc.strerror or str(exc)) from None
+            raise ImageError(exc.strerror or str(exc), "file not readable") from None
 
     def _download(self, url: str, limit: int) -> bytes:
         from productsync.http import FetchError
@@ -188,12 +206,21 @@ class ImageSync:
             while chunk := response.read(64 * 1024):
                 data += chunk
                 if len(data) > limit:
-                    raise ImageError(f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})")
+                    raise ImageError(
+                        f"larger than PRODUCTSYNC['IMAGE_MAX_BYTES'] ({limit})", "too large"
+                    )
             return bytes(data)
         except FetchError as exc:
             raise ImageUnavailable(str(exc)) from None
         finally:
             response.close()
+
+
+def _kind(exc: Exception) -> str:
+    """The kind an image's failure is counted under on the run page."""
+    if isinstance(exc, ImageUnavailable):
+        return UNAVAILABLE
+    return exc.kind if isinstance(exc, ImageError) else "cannot be read"
 
 
 def _reason(exc: Exception) -> str:

@@ -73,7 +73,11 @@ def test_run_sync_now_and_retry_go_through_the_cluster(
     first = wait_for(lambda: run_url(queued), what="the queued sync to record its run")
     run_id = int(first.rstrip("/").split("/")[-2])
     run = wait_for(lambda: _finished(run_id), what="the sync to finish")
-    assert (run.trigger, run.status, run.source) == ("admin", "partial", ERRORS_FEED)
+    assert (run.trigger, run.status, run.source) == (
+        "admin",
+        "completed_with_failures",
+        ERRORS_FEED,
+    )
     assert (run.items, run.created, run.failed, run.batches) == (40, 35, 5, 3)
     page = admin_client.get(first).content.decode()
     assert "40 / 40 items (100%)" in page and 'id="ps-retry"' in page
@@ -118,7 +122,7 @@ def test_a_browser_starts_a_sync_follows_it_and_downloads_its_failures(
     # the run to its end.
     wait.until(ec.url_matches(r"/syncrun/\d+/change/"))
     wait.until(final_report)
-    assert text("ps-status") == "partial"
+    assert text("ps-status") == "completed with failures"
     assert text("ps-done") == "40 / 40 items (100%)"
     assert text("ps-eta") == "finished"
     run = SyncRun.objects.get()
@@ -180,7 +184,7 @@ def _follow_a_held_run(browser, live_server, wait, text, final_report) -> None:
         # At the end the page loads the final report once, and stops polling.
         wait.until(final_report)
         assert browser.execute_script("return window.psSamePage") is None
-        assert text("ps-status") == "partial"
+        assert text("ps-status") == "completed with failures"
         assert text("ps-done") == "40 / 40 items (100%)"
     finally:
         for _ in range(3):

@@ -40,7 +40,7 @@ def test_json_summary_and_exit_status_1_for_a_partial_run():
     summary = json.loads(result.stdout.splitlines()[-1])
     run = SyncRun.objects.get()
     assert summary["run_id"] == run.pk
-    assert summary["status"] == "partial"
+    assert summary["status"] == "completed_with_failures"
     assert (summary["items"], summary["created"], summary["failed"]) == (40, 35, 5)
     assert set(summary) >= {
         "run_id",
@@ -103,7 +103,9 @@ def test_control_characters_from_the_feed_are_escaped_in_the_terminal(write_feed
 @pytest.mark.django_db
 def test_dry_run_is_said_in_the_summary(write_feed, capsys):
     call_command("sync_products", "--source", write_feed([product("1")]), "--dry-run")
-    assert "succeeded (dry run, nothing kept): 1 items, 1 created" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "succeeded (dry run, nothing kept): 1 item, 1 created" in out
+    assert "1 batch, 0 failed batches" in out
     assert Product.objects.count() == 0
 
 

@@ -5,6 +5,8 @@ import csv
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ from oscar.core.loading import get_model
 from productsync.models import SyncedProduct
 from productsync.services import sync_run_execute
 from productsync.writer.sanitise import html_clean
-from tests.conftest import FIXTURES, product
+from tests.conftest import FIXTURES, ROOT, product, subprocess_env
 from tests.oscar_catalogue import Fixture
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +166,20 @@ def test_csv_export_neutralises_formulas(write_feed):
     sync_run_execute(write_feed([product("F-1", title='=HYPERLINK("http://x")')]))
     rows = list(csv.DictReader(io.StringIO(export("--format", "csv"))))
     assert rows[0]["title"].startswith("'=")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_into_a_pipe_closed_early_ends_quietly(write_feed):
+    sync_run_execute(write_feed([product(f"P-{n}") for n in range(3000)]), batch_size=1000)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "export_products"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+        cwd=ROOT,
+    )
+    assert json.loads(process.stdout.readline())["upc"]  # what `head -1` reads
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

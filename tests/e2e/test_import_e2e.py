@@ -114,7 +114,7 @@ def test_upload_preview_confirm_changes_export_and_reimport(
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 1400
     browser.get(live_server.url + url("changelist"))
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 1400
-    for column in ("items", "created", "updated", "failed", "dry_run"):
+    for column in ("items", "created", "updated", "failed", "status_badge"):
         cell = browser.find_element(By.CSS_SELECTOR, f"#result_list td.field-{column}")
         assert cell.rect["x"] + cell.rect["width"] <= 1400, column
     browser.get(live_server.url + url("change", preview.pk))

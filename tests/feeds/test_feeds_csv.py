@@ -134,7 +134,7 @@ def test_a_ragged_row_fails_alone_with_its_line_number(tmp_path):
 
     run = sync_run_execute(str(path))
 
-    assert (run.status, run.created, run.failed) == ("partial", 2, 1)
+    assert (run.status, run.created, run.failed) == ("completed_with_failures", 2, 1)
     failure = run.failure_set.get()
     assert (failure.position, failure.raw_payload) == (1, "B2,Two,Book")
     assert failure.message == "line 4: expected 11 fields, got 3"
@@ -216,7 +216,7 @@ def test_the_malformed_semicolon_file_fails_row_by_row_or_not_at_all():
         str(oscar_file("books-small-semicolon.csv")), feed_options={"format": "oscar-csv"}
     )
 
-    assert (run.status, run.failed, run.created) == ("partial", 10, 0)
+    assert (run.status, run.failed, run.created) == ("completed_with_failures", 10, 0)
     messages = list(run.failure_set.values_list("message", flat=True))
     assert messages[0] == "line 1: expected 5 or 9 fields, got 7"
     assert messages[1] == "line 2: expected 5 or 9 fields, got 4"

@@ -248,7 +248,7 @@ def test_cents_of_no_finite_price_fail_their_item_on_one_line(tmp_path, cents):
 
     run = sync(feed, "--mapping", mapping(tmp_path, fields=fields))
 
-    assert (run.status, run.created, run.failed) == ("partial", 1, 1)
+    assert (run.status, run.created, run.failed) == ("completed_with_failures", 1, 1)
     message = run.failure_set.get().message
     assert message.startswith("line 3, column 'cents': stockrecords[0].price: ")
     assert "\n" not in message

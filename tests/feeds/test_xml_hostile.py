@@ -176,7 +176,7 @@ def test_text_beyond_max_text_length_fails_its_item_alone(tmp_path, settings):
 
     run = sync(feed)
 
-    assert (run.status, run.created, run.failed) == ("partial", 2, 1)
+    assert (run.status, run.created, run.failed) == ("completed_with_failures", 2, 1)
     (failure,) = SyncFailure.objects.filter(run=run)
     assert "<g:description> is 5000 characters, longer than" in failure.message
     assert "MAX_TEXT_LENGTH" in failure.message
@@ -203,7 +203,7 @@ def test_an_item_beyond_max_item_bytes_fails_alone_without_being_held(tmp_path, 
 
     run = sync(feed)
 
-    assert (run.status, run.created, run.failed) == ("partial", 2, 1)
+    assert (run.status, run.created, run.failed) == ("completed_with_failures", 2, 1)
     (failure,) = SyncFailure.objects.filter(run=run)
     assert "the item is" in failure.message and "MAX_ITEM_BYTES" in failure.message
 

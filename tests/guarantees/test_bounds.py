@@ -31,7 +31,7 @@ def sync(path) -> SyncRun:
 
 
 def assert_only_failure(run: SyncRun, position: int, words: str, upcs: set[str]) -> None:
-    assert run.status == SyncRun.Status.PARTIAL, run.error
+    assert run.status == SyncRun.Status.COMPLETED_WITH_FAILURES, run.error
     assert run.items == run.created + run.failed
     assert set(Product.objects.values_list("upc", flat=True)) == upcs
     [failure] = SyncFailure.objects.filter(run=run)
@@ -118,7 +118,7 @@ def test_csv_row_over_the_bound_fails_alone_even_across_lines(tmp_path, small_bo
     with pytest.raises(SystemExit):
         sync(path)
     run = SyncRun.objects.get()
-    assert run.status == SyncRun.Status.PARTIAL
+    assert run.status == SyncRun.Status.COMPLETED_WITH_FAILURES
     assert set(Product.objects.values_list("upc", flat=True)) == {"A", "B", "C"}
     assert Product.objects.get(upc="A").description == "two\nlines"
     failures = list(SyncFailure.objects.filter(run=run).order_by("position"))

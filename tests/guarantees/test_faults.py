@@ -225,7 +225,7 @@ def test_row_lock_makes_the_batch_wait_lock_timeout_then_fail(write_feed, settin
         release.set()
         holder.join()
 
-    assert run.status == SyncRun.Status.PARTIAL
+    assert run.status == SyncRun.Status.COMPLETED_WITH_FAILURES
     assert (run.updated, run.failed) == (20, 10)
     batch = run.batch_set.get(number=2)
     assert batch.failed == 10 and "lock timeout" in batch.error

@@ -92,7 +92,7 @@ def test_one_alert_per_incident_then_one_recovered(db, alerting, hook, tmp_path,
 
     write_feed([product("N-1"), product("N-2", title="")], "nightly.json")
     partial = run_feed(feed)  # now a run with a failed item: still the same incident
-    assert partial.status == "partial" and len(hook.posts) == 1
+    assert partial.status == "completed_with_failures" and len(hook.posts) == 1
 
     write_feed([product("N-1"), product("N-2")], "nightly.json")
     good = run_feed(feed)
@@ -121,7 +121,7 @@ def test_failed_items_alert_lists_the_first_reasons(db, alerting, hook, write_fe
     source = write_feed([product("F-1"), product("F-2", title="")], "items.json")
     feed = Feed.objects.create(name="items", source=source, alert_webhook=f"{hook.url}/h")
     run = run_feed(feed)
-    assert run.status == "partial"
+    assert run.status == "completed_with_failures"
     [alert] = received(hook)
     assert alert["alert"] == "failed_items" and alert["counts"]["failed"] == 1
     assert alert["failures"][0]["upc"] == "F-2" and "title" in alert["failures"][0]["message"]

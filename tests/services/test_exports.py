@@ -11,8 +11,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_failures_jsonl_reads_every_failure_in_order_across_chunks():
-    run = SyncRun.objects.create(source="/x.json", batch_size=1, status="partial")
-    other = SyncRun.objects.create(source="/x.json", batch_size=1, status="partial")
+    run = SyncRun.objects.create(source="/x.json", batch_size=1, status="completed_with_failures")
+    other = SyncRun.objects.create(source="/x.json", batch_size=1, status="completed_with_failures")
     # Inserted out of order, with two failures at the boundary position 999.
     positions = list(range(2500, 0, -1)) + [999]
     SyncFailure.objects.bulk_create(

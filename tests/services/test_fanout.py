@@ -95,7 +95,7 @@ def test_a_batch_whose_worker_died_is_enqueued_again_then_failed(db, settings):
         "the batch failed 2 times, the last because its worker (gone:2:b) stopped heart-beating"
     )
     assert batch.error == reason
-    assert (run.status, run.failed, run.failed_batches) == ("partial", 5, 1)
+    assert (run.status, run.failed, run.failed_batches) == ("completed_with_failures", 5, 1)
     assert set(run.failure_set.values_list("upc", "message")) == {
         (f"F-{i}", reason) for i in range(5)
     }

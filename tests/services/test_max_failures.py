@@ -41,7 +41,7 @@ def test_more_failures_than_the_limit_stop_the_run_failed(write_feed, limit):
 def test_failures_within_the_limit_let_the_run_finish(write_feed):
     run = sync_run_execute(feed(write_feed), batch_size=10, max_failures="75%")
 
-    assert (run.status, run.items, run.failed) == (SyncRun.Status.PARTIAL, 40, 30)
+    assert (run.status, run.items, run.failed) == (SyncRun.Status.COMPLETED_WITH_FAILURES, 40, 30)
 
 
 def test_the_setting_limits_every_run_and_the_command_says_why(write_feed, settings):

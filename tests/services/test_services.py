@@ -108,7 +108,7 @@ def test_bad_items_fail_alone_with_position_upc_message_and_payload(write_feed):
     }
     feed = [bad.get(i, product(str(i))) for i in range(9)]
     run = sync_run_execute(write_feed(feed), batch_size=3)
-    assert (run.status, run.items, run.created, run.failed) == ("partial", 9, 4, 5)
+    assert (run.status, run.items, run.created, run.failed) == ("completed_with_failures", 9, 4, 5)
     assert run.failed_batches == 3
     failures = {f.position: f for f in SyncFailure.objects.filter(run=run)}
     assert sorted(failures) == [2, 4, 5, 6, 7]
@@ -202,7 +202,7 @@ def reject_upc_in_database(db):
 def test_a_database_failure_fails_only_the_offending_item(write_feed, reject_upc_in_database):
     feed = [product("1"), product("REJECT"), product("3"), product("4")]
     run = sync_run_execute(write_feed(feed), batch_size=4)
-    assert (run.status, run.created, run.failed) == ("partial", 3, 1)
+    assert (run.status, run.created, run.failed) == ("completed_with_failures", 3, 1)
     failure = SyncFailure.objects.get(run=run)
     assert (failure.position, failure.upc) == (1, "REJECT")
     assert "upc REJECT refused" in failure.message
@@ -226,7 +226,11 @@ def test_a_truncated_feed_keeps_the_committed_batches(tmp_path):
 def test_dry_run_counts_what_it_would_do_and_changes_nothing(write_feed):
     path = write_feed([product("1"), product("2", title=""), product("3")])
     run = sync_run_execute(path, batch_size=2, dry_run=True)
-    assert run.dry_run and (run.status, run.created, run.failed) == ("partial", 2, 1)
+    assert run.dry_run and (run.status, run.created, run.failed) == (
+        "completed_with_failures",
+        2,
+        1,
+    )
     assert Product.objects.count() == 0
     assert Category.objects.count() == 0 and Partner.objects.count() == 0
     assert SyncBatch.objects.filter(run=run).count() == 2

@@ -42,7 +42,7 @@ def test_retry_runs_exactly_the_failed_items_once_the_cause_is_fixed(write_feed)
     assert retry.retry_of == original
     assert (retry.source, retry.batch_size, retry.trigger) == (source, 2, "admin")
     assert (retry.items, retry.total_items, retry.created, retry.failed) == (2, 2, 1, 1)
-    assert retry.status == "partial"
+    assert retry.status == "completed_with_failures"
     assert Product.objects.get(upc="R-1").stockrecords.get().partner_sku == "SKU-SHARED"
     # Positions are those of the original feed, so the failures of both runs line up.
     failure = SyncFailure.objects.get(run=retry)
@@ -91,7 +91,7 @@ def _old_run(days: int, **fields) -> SyncRun:
     run = SyncRun.objects.create(
         source="/x.json",
         batch_size=1,
-        status=fields.pop("status", "partial"),
+        status=fields.pop("status", "completed_with_failures"),
         started_at=timezone.now() - timedelta(days=days),
         **fields,
     )

@@ -141,7 +141,7 @@ def test_attribute_value_conversion_rules():
 @pytest.mark.parametrize(
     "attributes, message",
     [
-        ({"bad-code": 1}, "attributes.bad-code: String should match pattern"),
+        ({"bad-code": 1}, "attributes.bad-code: 'bad-code' is not in the expected form"),
         ({"size": {"eu": 42}}, "attributes.size: expected text, a number, true or false, a list"),
     ],
 )

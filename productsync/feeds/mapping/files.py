@@ -118,12 +118,12 @@ class Mapping(RowMapping):
         """The reader of a source in this mapping's shape, giving items in our shape."""
         if fmt in ROW_FORMATS and self.children is not None:
             raise SourceError(
-                f"mapping {self.name}: [children] reads nested JSON; the variants of a "
+                f"{self.name}: [children] reads nested JSON; the variants of a "
                 f"{fmt.upper()} are rows: use [group] and [variants]"
             )
         if fmt not in ROW_FORMATS and (self.group or self.variants):
             raise SourceError(
-                f"mapping {self.name}: [group] and [variants] read CSV or sheet rows, or XML items"
+                f"{self.name}: [group] and [variants] read CSV or sheet rows, or XML items"
             )
         if fmt == "csv":
             return lambda stream: self.table_items(csv_rows(stream, **csv_options))
@@ -139,10 +139,10 @@ class Mapping(RowMapping):
             return lambda stream: self._mapped(jsonl_items(stream))
         if fmt is None:
             raise SourceError(
-                f"mapping {self.name}: the source's format is unknown: set format in the "
+                f"{self.name}: the source's format is unknown: set format in the "
                 "mapping or choose the feed's format"
             )
-        raise SourceError(f"mapping {self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}")
+        raise SourceError(f"{self.name}: a mapping reads {', '.join(FORMATS)}, not {fmt}")
 
     def _checked(self, position: int, index: int, item: Any) -> FeedItem:
         """The item in our shape, or an Unparsed naming the source item (index) and path."""
@@ -186,7 +186,7 @@ class Mapping(RowMapping):
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise FeedError(f"malformed JSON after item {position}: {exc}") from None
         if read == 0:
-            raise FeedError(f"no items at {prefix!r}: check `items` in the mapping {self.name}")
+            raise FeedError(f"no items at {prefix!r}: check `items` in {self.name}")
         self.skips_noted(skipped)
 
 
@@ -209,26 +209,26 @@ def mapping_for(path: str | None, preset: str | None) -> Mapping | None:
         found = preset_path(preset)
         if found is None:
             raise SourceError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        return mapping_load(str(found), name=f"{preset} preset")
+        return mapping_load(str(found), name=f"the {preset} preset")
     return mapping_load(path) if path else None
 
 
 def mapping_load(path: str, name: str | None = None) -> Mapping:
     """Read and check a mapping file (TOML or JSON); every problem is a SourceError."""
-    name = name or path
+    name = name or f"mapping {path}"  # as messages name it, like "the shopify preset"
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f) if path.lower().endswith(".toml") else json.load(f)
     except OSError as exc:
-        raise SourceError(f"mapping {name}: cannot open: {exc.strerror or exc}") from None
+        raise SourceError(f"{name}: cannot open: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise SourceError(f"mapping {name}: not valid TOML or JSON: {exc}") from None
+        raise SourceError(f"{name}: not valid TOML or JSON: {exc}") from None
     except RecursionError:
         raise SourceError(
-            f"mapping {name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
+            f"{name}: nested deeper than {MAX_MAPPING_DEPTH} tables and lists"
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
-        raise SourceError(f"mapping {name}: expected a [fields] table of our field names")
+        raise SourceError(f"{name}: expected a [fields] table of our field names")
     return mapping_parse(data, name)
 
 
@@ -261,7 +261,7 @@ def _depth_check(data: dict, where: str) -> None:
 
 
 def mapping_parse(data: dict, name: str) -> Mapping:
-    where = f"mapping {name}"
+    where = name
     _depth_check(data, where)
     unknown = set(data) - TOP_KEYS
     if unknown:

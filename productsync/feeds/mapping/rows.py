@@ -91,9 +91,9 @@ class RowMapping:
 
     def table_items(self, rows, unit: str = "line") -> Iterator[FeedItem]:
         """Items of rows whose first is a header (a CSV's, a sheet's)."""
-        hint = f": the mapping {self.name} reads it"
+        hint = f": {self.name} reads it"
         keys = [self.shape.fields.rules.get("upc"), self.group and self.group.key]
-        required = [p for rule in keys if rule is not None for p in rule.paths()[:1]]
+        required = list(dict.fromkeys(p for rule in keys if rule for p in rule.paths()[:1]))
         if self.format == "xml":
             required = []  # Google's tab-separated form: optional columns key its products
         dicts = row_dicts(rows, required, hint)
@@ -112,7 +112,7 @@ class RowMapping:
         if count == 0:
             raise FeedError(
                 f"no items at {' or '.join(self.item_paths.paths)}: check item_path in the "
-                f"mapping {self.name}"
+                f"{self.name}"
             )
         if unread:
             names = ", ".join(sorted(unread)[:50]) + (", ..." if len(unread) > 50 else "")

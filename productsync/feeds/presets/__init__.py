@@ -4,9 +4,12 @@ and telling them apart by the columns of a CSV header."""
 import functools
 import tomllib
 from pathlib import Path
+from typing import NamedTuple
 
 FOLDER = Path(__file__).resolve().parent
 PRESETS = ("shopify", "woocommerce", "magento", "google")
+# Detect columns a header may lack and still be told apart as that platform's export.
+ALLOWED_MISSING = 1
 
 
 def preset_path(name: str) -> Path | None:
@@ -23,7 +26,20 @@ def _detects() -> dict[str, frozenset]:
     return out
 
 
-def preset_detect(header: list[str]) -> str | None:
-    """The preset whose `detect` columns the CSV header has, all of them."""
+class Detected(NamedTuple):
+    """The preset a CSV header looks like, and the columns it expects that the header lacks."""
+
+    name: str
+    missing: tuple[str, ...]
+
+
+def preset_detect(header: list[str]) -> Detected | None:
+    """The preset whose `detect` columns the CSV header has: all of them, or all but one (an
+    export that lost a column is still that platform's; the caller names what is missing)."""
     cells = {cell.strip() for cell in header}
-    return next((name for name, wanted in _detects().items() if wanted <= cells), None)
+    found = [
+        Detected(name, tuple(sorted(wanted - cells)))
+        for name, wanted in _detects().items()
+        if len(wanted - cells) <= ALLOWED_MISSING
+    ]
+    return min(found, key=lambda detected: len(detected.missing), default=None)

@@ -1,6 +1,8 @@
 """export_products: write the catalogue (or one source's products) as a feed to stdout."""
 
 import csv
+import os
+import sys
 
 from django.core.management.base import BaseCommand
 
@@ -24,6 +26,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        try:
+            self._write(options)
+            self.stdout.flush()
+        except BrokenPipeError:
+            # The reader went away (`export_products | head`): what it wanted was written.
+            # Later flushes go nowhere instead of failing again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def _write(self, options: dict) -> None:
         out = self.stdout
         if options["format"] == "csv":
             writer = csv.writer(out, lineterminator="\n")

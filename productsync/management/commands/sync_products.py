@@ -15,6 +15,7 @@ from productsync.feeds import FORMATS
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
+from productsync.report import counted
 from productsync.services import (
     TERMINATED,
     db_retry,
@@ -368,11 +369,13 @@ class Command(BaseCommand):
             out.write(f"Error: {printable(run.error)}")
         dry = " (dry run, nothing kept)" if run.dry_run else ""
         out.write(
-            f"Run {run.pk} {run.status}{dry}: {run.items} items, {run.created} created, "
+            f"Run {run.pk} {run.get_status_display()}{dry}: {counted(run.items, 'item')}, "
+            f"{run.created} created, "
             f"{run.updated} updated, {run.unchanged} unchanged, {run.repaired} repaired, "
             f"{run.failed} failed, "
             f"{run.hidden} hidden; "
-            f"{run.batches} batches, {run.failed_batches} failed batches; {duration:.2f}s"
+            f"{counted(run.batches, 'batch')}, "
+            f"{counted(run.failed_batches, 'failed batch')}; {duration:.2f}s"
         )
         if as_json:
             out.write(json.dumps(self._json(run, duration)))
