@@ -35,8 +35,9 @@ def test_an_uploaded_html_file_is_not_in_the_media_and_downloads_as_an_attachmen
     runner, client, settings, write_feed
 ):
     upload(runner, EVIL, name="evil.html")
-    with pytest.raises(SourceError, match="no upc column"):
-        run_queued()  # the preview of a page fails; its file stays
+    # Read as XML (it opens with "<"), the page has no mapping: its preview fails, the file stays.
+    with pytest.raises(SourceError, match="an XML feed needs"):
+        run_queued()
 
     assert not stored_files(settings.MEDIA_ROOT)
     [kept] = stored_files(Path(settings.MEDIA_ROOT).parent / "productsync-uploads")
