@@ -82,12 +82,16 @@ def feed_sync(
     trigger: str = SyncRun.Trigger.SCHEDULE,
     dry_run: bool = False,
     upload: dict | None = None,
+    queued_as: str = "",
 ) -> int | None:
     """Run a feed (by id or name) as its schedule makes it and return the run's id (trigger
     `schedule` unless told otherwise; dry_run: a preview recording each item's changes).
     upload: a file pushed to the feed (its run recorded `queued`, started here). A feed
-    deleted or disabled since it was queued makes no run: None."""
-    return feed_run_execute(feed, trigger=trigger, dry_run=dry_run, diff=dry_run, upload=upload)
+    deleted or disabled since it was queued makes no run: None. queued_as: the key of the
+    task that queued it, recorded on the run (SyncRun.queued_as)."""
+    return feed_run_execute(
+        feed, trigger=trigger, dry_run=dry_run, diff=dry_run, upload=upload, queued_as=queued_as
+    )
 
 
 def feeds_overdue() -> list[str]:

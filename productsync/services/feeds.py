@@ -14,7 +14,6 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
@@ -27,7 +26,7 @@ from productsync.models import Feed, SyncRun
 from productsync.services.queue import task_enqueue
 from productsync.services.run import run_spec_execute
 from productsync.services.spec import RunSpec, run_spec_build
-from productsync.services.upload import upload_store
+from productsync.services.upload import upload_path, upload_storage, upload_store
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +115,15 @@ def feed_mapping_path(feed: Feed) -> str | None:
     except ValueError:
         extension = "toml"
     name = f"{MAPPING_DIR}/mapping-{hashlib.sha256(text).hexdigest()[:24]}.{extension}"
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(text))
-    return default_storage.path(name)
+    storage = upload_storage()  # kept with uploaded feeds, outside the served media
+    if not storage.exists(name):
+        name = storage.save(name, ContentFile(text))
+    return storage.path(name)
 
 
-def feed_run_spec(feed: Feed, *, trigger: str, upload: dict | None = None, **options) -> RunSpec:
+def feed_run_spec(
+    feed: Feed, *, trigger: str, upload: dict | None = None, queued_as: str = "", **options
+) -> RunSpec:
     """The run a feed makes, the same whoever starts it (its schedule, the command, the
     admin, a push): its source, reader, kind, batch size and hiding. options are run_spec_build's
     (dry_run, limit, full, diff, workers). upload: a pushed file (storage name, SHA-256, file
@@ -136,7 +138,7 @@ def feed_run_spec(feed: Feed, *, trigger: str, upload: dict | None = None, **opt
         feed_options["archive_to"] = feed.archive_to or None
     if feed.kind != Feed.Kind.CATALOGUE and feed.partner:
         feed_options["partner"] = feed.partner
-    record = {"feed_id": feed.pk}
+    record = {"feed_id": feed.pk, "queued_as": queued_as}
     if upload is not None:
         record.update(
             upload=upload["name"],
@@ -159,7 +161,7 @@ def feed_run_spec(feed: Feed, *, trigger: str, upload: dict | None = None, **opt
     )
     if upload is None:
         return spec
-    path = default_storage.path(upload["name"])
+    path = upload_path(upload["name"])
     source = spec.source if feed.source else feed_push_key(feed)
     return dataclasses.replace(
         spec, source=source, open_feed=lambda _source: feed_open(path, options=spec.feed)
