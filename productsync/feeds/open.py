@@ -214,16 +214,24 @@ def _xlsx_sniffed(stream: io.BufferedReader, sheet: str | None, notes: list):
     header = first.cells if isinstance(first.cells, list) else []
     if "upc" in (cell.strip().lower() for cell in header):
         return csvfeed.table_items(rows)
-    preset = preset_detect(header)
-    if preset is not None:
-        field_map = mapping.mapping_for(None, preset)
-        field_map.notes = notes
-        notes.append(f"mapping: the {preset} preset, detected from the sheet's header")
-        return field_map.table_items(rows, unit="row")
+    detected = preset_detect(header)
+    if detected is not None:
+        return _preset_mapping(detected, notes, "sheet's header").table_items(rows, unit="row")
     raise SourceError(
         f"the sheet has no upc column in its first row (it has {', '.join(header[:12])}): "
         "give a --preset or a --mapping for this shape"
     )
+
+
+def _preset_mapping(detected, notes: list, where: str):
+    """The mapping of a platform's export told from its header; the notes say so, and name
+    a detect column it lacks."""
+    field_map = mapping.mapping_for(None, detected.name)
+    field_map.notes = notes
+    notes.append(f"mapping: the {detected.name} preset, detected from the {where}")
+    if detected.missing:
+        notes.append(f"a {detected.name} export without the column {', '.join(detected.missing)}")
+    return field_map
 
 
 def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> Iterator[FeedItem]:
@@ -239,13 +247,7 @@ def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> I
         return csvfeed.csv_items(stream, delimiter, encoding)
     detected = preset_detect(first)
     if detected is not None:
-        field_map = mapping.mapping_for(None, detected.name)
-        field_map.notes = notes
-        notes.append(f"mapping: the {detected.name} preset, detected from the CSV header")
-        if detected.missing:
-            missing = ", ".join(detected.missing)
-            notes.append(f"a {detected.name} export without the column {missing}")
-        return field_map.reader("csv", {}, csv_options)(stream)
+        return _preset_mapping(detected, notes, "CSV header").reader("csv", {}, csv_options)(stream)
     if len(first) in oscarcsv.OSCAR_WIDTHS:
         return oscarcsv.oscar_items(stream, delimiter, encoding)
     raise SourceError(
