@@ -155,7 +155,7 @@ def test_a_retry_after_longer_than_the_cap_is_not_waited_for(servers):
         ("HTTP_DEADLINE", "1h", "productsync.E171"),
         ("HTTP_RETRY_AFTER_MAX", -1, "productsync.E171"),
         ("IMAGE_MAX_PIXELS", 0, "productsync.E172"),
-        ("IMAGE_ALLOW_PRIVATE", "10.0.0.0/8", "productsync.E173"),
+        ("IMAGE_ALLOW_PRIVATE", "127.0.0.0/8", "productsync.E173"),
         ("IMAGE_ALLOW_PRIVATE", [""], "productsync.E173"),
         ("SANITISE_HTML", "yes", "productsync.E174"),
     ],
