@@ -237,17 +237,20 @@ class FeedAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable")
     def enable(self, request, queryset):
-        for feed in queryset:
-            feed.enabled = True
-            feed.save(update_fields=["enabled"])
+        self._enabled_set(queryset, True)
         messages.success(request, f"{queryset.count()} enabled; their schedules run again.")
 
     @admin.action(description="Disable")
     def disable(self, request, queryset):
-        for feed in queryset:
-            feed.enabled = False
-            feed.save(update_fields=["enabled"])
+        self._enabled_set(queryset, False)
         messages.success(request, f"{queryset.count()} disabled; their schedules paused.")
+
+    @staticmethod
+    def _enabled_set(queryset, enabled: bool) -> None:
+        # One save per feed: saving a feed keeps its django-q2 schedule in step.
+        for feed in queryset:
+            feed.enabled = enabled
+            feed.save(update_fields=["enabled"])
 
     @admin.action(description="New push token (shown once)")
     def new_push_token(self, request, queryset):

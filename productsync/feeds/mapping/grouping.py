@@ -51,13 +51,21 @@ def groups_by_reference(
     a key no row has leaves the row on its own; a key's later rows have no children. The
     file is made in folder (created if need be), or in the system's temporary folder; beat()
     is called after each chunk of rows written to it."""
+    with _indexed(rows, key, parent, children, folder, beat) as db:
+        yield from _groups(db)
+
+
+@contextlib.contextmanager
+def _indexed(rows, key, parent, children, folder, beat) -> Iterator[sqlite3.Connection]:
+    """The rows indexed in a SQLite file of a temporary folder (in folder, created if need
+    be, else the system's), removed when the block ends."""
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="productsync-", dir=folder) as own:
         db = sqlite3.connect(os.path.join(own, "rows.sqlite3"))
         with contextlib.closing(db):
             _index(db, rows, key, parent, children, beat)
-            yield from _groups(db)
+            yield db
 
 
 def groups_sharing(
@@ -69,24 +77,19 @@ def groups_sharing(
     """Rows with the same non-empty key anywhere in the file are one group (Google's
     item_group_id), in the order of each group's first row; a row without a key stands
     alone. Indexed on disk (in folder, beating) as groups_by_reference is."""
-    if folder is not None:
-        os.makedirs(folder, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="productsync-", dir=folder) as own:
-        db = sqlite3.connect(os.path.join(own, "rows.sqlite3"))
-        with contextlib.closing(db):
-            _index(db, rows, key, None, None, beat)
-            top = db.execute(
-                "SELECT n, line, key, data FROM row AS r WHERE key IS NULL OR NOT EXISTS"
-                " (SELECT 1 FROM row AS p WHERE p.key = r.key AND p.n < r.n) ORDER BY n"
-            )
-            for n, line, own, data in top:
-                group = [_row(line, data, own)]
-                if own is not None:
-                    members = db.execute(
-                        "SELECT line, data FROM row WHERE key = ? AND n > ? ORDER BY n", (own, n)
-                    )
-                    group += [Row(line, json.loads(data)) for line, data in members]
-                yield group
+    with _indexed(rows, key, None, None, folder, beat) as db:
+        top = db.execute(
+            "SELECT n, line, key, data FROM row AS r WHERE key IS NULL OR NOT EXISTS"
+            " (SELECT 1 FROM row AS p WHERE p.key = r.key AND p.n < r.n) ORDER BY n"
+        )
+        for n, line, own, data in top:
+            group = [_row(line, data, own)]
+            if own is not None:
+                members = db.execute(
+                    "SELECT line, data FROM row WHERE key = ? AND n > ? ORDER BY n", (own, n)
+                )
+                group += [Row(line, json.loads(data)) for line, data in members]
+            yield group
 
 
 def _row(line: int, data: str, own: str | None) -> Row:
