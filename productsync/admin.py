@@ -39,6 +39,7 @@ from productsync.services import (
     run_mode_default,
     run_note_groups,
     sync_queue_state,
+    sync_run_abort_stale,
     sync_run_enqueue,
     sync_run_enqueue_retry,
     sync_run_queued,
@@ -178,6 +179,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
+        sync_run_abort_stale()  # a run whose process died is listed as what it is: aborted
         extra_context = extra_context or {}
         if request.user.has_perm(SyncRun.RUN_PERMISSION):
             extra_context["queue_state"] = sync_queue_state()

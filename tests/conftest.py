@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +158,21 @@ def stop_group(proc: subprocess.Popen, grace: float = 30) -> None:
 
 # The django-q2 broker of the queue tests (each cluster takes a name of its own).
 REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+@pytest.fixture
+def cluster_env():
+    """The environment of a qcluster (and of processes enqueueing to it) on a queue of its own."""
+    name = f"ps7-{os.urandom(4).hex()}"
+    yield {
+        "Q_REDIS_URL": REDIS_URL,
+        "Q_CLUSTER_NAME": name,
+        "Q_WORKERS": "2",
+        "Q_TIMEOUT": "60",
+        "Q_RETRY": "70",
+        "PRODUCTSYNC_STALE_AFTER": "5",
+    }
+    redis.from_url(REDIS_URL).delete(f"django_q:{name}:q")
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from django.utils import timezone
 from productsync.conf import app_settings
 from productsync.exceptions import LeaseLostError, ProductSyncError, RunActiveError
 from productsync.models import SyncBatch, SyncRun
+from productsync.services.alerts import run_ended
 from productsync.sql import update_row
 
 Status = SyncRun.Status
@@ -19,14 +20,32 @@ BatchStatus = SyncBatch.Status
 
 
 def sync_run_abort_stale() -> int:
-    """Mark runs whose process stopped heart-beating as aborted, releasing their lease."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=app_settings.STALE_AFTER)
-    return SyncRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff).update(
-        status=Status.ABORTED,
-        finished_at=now,
-        error=f"no heartbeat for {app_settings.STALE_AFTER}s: the process is taken for dead",
-    )
+    """End aborted the runs whose process stopped heart-beating for STALE_AFTER seconds
+    (killed, its machine lost), releasing their lease, each with a note saying why; return
+    how many. Called at every run's start and resume, at every queued batch's start and when
+    the admin lists runs, so a dead run is noticed by whatever comes next."""
+    cutoff = timezone.now() - timedelta(seconds=app_settings.STALE_AFTER)
+    stale = SyncRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff)
+    ended = 0
+    for run in stale.only("pk", "owner", "workers"):
+        reason = _stale_reason(run)
+        # Conditional: a run that beat meanwhile, or that another sweep ended, is left alone.
+        if stale.filter(pk=run.pk).update(
+            status=Status.ABORTED, finished_at=timezone.now(), error=reason
+        ):
+            ended += 1
+            run_ended(SyncRun.objects.get(pk=run.pk))
+    return ended
+
+
+def _stale_reason(run: SyncRun) -> str:
+    """Why a run is taken for dead, and for a queue run what its resume will write."""
+    owner = f" from {run.owner}" if run.owner else ""
+    reason = f"no heartbeat{owner} for {app_settings.STALE_AFTER}s: the process is taken for dead"
+    left = run.batch_set.filter(status__in=(BatchStatus.PENDING, BatchStatus.RUNNING)).count()
+    if left:
+        reason += f"; {left} batch{'es' if left > 1 else ''} left unwritten, for a resume to write"
+    return reason
 
 
 def owner_name() -> str:

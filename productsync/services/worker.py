@@ -15,7 +15,7 @@ from productsync.outcomes import BatchResult
 from productsync.services.batch import BatchContext, batch_transaction
 from productsync.services.claims import batch_give_up, batch_report
 from productsync.services.items import items_writer_set
-from productsync.services.lease import BatchStatus, Status, owner_name
+from productsync.services.lease import BatchStatus, Status, owner_name, sync_run_abort_stale
 from productsync.services.locks import lock_timeouts
 from productsync.services.mode import batch_after_commit, run_mode
 from productsync.services.queue import batch_enqueue, item_load
@@ -39,6 +39,7 @@ def sync_batch_execute(batch_id: int) -> str:
     """Write one batch of a queue run (the django-q2 task). Safe to deliver twice: the batch
     is claimed once, and its writes are idempotent upserts if it must be written again."""
     token = f"{owner_name()}:{uuid.uuid4().hex[:8]}"
+    sync_run_abort_stale()  # a dead planner's run is ended here, its batches then skipped
     batch = SyncBatch.objects.select_related("run").filter(pk=batch_id).first()
     if batch is None or batch.run.status != Status.RUNNING:
         return f"batch {batch_id}: nothing to do, its run is not running"

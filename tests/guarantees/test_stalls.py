@@ -1,17 +1,19 @@
 """Runs that die or stall must leave a trace: a terminated run ends aborted and resumable."""
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
 from productsync.models import SyncBatch, SyncRun
-from tests.conftest import product, run_command, wait_for
+from tests.conftest import product, qcluster, run_command, wait_for
 from tests.guarantees.test_faults import (
     FAULT_SETTINGS,
     LARGE,
@@ -20,6 +22,7 @@ from tests.guarantees.test_faults import (
     wait_for_batch,
     wait_until_stale,
 )
+from tests.services.test_fanout import big_feed
 
 Product = get_model("catalogue", "Product")
 
@@ -112,3 +115,55 @@ def test_the_heartbeat_beats_while_a_grouped_feed_is_counted(tmp_path):
         process.wait(timeout=60)
     assert counting > 6, "the feed was counted too fast to tell"
     assert oldest < 4, f"no heartbeat for {oldest:.1f}s while counting ({counting:.1f}s)"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_run_whose_cluster_is_killed_is_ended_aborted_and_resumes(
+    write_feed, cluster_env, tmp_path, settings, admin_client
+):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "STALE_AFTER": 3}
+    env = {**cluster_env, "PRODUCTSYNC_STALE_AFTER": "3"}
+    feed = big_feed(write_feed, "DIE")
+    log = tmp_path / "q.log"
+    with qcluster(env, log) as cluster:
+        # The planner is a task of the cluster, as a scheduled queue run's is.
+        enqueue = "from django_q.tasks import async_task; async_task(" + (
+            f"'productsync.tasks.sync_products', {feed!r}, batch_size=20, workers='queue')"
+        )
+        assert run_command("shell", "-c", enqueue, env=env).returncode == 0
+        wait_for(
+            lambda: SyncBatch.objects.filter(status="succeeded").count() >= 3,
+            90,
+            "three batches written",
+            log,
+            0.01,
+        )
+        os.killpg(cluster.pid, signal.SIGKILL)  # the machine is lost: planner and workers
+    run = SyncRun.objects.get()
+    assert run.status == "running"  # nobody has noticed yet
+    unwritten = run.batch_set.filter(status__in=["pending", "running"]).count()
+    assert unwritten > 0
+
+    wait_until_stale(run, 3)
+    assert SyncRun.objects.get().status == "running"
+    page = admin_client.get(reverse("admin:productsync_syncrun_changelist"))
+    assert page.status_code == 200
+    run.refresh_from_db()
+    assert run.status == "aborted"
+    assert run.error == (
+        f"no heartbeat from {run.owner} for 3s: the process is taken for dead; "
+        f"{unwritten} batches left unwritten, for a resume to write"
+    )
+    committed = run.batch_set.filter(status="succeeded").count()
+    assert run.items == run.created == committed * 20 == Product.objects.count()
+
+    resumed = run_command("sync_products", "--resume", str(run.pk), "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    new = SyncRun.objects.get(resumed_from=run)
+    first = run.batch_set.filter(status__in=["pending", "running"]).order_by("number").first()
+    assert (new.status, new.start_position) == ("succeeded", first.first_position)
+    assert new.items == 2000 - new.start_position == new.created + new.unchanged
+    assert sorted(Product.objects.values_list("upc", flat=True)) == [
+        f"DIE-{i:05d}" for i in range(2000)
+    ]

@@ -2,13 +2,11 @@
 
 import os
 import signal
-import uuid
 from collections import defaultdict
 from datetime import timedelta
 from io import StringIO
 
 import pytest
-import redis
 from django.core.management import call_command
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -18,7 +16,6 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.services import sync_batch_execute
 from productsync.services.planner import _batches_requeue_stale
 from tests.conftest import (
-    REDIS_URL,
     product,
     qcluster,
     run_command,
@@ -144,20 +141,6 @@ def catalogue() -> list[tuple]:
             "pk", "upc", "title", "slug", "product_class__name", "description", "is_public"
         )
     )
-
-
-@pytest.fixture
-def cluster_env():
-    name = f"ps7-{uuid.uuid4().hex[:8]}"
-    yield {
-        "Q_REDIS_URL": REDIS_URL,
-        "Q_CLUSTER_NAME": name,
-        "Q_WORKERS": "2",
-        "Q_TIMEOUT": "60",
-        "Q_RETRY": "70",
-        "PRODUCTSYNC_STALE_AFTER": "5",
-    }
-    redis.from_url(REDIS_URL).delete(f"django_q:{name}:q")
 
 
 def clusters_of(run: SyncRun, clusters) -> set[int]:

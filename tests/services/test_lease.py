@@ -94,7 +94,7 @@ def test_a_killed_run_is_aborted_and_resume_finishes_it(write_feed, settings):
 
     run.refresh_from_db()
     assert run.status == "aborted"
-    assert run.error == "no heartbeat for 1s: the process is taken for dead"
+    assert run.error == f"no heartbeat from {run.owner} for 1s: the process is taken for dead"
     resumed = SyncRun.objects.get(resumed_from=run)
     assert (resumed.source, resumed.batch_size, resumed.status) == (feed, 10, "succeeded")
     assert resumed.start_position == committed * 10
