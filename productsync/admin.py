@@ -9,7 +9,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -36,6 +42,7 @@ from productsync.services import (
     product_dashboard_urls,
     run_batch_products,
     run_failures,
+    run_image_failures,
     run_mode_default,
     run_note_groups,
     sync_queue_state,
@@ -163,6 +170,7 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
                 view(self.failures_csv_view),
                 name=name + "failures_csv",
             ),
+            path("<int:run_id>/images.txt", view(self.images_view), name=name + "images"),
             *self.import_urls(),
             *super().get_urls(),
         ]
@@ -284,6 +292,17 @@ class SyncRunAdmin(ImportViews, ReadOnlyAdmin):
             content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-failures.csv"'
+        return response
+
+    def images_view(self, request, run_id: int):
+        """Every image the run did not fetch, as kept, one line each (the page names a few)."""
+        self._require_view(request)
+        run = get_object_or_404(SyncRun, pk=_run_id(str(run_id)))
+        lines = run_image_failures(run)
+        response = HttpResponse(
+            "".join(f"{line}\n" for line in lines), content_type="text/plain; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-images.txt"'
         return response
 
     # Starting and retrying, through the django-q2 cluster.

@@ -23,6 +23,8 @@ UNFINISHED = (BatchStatus.PENDING, BatchStatus.RUNNING)
 OnBatch = Callable[[SyncRun, BatchResult], None]
 # Batch warnings (images not fetched) listed in run.notes at most; run.warnings counts all.
 MAX_NOTES = 20
+# Images not fetched kept by name on a run (its download lists them); the rest are counted.
+IMAGES_KEPT = 500
 # Unknown keys named in one note of the run; the rest are counted.
 NOTED_KEYS = 10
 # Characters of an unknown key kept in run.unknown_keys and its notes.
@@ -95,13 +97,13 @@ def run_note_warnings(run: SyncRun, warnings: list[ImageWarning]) -> None:
 
 
 def _image_failures_count(failures: dict, warnings: list[ImageWarning]) -> None:
-    """Add the warnings to the run's image failures: a count per kind, the first few named
-    (their notes, which the run page lists apart from the other notes)."""
+    """Add the warnings to the run's image failures: a count per kind, the first IMAGES_KEPT
+    named (the first few also in its notes, which the run page lists apart)."""
     counts = failures.setdefault("counts", {})
     for warning in warnings:
         counts[warning.kind] = counts.get(warning.kind, 0) + 1
     named = failures.setdefault("named", [])
-    named.extend(warning.text for warning in warnings[: max(0, MAX_NOTES - len(named))])
+    named.extend(warning.text for warning in warnings[: max(0, IMAGES_KEPT - len(named))])
 
 
 def batch_record(

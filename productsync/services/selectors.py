@@ -7,6 +7,7 @@ from django.db.models import Max, QuerySet
 from django.db.models.functions import Length, Substr
 
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncItem, SyncRun
+from productsync.records import one_line
 from productsync.writer import product_dashboard_urls
 from productsync.writer.catalogue import product_dashboard_url
 
@@ -15,6 +16,7 @@ NAMED_IMAGES = 5
 
 __all__ = [
     "NoteGroup",
+    "run_image_failures",
     "run_note_groups",
     "product_dashboard_urls",
     "run_batch_products",
@@ -84,6 +86,7 @@ class NoteGroup(NamedTuple):
     headline: str
     named: list[str]
     more: int
+    download: bool = False  # the whole group is in the run's images download
 
 
 def _plural(number: int, word: str) -> str:
@@ -103,5 +106,17 @@ def run_note_groups(run: SyncRun) -> list[NoteGroup]:
         kinds = ", ".join(f"{count} {kind}" for kind, count in counts)
         shown = named[:NAMED_IMAGES]
         headline = f"{_plural(total, 'image')} not fetched: {kinds}"
-        groups.append(NoteGroup(headline, shown, total - len(shown)))
+        groups.append(NoteGroup(headline, shown, total - len(shown), download=True))
     return groups
+
+
+def run_image_failures(run: SyncRun) -> list[str]:
+    """Every image the run did not fetch, one line each, as far as the run kept them by name,
+    then how many more were only counted."""
+    images = run.image_failures or {}
+    named = images.get("named", [])
+    lines = [one_line(text) for text in named]
+    unnamed = sum(images.get("counts", {}).values()) - len(named)
+    if unnamed > 0:
+        lines.append(f"and {_plural(unnamed, 'image')} more not fetched, counted but not kept")
+    return lines

@@ -16,6 +16,9 @@ from selenium.webdriver.common.by import By
 from productsync.exceptions import ProductSyncError
 from productsync.models import SyncBatch, SyncRun
 from productsync.services import sync_run_execute
+from productsync.services.history import run_note_warnings
+from productsync.writer.images import ImageWarning
+from tests.admin.test_admin import VIEW, staff
 from tests.conftest import product
 
 
@@ -115,7 +118,42 @@ def test_images_not_fetched_are_one_note_with_counts_and_the_first_few_named(
         "1 a relative image path must stay inside the feed&#x27;s folder"
     ) in html
     assert html.count("not fetched (") == 5
-    assert "and 4 more" in html
+    assert "and 4 more: " in html
+
+    # The rest in a download: every image not fetched, one line each, as an attachment.
+    download = url("images", run.pk)
+    assert f'href="{download}"' in html
+    response = admin_client.get(download)
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="run-{run.pk}-images.txt"'
+    lines = response.content.decode().splitlines()
+    assert len(lines) == 9 and all(" not fetched (" in line for line in lines)
+    assert {line.split("'")[3] for line in lines} == {*(f"P{n}" for n in range(8)), "Q"}
+
+
+@pytest.mark.django_db
+def test_the_images_download_is_bounded_and_for_viewers_only(client, django_user_model):
+    run = SyncRun.objects.create(source="f.json", batch_size=10, status="succeeded")
+    warnings = [
+        ImageWarning(f"image 'i{n}.png' of product 'P{n}' not fetched", "gone") for n in range(600)
+    ]
+    run_note_warnings(run, warnings)
+    run.refresh_from_db()
+    assert len(run.image_failures["named"]) == 500  # the run's row stays small
+    assert len(run.notes) == 20
+
+    download = url("images", run.pk)
+    assert client.get(download).status_code == 302  # to the login page
+    client.force_login(staff(django_user_model, "clerk"))
+    assert client.get(download).status_code == 403
+    client.force_login(staff(django_user_model, "viewer", *VIEW))
+    lines = client.get(download).content.decode().splitlines()
+    assert lines[:2] == [w.text for w in warnings[:2]]
+    assert lines[499:] == [
+        warnings[499].text,
+        "and 100 images more not fetched, counted but not kept",
+    ]
+    assert client.get(url("images", 999999)).status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)
