@@ -199,8 +199,8 @@ def _xml_sniffed(stream: io.BufferedReader, notes: list) -> Iterator[FeedItem]:
         notes.append("mapping: the google preset, detected from the feed's namespace")
         return field_map.reader("xml", {}, {})(stream)
     raise SourceError(
-        "an XML feed needs a --mapping saying which element is an item (item_path) and "
-        "what each field reads, or --preset google for a Google Merchant Center feed"
+        "an XML feed needs a mapping saying which element is an item (item_path) and "
+        "what each field reads, or the google preset for a Google Merchant Center feed"
     )
 
 
@@ -219,7 +219,7 @@ def _xlsx_sniffed(stream: io.BufferedReader, sheet: str | None, notes: list):
         return _preset_mapping(detected, notes, "sheet's header").table_items(rows, unit="row")
     raise SourceError(
         f"the sheet has no upc column in its first row (it has {', '.join(header[:12])}): "
-        "give a --preset or a --mapping for this shape"
+        "choose a platform preset or a mapping for this shape"
     )
 
 

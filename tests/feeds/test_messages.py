@@ -12,6 +12,7 @@ from productsync.feeds import FeedOptions, feed_open
 from productsync.partial import partial_parse
 from productsync.records import Unparsed, record_parse
 from tests.conftest import product, shared_data
+from tests.feeds.test_xlsx import workbook_of
 
 LIBRARY_PHRASES = ("Input should", "String should", "valid decimal", "valid integer", "Value error")
 
@@ -107,6 +108,11 @@ def feed_messages(tmp_path) -> list[str]:
     out += read_messages(stock_file, options=FeedOptions(partial=True))[0]
     ragged = write_csv(tmp_path / "ragged.csv", ["upc", "title"], [["1", "A", "extra"]])
     out += read_messages(ragged)[0]
+    plain_xml = tmp_path / "items.xml"
+    plain_xml.write_text("<items><item><sku>1</sku></item></items>", encoding="utf-8")
+    out += read_messages(str(plain_xml))[0]
+    sheet = workbook_of([["sku", "name"], ["1", "A"]], tmp_path / "odd.xlsx")
+    out += read_messages(str(sheet))[0]
     return out
 
 
@@ -121,13 +127,15 @@ def test_a_bad_value_is_quoted_with_what_was_expected():
 
 def test_every_message_follows_the_rules(tmp_path):
     messages = item_messages() + feed_messages(tmp_path)
-    assert len(messages) >= len(BAD_ITEMS) + len(BAD_STOCK_ROWS) + 5
+    assert len(messages) >= len(BAD_ITEMS) + len(BAD_STOCK_ROWS) + 7
     for message in messages:
         assert not any(phrase in message for phrase in LIBRARY_PHRASES), message
         assert not re.search(r"\b([\w ()]+), \1\b", message), message
         assert not re.search(r"(^|[\s(])--[a-z]", message), message
         assert "the mapping woocommerce preset" not in message and "mapping the " not in message
         assert "preset preset" not in message, message
+    assert any(message.startswith("an XML feed needs a mapping") for message in messages)
+    assert any(message.startswith("the sheet has no upc column") for message in messages)
 
 
 def test_a_wrong_preset_names_the_missing_column_once(tmp_path):
