@@ -1,8 +1,11 @@
 """Which addresses an outgoing request may reach: public ones, and the private hosts and
-networks the operator listed (ALLOW_PRIVATE, or IMAGE_ALLOW_PRIVATE, its older name)."""
+networks the operator listed (ALLOW_PRIVATE, or IMAGE_ALLOW_PRIVATE, its older name); and a
+URL as it may be shown or logged, without the credentials it carries."""
 
 import ipaddress
+import re
 from collections.abc import Iterable
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from productsync.conf import app_settings
 
@@ -40,3 +43,22 @@ def host_private_allowed(host: str, address: str) -> bool:
     settings are read."""
     entries = [*app_settings.ALLOW_PRIVATE, *app_settings.IMAGE_ALLOW_PRIVATE]
     return _listed(host, address, allow_list(entries))
+
+
+# Query parameters whose values are secrets by their name (token, api_key, X-Amz-Signature...).
+_SECRET_PARAM = re.compile(r"token|key|secret|sig|pass|pwd|auth|session|credential", re.I)
+
+
+def url_display(url: str) -> str:
+    """The URL without its user info and with the values of secret-looking query parameters
+    as `***`: what a run records, staff who may only view runs see, and the log says.
+    Stable: the display of a display is itself."""
+    parts = urlsplit(url)
+    query = "&".join(_param_display(param) for param in parts.query.split("&"))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, query if parts.query else "", ""))
+
+
+def _param_display(param: str) -> str:
+    name, equals, _value = param.partition("=")
+    return f"{name}=***" if equals and _SECRET_PARAM.search(unquote_plus(name)) else param

@@ -5,6 +5,7 @@ import io
 import logging
 from collections.abc import Callable
 
+from productsync.addresses import url_display
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds.stream import ByteStream, Feed, Reader, Validators
 from productsync.http import FetchError, GuardedResponse, GuardedSession, feed_guard
@@ -70,5 +71,10 @@ def http_open(url: str, validators: Validators, reader_for: Callable[[str], Read
         raise SourceError(f"{url}: {exc}") from None
     feed.etag = response.headers.get("ETag", "")
     feed.last_modified = response.headers.get("Last-Modified", "")
-    logger.info("%s: HTTP %s, %s", url, response.status_code, content_type or "no content type")
+    logger.info(
+        "%s: HTTP %s, %s",
+        url_display(url),
+        response.status_code,
+        content_type or "no content type",
+    )
     return feed

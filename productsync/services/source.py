@@ -2,9 +2,9 @@
 
 import dataclasses
 import os
-import re
-from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
+from productsync.addresses import url_display
 from productsync.feeds import (
     FeedOptions,
     credentials_get,
@@ -42,26 +42,12 @@ def source_options(source: str, options: FeedOptions) -> FeedOptions:
     return options
 
 
-# Query parameters whose values are secrets by their name (token, api_key, X-Amz-Signature...).
-_SECRET_PARAM = re.compile(r"token|key|secret|sig|pass|pwd|auth|session|credential", re.I)
-
-
 def source_display(source: str) -> str:
-    """The source as a run records and shows it: a URL without its user info and with the
-    values of secret-looking query parameters as `***`, so staff who may only view runs (and
-    notes, and the run's error) never see the credentials a URL carries. A path is shown as
-    it is. Stable: the display of a display is itself, so it keys a source's runs."""
-    if not is_url(source):
-        return source
-    parts = urlsplit(source)
-    query = "&".join(_param_display(param) for param in parts.query.split("&"))
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, query if parts.query else "", ""))
-
-
-def _param_display(param: str) -> str:
-    name, equals, _value = param.partition("=")
-    return f"{name}=***" if equals and _SECRET_PARAM.search(unquote_plus(name)) else param
+    """The source as a run records and shows it: a URL as url_display shows it (no user
+    info, secret-looking query values as `***`), so staff who may only view runs (and notes,
+    and the run's error) never see the credentials a URL carries. A path is shown as it is.
+    Stable: the display of a display is itself, so it keys a source's runs."""
+    return url_display(source) if is_url(source) else source
 
 
 def source_redact(text: str, source: str) -> str:

@@ -4,6 +4,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import time
 
 import pytest
@@ -344,3 +345,17 @@ def test_default_http_settings_pass_the_checks(settings):
     settings.PRODUCTSYNC = {"HTTP_HEADERS": {"https://erp.example/": {"Authorization": "x"}}}
 
     assert check_settings(None) == []
+
+
+@pytest.mark.django_db
+def test_the_log_names_the_feed_url_without_its_credentials(server, caplog):
+    path = "/products.json?token=abc123secret&page=1"
+    server.files[path] = (DEMO, "application/json")
+    url = server.url.replace("://", "://reader@") + path
+    with caplog.at_level(logging.INFO, logger="productsync"):
+        run = sync_run_execute(url)
+    assert run.status == "succeeded"
+    shown = f"{server.url}/products.json?token=***&page=1"
+    assert f"{shown}: HTTP 200, application/json" in caplog.messages
+    logged = "\n".join(caplog.messages)
+    assert "abc123secret" not in logged and "reader@" not in logged
