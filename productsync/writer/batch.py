@@ -67,9 +67,10 @@ class BatchWriter:
 
     def _class_id(self, name: str, options: ClassOptions | None = None) -> int:
         """The class of that name, created on first sight; with an item's options, created
-        with them or changed to them (once per run). An item that does not track stock turns
-        its class's tracking off for the rest of the run, whichever came first: a product
-        type with untracked products does not track stock (Oscar tracks it per class)."""
+        with them or changed to them (once per run). Stock tracking is only ever turned off:
+        an item that does not track stock turns its class's tracking off, whichever item came
+        first and in whichever process (a product type with untracked products does not
+        track stock: Oscar tracks it per class); the dashboard turns it back on."""
         wanted = options.model_dump(exclude_none=True) if options is not None else {}
         if wanted.get("track_stock") is False:
             self._untracked.add(name)
@@ -77,6 +78,8 @@ class BatchWriter:
             wanted["track_stock"] = False
         if name not in self._classes:
             pc = ProductClass.objects.filter(name=name).order_by("pk").first()
+            if pc is not None and not pc.track_stock:
+                wanted.pop("track_stock", None)
             if pc is None:
                 pc = ProductClass.objects.create(name=name, **wanted)
             elif any(getattr(pc, key) != value for key, value in wanted.items()):

@@ -159,7 +159,7 @@ def test_shopify_export_lands_with_its_variants():
         "color": "Color",
         "size": "Size",
     }
-    internals_absent(run, ["Variant Inventory Policy", "Variant Taxable", "SEO Title"])
+    internals_absent(run, ["Variant Fulfillment Service", "Variant Taxable", "SEO Title"])
 
 
 @pytest.mark.django_db

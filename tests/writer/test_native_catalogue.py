@@ -32,10 +32,15 @@ def test_a_type_with_an_untracked_product_is_one_class_that_does_not_track_stock
 
     assert (run.created, run.failed) == (3, 0)
     assert list(ProductClass.objects.values_list("name", "track_stock")) == [("Shirts", False)]
-    # A later run that writes tracked products only turns tracking back on.
+    # Tracking is never turned back on by a run (a run in another process may have turned it
+    # off), only in the dashboard; a new class takes its first item's tracking.
     again = [{**tracked(upc, True), "title": "Changed"} for upc in ("A", "C")]
+    again.append({**tracked("D", True), "product_class": "Hats"})
     sync_run_execute(write_feed(again), batch_size=1)
-    assert ProductClass.objects.get().track_stock is True
+    assert dict(ProductClass.objects.values_list("name", "track_stock")) == {
+        "Shirts": False,
+        "Hats": True,
+    }
 
 
 def test_attributes_are_named_for_shoppers_and_a_renamed_one_is_kept(write_feed):
