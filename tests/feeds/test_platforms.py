@@ -293,6 +293,8 @@ def test_magento_export_lands_with_its_configurable_products():
     size = ProductAttribute.objects.filter(code="size").values_list("name", flat=True)
     assert set(size) == {"Size"}
     internals_absent(run, ["tax_class_name", "meta_title", "special_price"])
+    flags = "erin_recommends, has_options, new, required_options, sale"
+    assert run.notes.count(f"additional_attributes not imported: {flags}") == 1
 
 
 @pytest.mark.django_db

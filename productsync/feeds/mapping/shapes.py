@@ -111,6 +111,15 @@ class Shape:
             out += case.when.paths() + case.fields.paths()
         return out
 
+    def pairs_skipped(self) -> dict[str, set[str]]:
+        """The codes that pairs rules leave out, by the path of their cell."""
+        out: dict[str, set[str]] = {}
+        for fields in (self.fields, *(case.fields for case in self.cases)):
+            for rule in fields.attributes:
+                if rule.pairs is not None and rule.skip:
+                    out.setdefault(rule.pairs.paths()[0], set()).update(rule.skip)
+        return out
+
 
 @dataclass(frozen=True)
 class Variants:
