@@ -188,6 +188,7 @@ class ChildRecord(BaseModel):
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
         default_factory=list
     )
+    images: list[ImageRef] = Field(default_factory=list)
     product_class: Any = None
     categories: Any = None
 
@@ -212,11 +213,14 @@ class ProductRecord(BaseModel):
     attributes: Attributes = Field(default_factory=dict)
     images: list[ImageRef] = Field(default_factory=list)
     children: list[ChildRecord] = Field(default_factory=list)
-    # A new product's slug (else made from its title), its class's options, and the types of
-    # the attributes the class lacks, to create them (with their options).
+    # A new product's slug (else made from its title), its class's options, and the types and
+    # shoppers' names of the attributes the class lacks, to create them (with their options).
     slug: Slug | None = None
     class_options: ClassOptions | None = None
     attribute_types: dict[AttributeCode, AttributeType] = Field(default_factory=dict)
+    attribute_names: dict[AttributeCode, text(min_length=1, max_length=128)] = Field(
+        default_factory=dict
+    )
 
     def members(self) -> list[tuple[str, "ProductRecord | ChildRecord"]]:
         """The products of this unit with their field path prefix: itself, then its children."""
@@ -396,13 +400,15 @@ def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
     applies to it (the HTML sanitising in force); equal digest, no writes."""
     # Fields added later are left out while empty, so earlier fingerprints stay valid.
     empty: dict = {name: True for name in LATER_FIELDS if not getattr(record, name)}
-    if not any(child.slug for child in record.children):
-        empty["children"] = {"__all__": {"slug"}}
+    children = record.children
+    unused = {name for name in ("slug", "images") if not any(getattr(c, name) for c in children)}
+    if unused:
+        empty["children"] = {"__all__": unused}
     text = record.model_dump_json(exclude=empty) + (f"\n{policy}" if policy else "")
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-LATER_FIELDS = ("slug", "class_options", "attribute_types")
+LATER_FIELDS = ("slug", "class_options", "attribute_types", "attribute_names")
 
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every
 # item once (a fingerprint of another version never matches; the record's still decides).

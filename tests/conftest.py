@@ -32,6 +32,13 @@ def shared_data(*parts: str) -> Path:
     return SHARED_DATA.joinpath(*parts)
 
 
+def artefacts(tmp_path: Path) -> Path:
+    """Where screenshots are kept: PRODUCTSYNC_ARTEFACTS, else the test's own folder."""
+    folder = Path(os.environ.get("PRODUCTSYNC_ARTEFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def pytest_configure(config):
     if os.environ.get("PRODUCTSYNC_REQUIRE_POSTGRES") == "1":
         from django.conf import settings

@@ -27,6 +27,7 @@ class Attribute(NamedTuple):
     kind: str  # ProductAttribute.type
     group_id: int | None  # its option group
     group_name: str
+    name: str  # as shoppers read it
 
 
 class ValuePlan(NamedTuple):
@@ -55,31 +56,42 @@ class Attributes:
     def _class_attributes(self, class_id: int) -> dict[str, Attribute]:
         if class_id not in self._by_class:
             rows = ProductAttribute.objects.filter(product_class_id=class_id).values_list(
-                "code", "id", "type", "option_group_id", "option_group__name"
+                "code", "id", "type", "option_group_id", "option_group__name", "name"
             )
             self._by_class[class_id] = {
-                code: Attribute(pk, kind, group, group_name or "")
-                for code, pk, kind, group, group_name in rows
+                code: Attribute(pk, kind, group, group_name or "", name)
+                for code, pk, kind, group, group_name, name in rows
             }
         return self._by_class[class_id]
 
-    def attribute(self, class_id: int, code: str, declared: str | None = None) -> Attribute | None:
+    def attribute(
+        self, class_id: int, code: str, declared: str | None = None, name: str | None = None
+    ) -> Attribute | None:
         """The class's attribute of that code. An unknown code is created: of the type the
         item declares (with an option group of its own for option types), else as text when
-        PRODUCTSYNC['CREATE_ATTRIBUTES'] allows; else None."""
+        PRODUCTSYNC['CREATE_ATTRIBUTES'] allows; else None. Named as the item names it for
+        shoppers, else after its code; one named after its code takes the item's name."""
         attributes = self._class_attributes(class_id)
+        default = code.replace("_", " ")
         if code not in attributes and (declared or app_settings.CREATE_ATTRIBUTES):
-            kind, name, group = declared or "text", code.replace("_", " "), None
+            kind, group = declared or "text", None
             if kind in ("option", "multi_option"):
-                group = AttributeOptionGroup.objects.create(name=name[:128])
+                group = AttributeOptionGroup.objects.create(name=(name or default)[:128])
                 self._options[group.pk] = {}
             created = ProductAttribute.objects.create(
-                product_class_id=class_id, code=code, name=name, type=kind, option_group=group
+                product_class_id=class_id,
+                code=code,
+                name=name or default,
+                type=kind,
+                option_group=group,
             )
-            attributes[code] = Attribute(
-                created.pk, kind, group.pk if group else None, group.name if group else ""
-            )
-        return attributes.get(code)
+            group_id, group_name = (group.pk, group.name) if group else (None, "")
+            attributes[code] = Attribute(created.pk, kind, group_id, group_name, name or default)
+        found = attributes.get(code)
+        if found is not None and name and found.name == default and name != default:
+            ProductAttribute.objects.filter(pk=found.id).update(name=name)
+            found = attributes[code] = found._replace(name=name)
+        return found
 
     def group_options(self, group_id: int) -> dict[str, int]:
         if group_id not in self._options:
@@ -126,7 +138,8 @@ class Attributes:
         RecordError naming the attribute when either does not fit."""
         field = f"{prefix}attributes.{code}"
         declared = item.record.attribute_types.get(code)
-        attribute = self.attribute(class_id, code, declared)
+        name = item.record.attribute_names.get(code)
+        attribute = self.attribute(class_id, code, declared, name)
         if attribute is None:
             raise RecordError(
                 f"{field}: product class {item.record.product_class!r} has no attribute "

@@ -42,6 +42,9 @@ class BatchWriter:
         self.source = source
         self.default_currency = default_currency
         self._classes: dict[str, int] = {}
+        # Whether each class tracks stock, and the classes an item of the run did not track.
+        self._tracking: dict[str, bool] = {}
+        self._untracked: set[str] = set()
         self._categories: CategoryTree | None = None  # read when first needed
         self._partners: dict[str, int] = {}
         self._attributes = Attributes()
@@ -64,15 +67,28 @@ class BatchWriter:
 
     def _class_id(self, name: str, options: ClassOptions | None = None) -> int:
         """The class of that name, created on first sight; with an item's options, created
-        with them or changed to them (once per run)."""
+        with them or changed to them (once per run). Stock tracking is only ever turned off:
+        an item that does not track stock turns its class's tracking off, whichever item came
+        first and in whichever process (a product type with untracked products does not
+        track stock: Oscar tracks it per class); the dashboard turns it back on."""
+        wanted = options.model_dump(exclude_none=True) if options is not None else {}
+        if wanted.get("track_stock") is False:
+            self._untracked.add(name)
+        if name in self._untracked:
+            wanted["track_stock"] = False
         if name not in self._classes:
-            wanted = options.model_dump(exclude_none=True) if options is not None else {}
             pc = ProductClass.objects.filter(name=name).order_by("pk").first()
+            if pc is not None and not pc.track_stock:
+                wanted.pop("track_stock", None)
             if pc is None:
                 pc = ProductClass.objects.create(name=name, **wanted)
             elif any(getattr(pc, key) != value for key, value in wanted.items()):
                 ProductClass.objects.filter(pk=pc.pk).update(**wanted)
             self._classes[name] = pc.pk
+            self._tracking[name] = wanted.get("track_stock", pc.track_stock)
+        elif name in self._untracked and self._tracking[name]:
+            ProductClass.objects.filter(pk=self._classes[name]).update(track_stock=False)
+            self._tracking[name] = False
         return self._classes[name]
 
     def _category_tree(self) -> CategoryTree:
@@ -349,6 +365,12 @@ def _side_effects(result: BatchResult, units: Sorted, touched, member_ids: dict)
         (product_id, item.record.upc, tuple(item.record.images))
         for item, product_id in touched + units.unchanged
         if item.record.images or product_id in updated_ids
+    )
+    result.images.extend(
+        (member_ids[(item.position, prefix)], child.upc, tuple(child.images))
+        for item, product_id in touched
+        for prefix, child in item.record.members()[1:]
+        if child.images or product_id in updated_ids
     )
     if written:
         # Bulk writes send no post_save, so Oscar's haystack signal processor never runs.

@@ -82,10 +82,12 @@ def unchanged_skip(
             same={"source": source, "synced_at": now, "last_run_id": run_id},
         )
     result.unchanged += len(skipped)
-    for pk, item in skipped.items():
-        images = _images(item.payload)
-        if images:
-            result.images.append((pk, _upc(item.payload), images))
+    for item in skipped.values():
+        children = item.payload.get("children")
+        for child in [item.payload, *(children if isinstance(children, list) else ())]:
+            images = _images(child) if isinstance(child, dict) else ()
+            if images and _upc(child) in existing:
+                result.images.append((existing[_upc(child)].id, _upc(child), images))
     positions = {item.position for item in skipped.values()}
     rest = [item for item in chunk if item.position not in positions]
     return rest, Lookup(set(counts), existing, set(candidates), drifted)

@@ -3,9 +3,7 @@ nothing, no retry of a preview, a rate over the batches' own time, notes grouped
 a run list that fits a 1,400 px window."""
 
 import contextlib
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -19,18 +17,11 @@ from productsync.services import sync_run_execute
 from productsync.services.history import run_note_warnings
 from productsync.writer.images import ImageWarning
 from tests.admin.test_admin import VIEW, staff
-from tests.conftest import product
+from tests.conftest import artefacts, product
 
 
 def url(name: str, *args) -> str:
     return reverse(f"admin:productsync_syncrun_{name}", args=args)
-
-
-def artefacts(tmp_path: Path) -> Path:
-    """Where screenshots are kept: PRODUCTSYNC_ARTEFACTS, else the test's own folder."""
-    folder = Path(os.environ.get("PRODUCTSYNC_ARTEFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.mark.django_db

@@ -18,6 +18,7 @@ from tests.conftest import shared_data
 Product = get_model("catalogue", "Product")
 ProductAttribute = get_model("catalogue", "ProductAttribute")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
+ProductClass = get_model("catalogue", "ProductClass")
 StockRecord = get_model("partner", "StockRecord")
 Category = get_model("catalogue", "Category")
 Selector = get_class("partner.strategy", "Selector")
@@ -65,6 +66,30 @@ def attribute_types(class_names) -> dict[str, str]:
     return {a.code: a.type for a in attributes}
 
 
+# Platform settings that shoppers never see: none may become a product attribute.
+INTERNAL = frozenset(
+    {"inventory_policy", "inventory_tracker", "fulfillment_service", "gift_card", "taxable"}
+    | {"requires_shipping", "weight_grams", "weight_unit", "compare_at_price", "cost_per_item"}
+    | {"barcode", "seo_title", "seo_description", "tax_status", "tax_class", "shipping_class"}
+    | {"backorders_allowed", "download_limit", "download_expiry_days", "purchase_note"}
+    | {"button_text", "catalog_visibility", "featured", "sale_price", "meta_title"}
+    | {"meta_keywords", "meta_description", "tax_class_name", "special_price", "new", "sale"}
+    | {"has_options", "required_options", "erin_recommends"}
+)
+
+
+def internals_absent(run: SyncRun, columns: list[str]) -> None:
+    """No internal attribute and no class named for its stock tracking; the run's notes name
+    the internal columns not imported, each once."""
+    assert not INTERNAL & set(ProductAttribute.objects.values_list("code", flat=True))
+    assert not ProductClass.objects.filter(name__contains="stock not tracked").exists()
+    listed = [note for note in run.notes if note.startswith("columns not imported: ")]
+    assert len(listed) == 1
+    assert all(
+        listed[0].count(f"{column},") + listed[0].endswith(column) == 1 for column in columns
+    )
+
+
 def stock_of(sku: str) -> tuple:
     record = StockRecord.objects.get(partner_sku=sku)
     return record.price, record.num_in_stock
@@ -106,22 +131,35 @@ def test_shopify_export_lands_with_its_variants():
     assert sellable.count() == len(variants)
     assert buyable(sellable) == len(variants)
     shirts = Product.objects.get(upc="example-shirt").product_class
-    assert (shirts.name, shirts.track_stock) == ("Shirts (stock not tracked)", False)
+    assert (shirts.name, shirts.track_stock) == ("Shirts", False)
     assert Product.objects.get(upc="example-pants").product_class.track_stock is True
     types = attribute_types([shirts.name])
-    assert {k: types[k] for k in ("color", "size", "tags", "vendor", "weight_grams")} == {
+    assert {k: types[k] for k in ("color", "size", "tags", "vendor", "weight")} == {
         "color": "option",
         "size": "option",
         "tags": "multi_option",
         "vendor": "text",
-        "weight_grams": "float",
+        "weight": "text",
     }
     blue_m = Product.objects.get(upc="SRT_COT_222")
     assert (blue_m.attr.color.option, blue_m.attr.size.option) == ("Blue", "M")
     shirt = Product.objects.get(upc="example-shirt")
     assert sorted(o.option for o in shirt.attr.tags) == ["Made to Order", "Shirt Tag"]
     assert shirt.description.startswith("<p>This t-shirt")
-    assert any("columns not imported: " in note and "SEO" not in note for note in run.notes)
+    # Native: variants titled from their product and options, shoppers' names with units.
+    assert blue_m.title == "Example T-Shirt - Blue / M"
+    assert (blue_m.attr.weight, Product.objects.get(upc="PNT_DEN_285").attr.weight) == (
+        "145 g",
+        "8 oz",
+    )
+    names = dict(ProductAttribute.objects.filter(product_class=shirts).values_list("code", "name"))
+    assert {k: names[k] for k in ("weight", "vendor", "color", "size")} == {
+        "weight": "Weight",
+        "vendor": "Vendor",
+        "color": "Color",
+        "size": "Size",
+    }
+    internals_absent(run, ["Variant Fulfillment Service", "Variant Taxable", "SEO Title"])
 
 
 @pytest.mark.django_db
@@ -176,22 +214,33 @@ def test_woocommerce_export_lands_with_its_variations():
     )
     priced = [r for r in source if r["Regular price"] and r["Type"] != "grouped"]
     for r in priced:
-        assert stock_of(r["SKU"]) == (Decimal(r["Regular price"]), None)
-    # Stock not managed: every priced product can be bought.
-    assert buyable(Product.objects.filter(upc__in=[r["SKU"] for r in priced])) == len(priced)
+        assert stock_of(r["SKU"]) == (
+            Decimal(r["Regular price"]),
+            0 if r["Type"] == "external" else None,
+        )
+    # Stock not managed: every priced product can be bought, but the external one.
+    on_sale = [r["SKU"] for r in priced if r["Type"] != "external"]
+    assert buyable(Product.objects.filter(upc__in=on_sale)) == len(priced) - 1
     hidden = Product.objects.get(upc="woo-hoodie-with-pocket")
     assert hidden.is_public is False  # "Visibility in catalog: hidden"
-    types = attribute_types(["Product (stock not tracked)"])
-    assert (types["color"], types["weight_lbs"], types["featured"]) == (
-        "multi_option",
-        "float",
-        "boolean",
-    )
+    types = attribute_types(["Product"])
+    assert (types["color"], types["weight"], types["length"]) == ("multi_option", "text", "text")
     tee = Product.objects.get(upc="woo-vneck-tee")
     assert sorted(o.option for o in tee.attr.color) == ["Blue", "Green", "Red"]
     assert [o.option for o in Product.objects.get(upc="woo-hoodie-red").attr.logo] == ["No"]
     album = Product.objects.get(upc="woo-album").product_class
-    assert (album.track_stock, album.requires_shipping) == (False, False)
+    assert (album.name, album.track_stock, album.requires_shipping) == (
+        "Digital product",
+        False,
+        False,
+    )
+    # The external product is shown with where it is bought, and cannot be bought here.
+    pennant = Product.objects.get(upc="wp-pennant")
+    assert pennant.attr.buy_at == "https://mercantile.wordpress.org/product/wordpress-pennant/"
+    assert (pennant.product_class.name, buyable([pennant])) == ("External product", 0)
+    assert Product.objects.get(upc="woo-vneck-tee-red").title == "V-Neck T-Shirt - Red"
+    assert Product.objects.get(upc="woo-beanie").attr.weight == "0.2 lbs"
+    internals_absent(run, ["Tax status", "Tax class", "Backorders allowed?", "Download limit"])
 
 
 @pytest.mark.django_db
@@ -227,12 +276,12 @@ def test_magento_export_lands_with_its_configurable_products():
     assert levels == {r["sku"]: int(r["qty"]) for r in simple}
     assert buyable(children) == sum(int(r["qty"]) > 0 for r in simple)
     types = attribute_types(["Top", "Bottom"])
-    assert {k: types[k] for k in ("size", "color", "climate", "sale", "weight")} == {
+    assert {k: types[k] for k in ("size", "color", "climate", "eco_collection", "weight")} == {
         "size": "option",
         "color": "option",
         "climate": "multi_option",
-        "sale": "boolean",
-        "weight": "float",
+        "eco_collection": "boolean",
+        "weight": "text",
     }
     chaz = Product.objects.get(upc="MH01")
     assert sorted(o.option for o in chaz.attr.climate) == sorted(
@@ -240,6 +289,12 @@ def test_magento_export_lands_with_its_configurable_products():
     )
     assert Product.objects.get(upc="MH01-XS-Black").slug == "chaz-kangeroo-hoodie-xs-black"
     assert ProductAttributeValue.objects.filter(attribute__code="size").count() == len(simple)
+    assert Product.objects.get(upc="MH01-XS-Black").title == "Chaz Kangeroo Hoodie-XS-Black"
+    size = ProductAttribute.objects.filter(code="size").values_list("name", flat=True)
+    assert set(size) == {"Size"}
+    internals_absent(run, ["tax_class_name", "meta_title", "special_price"])
+    flags = "erin_recommends, has_options, new, required_options, sale"
+    assert run.notes.count(f"additional_attributes not imported: {flags}") == 1
 
 
 @pytest.mark.django_db
@@ -297,3 +352,18 @@ def test_each_export_is_told_by_its_header(path, preset):
 
     assert feed.notes[0] == f"mapping: the {preset} preset, detected from the CSV header"
     assert isinstance(first.payload, dict) and first.payload["upc"]
+
+
+@pytest.mark.parametrize(
+    ("path", "sku", "image"),
+    [
+        ("shopify/product_template.csv", "SRT_COT_222", "cobalt-blue-t-shirt.jpg"),
+        ("woocommerce/sample_products.csv", "woo-vneck-tee-green", "vnech-tee-green-1.jpg"),
+        ("magento/configurable_products.csv", "MH01-XS-Black", "m/h/mh01-black_main.jpg"),
+    ],
+)
+def test_variants_bring_their_own_images(path, sku, image):
+    with feed_open(str(shared_data(path)), count=False) as feed:
+        children = [c for item in feed for c in item.payload.get("children", [])]
+    images = next(child["images"] for child in children if child["upc"] == sku)
+    assert any(ref.split("?")[0].endswith(image) for ref in images)

@@ -166,10 +166,21 @@ class RowMapping:
                     self.notes.append(f"columns not imported: {', '.join(unread)}")
                 if absent:
                     self.notes.append(f"columns the mapping reads, absent: {', '.join(absent)}")
+                self._pairs_noted()
                 yield row
                 yield from rows
                 return
             yield row
+
+    def _pairs_noted(self) -> None:
+        """The run's notes name the codes=value pairs the mapping leaves out, once."""
+        shapes = [self.shape] + ([self.variants.shape] if self.variants else [])
+        skipped: dict[str, set[str]] = {}
+        for shape in shapes:
+            for path, codes in shape.pairs_skipped().items():
+                skipped.setdefault(path, set()).update(codes)
+        for path, codes in skipped.items():
+            self.notes.append(f"{path} not imported: {', '.join(sorted(codes))}")
 
     def _groups(self, rows: Iterator[Row], getter) -> Iterator[list[Row]]:
         group = self.group

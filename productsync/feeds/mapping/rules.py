@@ -12,7 +12,7 @@ from typing import Any
 import regex
 
 from productsync.exceptions import RecordError, SourceError
-from productsync.records import ATTRIBUTE_TYPES, number_text_plain
+from productsync.records import number_text_plain
 
 BREADCRUMB_SEPARATOR = " > "
 TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
@@ -338,97 +338,3 @@ def condition_parse(spec: Any, where: str) -> Condition:
     else:
         operand = str(operand)
     return Condition(spec["path"], test, operand)
-
-
-@dataclass(frozen=True)
-class AttributeRule:
-    """Attributes from an item: one with a fixed code; one named by another cell (the code
-    made from that name: "Shoe size" -> shoe_size); or many packed in one cell as
-    `code=value,code=value` (pairs). Types say which Oscar attribute type each one is."""
-
-    value: Rule | None = None
-    code: str = ""
-    name: Rule | None = None
-    type: str = "text"
-    pairs: Rule | None = None
-    pair_separator: str = ","
-    equals: str = "="
-    # For pairs: a type per code (others: `type`), the separator of a multi_option's names,
-    # and codes left out.
-    types: dict = field(default_factory=dict)
-    list_separator: str = "|"
-    skip: frozenset = frozenset()
-
-    def paths(self) -> list[str]:
-        return [p for rule in (self.value, self.name, self.pairs) if rule for p in rule.paths()]
-
-    def apply(self, get: Getter, values: dict, types: dict) -> None:
-        """Add this rule's attributes (code -> value) and their types to the two dicts."""
-        if self.pairs is not None:
-            cell = self.pairs.get(get)
-            for pair in str(cell or "").split(self.pair_separator):
-                code, equals, value = pair.partition(self.equals)
-                code = attribute_code(code)
-                if equals and code and code not in self.skip and value.strip():
-                    kind = self.types.get(code, self.type)
-                    if kind == "multi_option":
-                        value = [v.strip() for v in value.split(self.list_separator) if v.strip()]
-                    values[code], types[code] = _typed(value, kind), kind
-            return
-        code = attribute_code(self.name.get(get)) if self.name is not None else self.code
-        value = self.value.get(get)
-        if code and not empty(value):
-            if self.type == "multi_option" and not isinstance(value, list):
-                value = [value]
-            values[code], types[code] = _typed(value, self.type), self.type
-
-
-def _typed(value: Any, kind: str) -> Any:
-    if kind == "option" and isinstance(value, list):
-        return value[0] if value else None
-    return value.strip() if isinstance(value, str) else value
-
-
-ATTRIBUTE_KEYS = frozenset(
-    {"code", "name", "type", "pairs", "pair_separator", "equals", "types", "list_separator"}
-    | {"skip"}
-)
-
-
-def attribute_rule_parse(spec: Any, where: str) -> AttributeRule:
-    if not isinstance(spec, dict):
-        raise SourceError(f"{where} is a table with code or name and a path, or pairs")
-    kinds = [key for key in ("code", "name", "pairs") if key in spec]
-    if len(kinds) != 1:
-        raise SourceError(f"{where} needs exactly one of code, name or pairs")
-    kind = spec.get("type", "text")
-    types = spec.get("types", {})
-    if not isinstance(types, dict):
-        raise SourceError(f"{where}: types is a table of attribute codes to types")
-    for name in (kind, *types.values()):
-        if name not in ATTRIBUTE_TYPES:
-            raise SourceError(
-                f"{where}: unknown attribute type {name!r} (known: {', '.join(ATTRIBUTE_TYPES)})"
-            )
-    value_spec = {k: v for k, v in spec.items() if k not in ATTRIBUTE_KEYS}
-    if "pairs" in spec:
-        if value_spec:
-            raise SourceError(f"{where}: pairs takes no {', '.join(sorted(value_spec))}")
-        return AttributeRule(
-            pairs=rule_parse(spec["pairs"], f"{where}: pairs"),
-            type=kind,
-            pair_separator=str(spec.get("pair_separator", ",")),
-            equals=str(spec.get("equals", "=")),
-            types={attribute_code(k): v for k, v in types.items()},
-            list_separator=str(spec.get("list_separator", "|")),
-            skip=frozenset(attribute_code(s) for s in spec.get("skip", [])),
-        )
-    code = spec.get("code", "")
-    if "code" in spec and (not isinstance(code, str) or attribute_code(code) != code or not code):
-        raise SourceError(f"{where}: code {code!r} is not an attribute code (a-z, 0-9, _)")
-    return AttributeRule(
-        value=rule_parse(value_spec, f"{where}: value"),
-        code=code,
-        name=rule_parse(spec["name"], f"{where}: name") if "name" in spec else None,
-        type=kind,
-    )

@@ -7,12 +7,11 @@ from typing import Any
 
 from productsync.exceptions import SourceError
 from productsync.feeds.csvfeed import FIELDS, STOCK_FIELDS, flat_payload
+from productsync.feeds.mapping.attributes import AttributeRule, attribute_rule_parse
 from productsync.feeds.mapping.rules import (
-    AttributeRule,
     Condition,
     Getter,
     Rule,
-    attribute_rule_parse,
     condition_parse,
     rule_parse,
     unique,
@@ -22,6 +21,8 @@ from productsync.feeds.mapping.rules import (
 # (a list of references) and the slug a new product gets.
 MAPPED_FIELDS = (*FIELDS, "attributes", "images", "slug")
 CLASS_OPTIONS = ("track_stock", "requires_shipping")
+# What an item says of its attributes, for its class: their types and shoppers' names.
+DECLARED = ("attribute_types", "attribute_names")
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,15 @@ class FieldSet:
             flat["images"] = [flat["images"]] if flat["images"].strip() else []
         values = dict(flat["attributes"]) if isinstance(flat.get("attributes"), dict) else {}
         types: dict[str, str] = {}
+        names: dict[str, str] = {}
         for rule in self.attributes:
-            rule.apply(get, values, types)
+            rule.apply(get, values, types, names)
         if self.attributes:
             flat["attributes"] = values
         if types:
             flat["attribute_types"] = types
+        if names:
+            flat["attribute_names"] = names
         options = {
             name: rule.get(get) if isinstance(rule, Rule) else rule
             for name, rule in self.class_options.items()
@@ -105,6 +109,15 @@ class Shape:
         out = self.fields.paths()
         for case in self.cases:
             out += case.when.paths() + case.fields.paths()
+        return out
+
+    def pairs_skipped(self) -> dict[str, set[str]]:
+        """The codes that pairs rules leave out, by the path of their cell."""
+        out: dict[str, set[str]] = {}
+        for fields in (self.fields, *(case.fields for case in self.cases)):
+            for rule in fields.attributes:
+                if rule.pairs is not None and rule.skip:
+                    out.setdefault(rule.pairs.paths()[0], set()).update(rule.skip)
         return out
 
 
@@ -150,19 +163,19 @@ def group_payload(
     if len(children) == 1 and variants.standalone and variants.standalone.holds(children[0][0]):
         child = children[0][1]
         merged = {**stock_free, **{k: v for k, v in child.items() if k in STOCK_FIELDS}}
-        for key in ("attributes", "attribute_types"):
+        for key in ("attributes", *DECLARED):
             if child.get(key):
                 merged[key] = {**flat.get(key, {}), **child[key]}
         return flat_payload(merged), used, (child_columns | columns[0], child_columns)
     payload = flat_payload(stock_free)
-    types = dict(flat.get("attribute_types", {}))
+    declared = {key: dict(flat.get(key, {})) for key in DECLARED}
     payload["children"] = []
     for _, child in children:
-        types.update(child.pop("attribute_types", {}))
+        for key in DECLARED:
+            declared[key].update(child.pop(key, {}))
         child.pop("class_options", None)
         payload["children"].append(flat_payload(child))
-    if types:
-        payload["attribute_types"] = types
+    payload.update({key: value for key, value in declared.items() if value})
     return payload, used, columns
 
 
