@@ -26,6 +26,8 @@ def items_record(run: SyncRun, result: BatchResult) -> None:
             upc=o.upc[:255],
             outcome=o.outcome,
             changes=SyncItem.changes_kept(o.changes),
+            title=o.title[:255],
+            codes=SyncItem.codes_kept(o.codes),
         )
         for o in result.outcomes
     ]

@@ -154,7 +154,7 @@ class BatchWriter:
         _counts_add(result, units, known)
         outcomes_add(
             result,
-            units.new,
+            touched[: len(units.new)],  # the new items' (item, product id), first in touched
             units.changed,
             units.unchanged,
             every=self.outcomes,
