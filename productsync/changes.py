@@ -57,7 +57,8 @@ def item_changes(old: dict | None, new: dict) -> list[list[Any]]:
 
 
 def _member_facts(member: dict, prefix: str, out: list) -> None:
-    out.append([f"{prefix}title", None, member.get("title")])
+    if member.get("title") or not prefix:  # a child without a title shows its parent's
+        out.append([f"{prefix}title", None, member.get("title")])
     for stockrecord in member.get("stockrecords", []):
         for name in ("price", "num_in_stock"):
             field = stock_field(*_stock_key(stockrecord), name, prefix)
