@@ -6,7 +6,7 @@ import pytest
 
 from productsync.models import SyncRun
 from productsync.services import sync_run_execute
-from tests.admin.test_admin_import import jsonl, run_queued, runner, upload, url  # noqa: F401
+from tests.admin.test_admin_import import jsonl, run_queued, upload, url
 from tests.conftest import product
 
 pytestmark = pytest.mark.django_db
