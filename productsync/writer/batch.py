@@ -154,7 +154,7 @@ class BatchWriter:
         _counts_add(result, units, known)
         outcomes_add(
             result,
-            touched[: len(units.new)],  # the new items' (item, product id), first in touched
+            units.new,
             units.changed,
             units.unchanged,
             every=self.outcomes,

@@ -8,6 +8,7 @@ from productsync.models import SyncItem
 from productsync.outcomes import BatchResult, ItemOutcome
 from productsync.writer.categories import CategoryTree
 from productsync.writer.snapshot import breadcrumb, product_snapshots
+from productsync.writer.stock import price_text
 
 Category = get_model("catalogue", "Category")
 Outcome = SyncItem.Outcome
@@ -56,6 +57,28 @@ def _codes(record) -> tuple[str, ...]:
     )
 
 
+def _as_written(record) -> dict:
+    """What created_facts reads of a new product, from its record, as writer.snapshot reads
+    the product back (a preview spares reading back what it has just inserted)."""
+
+    def member(m) -> dict:
+        return {
+            "title": m.title,
+            "stockrecords": [
+                {
+                    "partner": sr.partner,
+                    "partner_sku": sr.partner_sku,
+                    "price": price_text(sr.price),
+                    "num_in_stock": sr.num_in_stock,
+                }
+                for sr in m.stockrecords
+            ],
+        }
+
+    children = [{"upc": c.upc, **member(c)} for c in record.children]
+    return {**member(record), "product_class": record.product_class, "children": children}
+
+
 def _outcome(item, outcome: str, changes: list | None = None) -> ItemOutcome:
     record = item.record
     return ItemOutcome(item.position, record.upc, outcome, changes, record.title, _codes(record))
@@ -73,14 +96,8 @@ def outcomes_add(
 ) -> None:
     """Add to result the updated items (with their changed fields when before was read) and,
     when every, the created and unchanged ones (the created with their facts when before was
-    read) and the children's upcs (a dry run's). created, changed, unchanged: (item, product
-    id) pairs."""
-    facts = every and before is not None
-    after = (
-        _snapshots_after([*created, *changed] if facts else changed, tree)
-        if before is not None
-        else {}
-    )
+    read) and the children's upcs (a dry run's)."""
+    after = _snapshots_after(changed, tree) if before is not None else {}
     rows = [
         _outcome(
             item,
@@ -90,14 +107,17 @@ def outcomes_add(
         for item, pid in changed
     ]
     if every:
+        facts = before is not None
         rows += [
-            _outcome(item, Outcome.CREATED, created_facts(after[pid]) if facts else None)
-            for item, pid in created
+            _outcome(
+                item, Outcome.CREATED, created_facts(_as_written(item.record)) if facts else None
+            )
+            for item in created
         ]
         rows += [_outcome(item, Outcome.UNCHANGED) for item, _ in unchanged]
         rows += [
             ItemOutcome(item.position, child.upc, Outcome.MEMBER)
-            for item, _ in [*created, *changed, *unchanged]
+            for item in [*created, *(i for i, _ in changed), *(i for i, _ in unchanged)]
             for child in item.record.children
         ]
     if every or before is not None:

@@ -17,14 +17,13 @@ from productsync.partial import PartialItem, StockChange, StockItem
 from productsync.sql import quoted_names, select_rows, update_given
 from productsync.writer.drift import drift_stamp, drift_units
 from productsync.writer.search import search_index_update
-from productsync.writer.stock import STOCK_VALUES, stockrecords_by_sku
+from productsync.writer.stock import STOCK_VALUES, price_text, stockrecords_by_sku
 
 Product = get_model("catalogue", "Product")
 Partner = get_model("partner", "Partner")
 StockRecord = get_model("partner", "StockRecord")
 
 PRODUCT_COLUMNS = ("title", "description", "is_public")
-PRICE_PLACES = StockRecord._meta.get_field("price").decimal_places
 Outcome = SyncItem.Outcome
 
 
@@ -230,8 +229,8 @@ class _Changes:
 
 def _shown(name: str, value):
     """A value as writer.snapshot reads it: a price as its text with its decimal places."""
-    if name == "price" and value is not None:
-        return f"{Decimal(str(value)):.{PRICE_PLACES}f}"
+    if name == "price":
+        return price_text(value)
     if name == "is_public" and value is not None:
         return bool(value)
     return value
