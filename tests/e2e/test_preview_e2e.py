@@ -77,4 +77,5 @@ def test_previews_of_a_first_import_and_of_a_stock_file_show_what_would_change(
         "stockrecords[Acme Books/SKU-A].price": ("'10.00'", "'12.50'"),
         "stockrecords[Acme Books/SKU-A].num_in_stock": ("5", "2"),
     }
+    assert browser.find_element(By.CSS_SELECTOR, "#item-0 td.ps-wrap").text == "SKU SKU-A"
     assert browser.find_element(By.CSS_SELECTOR, "#item-1 .ps-badge").text == "unchanged"

@@ -129,6 +129,7 @@ def test_a_stock_file_preview_lists_each_changed_stock_record_old_and_new(write_
         1: None,
         2: [["stockrecords[Acme Books/SKU-P3].num_in_stock", 5, 0]],
     }
+    assert "  item 0 (SKU-P1): updated\n" in out
     assert "    stockrecords[Acme Books/SKU-P1].price: '10.00' -> '12.50'\n" in out
     assert "    stockrecords[Acme Books/SKU-P3].num_in_stock: 5 -> 0\n" in out
     assert StockRecord.objects.get(partner_sku="SKU-P1", partner__name="Acme Books").price == 10

@@ -340,7 +340,8 @@ class Command(BaseCommand):
         item) on its line."""
         rows = SyncItem.objects.filter(run_id=run_id, outcome__in=["created", "updated"])
         for item in rows.order_by("position").iterator(chunk_size=1000):
-            self.stdout.write(f"  item {item.position} ({printable(item.upc)}): {item.outcome}")
+            name = item.upc or item.codes  # a stock file's row: its SKU
+            self.stdout.write(f"  item {item.position} ({printable(name)}): {item.outcome}")
             for field, old, new in item.change_rows():
                 was = "" if item.outcome == "created" else f"{printable(old)} -> "
                 self.stdout.write(f"    {printable(field)}: {was}{printable(new)}")
