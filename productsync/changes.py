@@ -1,4 +1,5 @@
-"""Field-level changes between two feed items (as writer.snapshot reads them)."""
+"""Field-level changes between two feed items (as writer.snapshot reads them), and what a
+preview shows of a new one, in the same form."""
 
 from typing import Any
 
