@@ -20,6 +20,7 @@ from productsync.exports import Echo, catalogue_csv_rows, catalogue_jsonl
 from productsync.forms import UploadForm
 from productsync.models import SyncItem, SyncRun
 from productsync.services import (
+    SEARCH_CHARS,
     run_items,
     sync_preview_confirm,
     sync_queue_state,
@@ -164,11 +165,13 @@ class ImportViews:
     @staticmethod
     def items_context(request, run: SyncRun) -> dict:
         """The run's recorded items (a preview's every item, a real run's changes) on one page
-        of one outcome: one count and one page query, whatever the size of the run."""
+        of one outcome, those found by the search q if given: one count and one page query,
+        whatever the size of the run."""
         outcome = request.GET.get("outcome", "")
         if outcome not in OUTCOMES:
             outcome = ""
-        rows = run_items(run, outcome)
+        search = request.GET.get("q", "").strip()[:SEARCH_CHARS]
+        rows = run_items(run, outcome, search)
         page = Paginator(SyncItem.page_rows(rows.order_by("position")), ITEMS_PER_PAGE).get_page(
             request.GET.get("items")
         )
@@ -176,6 +179,8 @@ class ImportViews:
             "items_page": page,
             "item_rows": [(item, item.page_change_rows()) for item in page],
             "item_outcome": outcome,
+            "item_search": search,
+            "search_chars": SEARCH_CHARS,
             "item_outcomes": OUTCOMES,
             "has_items": run.item_rows > 0,
         }

@@ -348,6 +348,9 @@ def _kept(value):
     return value if len(text) <= SyncItem.KEPT else text[: SyncItem.KEPT - 1] + "…"
 
 
+CODES_CHARS = 1000
+
+
 class SyncItem(models.Model):
     """What one item did or would do: every item of a dry run (with its changed fields in a
     preview), and the updated items of a real run with their changed fields."""
@@ -379,6 +382,14 @@ class SyncItem(models.Model):
         help_text="[field, old value, new value] for each field the item changes.",
     )
     message = models.TextField("message", blank=True, help_text="Why it failed.")
+    title = models.CharField("title", max_length=255, blank=True)
+    codes = models.CharField(
+        "codes",
+        max_length=CODES_CHARS,
+        blank=True,
+        help_text="Its SKUs and its children's UPCs and SKUs (the first ones): what the "
+        "preview's search finds it by, with its UPC and title.",
+    )
 
     class Meta:
         ordering = ["run", "position"]
@@ -394,6 +405,12 @@ class SyncItem(models.Model):
     def change_rows(self) -> list[tuple[str, str, str]]:
         """(field, old, new) as shown: Python literals, long values cut."""
         return [(field, _shown(old), _shown(new)) for field, old, new in self.changes or []]
+
+    @staticmethod
+    def codes_kept(codes: tuple[str, ...]) -> str:
+        """The codes as a row keeps them: space-separated, the first that fit."""
+        text = " ".join(codes)
+        return text if len(text) <= CODES_CHARS else text[:CODES_CHARS].rsplit(" ", 1)[0]
 
     @staticmethod
     def changes_kept(changes: list | None) -> list | None:

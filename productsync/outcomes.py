@@ -45,12 +45,15 @@ class ItemFailure:
 @dataclass(slots=True)
 class ItemOutcome:
     """What the writer did (or, in a dry run, would do) with one item; changes: [field, old,
-    new] of an updated item, when asked for."""
+    new] of an updated item (the facts of a created one), when asked for; title and codes
+    (its SKUs, its children's UPCs and SKUs) for the preview's search."""
 
     position: int
     upc: str
     outcome: str
     changes: list | None = None
+    title: str = ""
+    codes: tuple[str, ...] = ()
 
 
 @dataclass

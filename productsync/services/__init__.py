@@ -38,6 +38,7 @@ from productsync.services.queue import (
 from productsync.services.retry import sync_run_retry
 from productsync.services.run import run_spec_execute, sync_run_execute
 from productsync.services.selectors import (
+    SEARCH_CHARS,
     product_dashboard_urls,
     run_batch_products,
     run_failures,
@@ -86,6 +87,7 @@ __all__ = [
     "run_batch_products",
     "run_failures",
     "run_items",
+    "SEARCH_CHARS",
     "run_last_id",
     "source_key",
     "sync_batch_execute",

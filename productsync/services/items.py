@@ -6,6 +6,7 @@ from django.db.models import Count
 from productsync.conf import app_settings
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult
+from productsync.sql import insert_rows
 
 Outcome = SyncItem.Outcome
 
@@ -16,33 +17,33 @@ def items_writer_set(writer, run: SyncRun) -> None:
     writer.changes = run.diff if run.dry_run else run.item_rows < app_settings.CHANGES_MAX
 
 
+ITEM_FIELDS = ["run_id", "position", "upc", "outcome", "changes", "message", "title", "codes"]
+
+
 def items_record(run: SyncRun, result: BatchResult) -> None:
     """Store the batch's item rows in the caller's transaction (a dry run's too: only its
     writes are rolled back) and count them on the run."""
     rows = [
-        SyncItem(
-            run=run,
-            position=o.position,
-            upc=o.upc[:255],
-            outcome=o.outcome,
-            changes=SyncItem.changes_kept(o.changes),
+        (
+            run.pk,
+            o.position,
+            o.upc[:255],
+            o.outcome,
+            SyncItem.changes_kept(o.changes),
+            "",
+            o.title[:255],
+            SyncItem.codes_kept(o.codes),
         )
         for o in result.outcomes
     ]
     if run.dry_run:
         rows += [
-            SyncItem(
-                run=run,
-                position=f.position,
-                upc=f.upc[:255],
-                outcome=Outcome.FAILED,
-                message=f.message,
-            )
+            (run.pk, f.position, f.upc[:255], Outcome.FAILED, None, f.message, "", "")
             for f in result.failures
         ]
     else:
         rows = rows[: max(0, app_settings.CHANGES_MAX - run.item_rows)]
-    SyncItem.objects.bulk_create(rows)
+    insert_rows(SyncItem, ITEM_FIELDS, rows)
     run.item_rows += len(rows)
 
 

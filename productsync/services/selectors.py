@@ -3,7 +3,7 @@ to Oscar's dashboard, its recorded items, the last run's id."""
 
 from typing import NamedTuple
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Length, Substr
 
 from productsync.models import SyncBatch, SyncedProduct, SyncFailure, SyncItem, SyncRun
@@ -69,10 +69,23 @@ def run_batch_products(
     ]
 
 
-def run_items(run: SyncRun, outcome: str = "") -> QuerySet[SyncItem]:
-    """The run's recorded items, of one outcome if given (group members are never listed)."""
+# The longest search of a run's items: a UPC, SKU or title, not a document.
+SEARCH_CHARS = 100
+
+
+def run_items(run: SyncRun, outcome: str = "", search: str = "") -> QuerySet[SyncItem]:
+    """The run's recorded items, of one outcome if given (group members are never listed),
+    whose UPC, title or codes (SKUs, children's UPCs) contain search, if given (its first
+    SEARCH_CHARS characters, any case)."""
     rows = SyncItem.objects.filter(run=run).exclude(outcome=SyncItem.Outcome.MEMBER)
-    return rows.filter(outcome=outcome) if outcome else rows
+    if outcome:
+        rows = rows.filter(outcome=outcome)
+    search = search.strip()[:SEARCH_CHARS]
+    if search:
+        rows = rows.filter(
+            Q(upc__icontains=search) | Q(title__icontains=search) | Q(codes__icontains=search)
+        )
+    return rows
 
 
 def run_last_id() -> int:

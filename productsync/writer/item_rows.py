@@ -3,11 +3,12 @@ updated items read from the catalogue before and after the batch wrote them."""
 
 from oscar.core.loading import get_model
 
-from productsync.changes import item_changes
+from productsync.changes import created_facts, item_changes
 from productsync.models import SyncItem
 from productsync.outcomes import BatchResult, ItemOutcome
 from productsync.writer.categories import CategoryTree
 from productsync.writer.snapshot import breadcrumb, product_snapshots
+from productsync.writer.stock import price_text
 
 Category = get_model("catalogue", "Category")
 Outcome = SyncItem.Outcome
@@ -44,9 +45,48 @@ def _snapshots_after(changed, tree: CategoryTree) -> dict[int, dict]:
     return product_snapshots((pid for _, pid in changed), tree.names, written)
 
 
+def _codes(record) -> tuple[str, ...]:
+    """The SKUs of the record, its children's UPCs and SKUs: what a preview finds it by."""
+    return (
+        *(sr.partner_sku for sr in record.stockrecords),
+        *(
+            code
+            for c in record.children
+            for code in (c.upc, *(sr.partner_sku for sr in c.stockrecords))
+        ),
+    )
+
+
+def _as_written(record) -> dict:
+    """What created_facts reads of a new product, from its record, as writer.snapshot reads
+    the product back (a preview spares reading back what it has just inserted)."""
+
+    def member(m) -> dict:
+        return {
+            "title": m.title,
+            "stockrecords": [
+                {
+                    "partner": sr.partner,
+                    "partner_sku": sr.partner_sku,
+                    "price": price_text(sr.price),
+                    "num_in_stock": sr.num_in_stock,
+                }
+                for sr in m.stockrecords
+            ],
+        }
+
+    children = [{"upc": c.upc, **member(c)} for c in record.children]
+    return {**member(record), "product_class": record.product_class, "children": children}
+
+
+def _outcome(item, outcome: str, changes: list | None = None) -> ItemOutcome:
+    record = item.record
+    return ItemOutcome(item.position, record.upc, outcome, changes, record.title, _codes(record))
+
+
 def outcomes_add(
     result: BatchResult,
-    new,
+    created,
     changed,
     unchanged,
     *,
@@ -55,23 +95,29 @@ def outcomes_add(
     tree: CategoryTree,
 ) -> None:
     """Add to result the updated items (with their changed fields when before was read) and,
-    when every, the new and unchanged ones and the children's upcs (a dry run's)."""
+    when every, the created and unchanged ones (the created with their facts when before was
+    read) and the children's upcs (a dry run's)."""
     after = _snapshots_after(changed, tree) if before is not None else {}
     rows = [
-        ItemOutcome(
-            item.position,
-            item.record.upc,
+        _outcome(
+            item,
             Outcome.UPDATED,
             item_changes(before[pid], after[pid]) if before is not None else None,
         )
         for item, pid in changed
     ]
     if every:
-        rows += [ItemOutcome(i.position, i.record.upc, Outcome.CREATED) for i in new]
-        rows += [ItemOutcome(i.position, i.record.upc, Outcome.UNCHANGED) for i, _ in unchanged]
+        facts = before is not None
+        rows += [
+            _outcome(
+                item, Outcome.CREATED, created_facts(_as_written(item.record)) if facts else None
+            )
+            for item in created
+        ]
+        rows += [_outcome(item, Outcome.UNCHANGED) for item, _ in unchanged]
         rows += [
             ItemOutcome(item.position, child.upc, Outcome.MEMBER)
-            for item in [*new, *(i for i, _ in changed), *(i for i, _ in unchanged)]
+            for item in [*created, *(i for i, _ in changed), *(i for i, _ in unchanged)]
             for child in item.record.children
         ]
     if every or before is not None:

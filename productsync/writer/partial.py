@@ -10,18 +10,21 @@ from django.db import connection, transaction
 from django.utils import timezone
 from oscar.core.loading import get_model
 
-from productsync.outcomes import BatchResult, ItemFailure
-from productsync.partial import PartialItem, StockItem
+from productsync.changes import stock_field
+from productsync.models import SyncItem
+from productsync.outcomes import BatchResult, ItemFailure, ItemOutcome
+from productsync.partial import PartialItem, StockChange, StockItem
 from productsync.sql import quoted_names, select_rows, update_given
 from productsync.writer.drift import drift_stamp, drift_units
 from productsync.writer.search import search_index_update
-from productsync.writer.stock import STOCK_VALUES, stockrecords_by_sku
+from productsync.writer.stock import STOCK_VALUES, price_text, stockrecords_by_sku
 
 Product = get_model("catalogue", "Product")
 Partner = get_model("partner", "Partner")
 StockRecord = get_model("partner", "StockRecord")
 
 PRODUCT_COLUMNS = ("title", "description", "is_public")
+Outcome = SyncItem.Outcome
 
 
 def _same(current, new) -> bool:
@@ -36,6 +39,10 @@ class PartialWriter:
 
     def __init__(self) -> None:
         self._partners: dict[str, int] = {}
+        # outcomes: record every item's outcome (dry runs); changes: the changed fields of
+        # updated items, named as the catalogue writer names them. Set before each batch.
+        self.outcomes = False
+        self.changes = False
 
     def forget(self) -> None:
         self._partners.clear()
@@ -66,11 +73,25 @@ class PartialWriter:
             rows = _item_rows(item, current, result)
             if rows is None:
                 continue
-            if changes.add(current.products.get(item.record.upc), item.record.values, rows):
+            diff = changes.add(current.products.get(item.record.upc), item.record.values, rows)
+            if diff:
                 result.updated += 1
             else:
                 result.unchanged += 1
+            self._outcome(result, item, diff)
         _changes_write(changes, result)
+
+    def _outcome(self, result: BatchResult, item, diff: list) -> None:
+        """Record what the item did as the catalogue writer does: an updated item when its
+        changes are asked for, and every item in a dry run."""
+        if not self.outcomes and not (diff and self.changes):
+            return
+        outcome = Outcome.UPDATED if diff else Outcome.UNCHANGED
+        codes = tuple(change.partner_sku for change in item.record.stock)
+        changes = diff if diff and self.changes else None
+        result.outcomes.append(
+            ItemOutcome(item.position, item.record.upc, outcome, changes, codes=codes)
+        )
 
     def _current(self, items: list[PartialItem]) -> "_Current":
         """What the catalogue holds of the products and stock records the items name."""
@@ -104,10 +125,13 @@ class PartialWriter:
                     timezone.now(),
                 ],
             )
-            found = dict(cursor.fetchall())
+            found = {row[0]: row[1:] for row in cursor.fetchall()}
         touched, failed = set(), 0
-        for index, product_id in found.items():
-            item = items[index]
+        for index, item in enumerate(items):
+            if index not in found:
+                self._outcome(result, item, [])
+                continue
+            product_id, *old = found[index]
             if product_id is None:
                 message = _no_stock_record("partner_sku", item.partner, item.partner_sku)
                 result.failures.append(
@@ -116,6 +140,10 @@ class PartialWriter:
                 failed += 1
             else:
                 touched.add(product_id)
+                (change,) = item.record.stock
+                old = dict(zip(STOCK_VALUES, old, strict=True))
+                diff = {k: v for k, v in change.values.items() if not _same(old[k], v)}
+                self._outcome(result, item, _change_rows(old, diff, change))
         result.updated += len(found) - failed
         result.unchanged += len(items) - len(found)
         _written(sorted(touched), result)
@@ -159,7 +187,7 @@ def _item_rows(item: PartialItem, current: _Current, result: BatchResult) -> lis
                 f"{where}: the stock record {change.partner_sku!r} of {change.partner!r} "
                 f"belongs to another product than {record.upc!r}",
             )
-        rows.append((row, change.values))
+        rows.append((row, change))
     return rows
 
 
@@ -176,26 +204,48 @@ class _Changes:
     stock: dict[int, dict] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
 
-    def add(self, product: dict | None, values: dict, rows: list) -> bool:
+    def add(self, product: dict | None, values: dict, rows: list) -> list:
         """Add an item's changes (values of its product, if any; rows: stock records and
-        their values); the rows read are changed too, so a later item sees them. Return
-        whether anything changed."""
-        changed = False
+        their StockChange); the rows read are changed too, so a later item sees them.
+        Return what changed: [field, old, new]."""
+        out = []
         if product is not None:
-            changed = self._diff(product, values, self.products, product["id"], product["id"])
-        for row, row_values in rows:
-            changed = (
-                self._diff(row, row_values, self.stock, row["id"], row["product_id"]) or changed
-            )
-        return changed
+            out += self._diff(product, values, self.products, product["id"], product["id"])
+        for row, change in rows:
+            out += self._diff(row, change.values, self.stock, row["id"], row["product_id"], change)
+        return out
 
-    def _diff(self, current: dict, values: dict, into: dict, key: int, product_id: int) -> bool:
+    def _diff(
+        self, current: dict, values: dict, into: dict, key: int, product_id: int, change=None
+    ) -> list:
         diff = {k: v for k, v in values.items() if not _same(current[k], v)}
+        rows = _change_rows(current, diff, change)
         if diff:
             current.update(diff)
             into.setdefault(key, {}).update(diff)
             self.touched.add(product_id)
-        return bool(diff)
+        return rows
+
+
+def _shown(name: str, value):
+    """A value as writer.snapshot reads it: a price as its text with its decimal places."""
+    if name == "price":
+        return price_text(value)
+    if name == "is_public" and value is not None:
+        return bool(value)
+    return value
+
+
+def _change_rows(old: dict, diff: dict, change: StockChange | None = None) -> list:
+    """[field, old, new] of the values in diff (old: the values before), named as the
+    catalogue writer names them; change: the stock record they are of, if any."""
+    out = []
+    for name, new in diff.items():
+        field = "currency" if name == "price_currency" else name
+        if change is not None:
+            field = stock_field(change.partner, change.partner_sku, field)
+        out.append([field, _shown(name, old[name]), _shown(name, new)])
+    return out
 
 
 def _changes_write(changes: _Changes, result: BatchResult) -> None:
@@ -238,26 +288,30 @@ def _written(touched: list[int], result: BatchResult, restamped=frozenset()) -> 
 @functools.lru_cache(maxsize=1)
 def _stock_update_sql() -> str:
     """The rows (their index in the batch, partner id, partner_sku, price, currency,
-    num_in_stock; null: left as it is) as arrays, then date_updated. Returns the index and
-    product of each row that changed a stock record, and each that matched none (product
-    null); a row that matched one and changed nothing is not returned. Each row finds its
-    stock record by the (partner, partner_sku) unique index, once: a join let the planner
-    hash the whole table, twice a batch, when its statistics were stale."""
+    num_in_stock; null: left as it is) as arrays, then date_updated. Returns the index,
+    product and values before (price, currency, num_in_stock) of each row that changed a
+    stock record, and each that matched none (product null); a row that matched one and
+    changed nothing is not returned. Each row finds its stock record by the (partner,
+    partner_sku) unique index, once (a lateral lookup): a join let the planner hash the
+    whole table, twice a batch, when its statistics were stale."""
     sr = quoted_names(StockRecord, "postgresql")
     key = f"s.{sr['partner_id']} = t.partner_id AND s.{sr['partner_sku']} = t.sku"
     given = [("price", "price"), ("currency", "price_currency"), ("num", "num_in_stock")]
     changes = " OR ".join(
-        f"(t.{new} IS NOT NULL AND t.{new} IS DISTINCT FROM s.{sr[old]})" for new, old in given
+        f"(t.{new} IS NOT NULL AND t.{new} IS DISTINCT FROM t.old_{new})" for new, _ in given
     )
     sets = ", ".join(f"{sr[old]} = COALESCE(t.{new}, s.{sr[old]})" for new, old in given)
+    olds = ", ".join(f"s.{sr[old]}" for _, old in given)
     return (
-        f"WITH t AS (SELECT t.*, (SELECT s.{sr['id']} FROM {sr['']} s WHERE {key}) AS sid "
+        "WITH t AS (SELECT t.*, o.sid, o.old_price, o.old_currency, o.old_num "
         "FROM unnest(%s::int[], %s::int[], %s::text[], %s::numeric[], %s::text[], "
-        "%s::int[]) AS t(i, partner_id, sku, price, currency, num)), "
+        "%s::int[]) AS t(i, partner_id, sku, price, currency, num) "
+        f"LEFT JOIN LATERAL (SELECT s.{sr['id']}, {olds} FROM {sr['']} s WHERE {key}) "
+        "AS o(sid, old_price, old_currency, old_num) ON true), "
         f"u AS (UPDATE {sr['']} s SET {sets}, {sr['date_updated']} = %s FROM t WHERE "
         f"s.{sr['id']} = t.sid AND ({changes}) RETURNING t.i, s.{sr['product_id']} AS "
-        "product_id) SELECT t.i, u.product_id FROM t LEFT JOIN u ON u.i = t.i "
-        "WHERE t.sid IS NULL OR u.i IS NOT NULL"
+        "product_id) SELECT t.i, u.product_id, t.old_price, t.old_currency, t.old_num "
+        "FROM t LEFT JOIN u ON u.i = t.i WHERE t.sid IS NULL OR u.i IS NOT NULL"
     )
 
 

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.db import connection
 from oscar.core.loading import get_model
@@ -14,6 +15,15 @@ StockRecord = get_model("partner", "StockRecord")
 
 # The values an item gives a stock record, beside its key.
 STOCK_VALUES = ("price", "price_currency", "num_in_stock")
+PRICE_PLACES = StockRecord._meta.get_field("price").decimal_places
+
+
+def price_text(value) -> str | None:
+    """A price as the catalogue gives it back (writer.snapshot): its text with the column's
+    decimal places; None stays None."""
+    return None if value is None else f"{Decimal(str(value)):.{PRICE_PLACES}f}"
+
+
 _COLUMNS = ("id", "product_id", "partner_id", "partner_sku", *STOCK_VALUES)
 
 

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from oscar.core.loading import get_model
 
 from productsync.models import SyncItem, SyncRun
-from productsync.services import sync_run_execute
+from productsync.services import run_items, sync_run_execute
 from tests.conftest import product
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_a_preview_records_every_item_with_its_changed_fields(write_feed):
         ["categories", ["Books > Computing"], ["Books > Fiction"]],
         ["is_public", True, False],
     ]
-    assert rows["B"].changes is None and rows["D"].changes is None
+    assert rows["B"].changes is None
     assert rows["E"].message.startswith("title: Field required")
     # Nothing was written.
     a = Product.objects.get(upc="A")
@@ -133,3 +133,60 @@ def test_the_changes_of_a_real_run_are_bounded_by_a_setting(write_feed, settings
     assert run.updated == 2
     assert list(SyncItem.objects.filter(run=run).values_list("upc", flat=True)) == ["A"]
     assert any("changes of 1 updated item not recorded" in note for note in run.notes)
+
+
+def test_a_preview_shows_what_each_created_item_would_be(write_feed):
+    parent = product("SHIRT", title="Shirt <b>bold</b>", product_class="Clothing", stockrecords=[])
+    parent["children"] = [
+        {
+            "upc": f"SHIRT-{i}",
+            "title": f"Shirt {i}",
+            "stockrecords": [{**product(f"S{i}")["stockrecords"][0], "price": f"2{i}.00"}],
+        }
+        for i in range(7)
+    ]
+    run, out = dry_run_diff(write_feed([product("BOOK"), parent]))
+    rows = items(run)
+    assert rows["BOOK"].changes == [
+        ["title", None, "Product BOOK"],
+        ["product_class", None, "Book"],
+        ["stockrecords[Acme Books/SKU-BOOK].price", None, "10.00"],
+        ["stockrecords[Acme Books/SKU-BOOK].num_in_stock", None, 5],
+    ]
+    facts = rows["SHIRT"].changes
+    assert facts[:3] == [
+        ["title", None, "Shirt <b>bold</b>"],
+        ["product_class", None, "Clothing"],
+        ["children", None, 7],
+    ]
+    # The first five children are shown with their title, price and stock; the count says
+    # how many there are.
+    assert facts[3:6] == [
+        ["children[SHIRT-0].title", None, "Shirt 0"],
+        ["children[SHIRT-0].stockrecords[Acme Books/SKU-S0].price", None, "20.00"],
+        ["children[SHIRT-0].stockrecords[Acme Books/SKU-S0].num_in_stock", None, 5],
+    ]
+    assert len(facts) == 3 + 5 * 3
+    assert (rows["SHIRT"].title, rows["BOOK"].title) == ("Shirt <b>bold</b>", "Product BOOK")
+    assert "item 0 (BOOK): created\n    title: 'Product BOOK'\n" in out
+    assert "    stockrecords[Acme Books/SKU-BOOK].price: '10.00'\n" in out
+    assert "    children: 7\n" in out
+    assert not Product.objects.exists()
+
+
+def test_a_preview_is_searched_by_upc_sku_or_title_in_any_case(write_feed):
+    parent = product("TEE", title="Plain tee", stockrecords=[])
+    parent["children"] = [{"upc": "TEE-RED", "stockrecords": [product("X")["stockrecords"][0]]}]
+    feed = [product("BOOK-1", title="Deep 100% Work"), product("BOOK_2"), parent]
+    run, _ = dry_run_diff(write_feed(feed))
+
+    def found(search: str, outcome: str = "") -> list[str]:
+        return [row.upc for row in run_items(run, outcome, search).order_by("position")]
+
+    assert found("book") == ["BOOK-1", "BOOK_2"]
+    assert found("sku-book_2") == ["BOOK_2"]  # a SKU; "_" is no wildcard
+    assert found("100%") == ["BOOK-1"]  # a title; "%" is no wildcard
+    assert found("tee-red") == ["TEE"] and found("SKU-X") == ["TEE"]  # a child's UPC, SKU
+    assert found("  plain TEE ") == ["TEE"]
+    assert found("book", "updated") == [] and found("nothing") == []
+    assert found("B" + "x" * 200) == found("B" + "x" * 99) == []

@@ -7,7 +7,7 @@ import pytest
 from oscar.core.loading import get_model
 
 from productsync.exceptions import RecordError
-from productsync.models import SyncFailure
+from productsync.models import SyncFailure, SyncItem
 from productsync.partial import partial_parse, stock_item
 from tests.services.test_partial import catalogue, stock_file, sync
 
@@ -105,3 +105,63 @@ def test_a_partial_run_without_a_batch_size_takes_partial_batch_size(
     assert (run.batch_size, run.batches, run.updated) == (2, 2, 3)
     run, _ = sync("--source", path, "--partner", "Acme Books", "--batch-size", "1")
     assert (run.batch_size, run.batches, run.unchanged) == (1, 3, 3)
+
+
+def _changes(run) -> dict[int, list | None]:
+    return dict(SyncItem.objects.filter(run=run).values_list("position", "changes"))
+
+
+@pytest.mark.django_db
+def test_a_stock_file_preview_lists_each_changed_stock_record_old_and_new(write_feed, tmp_path):
+    catalogue(write_feed)
+    path = stock_file(
+        tmp_path, "sku,price,num_in_stock\nSKU-P1,12.5,7\nSKU-P2,10.00,5\nSKU-P3,10.00,0\n"
+    )
+
+    run, out = sync("--source", path, "--partner", "Acme Books", "--dry-run", "--diff")
+
+    assert (run.dry_run, run.updated, run.unchanged, run.item_rows) == (True, 2, 1, 3)
+    assert _changes(run) == {
+        0: [
+            ["stockrecords[Acme Books/SKU-P1].price", "10.00", "12.50"],
+            ["stockrecords[Acme Books/SKU-P1].num_in_stock", 5, 7],
+        ],
+        1: None,
+        2: [["stockrecords[Acme Books/SKU-P3].num_in_stock", 5, 0]],
+    }
+    assert "  item 0 (SKU-P1): updated\n" in out
+    assert "    stockrecords[Acme Books/SKU-P1].price: '10.00' -> '12.50'\n" in out
+    assert "    stockrecords[Acme Books/SKU-P3].num_in_stock: 5 -> 0\n" in out
+    assert StockRecord.objects.get(partner_sku="SKU-P1", partner__name="Acme Books").price == 10
+
+
+@pytest.mark.django_db
+def test_a_partial_feed_preview_lists_product_and_stock_changes(write_feed):
+    catalogue(write_feed)
+    stock = {"partner": "Acme Books", "partner_sku": "SKU-P2", "num_in_stock": 0}
+    feed = [
+        {"upc": "P1", "title": "A new title", "is_public": True},
+        {"upc": "P2", "stockrecords": [stock]},
+    ]
+    path = write_feed(feed, name="partial.jsonl")
+
+    run, _ = sync("--source", path, "--partial", "--dry-run", "--diff")
+
+    assert _changes(run) == {
+        0: [["title", "Product P1", "A new title"]],
+        1: [["stockrecords[Acme Books/SKU-P2].num_in_stock", 5, 0]],
+    }
+
+
+@pytest.mark.django_db
+def test_a_real_stock_run_records_its_changes_without_a_false_changes_max_note(
+    write_feed, tmp_path
+):
+    catalogue(write_feed)
+    path = stock_file(tmp_path, "sku,price,num_in_stock\nSKU-P1,11.00,5\nSKU-P2,10.00,5\n")
+
+    run, _ = sync("--source", path, "--partner", "Acme Books")
+
+    assert (run.updated, run.unchanged) == (1, 1)
+    assert not [note for note in run.notes if "CHANGES_MAX" in note], run.notes
+    assert _changes(run) == {0: [["stockrecords[Acme Books/SKU-P1].price", "10.00", "11.00"]]}

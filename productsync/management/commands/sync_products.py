@@ -336,12 +336,15 @@ class Command(BaseCommand):
         return (0 if run.status == SyncRun.Status.SUCCEEDED else 1), run.pk, ""
 
     def _changes(self, run_id: int) -> None:
-        """The new and updated items the run recorded, each changed field on its line."""
+        """The new and updated items the run recorded, each changed field (or fact of a new
+        item) on its line."""
         rows = SyncItem.objects.filter(run_id=run_id, outcome__in=["created", "updated"])
         for item in rows.order_by("position").iterator(chunk_size=1000):
-            self.stdout.write(f"  item {item.position} ({printable(item.upc)}): {item.outcome}")
+            name = item.upc or item.codes  # a stock file's row: its SKU
+            self.stdout.write(f"  item {item.position} ({printable(name)}): {item.outcome}")
             for field, old, new in item.change_rows():
-                self.stdout.write(f"    {printable(field)}: {printable(old)} -> {printable(new)}")
+                was = "" if item.outcome == "created" else f"{printable(old)} -> "
+                self.stdout.write(f"    {printable(field)}: {was}{printable(new)}")
 
     def _summary(self, run_id: int, as_json: bool, only_json: bool = False) -> None:
         """The run as the database holds it: what was recorded, not what was counted."""
