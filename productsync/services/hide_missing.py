@@ -14,7 +14,7 @@ def run_hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
     if error:
         why_not = "the run did not read the whole feed"
     elif spec.limit is not None:
-        why_not = "--limit read only part of the feed"
+        why_not = "a limit read only part of the feed"
     elif run.dry_run:
         why_not = "this is a dry run"
     elif run.resumed_from_id is not None:

@@ -127,7 +127,7 @@ def run_skip_unchanged(run: SyncRun, digest: str) -> bool:
     run.state_run, run.state_count, run.state_changed = state
     run.notes.append(
         f"the feed file is unchanged since run {last.pk} and so are the source's products: "
-        "nothing to write (--full reads every item anyway)"
+        "nothing to write (a full run reads every item anyway)"
     )
     run.save(update_fields=["feed_digest", "state_run", "state_count", "state_changed", "notes"])
     run_finish(run, "")

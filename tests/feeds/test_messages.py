@@ -8,7 +8,7 @@ import re
 import pytest
 
 from productsync.exceptions import ProductSyncError, RecordError
-from productsync.feeds import FeedOptions, feed_open
+from productsync.feeds import FeedOptions, feed_open, url_password_refuse
 from productsync.partial import partial_parse
 from productsync.records import Unparsed, record_parse
 from tests.conftest import product, shared_data
@@ -113,6 +113,9 @@ def feed_messages(tmp_path) -> list[str]:
     out += read_messages(str(plain_xml))[0]
     sheet = workbook_of([["sku", "name"], ["1", "A"]], tmp_path / "odd.xlsx")
     out += read_messages(str(sheet))[0]
+    with pytest.raises(ProductSyncError) as refused:
+        url_password_refuse("http://reader:secret@127.0.0.1:9/feed.csv")
+    out.append(str(refused.value))
     return out
 
 
@@ -136,6 +139,7 @@ def test_every_message_follows_the_rules(tmp_path):
         assert "preset preset" not in message, message
     assert any(message.startswith("an XML feed needs a mapping") for message in messages)
     assert any(message.startswith("the sheet has no upc column") for message in messages)
+    assert any("carries a password" in message for message in messages)
 
 
 def test_a_wrong_preset_names_the_missing_column_once(tmp_path):

@@ -81,7 +81,7 @@ def test_nothing_is_hidden_after_a_limited_run(ten):
     _, source = ten
     run = sync_run_execute(source, hide_missing=True, limit=5)
     assert run.hidden == 0
-    assert run.notes == ["hide-missing: nothing hidden because --limit read only part of the feed"]
+    assert run.notes == ["hide-missing: nothing hidden because a limit read only part of the feed"]
 
 
 def test_nothing_is_hidden_when_the_feed_broke(ten):

@@ -142,7 +142,7 @@ def test_an_unchanged_feed_file_is_not_read_again(write_feed):
     )
     assert second.notes == [
         f"the feed file is unchanged since run {first.pk} and so are the source's products: "
-        "nothing to write (--full reads every item anyway)"
+        "nothing to write (a full run reads every item anyway)"
     ]
     assert catalogue_snapshot() == before
 

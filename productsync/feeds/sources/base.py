@@ -44,7 +44,8 @@ def url_password_refuse(url: str) -> None:
     if ":" in userinfo:
         raise SourceError(
             "the source URL carries a password: put it in PRODUCTSYNC['CREDENTIALS'] under a "
-            "name and give that name (--credentials NAME); the URL names only the place"
+            "name and give the feed or run that name as its credentials; the URL names only "
+            "the place"
         )
 
 
