@@ -47,7 +47,8 @@ class FeedHandler(BaseHTTPRequestHandler):
             body, content_type = server.files[path]
             self.send(200, body, {"Content-Type": content_type})
             return
-        route = getattr(self, "route_" + path.strip("/").replace(".", "_").replace("-", "_"))
+        name = path.partition("?")[0].strip("/").replace(".", "_").replace("-", "_")
+        route = getattr(self, "route_" + name)
         route(server.hits[path])
 
 

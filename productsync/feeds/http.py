@@ -36,12 +36,13 @@ def http_open(url: str, validators: Validators, reader_for: Callable[[str], Read
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    shown = url_display(url)
     session = GuardedSession(feed_guard())
     try:
         response = session.get(url, headers)
     except FetchError as exc:
         session.close()
-        raise SourceError(f"{url}: {exc}") from None
+        raise SourceError(f"{shown}: {exc}") from None
     body = _body(response, session)
     if response.status_code == 304:
         body.close()
@@ -53,7 +54,7 @@ def http_open(url: str, validators: Validators, reader_for: Callable[[str], Read
     if response.status_code >= 400:
         body.close()
         after = f" after {response.retries} retries" if response.retries else ""
-        raise SourceError(f"{url}: HTTP {response.status_code} {response.reason}{after}")
+        raise SourceError(f"{shown}: HTTP {response.status_code} {response.reason}{after}")
     content_type = response.headers.get("Content-Type", "")
     length = response.headers.get("Content-Length")
     encoded = response.headers.get("Content-Encoding", "identity") != "identity"
@@ -68,12 +69,12 @@ def http_open(url: str, validators: Validators, reader_for: Callable[[str], Read
         feed.prime()
     except (FeedError, SourceError) as exc:
         body.close()
-        raise SourceError(f"{url}: {exc}") from None
+        raise SourceError(f"{shown}: {exc}") from None
     feed.etag = response.headers.get("ETag", "")
     feed.last_modified = response.headers.get("Last-Modified", "")
     logger.info(
         "%s: HTTP %s, %s",
-        url_display(url),
+        shown,
         response.status_code,
         content_type or "no content type",
     )

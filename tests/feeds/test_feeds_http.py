@@ -311,6 +311,16 @@ def test_the_command_exits_2_on_a_missing_feed(server):
     assert SyncRun.objects.get().status == "failed"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_command_error_names_the_feed_url_without_its_token(server):
+    result = run_command("sync_products", "--source", server.url + "/missing?token=abc123secret")
+
+    assert result.returncode == 2
+    shown = f"{server.url}/missing?token=***: HTTP 404 Not Found"
+    assert result.stderr.strip() == f"CommandError: {shown}"
+    assert "abc123secret" not in result.stdout + result.stderr
+
+
 def test_memory_stays_flat_for_a_large_streamed_feed(server):
     reading_peak(server.url + "/gzipped")  # the first GET also imports and caches modules
     count, peak = reading_peak(server.url + "/large.jsonl")
