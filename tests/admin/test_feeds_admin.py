@@ -37,7 +37,7 @@ def feeds_url(name: str = "changelist", *args) -> str:
 def two_feeds(db, write_feed, tmp_path):
     pim = Feed.objects.create(
         name="pim",
-        source="https://user:pa55word@pim.example.com/feed.json?token=T0KEN",
+        source="https://user:pa55word@pim.localhost/feed.json?token=T0KEN",
         schedule="0 2 * * *",
     )
     stock = Feed.objects.create(
@@ -72,7 +72,7 @@ def test_credentials_in_a_source_url_are_never_shown(admin_client, two_feeds):
     pim, _ = two_feeds
     html = admin_client.get(feeds_url()).content.decode()
     assert "pa55word" not in html and "T0KEN" not in html
-    assert "https://pim.example.com/feed.json" in html
+    assert "https://pim.localhost/feed.json" in html
 
 
 def test_the_feed_page_shows_its_recent_runs_and_alerts(admin_client, two_feeds, settings):

@@ -67,7 +67,7 @@ def env(tmp_path):
         "Q_POLL": "0.1",
         "PRODUCTSYNC_WEBHOOK_SECRET": SECRET,
         "PRODUCTSYNC_ALLOW_PRIVATE": "127.0.0.1",
-        "PRODUCTSYNC_BASE_URL": "https://shop.example.com",
+        "PRODUCTSYNC_BASE_URL": "https://shop.localhost",
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "PRODUCTSYNC_UPLOAD_MAX_BYTES": "4096",
@@ -238,7 +238,7 @@ def test_a_pushed_file_is_queued_and_synced(env, tmp_path, write_feed):
         run_id = answer.json()["run_id"]
         assert (
             answer.json()["url"]
-            == f"https://shop.example.com/admin/productsync/syncrun/{run_id}/change/"
+            == f"https://shop.localhost/admin/productsync/syncrun/{run_id}/change/"
         )
         run = wait_for(lambda: finished(run_id), 90, "the pushed run", tmp_path / "q.log")
 

@@ -290,16 +290,16 @@ def test_headers_go_only_to_urls_under_their_prefix(settings):
 
     settings.PRODUCTSYNC = {
         "HTTP_HEADERS": {
-            "https://erp.example/": {"Authorization": "a", "X-Shop": "1"},
-            "https://erp.example/feeds/": {"Authorization": "b"},
+            "https://erp.localhost/": {"Authorization": "a", "X-Shop": "1"},
+            "https://erp.localhost/feeds/": {"Authorization": "b"},
         }
     }
 
-    assert http_headers("https://erp.example/feeds/all.csv") == {
+    assert http_headers("https://erp.localhost/feeds/all.csv") == {
         "Authorization": "b",
         "X-Shop": "1",
     }
-    assert http_headers("https://erp.example.evil/") == {}
+    assert http_headers("https://erp.localhost.evil.localhost/") == {}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -337,8 +337,8 @@ def test_memory_stays_flat_for_a_large_streamed_feed(server):
         ("HTTP_TIMEOUT", (5, 0), "productsync.E005"),
         ("HTTP_RETRIES", -1, "productsync.E006"),
         ("HTTP_BACKOFF", "fast", "productsync.E007"),
-        ("HTTP_HEADERS", {"erp.example": {"Authorization": "x"}}, "productsync.E008"),
-        ("HTTP_HEADERS", {"https://erp.example/": {"Authorization": 1}}, "productsync.E008"),
+        ("HTTP_HEADERS", {"erp.localhost": {"Authorization": "x"}}, "productsync.E008"),
+        ("HTTP_HEADERS", {"https://erp.localhost/": {"Authorization": 1}}, "productsync.E008"),
     ],
 )
 def test_http_settings_are_checked(settings, key, value, error_id):
@@ -352,7 +352,7 @@ def test_http_settings_are_checked(settings, key, value, error_id):
 def test_default_http_settings_pass_the_checks(settings):
     from productsync.checks import check_settings
 
-    settings.PRODUCTSYNC = {"HTTP_HEADERS": {"https://erp.example/": {"Authorization": "x"}}}
+    settings.PRODUCTSYNC = {"HTTP_HEADERS": {"https://erp.localhost/": {"Authorization": "x"}}}
 
     assert check_settings(None) == []
 

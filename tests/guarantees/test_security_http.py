@@ -100,16 +100,16 @@ def test_secret_headers_follow_a_redirect_only_while_it_stays_under_the_prefix(s
 
 
 def test_a_prefix_covers_its_host_and_port_only(settings):
-    settings.PRODUCTSYNC = {"HTTP_HEADERS": {"https://erp.example": {"X-Api-Key": KEY}}}
+    settings.PRODUCTSYNC = {"HTTP_HEADERS": {"https://erp.localhost": {"X-Api-Key": KEY}}}
 
-    assert http_headers("https://erp.example/feeds/all.csv") == {"X-Api-Key": KEY}
-    assert http_headers("https://ERP.example./x") == {"X-Api-Key": KEY}
+    assert http_headers("https://erp.localhost/feeds/all.csv") == {"X-Api-Key": KEY}
+    assert http_headers("https://ERP.localhost./x") == {"X-Api-Key": KEY}
     for url in (
-        "https://erp.example.evil/",
-        "https://erp.example:8443/",
-        "http://erp.example/",
-        "https://erp.example@evil.example/",
-        "https://evil.example/https://erp.example/",
+        "https://erp.localhost.evil.localhost/",
+        "https://erp.localhost:8443/",
+        "http://erp.localhost/",
+        "https://erp.localhost@evil.localhost/",
+        "https://evil.localhost/https://erp.localhost/",
     ):
         assert http_headers(url) == {}, url
 

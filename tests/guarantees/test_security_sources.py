@@ -20,12 +20,12 @@ SECRET = "S3cretTok"
 
 def test_source_display_hides_user_info_and_secret_parameters():
     given = (
-        f"https://user:{SECRET}@Feeds.example/p?token={SECRET}&page=2&api_key=k&X-Amz-Signature=s"
+        f"https://user:{SECRET}@Feeds.localhost/p?token={SECRET}&page=2&api_key=k&X-Amz-Signature=s"
     )
 
     shown = source_display(given)
 
-    assert shown == "https://Feeds.example/p?token=***&page=2&api_key=***&X-Amz-Signature=***"
+    assert shown == "https://Feeds.localhost/p?token=***&page=2&api_key=***&X-Amz-Signature=***"
     assert source_display(shown) == shown
     assert source_display("/srv/feeds/p.json") == "/srv/feeds/p.json"
 

@@ -45,7 +45,7 @@ def alerting(settings, hook):
         **settings.PRODUCTSYNC,
         "WEBHOOK_SECRET": SECRET,
         "ALLOW_PRIVATE": ["127.0.0.1"],
-        "BASE_URL": "https://shop.example.com",
+        "BASE_URL": "https://shop.localhost",
         "HTTP_BACKOFF": 0,
     }
     settings.ADMINS = [("Ops", "ops@example.com")]
@@ -84,7 +84,7 @@ def test_one_alert_per_incident_then_one_recovered(db, alerting, hook, tmp_path,
     [alert] = received(hook)
     assert alert["feed"] == "nightly" and alert["alert"] == "failed"
     assert (alert["run_id"], alert["status"]) == (first.pk, "failed")
-    assert alert["url"] == f"https://shop.example.com/admin/productsync/syncrun/{first.pk}/change/"
+    assert alert["url"] == f"https://shop.localhost/admin/productsync/syncrun/{first.pk}/change/"
     assert "No such file" in alert["error"] or "not" in alert["error"]
 
     run_feed(feed)  # the same incident: nothing more is sent

@@ -126,10 +126,10 @@ def test_dump_then_load_changes_nothing(db, feeds_file):
     Feed.objects.create(
         name="price-list",
         kind="partial",
-        source="https://erp.example.com/prices.csv?token=x",
+        source="https://erp.localhost/prices.csv?token=x",
         mapping='format = "csv"\npartial = true\n\n[fields]\nupc = "EAN"\n# it\'s "quoted"\n',
         alert_emails="a@example.com,b@example.com",
-        alert_webhook="https://hooks.example.com/productsync",
+        alert_webhook="https://hooks.localhost/productsync",
         enabled=False,
         overdue_after=timedelta(days=8, minutes=30),
     )
@@ -290,7 +290,7 @@ def test_feeds_load_reports_a_missing_file(db, tmp_path):
         ("CREDENTIALS", {"acme": "password"}, "productsync.E040"),
         ("ALLOW_PRIVATE", "127.0.0.1", "productsync.E241"),
         ("WEBHOOK_SECRET", "", "productsync.E242"),
-        ("BASE_URL", "shop.example.com", "productsync.E243"),
+        ("BASE_URL", "shop.localhost", "productsync.E243"),
         ("WEBHOOK_TIMEOUT", 0, "productsync.E244"),
         ("OVERDUE_CHECK_MINUTES", "5", "productsync.E244"),
     ],

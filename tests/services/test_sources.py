@@ -33,13 +33,13 @@ def json_lines(out: str) -> list[dict]:
 
 
 def test_source_keys():
-    assert source_key("HTTPS://Feeds.Example.COM:8443/Path/Feed.JSON?a=B") == (
-        "https://feeds.example.com:8443/Path/Feed.JSON?a=B"
+    assert source_key("HTTPS://Feeds.LocalHost:8443/Path/Feed.JSON?a=B") == (
+        "https://feeds.localhost:8443/Path/Feed.JSON?a=B"
     )
     # A user name is not part of the source's name (a password is refused before this).
-    assert source_key("http://user:Secret@HOST/x") == "http://host/x"
-    assert source_key("SFTP://feeds@Files.Example:2222/in/stock_*.csv") == (
-        "sftp://files.example:2222/in/stock_*.csv"
+    assert source_key("http://user:Secret@LOCALHOST/x") == "http://localhost/x"
+    assert source_key("SFTP://feeds@Files.LocalHost:2222/in/stock_*.csv") == (
+        "sftp://files.localhost:2222/in/stock_*.csv"
     )
     assert source_key("/tmp/../tmp/./x.json") == "/tmp/x.json"
 

@@ -16,11 +16,11 @@ Product = get_model("catalogue", "Product")
 
 FORMATTING = (
     "<h2>About</h2><p>A <b>bold</b>, <i>italic</i>, <strong>strong</strong> and <em>emphasised"
-    '</em> book, <a href="https://example.com/more" rel="noopener noreferrer">more</a>, '
+    '</em> book, <a href="https://localhost/more" rel="noopener noreferrer">more</a>, '
     '<a href="mailto:shop@example.com" rel="noopener noreferrer">mail us</a>.</p>'
     "<ul><li>one</li><li>two</li></ul><ol><li>first</li></ol>"
     "<table><thead><tr><th>size</th></tr></thead><tbody><tr><td>A5</td></tr></tbody></table>"
-    '<p><img src="https://cdn.example.com/cover.png" alt="cover"><img src="/media/local.png"><br>'
+    '<p><img src="https://cdn.localhost/cover.png" alt="cover"><img src="/media/local.png"><br>'
     "</p><blockquote>quoted</blockquote>"
 )
 HOSTILE = (
