@@ -67,8 +67,9 @@ class RunMode:
     @property
     def may_skip_unchanged_file(self) -> bool:
         """Whether an unchanged file may end the run at once (a partial file is read every
-        time: comparing its items is what it costs)."""
-        return not self.partial
+        time: comparing its items is what it costs; a run that writes only new or only
+        existing products leaves the others for the next run to write)."""
+        return not (self.partial or self.only)
 
     @property
     def default_batch_size(self) -> int:
