@@ -196,6 +196,8 @@ class Feed(models.Model):
             errors["preset"] = "Give a mapping or a preset, not both."
         if self.hide_missing and self.kind != self.Kind.CATALOGUE:
             errors["hide_missing"] = "Only a catalogue feed hides what it no longer has."
+        if self.only == "create" and self.kind != self.Kind.CATALOGUE:
+            errors["only"] = "Only a catalogue feed creates products."
         if self.schedule and not self.source:
             errors["schedule"] = "A feed without a source cannot run on a schedule."
         if errors:

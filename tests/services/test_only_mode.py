@@ -6,7 +6,13 @@ from oscar.core.loading import get_model
 
 from productsync.exceptions import ProductSyncError
 from productsync.models import Feed, SyncFailure, SyncRun
-from productsync.services import feed_run_execute, sync_run_execute
+from productsync.services import (
+    FeedFileError,
+    feed_run_execute,
+    feeds_dump,
+    feeds_load,
+    sync_run_execute,
+)
 from tests.conftest import product
 
 Product = get_model("catalogue", "Product")
@@ -83,3 +89,20 @@ def test_the_command_and_a_feed_take_only(write_feed, two, capsys):
 def test_a_partial_run_cannot_only_create(write_feed, two):
     with pytest.raises(ProductSyncError, match="--only create: a partial run creates no"):
         sync_run_execute(write_feed([{"upc": "A1", "title": "x"}]), partial=True, only="create")
+
+
+def test_a_feeds_file_gives_only_and_allow_mass_change_and_dumps_them_back(db):
+    text = (
+        '[[feed]]\nname = "prices"\nsource = "/srv/prices.json"\nallow_mass_change = true\n'
+        'only = "update"\n'
+    )
+    load_result = feeds_load(text)
+    feed = Feed.objects.get(name="prices")
+
+    assert (load_result.created, feed.allow_mass_change, feed.only) == (["prices"], True, "update")
+    assert 'allow_mass_change = true\nonly = "update"' in feeds_dump()
+    assert feeds_load(feeds_dump()).unchanged == ["prices"]
+    with pytest.raises(FeedFileError, match="feed 'bad': only: "):
+        feeds_load('[[feed]]\nname = "bad"\nsource = "/x.json"\nonly = "upsert"\n')
+    with pytest.raises(FeedFileError, match="only: Only a catalogue feed creates products"):
+        feeds_load('[[feed]]\nname = "p"\nkind = "partial"\nsource = "/x"\nonly = "create"\n')
