@@ -76,9 +76,9 @@ def items_sort(
 ) -> Sorted:
     """Sort the items in feed order, as if one item were written at a time: an item that
     fails does not claim its UPC or SKUs, so the outcome does not depend on where batches
-    split. claim: sku_claims's check of the item's SKUs. only "create": an existing product's
-    item is unchanged, untouched; "update": an item naming a product (or child) that does not
-    exist fails."""
+    split. claim: sku_claims's check of the item's SKUs. only "create": the item of an existing
+    product that changed is left untouched (counted unchanged); "update": an item naming a
+    product (or child) that does not exist fails."""
     out = Sorted()
     accepted: dict[str, int] = {}
     for item in items:
@@ -89,14 +89,14 @@ def items_sort(
             fail(item, *seen)
         elif problem:
             fail(item, *problem)
-        elif row is not None and only == "create":
-            out.untouched.append((item, row.id))
         elif row is not None and _unit_unchanged(item, known.existing, known.drifted):
             out.unchanged.append((item, row.id))
         elif not claim(item):
             continue
         elif row is None:
             out.new.append(item)
+        elif only == "create":
+            out.untouched.append((item, row.id))
         else:
             out.changed.append((item, row.id))
         if seen is None and problem is None:
