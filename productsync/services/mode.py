@@ -191,7 +191,8 @@ def _kind_decide(
 ) -> RunMode:
     partner = original.partner if original is not None and original.partner else options.partner
     if kind:
-        return stock_mode(partner) if kind == STOCK and partner else MODES[kind]
+        # A partial feed naming a partner is bounded by it as a stock file is.
+        return stock_mode(partner) if kind != CATALOGUE and partner else MODES[kind]
     if original is not None:
         partial = original.partial
     elif partial is None:
