@@ -13,6 +13,7 @@ from productsync.services import (
     feeds_load,
     sync_run_execute,
 )
+from productsync.services.mode import run_mode
 from tests.conftest import product
 
 Product = get_model("catalogue", "Product")
@@ -106,3 +107,25 @@ def test_a_feeds_file_gives_only_and_allow_mass_change_and_dumps_them_back(db):
         feeds_load('[[feed]]\nname = "bad"\nsource = "/x.json"\nonly = "upsert"\n')
     with pytest.raises(FeedFileError, match="only: Only a catalogue feed creates products"):
         feeds_load('[[feed]]\nname = "p"\nkind = "partial"\nsource = "/x"\nonly = "create"\n')
+
+
+def test_a_resumed_run_and_a_queue_worker_keep_the_runs_choices(write_feed, two):
+    original = sync_run_execute(
+        write_feed([product("A1"), {"upc": "bad"}]), only="update", allow_mass_change=True
+    )
+    original.status = SyncRun.Status.FAILED
+    original.save(update_fields=["status"])
+
+    resumed = sync_run_execute(resume=original.pk)
+
+    assert (resumed.resumed_from_id, resumed.only, resumed.allow_mass_change) == (
+        original.pk,
+        "update",
+        True,
+    )
+    worker = run_mode(resumed)
+    assert (worker.only, worker.allow_mass_change, worker.writer(resumed).only) == (
+        "update",
+        True,
+        "update",
+    )
