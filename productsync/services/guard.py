@@ -14,9 +14,12 @@ from productsync.exceptions import FeedError
 from productsync.models import SyncItem, SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemOutcome
 from productsync.services.mode import RunMode
+from productsync.writer import products_by_upc
 
-# The guard judges the first batch or the first this many items, whichever is larger.
+# The guard judges the first batch or the first this many items, whichever is larger...
 GUARD_ITEMS = 1000
+# ...holding no more than the first batch once its items add up to this many bytes.
+GUARD_BYTES = 16 * 1024 * 1024
 # Fewer matched products than this are not judged: one product renamed is 100% of one.
 GUARD_MIN_MATCHED = 10
 # The fields judged, as the writer's change diffs name them (productsync.changes), and
@@ -66,27 +69,41 @@ def change_kind(new) -> str:
 def guard_judge(
     run: SyncRun, mode: RunMode, items: Iterable[FeedItem]
 ) -> tuple[Iterator[FeedItem], str]:
-    """Read the first batch or GUARD_ITEMS items (whichever is more) ahead, write them in a
-    transaction rolled back to see what they would change, and judge: the items to sync (the
-    window read again first, then the rest), and why the run must stop, or ''. Nothing to
-    judge when the mode allows a mass change or the items match no existing product."""
+    """Read the first batch or GUARD_ITEMS items (whichever is more; beyond the batch, while
+    they hold less than GUARD_BYTES) ahead, write them in a transaction rolled back to see
+    what they would change, and judge: the items to sync (the window read again first, then
+    the rest), and why the run must stop, or ''. Nothing to judge when the mode allows a mass
+    change, the items match no existing product, or the run is partial (its writer records
+    no changes per item)."""
     items = iter(items)
-    if mode.allow_mass_change:
+    if mode.allow_mass_change or mode.partial:
         return items, ""
-    window, items = _read_ahead(items, max(run.batch_size, GUARD_ITEMS))
+    window, items = _read_ahead(items, run.batch_size)
     outcomes = _window_outcomes(run, mode, window)
     return itertools.chain(window, items), mass_change_message(outcomes)
 
 
-def _read_ahead(items: Iterator[FeedItem], count: int) -> tuple[list, Iterator[FeedItem]]:
-    """The first count items, and the rest; a feed that breaks meanwhile breaks again where
-    the run's loop reads it, after the items read before the break."""
+def _read_ahead(items: Iterator[FeedItem], batch_size: int) -> tuple[list, Iterator[FeedItem]]:
+    """The window's items, and the rest; a feed that breaks meanwhile breaks again where the
+    run's loop reads it, after the items read before the break."""
     window: list[FeedItem] = []
     try:
-        window.extend(itertools.islice(items, count))
+        window.extend(itertools.islice(items, batch_size))
+        held = sum(map(_size, window))
+        while len(window) < GUARD_ITEMS and held < GUARD_BYTES:
+            item = next(items, None)
+            if item is None:
+                break
+            window.append(item)
+            held += _size(item)
     except FeedError as exc:
         return window, _raise_when_read(exc)
     return window, items
+
+
+def _size(item: FeedItem) -> int:
+    """About the bytes an item holds: as read, or its payload's text."""
+    return len(item.raw) if item.raw is not None else len(repr(item.payload))
 
 
 def _raise_when_read(exc: FeedError) -> Iterator[FeedItem]:
@@ -105,8 +122,8 @@ def _window_outcomes(run: SyncRun, mode: RunMode, window: list[FeedItem]) -> lis
         try:
             with transaction.atomic():
                 valid, _ = mode.items(writer, chunk, result, True)
-                if valid:
-                    writer.write(valid, result)
+                if products_by_upc({item.record.upc for item in valid}):
+                    writer.write(valid, result)  # else all new: nothing to judge
                 transaction.set_rollback(True)
         except DatabaseError:
             continue

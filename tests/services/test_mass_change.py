@@ -10,7 +10,7 @@ from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
 from productsync.models import SyncRun
-from productsync.services import sync_run_execute
+from productsync.services import guard, sync_run_execute
 
 StockRecord = get_model("partner", "StockRecord")
 
@@ -122,3 +122,14 @@ def test_the_command_exits_non_zero_and_its_option_lets_it_through(tmp_path, twe
     assert stopped.value.code == 1
     assert "price: 20 of 20 matched products would be cleared" in out.getvalue()
     assert prices() == [None] * 20
+
+
+def test_the_guard_reads_ahead_no_more_than_its_byte_bound_beyond_the_first_batch(
+    tmp_path, twenty, monkeypatch
+):
+    monkeypatch.setattr(guard, "GUARD_BYTES", 1)
+
+    run = sync_run_execute(catalogue_csv(tmp_path, price=lambda i: ""), batch_size=12)
+
+    assert "price: 12 of 12 matched products would be cleared" in run.error
+    assert prices() == twenty
