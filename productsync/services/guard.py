@@ -138,6 +138,8 @@ def mass_change_message(outcomes: list[ItemOutcome]) -> str:
     the items would clear, zero or change for more than PRODUCTSYNC['MASS_CHANGE_MAX_FRACTION']
     of the existing products they match (at least GUARD_MIN_MATCHED of them)."""
     matched = [o for o in outcomes if o.outcome in MATCHED]
+    if len(matched) < GUARD_MIN_MATCHED:
+        return ""
     changes = {name: FieldChanges() for name in JUDGED}
     for outcome in matched:
         for name, old, new in outcome.changes or ():
@@ -146,8 +148,6 @@ def mass_change_message(outcomes: list[ItemOutcome]) -> str:
                 continue
             if JUDGED[PREFIX.sub("", name)] or change_kind(new) != "changed":
                 judged.add(outcome.upc, old, new)
-    if len(matched) < GUARD_MIN_MATCHED:
-        return ""
     limit = app_settings.MASS_CHANGE_MAX_FRACTION * len(matched)
     over = [
         f"{name}: {len(c.products)} of {len(matched)} matched products would be {c.verb()}, "
