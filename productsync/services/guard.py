@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 from productsync.batching import batched
 from productsync.conf import app_settings
 from productsync.exceptions import FeedError
-from productsync.models import SyncItem, SyncRun
+from productsync.models import SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemOutcome
 from productsync.services.mode import RunMode
 from productsync.writer import products_by_upc
@@ -35,7 +35,6 @@ JUDGED = {
 }
 # A change's field without its stock record or child: "children[U].stockrecords[P/S].price".
 PREFIX = re.compile(r"^(?:children\[[^\]]*\]\.)?(?:stockrecords\[[^\]]*\]\.)?")
-MATCHED = (SyncItem.Outcome.UPDATED, SyncItem.Outcome.UNCHANGED)
 
 
 @dataclass
@@ -79,8 +78,8 @@ def guard_judge(
     if mode.allow_mass_change or mode.partial:
         return items, ""
     window, items = _read_ahead(items, run.batch_size)
-    outcomes = _window_outcomes(run, mode, window)
-    return itertools.chain(window, items), mass_change_message(outcomes)
+    outcomes, matched = _window_outcomes(run, mode, window)
+    return itertools.chain(window, items), mass_change_message(outcomes, matched)
 
 
 def _read_ahead(items: Iterator[FeedItem], batch_size: int) -> tuple[list, Iterator[FeedItem]]:
@@ -111,46 +110,52 @@ def _raise_when_read(exc: FeedError) -> Iterator[FeedItem]:
     yield  # a generator: it raises when read, not when made
 
 
-def _window_outcomes(run: SyncRun, mode: RunMode, window: list[FeedItem]) -> list[ItemOutcome]:
-    """What writing the window would do to each item, with its changes; rolled back. A
-    batch the database rejects is not judged: its real write fails it as usual."""
+def _window_outcomes(
+    run: SyncRun, mode: RunMode, window: list[FeedItem]
+) -> tuple[list[ItemOutcome], int]:
+    """The window's updated items with their changes, and how many of its items match an
+    existing product (updated, repaired or unchanged), as writing it would find; rolled back.
+    Unchanged items are skipped as a run skips them. A batch the database rejects is not
+    judged: its real write fails it as usual."""
     writer = mode.writer(run)
-    writer.outcomes = writer.changes = True
+    writer.changes = True
     outcomes: list[ItemOutcome] = []
+    matched = 0
     for number, chunk in enumerate(batched(window, run.batch_size), start=1):
         result = BatchResult(number, chunk[0].position, chunk[-1].position, len(chunk))
         try:
             with transaction.atomic():
-                valid, _ = mode.items(writer, chunk, result, True)
-                if products_by_upc({item.record.upc for item in valid}):
-                    writer.write(valid, result)  # else all new: nothing to judge
+                valid, looked_up = mode.items(writer, chunk, result, True)
+                if valid and products_by_upc({item.record.upc for item in valid}):
+                    writer.write(valid, result, looked_up=looked_up)  # else nothing to judge
                 transaction.set_rollback(True)
         except DatabaseError:
             continue
         finally:
             writer.forget()
         outcomes += result.outcomes
-    return outcomes
+        matched += result.updated + result.repaired + result.unchanged
+    return outcomes, matched
 
 
-def mass_change_message(outcomes: list[ItemOutcome]) -> str:
-    """Why these outcomes are a mass change the run must not make, or '': a judged field
-    the items would clear, zero or change for more than PRODUCTSYNC['MASS_CHANGE_MAX_FRACTION']
-    of the existing products they match (at least GUARD_MIN_MATCHED of them)."""
-    matched = [o for o in outcomes if o.outcome in MATCHED]
-    if len(matched) < GUARD_MIN_MATCHED:
+def mass_change_message(outcomes: list[ItemOutcome], matched: int) -> str:
+    """Why these outcomes of updated items are a mass change the run must not make, or '': a
+    judged field they would clear, zero or change for more than
+    PRODUCTSYNC['MASS_CHANGE_MAX_FRACTION'] of the matched existing products (at least
+    GUARD_MIN_MATCHED of them)."""
+    if matched < GUARD_MIN_MATCHED:
         return ""
     changes = {name: FieldChanges() for name in JUDGED}
-    for outcome in matched:
+    for outcome in outcomes:
         for name, old, new in outcome.changes or ():
             judged = changes.get(PREFIX.sub("", name))
             if judged is None or old == new:
                 continue
             if JUDGED[PREFIX.sub("", name)] or change_kind(new) != "changed":
                 judged.add(outcome.upc, old, new)
-    limit = app_settings.MASS_CHANGE_MAX_FRACTION * len(matched)
+    limit = app_settings.MASS_CHANGE_MAX_FRACTION * matched
     over = [
-        f"{name}: {len(c.products)} of {len(matched)} matched products would be {c.verb()}, "
+        f"{name}: {len(c.products)} of {matched} matched products would be {c.verb()}, "
         f"e.g. {c.example}"
         for name, c in changes.items()
         if len(c.products) > limit
