@@ -9,8 +9,8 @@ from django.core.management import call_command
 from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
-from productsync.models import SyncRun
-from productsync.services import guard, sync_run_execute
+from productsync.models import Feed, SyncRun
+from productsync.services import feed_run_execute, guard, sync_run_execute
 
 StockRecord = get_model("partner", "StockRecord")
 
@@ -133,3 +133,17 @@ def test_the_guard_reads_ahead_no_more_than_its_byte_bound_beyond_the_first_batc
 
     assert "price: 12 of 12 matched products would be cleared" in run.error
     assert prices() == twenty
+
+
+def test_a_feed_allowing_mass_change_or_the_command_naming_it_lets_it_through(tmp_path, twenty):
+    Feed.objects.create(name="reprice", source=catalogue_csv(tmp_path, price=lambda i: "2.00"))
+    with pytest.raises(SystemExit):
+        call_command("sync_products", "--feed", "reprice", "--no-progress", stdout=StringIO())
+    call_command("sync_products", "--feed", "reprice", "--allow-mass-change", "--no-progress")
+    assert {str(p) for p in prices()} == {"2.00"}
+
+    Feed.objects.filter(name="reprice").update(
+        source=catalogue_csv(tmp_path, price=lambda i: "3.00"), allow_mass_change=True
+    )
+    run = SyncRun.objects.get(pk=feed_run_execute("reprice"))
+    assert (run.status, run.updated, run.allow_mass_change) == ("succeeded", 20, True)
