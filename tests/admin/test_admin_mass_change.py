@@ -2,9 +2,10 @@
 tool's "Allow a mass change" box lets a deliberate repricing through, confirm included."""
 
 import pytest
+from django.urls import reverse
 from oscar.core.loading import get_model
 
-from productsync.models import SyncRun
+from productsync.models import Feed, SyncRun
 from productsync.services import sync_run_execute
 from tests.admin.test_admin_import import jsonl, run_queued, upload, url
 from tests.conftest import product
@@ -57,3 +58,19 @@ def test_the_allow_box_lets_a_repricing_through_its_preview_and_its_confirm(runn
     sync = SyncRun.objects.get(pk=sync_id)
     assert (sync.status, sync.updated, sync.allow_mass_change) == ("succeeded", 20, True)
     assert {str(p) for p in StockRecord.objects.values_list("price", flat=True)} == {"5.00"}
+
+
+def test_the_feed_form_sets_only_and_allow_mass_change(admin_client):
+    data = {
+        "name": "prices",
+        "kind": "catalogue",
+        "source": "/srv/prices.json",
+        "enabled": "on",
+        "only": "update",
+        "allow_mass_change": "on",
+    }
+
+    response = admin_client.post(reverse("admin:productsync_feed_add"), data)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Feed.objects.values_list("only", "allow_mass_change").get() == ("update", True)
