@@ -23,6 +23,8 @@ def run_hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "a retry reads only the failed items"
     elif not spec.mode.may_hide:
         why_not = "this is a partial run"
+    elif spec.mode.only == "create":
+        why_not = "--only create leaves the feed's existing products untouched"
     elif run.status == SyncRun.Status.FAILED:
         why_not = "the run failed"
     elif SyncFailure.objects.filter(run=run, upc="").exists():

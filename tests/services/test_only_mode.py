@@ -129,3 +129,13 @@ def test_a_resumed_run_and_a_queue_worker_keep_the_runs_choices(write_feed, two)
         True,
         "update",
     )
+
+
+def test_only_create_hides_nothing(write_feed, two):
+    same_source = write_feed([product("A1", title="Renamed"), product("N1")], "seed.json")
+
+    run = sync_run_execute(same_source, only="create", hide_missing=True)
+
+    assert run.hidden == 0 and Product.objects.filter(is_public=False).count() == 0
+    why = "--only create leaves the feed's existing products untouched"
+    assert f"hide-missing: nothing hidden because {why}" in run.notes
