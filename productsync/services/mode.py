@@ -170,15 +170,15 @@ def mode_decide(
 def writes_decide(
     mode: RunMode, original: SyncRun | None, allow_mass_change: bool | None, only: str | None
 ) -> RunMode:
-    """The mode letting a mass change through when asked (a resumed run or a retry: as its
-    original), writing the items only (create: new products; update: existing ones) says,
-    as its original when not given; ProductSyncError for another value, or create with a
-    run that creates nothing (a partial run)."""
+    """The mode, letting a mass change through when asked and writing only new products
+    (only "create") or only existing ones ("update") when asked; a resumed run or a retry
+    not told otherwise does as its original. ProductSyncError for another only, or "create"
+    in a run that creates nothing (a partial run)."""
     if allow_mass_change is None:
         allow_mass_change = original is not None and original.allow_mass_change
     if only is None:
         only = original.only if original is not None else ""
-    only = (only or "").strip()
+    only = str(only or "").strip()
     if only not in ("", "create", "update"):
         raise ProductSyncError(f"--only must be create or update, not {only[:40]!r}")
     if only == "create" and not mode.may_create:
