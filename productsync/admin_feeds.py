@@ -66,6 +66,8 @@ class FeedForm(forms.ModelForm):
             "schedule",
             "batch_size",
             "hide_missing",
+            "only",
+            "allow_mass_change",
             "alert_emails",
             "alert_webhook",
             "overdue_after",
@@ -121,7 +123,10 @@ class FeedAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Runs", {"fields": ["schedule", "batch_size", "hide_missing"]}),
+        (
+            "Runs",
+            {"fields": ["schedule", "batch_size", "hide_missing", "only", "allow_mass_change"]},
+        ),
         (
             "Alerts",
             {

@@ -97,6 +97,8 @@ class ImportViews:
     def _upload_start(self, request, data: dict):
         dry_run = data["action"] == "preview"
         feed_options = {key: data[key] for key in ("format", "preset", "sheet") if data[key]}
+        if data["allow_mass_change"]:
+            feed_options["allow_mass_change"] = True  # recorded: a confirm keeps it
         if data["kind"] != "catalogue":
             feed_options["partial"] = True
             if data["partner"].strip():

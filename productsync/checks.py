@@ -198,6 +198,14 @@ def _partial_errors() -> list[Error]:
                 id="productsync.E033",
             )
         )
+    fraction = app_settings.MASS_CHANGE_MAX_FRACTION
+    if not _number(fraction, 1):
+        errors.append(
+            Error(
+                "PRODUCTSYNC['MASS_CHANGE_MAX_FRACTION'] must be a number from 0 to 1.",
+                id="productsync.E034",
+            )
+        )
     partner = app_settings.PARTNER
     if partner is not None and not (isinstance(partner, str) and 0 < len(partner.strip()) <= 128):
         errors.append(

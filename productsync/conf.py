@@ -88,6 +88,9 @@ DEFAULTS: dict[str, Any] = {
     # Runs with more failed items than this (a count, or "N%" of the items read) stop
     # failed; None: no limit.
     "MAX_FAILURES": None,
+    # A run that would clear, zero or change one field of more than this fraction of the
+    # existing products its first items match stops failed before it writes anything.
+    "MASS_CHANGE_MAX_FRACTION": 0.5,
     # The largest feed file kept in a local file: uploaded or fetched from a URL in the
     # admin's import tool, or fetched from an SFTP, FTP or S3 source...
     "UPLOAD_MAX_BYTES": 1024 * 1024 * 1024,

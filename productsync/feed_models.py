@@ -13,6 +13,8 @@ from productsync.conf import app_settings
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 FEED_FORMATS = ("json", "jsonl", "csv", "oscar-csv", "xml", "xlsx")
 FEED_PRESETS = ("shopify", "woocommerce", "magento", "google")
+# Which items a run writes: every one (""), new products only, existing products only.
+ONLY_CHOICES = [("create", "create: new products only"), ("update", "update: existing only")]
 
 
 def cron_validate(value: str) -> None:
@@ -99,6 +101,20 @@ class Feed(models.Model):
         default=False,
         help_text="A complete run hides the feed's products it no longer has (catalogue).",
     )
+    allow_mass_change = models.BooleanField(
+        "allow mass change",
+        default=False,
+        help_text="Let through a run that clears, zeroes or changes one field of most of the "
+        "products it matches (a deliberate repricing); else it stops before writing.",
+    )
+    only = models.CharField(
+        "only",
+        max_length=8,
+        blank=True,
+        choices=ONLY_CHOICES,
+        help_text="Empty: create and update; create: new products only (existing ones "
+        "untouched); update: existing products only (unknown ones fail).",
+    )
     enabled = models.BooleanField(
         "enabled", default=True, help_text="A disabled feed has no schedule and takes no push."
     )
@@ -180,6 +196,8 @@ class Feed(models.Model):
             errors["preset"] = "Give a mapping or a preset, not both."
         if self.hide_missing and self.kind != self.Kind.CATALOGUE:
             errors["hide_missing"] = "Only a catalogue feed hides what it no longer has."
+        if self.only == "create" and self.kind != self.Kind.CATALOGUE:
+            errors["only"] = "Only a catalogue feed creates products."
         if self.schedule and not self.source:
             errors["schedule"] = "A feed without a source cannot run on a schedule."
         if errors:

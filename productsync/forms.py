@@ -51,6 +51,12 @@ class UploadForm(forms.Form):
         help_text="Stock file: the partner whose stock records its rows are.",
     )
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, required=False)
+    allow_mass_change = forms.BooleanField(
+        required=False,
+        label="Allow a mass change",
+        help_text="A deliberate repricing: else a feed that would clear, zero or change one "
+        "field of most of the products it matches stops before it writes anything.",
+    )
     action = forms.ChoiceField(
         choices=[("preview", "Preview (change nothing)"), ("sync", "Sync now")],
         initial="preview",

@@ -5,7 +5,7 @@ from django.db.models import Case, F, Q, When
 from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
-from productsync.feed_models import Alert, Feed  # noqa: F401  (this app's models too)
+from productsync.feed_models import ONLY_CHOICES, Alert, Feed  # noqa: F401  (this app's models too)
 from productsync.state_models import SyncedProduct  # noqa: F401
 
 
@@ -46,6 +46,10 @@ class SyncRun(models.Model):
     # feed's stock levels overwrote the shop's whenever an item was written.
     partner = models.CharField("partner", max_length=128, blank=True, default="")
     stock_authoritative = models.BooleanField("stock authoritative", default=False)
+    # Let through a run that changes one field of most products it matches (see
+    # services.guard); which items it writes: all, new products only, existing ones only.
+    allow_mass_change = models.BooleanField("mass change allowed", default=False)
+    only = models.CharField("only", max_length=8, blank=True, default="", choices=ONLY_CHOICES)
     partial = models.BooleanField(
         "partial",
         default=False,

@@ -126,8 +126,9 @@ def feed_run_spec(
 ) -> RunSpec:
     """The run a feed makes, the same whoever starts it (its schedule, the command, the
     admin, a push): its source, reader, kind, batch size and hiding. options are run_spec_build's
-    (dry_run, limit, full, diff, workers). upload: a pushed file (storage name, SHA-256, file
-    name) read instead of the source, under the same name (lease and history)."""
+    (dry_run, limit, full, diff, workers, allow_mass_change). upload: a pushed file (storage
+    name, SHA-256, file name) read instead of the source, under the same name (lease and
+    history)."""
     # A stock file is a CSV whatever its name (a pushed file has none to tell).
     fmt = feed.format or ("csv" if feed.kind == Feed.Kind.STOCK else None)
     feed_options = {"format": fmt, "preset": feed.preset or None}
@@ -149,6 +150,8 @@ def feed_run_spec(
             record["queued_run"] = upload["run_id"]
     if not feed.source and upload is None:
         raise ProductSyncError(f"feed {feed.name} has no source: files are pushed to it")
+    # A deliberate repricing lets a mass change through once, or the feed always does.
+    options["allow_mass_change"] = options.get("allow_mass_change") or feed.allow_mass_change
     spec = run_spec_build(
         feed.source or feed_push_key(feed),
         batch_size=feed.batch_size,
@@ -156,6 +159,7 @@ def feed_run_spec(
         feed_options={k: v for k, v in feed_options.items() if v is not None},
         hide_missing=feed.hide_missing,
         kind=feed.kind,
+        only=feed.only,
         record=record,
         **options,
     )

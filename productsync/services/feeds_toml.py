@@ -24,6 +24,8 @@ FIELDS = (
     "batch_size",
     "schedule",
     "hide_missing",
+    "allow_mass_change",
+    "only",
     "enabled",
     "credentials",
     "archive_to",
@@ -36,6 +38,7 @@ FIELDS = (
 TEXT_FIELDS = frozenset(FIELDS) - {
     "batch_size",
     "hide_missing",
+    "allow_mass_change",
     "enabled",
     "alert_emails",
     "overdue_after",
@@ -85,7 +88,7 @@ def _value(key: str, raw):
         if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
             raise ValueError(f"expected a whole number of items, not {raw!r}")
         return raw
-    if key in ("hide_missing", "enabled"):
+    if key in ("hide_missing", "allow_mass_change", "enabled"):
         if not isinstance(raw, bool):
             raise ValueError(f"expected true or false, not {raw!r}")
         return raw
@@ -193,7 +196,7 @@ def _toml_mapping(text: str) -> str:
 
 def _toml_value(key: str, value) -> str | None:
     """The TOML of one field, or None when it has its default (left out of a dump)."""
-    if value in (None, "") or (key == "hide_missing" and not value):
+    if value in (None, "") or (key in ("hide_missing", "allow_mass_change") and not value):
         return None
     if key == "enabled":
         return None if value else "false"

@@ -23,6 +23,8 @@ def run_hide_missing(run: SyncRun, spec: RunSpec, error: str) -> None:
         why_not = "a retry reads only the failed items"
     elif not spec.mode.may_hide:
         why_not = "this is a partial run"
+    elif spec.mode.only == "create":
+        why_not = "this run creates new products only, leaving the feed's existing ones untouched"
     elif run.status == SyncRun.Status.FAILED:
         why_not = "the run failed"
     elif SyncFailure.objects.filter(run=run, upc="").exists():

@@ -46,6 +46,10 @@ class RunMode:
     partner: str | None = None
     # More failed items than this (a count, or "N%" of the items read) end the run failed.
     max_failures: str | None = None
+    # Let through a run that changes one field of most products it matches (services.guard).
+    allow_mass_change: bool = False
+    # Which items it writes: all (""), new products only ("create"), existing only ("update").
+    only: str = ""
 
     @property
     def partial(self) -> bool:
@@ -63,8 +67,9 @@ class RunMode:
     @property
     def may_skip_unchanged_file(self) -> bool:
         """Whether an unchanged file may end the run at once (a partial file is read every
-        time: comparing its items is what it costs)."""
-        return not self.partial
+        time: comparing its items is what it costs; a run that writes only new or only
+        existing products leaves the others for the next run to write)."""
+        return not (self.partial or self.only)
 
     @property
     def default_batch_size(self) -> int:
@@ -76,6 +81,7 @@ class RunMode:
             return PartialWriter()
         writer = BatchWriter(run.pk, run.source, default_currency())
         writer.stock_authoritative = self.stock_authoritative
+        writer.only = self.only
         return writer
 
     def failures_over(self, run: SyncRun) -> str:
@@ -135,6 +141,8 @@ def mode_decide(
     kind: str | None = None,
     stock_authoritative: bool | None = None,
     max_failures: str | int | None = None,
+    allow_mass_change: bool | None = None,
+    only: str | None = None,
 ) -> RunMode:
     """The mode of a new run: a feed's kind (catalogue, partial, stock) when it has one,
     whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL'];
@@ -143,7 +151,8 @@ def mode_decide(
     partner names the feed's stock records' partner: a whole feed). A stock run writes its
     partner's stock records only. Authoritative for stock when asked (default
     PRODUCTSYNC['STOCK_AUTHORITATIVE']). Ended failed by more failed items than max_failures
-    (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one)."""
+    (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one).
+    allow_mass_change, only: see writes_decide."""
     if stock_authoritative is None:
         stock_authoritative = app_settings.STOCK_AUTHORITATIVE
     if max_failures is None:
@@ -152,9 +161,29 @@ def mode_decide(
         max_failures = str(max_failures).strip()
         failures_limit_parse(max_failures)
     mode = _kind_decide(partial, options, original, kind)
-    return dataclasses.replace(
+    mode = dataclasses.replace(
         mode, stock_authoritative=bool(stock_authoritative), max_failures=max_failures
     )
+    return writes_decide(mode, original, allow_mass_change, only)
+
+
+def writes_decide(
+    mode: RunMode, original: SyncRun | None, allow_mass_change: bool | None, only: str | None
+) -> RunMode:
+    """The mode, letting a mass change through when asked and writing only new products
+    (only "create") or only existing ones ("update") when asked; a resumed run or a retry
+    not told otherwise does as its original. ProductSyncError for another only, or "create"
+    in a run that creates nothing (a partial run)."""
+    if allow_mass_change is None:
+        allow_mass_change = original is not None and original.allow_mass_change
+    if only is None:
+        only = original.only if original is not None else ""
+    only = str(only or "").strip()
+    if only not in ("", "create", "update"):
+        raise ProductSyncError(f"only: must be 'create' or 'update', not {only[:40]!r}")
+    if only == "create" and not mode.may_create:
+        raise ProductSyncError("only create: a partial run creates no products")
+    return dataclasses.replace(mode, allow_mass_change=bool(allow_mass_change), only=only)
 
 
 def _kind_decide(
@@ -162,7 +191,8 @@ def _kind_decide(
 ) -> RunMode:
     partner = original.partner if original is not None and original.partner else options.partner
     if kind:
-        return stock_mode(partner) if kind == STOCK and partner else MODES[kind]
+        # A partial feed naming a partner is bounded by it as a stock file is.
+        return stock_mode(partner) if kind != CATALOGUE and partner else MODES[kind]
     if original is not None:
         partial = original.partial
     elif partial is None:
@@ -200,4 +230,9 @@ def run_mode(run: SyncRun) -> RunMode:
     """The mode of a recorded run, as it was decided when it started."""
     kind = MODES[PARTIAL if run.partial else CATALOGUE]
     mode = stock_mode(run.partner) if run.partner else kind
-    return dataclasses.replace(mode, stock_authoritative=run.stock_authoritative)
+    return dataclasses.replace(
+        mode,
+        stock_authoritative=run.stock_authoritative,
+        allow_mass_change=run.allow_mass_change,
+        only=run.only,
+    )

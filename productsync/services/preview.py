@@ -83,13 +83,16 @@ def sync_upload_execute(
         "preview_of_id": preview_of,
         "queued_as": queued_as,
     }
+    options = dict(feed_options or {})
+    allow_mass_change = options.pop("allow_mass_change", None)  # the run's, not the reader's
     return sync_run_execute(
         stored.path,
         batch_size=batch_size,
         dry_run=dry_run,
         trigger=trigger,
-        feed_options=feed_options,
-        partial=(feed_options or {}).get("partial") or None,
+        feed_options=options,
+        allow_mass_change=allow_mass_change,
+        partial=options.get("partial") or None,
         diff=dry_run,
         record=record,
     )

@@ -21,6 +21,7 @@ from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem
 from productsync.records import one_line
 from productsync.services.batch import BatchContext, batch_commit
+from productsync.services.guard import guard_judge
 from productsync.services.hide_missing import run_hide_missing
 from productsync.services.history import (
     TERMINATED,
@@ -111,7 +112,7 @@ def run_spec_execute(
     finally:
         run_temp_remove(run)
     if error is None:
-        return run  # an unchanged HTTP source: finished already
+        return run  # finished already: an unchanged HTTP source, a mass change
     _run_end(run, spec, error)
     with contextlib.suppress(DatabaseError):  # the run as recorded, not as counted here
         run.refresh_from_db()
@@ -157,6 +158,8 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
             "start_position": spec.start,
             "partial": spec.mode.partial,
             "stock_authoritative": spec.mode.stock_authoritative,
+            "allow_mass_change": spec.mode.allow_mass_change,
+            "only": spec.mode.only,
             "partner": spec.mode.partner or "",
             **spec.record,
             "notes": [*spec.mode.start_notes(), *spec.record.get("notes", [])],
@@ -199,8 +202,9 @@ def _gc_frozen():
 
 def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
     """Open the run's source and sync it; return the error that stopped it early, or '', or
-    None when an HTTP source is unchanged since the last successful run (the run is finished;
-    never when full). A queue run returns once its last batch reported."""
+    None when the run is finished already: an HTTP source unchanged since the last successful
+    run (never when full), a mass change stopped before any write (see services.guard). A
+    queue run returns once its last batch reported."""
     # The source as given (run.source is its display, without credentials).
     source, start, limit = spec.source, run.start_position, spec.limit
     if spec.open_feed is not None:
@@ -231,6 +235,10 @@ def _run_feed(run: SyncRun, spec: RunSpec, on_start, on_batch) -> str | None:
         stop = None if limit is None else min(start + limit, sys.maxsize)
         items = iter(feed) if start == 0 and stop is None else itertools.islice(feed, start, stop)
         with lock_timeouts():
+            items, stopped = guard_judge(run, spec.mode, items)
+            if stopped:
+                run_finish(run, stopped)
+                return None  # nothing written: nothing to refresh, hide or note
             if run.workers != SyncRun.Workers.QUEUE:
                 error = _run_batches(run, spec, items, feed, on_batch)
                 _run_note_feed(run, feed)

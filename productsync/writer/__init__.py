@@ -4,6 +4,7 @@ from productsync.writer.batch import BatchWriter
 from productsync.writer.catalogue import (
     catalogue_category_view_refresh,
     product_dashboard_urls,
+    products_by_upc,
     products_hide,
     products_missing,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "items_lock",
     "catalogue_snapshots",
     "product_dashboard_urls",
+    "products_by_upc",
     "products_hide",
     "products_missing",
     "search_index_update",

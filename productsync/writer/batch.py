@@ -54,6 +54,8 @@ class BatchWriter:
         self.changes = False
         # The feed's stock levels are written whenever its items are (see StockLevels).
         self.stock_authoritative = False
+        # Which items it writes: all (""), new products only ("create"), existing ("update").
+        self.only = ""
         sqlite_variable_limit_lift()
 
     def forget(self) -> None:
@@ -151,7 +153,7 @@ class BatchWriter:
         fail = _failure_recorder(result)
         known = known_read(items, looked_up, self.run_id, self.outcomes)
         claim = sku_claims(items, self._partner_id, fail)
-        units = items_sort(items, known, self.run_id, claim, fail)
+        units = items_sort(items, known, self.run_id, claim, fail, self.only)
         attributes = self._resolve(units, fail)
         tree = self._category_tree()
         before = snapshots_before(units.changed, tree) if self.changes else None
@@ -172,7 +174,7 @@ class BatchWriter:
             result,
             units.new,
             units.changed,
-            units.unchanged,
+            units.unchanged + units.untouched,
             every=self.outcomes,
             before=before,
             tree=tree,
@@ -346,7 +348,7 @@ def _counts_add(result: BatchResult, units: Sorted, known: Known) -> None:
     result.created += len(units.new)
     result.updated += len(units.changed) - repaired
     result.repaired += repaired
-    result.unchanged += len(units.unchanged)
+    result.unchanged += len(units.unchanged) + len(units.untouched)
 
 
 def _side_effects(result: BatchResult, units: Sorted, touched, member_ids: dict) -> None:

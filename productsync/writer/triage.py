@@ -52,6 +52,9 @@ class Sorted:
     new: list[ValidItem] = field(default_factory=list)
     changed: list[tuple[ValidItem, int]] = field(default_factory=list)
     unchanged: list[tuple[ValidItem, int]] = field(default_factory=list)
+    # Existing products a run that creates only leaves as they are: counted unchanged, their
+    # sync state kept (the next full run still updates them).
+    untouched: list[tuple[ValidItem, int]] = field(default_factory=list)
 
     def written(self) -> list[ValidItem]:
         """The items whose products are written (the new and changed ones)."""
@@ -69,14 +72,17 @@ def items_sort(
     run_id: int,
     claim: Callable[[ValidItem], bool],
     fail: Callable,
+    only: str = "",
 ) -> Sorted:
     """Sort the items in feed order, as if one item were written at a time: an item that
     fails does not claim its UPC or SKUs, so the outcome does not depend on where batches
-    split. claim: sku_claims's check of the item's SKUs."""
+    split. claim: sku_claims's check of the item's SKUs. only "create": the item of an existing
+    product that changed is left untouched (counted unchanged); "update": an item naming a
+    product (or child) that does not exist fails."""
     out = Sorted()
     accepted: dict[str, int] = {}
     for item in items:
-        problem = _structure_conflict(item, known.existing)
+        problem = _structure_conflict(item, known.existing) or _only_conflict(item, known, only)
         row = known.existing.get(item.record.upc)
         seen = _seen(item, accepted, known, run_id)
         if seen is not None:
@@ -89,6 +95,8 @@ def items_sort(
             continue
         elif row is None:
             out.new.append(item)
+        elif only == "create":
+            out.untouched.append((item, row.id))
         else:
             out.changed.append((item, row.id))
         if seen is None and problem is None:
@@ -109,6 +117,19 @@ def _seen(item: ValidItem, accepted: dict, known: Known, run_id: int):
         if seen is not None:
             message = f"{prefix}upc: duplicate of the item at position {seen}"
             return f"{prefix}upc", message, seen
+    return None
+
+
+def _only_conflict(item: ValidItem, known: Known, only: str) -> tuple[str, str] | None:
+    """(field, message) when a run that updates only meets a product that does not exist."""
+    if only != "update":
+        return None
+    for prefix, member in item.record.members():
+        if member.upc not in known.existing:
+            return f"{prefix}upc", (
+                f"{prefix}upc: no product with upc {member.upc!r}; this run updates existing "
+                "products only"
+            )
     return None
 
 

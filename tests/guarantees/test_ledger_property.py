@@ -354,7 +354,11 @@ def assert_ledger(run: SyncRun, items, failed: set[int], read=as_read) -> None:
             assert json.loads(raw) == read(kind, value)
 
 
-def sync_and_check(path: str, seed: str, items, batch_size: int, read=as_read) -> None:
+def sync_and_check(
+    path: str, seed: str, items, batch_size: int, read=as_read, again: dict | None = None
+) -> None:
+    """again: more options of the second run (--only, --allow-mass-change), which finds every
+    product the first created and changes none of them whatever they say."""
     sync_run_execute(seed, batch_size=1)
     products, failed = expected_catalogue(items)
 
@@ -367,7 +371,7 @@ def sync_and_check(path: str, seed: str, items, batch_size: int, read=as_read) -
     state = catalogue_state()
     assert_matches_feed(state, products)
 
-    second = sync_run_execute(path, batch_size=batch_size, full=True)
+    second = sync_run_execute(path, batch_size=batch_size, full=True, **(again or {}))
     assert (second.created, second.updated) == (0, 0)
     assert second.unchanged == len(products)
     assert_ledger(second, items, failed, read)
@@ -385,12 +389,16 @@ def sync_and_check(path: str, seed: str, items, batch_size: int, read=as_read) -
 def test_every_item_is_in_the_catalogue_or_a_failure(fmt, data):
     items = data.draw(feed_items(fmt), label="items")
     batch_size = data.draw(st.integers(1, 8), label="batch_size")
+    again = {
+        "only": data.draw(st.sampled_from([None, "create", "update"]), label="only"),
+        "allow_mass_change": data.draw(st.sampled_from([None, True]), label="allow_mass_change"),
+    }
     with tempfile.TemporaryDirectory() as tmp, transaction.atomic():
         seed = Path(tmp, "seed.json")
         seed.write_text(json.dumps([SEED]))
         path = Path(tmp, f"feed.{fmt}")
         path.write_bytes(feed_bytes(items, fmt))
-        sync_and_check(str(path), str(seed), items, batch_size)
+        sync_and_check(str(path), str(seed), items, batch_size, again=again)
         transaction.set_rollback(True)
 
 

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from oscar.core.loading import get_model
 
-from productsync.models import SyncFailure
+from productsync.models import Feed, SyncFailure, SyncRun
+from productsync.services import feed_run_execute
 from tests.services.test_partial import catalogue, stock_file, sync
 
 StockRecord = get_model("partner", "StockRecord")
@@ -72,3 +73,24 @@ def test_a_run_without_a_partner_writes_every_partners_rows(write_feed, tmp_path
 
     assert (run.updated, run.failed) == (2, 0)
     assert json.dumps(run.notes)  # recorded as usual
+
+
+def test_a_partial_feed_with_a_partner_is_bounded_by_it(write_feed):
+    catalogue(write_feed)
+    items = [
+        {"partner": "Acme Books", "partner_sku": "SKU-P2", "price": "0.01"},
+        {"partner": "Globex", "partner_sku": "SKU-P1", "price": "4.00"},
+    ]
+    Feed.objects.create(
+        name="globex-prices", kind="partial", partner="Globex", source=write_feed(items, "p.json")
+    )
+
+    run = SyncRun.objects.get(pk=feed_run_execute("globex-prices"))
+
+    assert (run.partner, run.updated, run.failed) == ("Globex", 1, 1)
+    failure = SyncFailure.objects.get(run=run)
+    assert failure.message == (
+        "partner: row names partner 'Acme Books', this run writes 'Globex' only"
+    )
+    assert record("Acme Books", "SKU-P2").price == Decimal("10.00")
+    assert record("Globex", "SKU-P1").price == Decimal("4.00")

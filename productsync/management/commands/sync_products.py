@@ -51,6 +51,8 @@ RUN_OPTIONS = (
     "diff",
     "stock_authoritative",
     "max_failures",
+    "allow_mass_change",
+    "only",
 )
 
 # What a feed configures itself: not given with --feed.
@@ -65,9 +67,10 @@ FEED_DEFINES = (
     "batch_size",
     "hide_missing",
     "resume",
+    "only",
 )
 # Options of one run that --feed takes.
-FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff")
+FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff", "allow_mass_change")
 
 
 class FeedName(str):
@@ -157,10 +160,8 @@ def _run_arguments(parser) -> None:
     parser.add_argument(
         "--batch-size",
         type=whole_number(1, MAX_BATCH_SIZE),
-        help=(
-            "items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
-            "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])"
-        ),
+        help="items per batch and transaction (default: PRODUCTSYNC['BATCH_SIZE']; "
+        "a partial run: PRODUCTSYNC['PARTIAL_BATCH_SIZE'])",
     )
     parser.add_argument(
         "--partial",
@@ -199,8 +200,7 @@ def _run_arguments(parser) -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="read and check every item even when the feed is unchanged since the last "
-        "successful run (no HTTP conditional GET, no skipping an unchanged file)",
+        help="read and check every item even when the feed is unchanged since the last run",
     )
     parser.add_argument("--limit", type=whole_number(0), help="stop after this many items")
     parser.add_argument(
@@ -209,6 +209,20 @@ def _run_arguments(parser) -> None:
         default=None,
         help="hide (is_public=False) products of this source the feed no longer has "
         "(default: PRODUCTSYNC['HIDE_MISSING'])",
+    )
+
+
+def _write_arguments(parser) -> None:
+    """Which of its items' changes the run writes."""
+    parser.add_argument(
+        "--allow-mass-change",
+        action="store_true",
+        default=None,
+        help="let a deliberate mass change through: else a run that would clear, zero or "
+        "change one field of most products it matches stops before writing",
+    )
+    parser.add_argument(
+        "--only", choices=("create", "update"), help="new products only, or existing only"
     )
 
 
@@ -235,6 +249,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         _feed_arguments(parser)
         _run_arguments(parser)
+        _write_arguments(parser)
         parser.add_argument(
             "--json", action="store_true", help="end stdout with one JSON summary line"
         )
