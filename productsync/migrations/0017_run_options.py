@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('productsync', '0015_run_image_failures'),
+        ('productsync', '0016_item_search'),
     ]
 
     operations = [
