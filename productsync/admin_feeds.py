@@ -66,6 +66,7 @@ class FeedForm(forms.ModelForm):
             "schedule",
             "batch_size",
             "hide_missing",
+            "owns",
             "alert_emails",
             "alert_webhook",
             "overdue_after",
@@ -121,7 +122,7 @@ class FeedAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Runs", {"fields": ["schedule", "batch_size", "hide_missing"]}),
+        ("Runs", {"fields": ["schedule", "batch_size", "hide_missing", "owns"]}),
         (
             "Alerts",
             {

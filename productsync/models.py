@@ -46,6 +46,13 @@ class SyncRun(models.Model):
     # feed's stock levels overwrote the shop's whenever an item was written.
     partner = models.CharField("partner", max_length=128, blank=True, default="")
     stock_authoritative = models.BooleanField("stock authoritative", default=False)
+    owns = models.CharField(
+        "owns",
+        max_length=300,
+        blank=True,
+        default="",
+        help_text="The fields the run wrote, comma-separated, and no other (empty: all).",
+    )
     partial = models.BooleanField(
         "partial",
         default=False,

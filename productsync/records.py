@@ -391,19 +391,6 @@ def attribute_value(kind: str, value: Any) -> Any:
         raise ValueError(f"expected {expected} ({kind} attribute), got {value!r}") from None
 
 
-def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
-    """A digest of everything the sync writes for this record, and of the policy the writer
-    applies to it (the HTML sanitising in force); equal digest, no writes."""
-    # Fields added later are left out while empty, so earlier fingerprints stay valid.
-    empty: dict = {name: True for name in LATER_FIELDS if not getattr(record, name)}
-    if not any(child.slug for child in record.children):
-        empty["children"] = {"__all__": {"slug"}}
-    text = record.model_dump_json(exclude=empty) + (f"\n{policy}" if policy else "")
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-LATER_FIELDS = ("slug", "class_options", "attribute_types")
-
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every
 # item once (a fingerprint of another version never matches; the record's still decides).
 # 2: the bytes of the item in the feed where the reader keeps them (JSON), else its JSON text.

@@ -129,7 +129,7 @@ def reader_for(
     readers = {
         "json": functools.partial(jsonfeed.json_items, parse=parse),
         "jsonl": jsonfeed.jsonl_items,
-        "csv": functools.partial(csvfeed.csv_items, **csv_options),
+        "csv": functools.partial(csvfeed.csv_items, **csv_options, notes=notes),
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
         "xml": functools.partial(_xml_sniffed, notes=notes),
         "xlsx": functools.partial(_xlsx_sniffed, sheet=options.sheet, notes=notes),
@@ -174,6 +174,15 @@ def feed_partial(options: FeedOptions) -> bool:
         return False
 
 
+def feed_owns(options: FeedOptions) -> tuple[str, ...] | None:
+    """The fields the feed's mapping says it owns (None: it does not say, or it cannot be
+    read, which is reported when the feed opens)."""
+    try:
+        return mapping.mapping_load(options.mapping).owns if options.mapping else None
+    except SourceError:
+        return None
+
+
 def _sniffed(
     stream: io.BufferedReader, csv_options: dict, notes: list, sheet: str | None = None
 ) -> Iterator[FeedItem]:
@@ -213,7 +222,7 @@ def _xlsx_sniffed(stream: io.BufferedReader, sheet: str | None, notes: list):
     rows = itertools.chain([first], rows)
     header = first.cells if isinstance(first.cells, list) else []
     if "upc" in (cell.strip().lower() for cell in header):
-        return csvfeed.table_items(rows)
+        return csvfeed.table_items(rows, notes)
     detected = preset_detect(header)
     if detected is not None:
         return _preset_mapping(detected, notes, "sheet's header").table_items(rows, unit="row")
@@ -244,7 +253,7 @@ def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> I
     delimiter_guess = delimiter or csvfeed.delimiter_sniff(first_line[0])
     first = next(csv.reader(first_line, delimiter=delimiter_guess), [])
     if "upc" in (cell.strip().lower() for cell in first):
-        return csvfeed.csv_items(stream, delimiter, encoding)
+        return csvfeed.csv_items(stream, delimiter, encoding, notes)
     detected = preset_detect(first)
     if detected is not None:
         return _preset_mapping(detected, notes, "CSV header").reader("csv", {}, csv_options)(stream)

@@ -157,7 +157,7 @@ def feed_run_spec(
         hide_missing=feed.hide_missing,
         kind=feed.kind,
         record=record,
-        **options,
+        **{**options, "owns": options.get("owns") or feed.owns or None},
     )
     if upload is None:
         return spec

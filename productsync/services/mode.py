@@ -9,9 +9,10 @@ from typing import Any
 
 from productsync.conf import app_settings, failures_limit
 from productsync.exceptions import ProductSyncError
-from productsync.feeds import FeedOptions, feed_partial
+from productsync.feeds import FeedOptions, feed_owns, feed_partial
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem
+from productsync.ownership import owns_parse
 from productsync.records import default_currency
 from productsync.services.history import run_note_warnings
 from productsync.services.validate import (
@@ -46,6 +47,8 @@ class RunMode:
     partner: str | None = None
     # More failed items than this (a count, or "N%" of the items read) end the run failed.
     max_failures: str | None = None
+    # The fields the run writes, and no other, whatever its items carry (None: all fields).
+    owns: tuple[str, ...] | None = None
 
     @property
     def partial(self) -> bool:
@@ -93,18 +96,21 @@ class RunMode:
 
     def start_notes(self) -> list[str]:
         """What every run of this mode says in its notes from its start."""
-        if not self.stock_authoritative:
-            return []
-        return [
-            "stock authoritative: each item written sets its stock levels to the feed's, "
-            "units that orders consumed since included"
-        ]
+        notes = []
+        if self.stock_authoritative:
+            notes.append(
+                "stock authoritative: each item written sets its stock levels to the feed's, "
+                "units that orders consumed since included"
+            )
+        if self.owns:
+            notes.append(f"owns {', '.join(self.owns)}: no other field is written")
+        return notes
 
     def prepare(self, writer, chunk: list[FeedItem]) -> None:
         """Create what the chunk's items need (classes, categories, partners) before workers
         write them side by side; a run that may not create creates nothing."""
         if self.may_create:
-            writer.prepare(records_of(chunk))
+            writer.prepare(records_of(chunk, self.owns))
 
 
 def batch_after_commit(
@@ -135,6 +141,7 @@ def mode_decide(
     kind: str | None = None,
     stock_authoritative: bool | None = None,
     max_failures: str | int | None = None,
+    owns: str | list | None = None,
 ) -> RunMode:
     """The mode of a new run: a feed's kind (catalogue, partial, stock) when it has one,
     whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL'];
@@ -143,7 +150,8 @@ def mode_decide(
     partner names the feed's stock records' partner: a whole feed). A stock run writes its
     partner's stock records only. Authoritative for stock when asked (default
     PRODUCTSYNC['STOCK_AUTHORITATIVE']). Ended failed by more failed items than max_failures
-    (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one)."""
+    (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one).
+    Writing only the fields owns names (default: those the feed's mapping owns)."""
     if stock_authoritative is None:
         stock_authoritative = app_settings.STOCK_AUTHORITATIVE
     if max_failures is None:
@@ -152,8 +160,30 @@ def mode_decide(
         max_failures = str(max_failures).strip()
         failures_limit_parse(max_failures)
     mode = _kind_decide(partial, options, original, kind)
-    return dataclasses.replace(
+    mode = dataclasses.replace(
         mode, stock_authoritative=bool(stock_authoritative), max_failures=max_failures
+    )
+    if owns is None:  # a retry or a resumed run owns what its original owned
+        owns = original.owns or None if original is not None else feed_owns(options)
+    return mode_owning(mode, owns)
+
+
+def mode_owning(mode: RunMode, owns) -> RunMode:
+    """The mode writing only the fields owns names ("price,num_in_stock", a list, or None
+    for every field); ProductSyncError names an unknown field."""
+    owns = owns_parse(owns)
+    if owns is None:
+        return mode
+    if mode.partial:
+        raise ProductSyncError(
+            "owns: a partial feed's items already write only what they give; owns is for "
+            "catalogue feeds"
+        )
+    return dataclasses.replace(
+        mode,
+        owns=owns,
+        items=functools.partial(catalogue_items, owns=owns),
+        validate=functools.partial(catalogue_validate, owns=owns),
     )
 
 
@@ -200,4 +230,5 @@ def run_mode(run: SyncRun) -> RunMode:
     """The mode of a recorded run, as it was decided when it started."""
     kind = MODES[PARTIAL if run.partial else CATALOGUE]
     mode = stock_mode(run.partner) if run.partner else kind
-    return dataclasses.replace(mode, stock_authoritative=run.stock_authoritative)
+    mode = dataclasses.replace(mode, stock_authoritative=run.stock_authoritative)
+    return mode_owning(mode, run.owns or None)

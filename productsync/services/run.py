@@ -157,6 +157,7 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
             "start_position": spec.start,
             "partial": spec.mode.partial,
             "stock_authoritative": spec.mode.stock_authoritative,
+            "owns": ",".join(spec.mode.owns or ()),
             "partner": spec.mode.partner or "",
             **spec.record,
             "notes": [*spec.mode.start_notes(), *spec.record.get("notes", [])],

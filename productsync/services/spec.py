@@ -71,6 +71,7 @@ def run_spec_build(
     kind: str | None = None,
     stock_authoritative: bool | None = None,
     max_failures: str | int | None = None,
+    owns: str | list | None = None,
 ) -> RunSpec:
     """The RunSpec of a run, with PRODUCTSYNC's defaults (SOURCE, HIDE_MISSING, WORKERS; the
     batch size and all a run's kind implies from its mode, see services.mode). feed_options
@@ -79,8 +80,7 @@ def run_spec_build(
     or as recorded. Raises SourceError without a source, ProductSyncError for options out of
     range or a run that cannot be resumed. diff: a dry run records each item's changed fields.
     record: more SyncRun fields to record at its start (the admin's upload, the preview it
-    confirms). kind: a feed's, its mode whatever the settings say; stock_authoritative,
-    max_failures: see mode_decide."""
+    confirms). kind, stock_authoritative, max_failures, owns: see mode_decide."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
@@ -90,7 +90,7 @@ def run_spec_build(
     workers = _workers_check(workers or app_settings.WORKERS, dry_run)
     options = source_options(given, _feed_options(feed_options))
     original = resumed_from or retry_of
-    mode = mode_decide(partial, options, original, kind, stock_authoritative, max_failures)
+    mode = mode_decide(partial, options, original, kind, stock_authoritative, max_failures, owns)
     options = dataclasses.replace(options, partial=mode.partial)
     batch_size = _batch_size_check(batch_size or mode.default_batch_size, limit)
     return RunSpec(

@@ -51,6 +51,7 @@ RUN_OPTIONS = (
     "diff",
     "stock_authoritative",
     "max_failures",
+    "owns",
 )
 
 # What a feed configures itself: not given with --feed.
@@ -67,7 +68,7 @@ FEED_DEFINES = (
     "resume",
 )
 # Options of one run that --feed takes.
-FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff")
+FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff", "owns")
 
 
 class FeedName(str):
@@ -175,20 +176,6 @@ def _run_arguments(parser) -> None:
         "records; implies --partial. With --preset: the partner of the feed's stock "
         "records (a whole feed, not partial)",
     )
-    parser.add_argument(
-        "--stock-authoritative",
-        action="store_true",
-        default=None,
-        help="each item written sets its stock levels to the feed's, units that orders "
-        "consumed since included; by default a level is written only when the feed's value "
-        "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
-    )
-    parser.add_argument(
-        "--max-failures",
-        metavar="N or N%",
-        help="stop the run, failed, once more items failed than this: a number of items or "
-        "a percentage of the items read (default: PRODUCTSYNC['MAX_FAILURES'], no limit)",
-    )
     parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
     parser.add_argument(
         "--diff",
@@ -209,6 +196,31 @@ def _run_arguments(parser) -> None:
         default=None,
         help="hide (is_public=False) products of this source the feed no longer has "
         "(default: PRODUCTSYNC['HIDE_MISSING'])",
+    )
+
+
+def _bound_arguments(parser) -> None:
+    """What the run may write, and when it stops."""
+    parser.add_argument(
+        "--stock-authoritative",
+        action="store_true",
+        default=None,
+        help="each item written sets its stock levels to the feed's, units that orders "
+        "consumed since included; by default a level is written only when the feed's value "
+        "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
+    )
+    parser.add_argument(
+        "--max-failures",
+        metavar="N or N%",
+        help="stop the run, failed, once more items failed than this: a number of items or "
+        "a percentage of the items read (default: PRODUCTSYNC['MAX_FAILURES'], no limit)",
+    )
+    parser.add_argument(
+        "--owns",
+        metavar="FIELD,FIELD",
+        help="the fields the run owns (price,num_in_stock): it writes those and nothing "
+        "else, whatever the items carry; drift repair restores only those (default: the "
+        "feed's or its mapping's owns, else every field an item carries)",
     )
 
 
@@ -235,6 +247,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         _feed_arguments(parser)
         _run_arguments(parser)
+        _bound_arguments(parser)
         parser.add_argument(
             "--json", action="store_true", help="end stdout with one JSON summary line"
         )

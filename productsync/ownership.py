@@ -1,0 +1,126 @@
+"""Which fields a feed item carries (a field it does not carry is left as it is), and the
+fields a run owns: it writes those and nothing else, whatever its items carry."""
+
+import hashlib
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+
+from productsync.exceptions import ProductSyncError
+from productsync.records import ProductRecord
+
+# Fields added later are left out of a fingerprint while empty, so earlier ones stay valid.
+LATER_FIELDS = ("slug", "class_options", "attribute_types")
+CHILD_FIELDS = ("title", "description", "is_public", "attributes", "stockrecords")
+# Lists a run that does not own them still reads (to find the records and children whose
+# owned fields it writes): in a fingerprint even when the item does not carry them.
+FOUND_LISTS = ("children", "stockrecords")
+# A product's fields and lists, then a stock record's values: what --owns may name.
+PRODUCT_FIELDS = (
+    "title",
+    "description",
+    "product_class",
+    "is_public",
+    "categories",
+    "attributes",
+    "images",
+    "children",
+    "stockrecords",
+)
+STOCK_FIELDS = ("price", "currency", "num_in_stock")
+OWNABLE = PRODUCT_FIELDS + STOCK_FIELDS
+
+
+def carried(model: BaseModel, name: str) -> bool:
+    """Whether the item gave this field (a value, null or empty), not left it out."""
+    return name in model.model_fields_set
+
+
+def owns_parse(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """The fields a run owns, from "price,num_in_stock" or a list; None (every field) when
+    none are named. ProductSyncError names an unknown field and the known ones."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise ProductSyncError(f"owns: a list of field names, not {value!r}"[:200])
+    owned = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+    unknown = [name for name in owned if name not in OWNABLE]
+    if unknown:
+        raise ProductSyncError(
+            f"owns: unknown field {unknown[0][:60]!r} (known: {', '.join(OWNABLE)})"
+        )
+    return owned or None
+
+
+def _unset(model: BaseModel, owns: tuple[str, ...], names: tuple[str, ...], **update):
+    """A copy of model that does not carry the fields of names the run does not own."""
+    copy = model.model_copy(update=update)  # which marks the updated fields given
+    dropped = {name for name in names if name not in owns}
+    object.__setattr__(copy, "__pydantic_fields_set__", model.model_fields_set - dropped)
+    return copy
+
+
+def _member_owned(member, owns: tuple[str, ...]):
+    records = [_unset(sr, owns, STOCK_FIELDS) for sr in member.stockrecords]
+    if "stockrecords" not in owns and not set(STOCK_FIELDS) & set(owns):
+        records = []  # no value of a stock record is the run's: none is written
+    # Lists not owned are emptied: the categories and attributes they name are not made.
+    emptied = {
+        name: type(getattr(member, name))()
+        for name in ("categories", "attributes", "images")
+        if name in type(member).model_fields and name not in owns
+    }
+    return _unset(member, owns, PRODUCT_FIELDS, stockrecords=records, **emptied)
+
+
+def record_owned(record: ProductRecord, owns: tuple[str, ...] | None) -> ProductRecord:
+    """The record as the run writes it: carrying only the fields the run owns (all of them
+    when owns is None). Its children and stock records stay to be found, their own fields
+    owned the same way."""
+    if owns is None:
+        return record
+    children = [_member_owned(child, owns) for child in record.children]
+    owned = _member_owned(record, owns)
+    return _unset(owned, owns, (), children=children)
+
+
+def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
+    """A digest of everything the sync writes for this record, and of the policy the writer
+    applies to it (the HTML sanitising in force); equal digest, no writes. The fields the
+    record does not carry are named apart: leaving a field out and giving it empty differ."""
+    absent: list[str] = []
+    exclude = _member_exclude("", record, PRODUCT_FIELDS, absent)
+    exclude.update({name: True for name in LATER_FIELDS if not getattr(record, name)})
+    no_slugs = not any(child.slug for child in record.children)
+    children = {}
+    for i, child in enumerate(record.children):
+        left_out = _member_exclude(f"children[{i}].", child, CHILD_FIELDS, absent)
+        left_out.update({"slug": True} if no_slugs else {})
+        if left_out:
+            children[i] = left_out
+    if children:
+        exclude["children"] = children
+    text = record.model_dump_json(exclude=exclude)
+    text += (f"\nabsent: {','.join(absent)}" if absent else "") + (f"\n{policy}" if policy else "")
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _member_exclude(prefix: str, member, names: tuple[str, ...], absent: list[str]) -> dict:
+    """What a fingerprint leaves out of a product: the fields it does not carry (named in
+    absent), and the values its stock records do not carry."""
+    exclude: dict = {}
+    for name in names:
+        if not carried(member, name):
+            absent.append(prefix + name)
+            if name not in FOUND_LISTS:
+                exclude[name] = True
+    records = {}
+    for i, sr in enumerate(member.stockrecords):
+        left_out = [name for name in STOCK_FIELDS if not carried(sr, name)]
+        absent.extend(f"{prefix}stockrecords[{i}].{name}" for name in left_out)
+        if left_out:
+            records[i] = dict.fromkeys(left_out, True)
+    if records:
+        exclude["stockrecords"] = records
+    return exclude
