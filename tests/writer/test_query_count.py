@@ -82,10 +82,10 @@ def test_a_batch_takes_a_few_statements(write_feed, change, sqlite, postgresql):
     sync state; stamp the state written (its digest, computed in SQL); record the batch and
     the run's totals (its lease check included). Unchanged: look up, compare the products'
     state with the stamped one, stamp the sync state, record. Updated: also replace the
-    category links and look for stale stock records (children and images, which these items
-    do not carry, are left as they are); and read the updated products back before and after writing them
-    (products with their children, attribute values, stock records; and before, their
-    category links: seven queries) to record their changed fields (one insert), up to
+    category links and look for stale stock records (children and images, which these
+    items do not carry, are left as they are); and read the updated products back before
+    and after writing them (products with their children, attribute values, stock records;
+    and before, their category links: seven queries) to record their changed fields (one insert), up to
     PRODUCTSYNC['CHANGES_MAX'] a run. Repaired: as updated, after the comparison found the
     drift. Partial
     (a stock file): look up the stock records, update them, stamp their products' state;
