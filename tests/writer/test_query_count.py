@@ -85,10 +85,9 @@ def test_a_batch_takes_a_few_statements(write_feed, change, sqlite, postgresql):
     category links and look for stale stock records (children and images, which these
     items do not carry, are left as they are); and read the updated products back before
     and after writing them (products with their children, attribute values, stock records;
-    and before, their category links: seven queries) to record their changed fields (one insert), up to
-    PRODUCTSYNC['CHANGES_MAX'] a run. Repaired: as updated, after the comparison found the
-    drift. Partial
-    (a stock file): look up the stock records, update them, stamp their products' state;
+    and before, their category links: seven queries) to record their changed fields (one
+    insert), up to PRODUCTSYNC['CHANGES_MAX'] a run. Repaired: as updated, after the
+    comparison found the drift. Partial (a stock file): look up the stock records, update them, stamp their products' state;
     record. On PostgreSQL a stock file's batch updates its stock records in one statement
     (the rows sent as arrays), which also says which rows matched none and which changed.
     PostgreSQL writes rows by COPY: the new products' ids are taken from their sequence
