@@ -170,6 +170,11 @@ class ClassOptions(BaseModel):
     requires_shipping: bool | None = None
 
 
+# Text that may be empty: JSON null clears it, as an empty CSV cell does.
+EmptyableText = Annotated[
+    str, BeforeValidator(lambda v: "" if v is None else v), AfterValidator(text_storable)
+]
+
 # Empty defaults are factories: pydantic deep-copies a literal [] or {} for every record.
 
 
@@ -182,7 +187,7 @@ class ChildRecord(BaseModel):
     upc: Upc
     title: text(max_length=255) = ""
     slug: Slug | None = None
-    description: Annotated[str, AfterValidator(text_storable)] = ""
+    description: EmptyableText = ""
     is_public: bool = True
     attributes: Attributes = Field(default_factory=dict)
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
@@ -200,7 +205,7 @@ class ProductRecord(BaseModel):
     upc: Upc
     title: text(min_length=1, max_length=255)
     product_class: text(min_length=1, max_length=128)
-    description: Annotated[str, AfterValidator(text_storable)] = ""
+    description: EmptyableText = ""
     categories: Annotated[
         list[Annotated[text(min_length=1, max_length=1024), AfterValidator(_breadcrumb)]],
         Field(max_length=100),
