@@ -110,6 +110,7 @@ def test_json_without_description_leaves_it_and_null_clears_it(write_feed):
     run = sync_run_execute(write_feed([lean, product("J2", description=None)], "second.json"))
 
     assert (run.status, run.updated) == ("succeeded", 2)
+    assert "the feed did not carry: description (1 of 2 items) — left as they were" in run.notes
     assert Product.objects.get(upc="J1").description == "<p>A book.</p>"
     assert Product.objects.get(upc="J1").title == "Renamed"
     assert Product.objects.get(upc="J2").description == ""
