@@ -85,40 +85,65 @@ def record_owned(record: ProductRecord, owns: tuple[str, ...] | None) -> Product
     return _unset(owned, owns, (), children=children)
 
 
-def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
+def record_fingerprint(
+    record: ProductRecord, policy: str = "", owns: tuple[str, ...] | None = None
+) -> str:
     """A digest of everything the sync writes for this record, and of the policy the writer
-    applies to it (the HTML sanitising in force); equal digest, no writes. The fields the
-    record does not carry are named apart: leaving a field out and giving it empty differ."""
-    absent: list[str] = []
-    exclude = _member_exclude("", record, PRODUCT_FIELDS, absent)
-    exclude.update({name: True for name in LATER_FIELDS if not getattr(record, name)})
+    applies to it (the HTML sanitising in force, the fields the run owns); equal digest, no
+    writes. A field given at its default value is named apart from one left out (they
+    differ: empty clears, absent leaves), so the far more common records, which leave out
+    what they do not know and give what they do, keep the digests they had before the two
+    differed. With owns, the fields the run does not own are left out."""
+    # Fields added later are left out while empty, so earlier fingerprints stay valid.
+    exclude: dict = {name: True for name in LATER_FIELDS if not getattr(record, name)}
     no_slugs = not any(child.slug for child in record.children)
-    children = {}
-    for i, child in enumerate(record.children):
-        left_out = _member_exclude(f"children[{i}].", child, CHILD_FIELDS, absent)
-        left_out.update({"slug": True} if no_slugs else {})
-        if left_out:
-            children[i] = left_out
-    if children:
-        exclude["children"] = children
+    if owns is None:
+        if no_slugs:
+            exclude["children"] = {"__all__": {"slug"}}
+    else:
+        exclude.update(_member_exclude(record, PRODUCT_FIELDS))
+        children = {
+            i: _member_exclude(child, CHILD_FIELDS) | ({"slug": True} if no_slugs else {})
+            for i, child in enumerate(record.children)
+        }
+        exclude["children"] = {i: left_out for i, left_out in children.items() if left_out}
     text = record.model_dump_json(exclude=exclude)
-    text += (f"\nabsent: {','.join(absent)}" if absent else "") + (f"\n{policy}" if policy else "")
+    given = _given_defaults(record)
+    text += f"\ngiven empty: {','.join(given)}" if given else ""
+    text += f"\nowns: {','.join(owns)}" if owns is not None else ""
+    text += f"\n{policy}" if policy else ""
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _member_exclude(prefix: str, member, names: tuple[str, ...], absent: list[str]) -> dict:
-    """What a fingerprint leaves out of a product: the fields it does not carry (named in
-    absent), and the values its stock records do not carry."""
-    exclude: dict = {}
-    for name in names:
-        if not carried(member, name):
-            absent.append(prefix + name)
-            if name not in FOUND_LISTS:
-                exclude[name] = True
+def _given_defaults(record: ProductRecord) -> list[str]:
+    """The fields of the record's products and stock records given at their default value
+    (empty, null, public), by path."""
+    given = []
+    for prefix, member in record.members():
+        fields = type(member).model_fields
+        for name in PRODUCT_FIELDS if not prefix else CHILD_FIELDS:
+            default = fields[name].get_default(call_default_factory=True)
+            if carried(member, name) and getattr(member, name) == default:
+                given.append(prefix + name)
+        for i, sr in enumerate(member.stockrecords):
+            given += [
+                f"{prefix}stockrecords[{i}].{name}"
+                for name in STOCK_FIELDS
+                if carried(sr, name) and getattr(sr, name) is None
+            ]
+    return given
+
+
+def _member_exclude(member, names: tuple[str, ...]) -> dict:
+    """What a fingerprint leaves out of a product: the fields it does not carry (the lists
+    that find its stock records and children aside), and the values its stock records do
+    not carry."""
+    exclude: dict = {
+        name: True for name in names if not carried(member, name) and name not in FOUND_LISTS
+    }
     records = {}
     for i, sr in enumerate(member.stockrecords):
         left_out = [name for name in STOCK_FIELDS if not carried(sr, name)]
-        absent.extend(f"{prefix}stockrecords[{i}].{name}" for name in left_out)
         if left_out:
             records[i] = dict.fromkeys(left_out, True)
     if records:

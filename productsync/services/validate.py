@@ -73,7 +73,7 @@ def catalogue_validate(
             ValidItem(
                 item.position,
                 record,
-                record_fingerprint(record, policy),
+                record_fingerprint(record, policy, owns),
                 item.payload,
                 fingerprints[item.position],
             )
