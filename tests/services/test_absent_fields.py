@@ -2,6 +2,7 @@
 or an empty cell in a column the feed has clears it; a list given empty means none."""
 
 import contextlib
+import json
 import csv
 from pathlib import Path
 
@@ -151,3 +152,17 @@ def test_stock_records_given_empty_are_none_and_left_out_are_kept(write_feed):
 
     assert StockRecord.objects.filter(product__upc="S1").count() == 1
     assert not StockRecord.objects.filter(product__upc="S2").exists()
+
+
+def test_a_mapped_json_item_without_its_key_leaves_the_field(write_feed, tmp_path):
+    sync_run_execute(write_feed([product("M1"), product("M2")]))
+    mapping = tmp_path / "mapping.json"
+    fields = {"upc": "id", "title": "name", "product_class": {"value": "Book"}}
+    mapping.write_text(json.dumps({"format": "json", "fields": {**fields, "description": "body"}}))
+    items = [{"id": "M1", "name": "Mapped"}, {"id": "M2", "name": "Mapped", "body": None}]
+
+    run = sync_run_execute(write_feed(items, "shop.json"), feed_options={"mapping": str(mapping)})
+
+    assert (run.status, run.updated) == ("succeeded", 2)
+    assert Product.objects.get(upc="M1").description == "<p>A book.</p>"
+    assert Product.objects.get(upc="M2").description == ""

@@ -105,7 +105,8 @@ class Mapping(RowMapping):
         """Our shape of one JSON object (with its [children])."""
         if not isinstance(item, dict):
             return item
-        payload = group_payload(self.shape, None, [item], self._json)[0]
+        absent = frozenset(p for p in self.shape.paths() if _missing(item, p.split(".")))
+        payload = group_payload(self.shape, None, [item], self._json, absent)[0]
         if self.children is not None:
             nested = self.json_getter(item)(self.children.items)
             payload["children"] = [
@@ -191,6 +192,18 @@ class Mapping(RowMapping):
         if read == 0:
             raise FeedError(f"no items at {prefix!r}: check `items` in {self.name}")
         self.skips_noted(skipped)
+
+
+def _missing(value: Any, parts: list[str]) -> bool:
+    """Whether an object on the path lacks its key: the item does not carry what the path
+    reads (a list element not found, a null, is a value: it clears)."""
+    for part in parts:
+        if not isinstance(value, dict):
+            return False
+        if part not in value:
+            return True
+        value = value[part]
+    return False
 
 
 def _element(items: list, part: str) -> Any:

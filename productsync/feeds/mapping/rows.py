@@ -158,12 +158,13 @@ class RowMapping:
                 read = {c.removeprefix("parent.") for c in wanted}
                 read |= {c.partition(":")[2] for c in read if self._prefixed(c)}
                 unread = [c for c in header if c not in read]
-                self.absent = frozenset(
+                absent = [
                     c
                     for c in read
                     if c not in row.data
                     and not (self._prefixed(c) and c.partition(":")[2] in row.data)
-                )
+                ]  # a variant's `parent.` paths read the same header
+                self.absent = frozenset(absent + [f"parent.{c}" for c in absent])
                 if unread:
                     self.notes.append(f"columns not imported: {', '.join(unread)}")
                 self._absent_noted()

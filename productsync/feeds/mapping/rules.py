@@ -163,7 +163,7 @@ class Rule:
         """Whether every value the rule could give is read from a path of absent (columns
         the source does not have): then the item does not carry the field."""
         if self.path is not None:
-            own = self.path.removeprefix("parent.") in absent
+            own = self.path in absent
         else:  # a constant is always there; a join is when one of its parts is
             own = bool(self.join) and all(rule.absent_in(absent) for rule in self.join)
         return own and all(rule.absent_in(absent) for rule in self.fallback)

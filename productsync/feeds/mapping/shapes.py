@@ -45,7 +45,7 @@ class FieldSet:
         return out + [p for rule in self.attributes for p in rule.paths()]
 
     def absent(self, absent: frozenset) -> dict[str, str]:
-        """Our fields whose rules read only columns of absent, with the column each reads."""
+        """Our fields whose rules read only paths of absent, with the column each reads."""
         return {
             name: rule.paths()[0].removeprefix("parent.")
             for name, rule in self.rules.items()
