@@ -2,8 +2,8 @@
 or an empty cell in a column the feed has clears it; a list given empty means none."""
 
 import contextlib
-import json
 import csv
+import json
 from pathlib import Path
 
 import pytest
