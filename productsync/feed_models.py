@@ -189,6 +189,10 @@ class Feed(models.Model):
             owns_parse(self.owns or None)
         except ProductSyncError as exc:
             errors["owns"] = str(exc)
+        if self.owns.strip() and self.kind != self.Kind.CATALOGUE:
+            errors["owns"] = (
+                "Only a catalogue feed owns fields: a partial one writes what it gives."
+            )
         if self.mapping and self.preset:
             errors["preset"] = "Give a mapping or a preset, not both."
         if self.hide_missing and self.kind != self.Kind.CATALOGUE:
