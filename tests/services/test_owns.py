@@ -11,7 +11,14 @@ from django.core.management.base import CommandError
 from oscar.core.loading import get_model
 
 from productsync.models import Feed, SyncRun
-from productsync.services import feed_run_execute, sync_run_execute, sync_run_retry
+from productsync.services import (
+    FeedFileError,
+    feed_run_execute,
+    feeds_dump,
+    feeds_load,
+    sync_run_execute,
+    sync_run_retry,
+)
 from tests.conftest import product
 
 Product = get_model("catalogue", "Product")
@@ -104,3 +111,12 @@ def test_a_mapping_declares_what_its_feed_owns(write_feed, tmp_path):
     assert (run.owns, run.updated) == ("price", 1)
     assert state("O6")[0] == "Product O6"
     assert state("O6")[3] == Decimal("8.25")
+
+
+def test_feeds_toml_gives_owns_as_a_list_and_refuses_an_unknown_field():
+    feeds_load('[[feed]]\nname = "p"\nsource = "/a.json"\nowns = ["price", "num_in_stock"]')
+
+    assert Feed.objects.get(name="p").owns == "price,num_in_stock"
+    assert 'owns = "price,num_in_stock"' in feeds_dump()
+    with pytest.raises(FeedFileError, match="unknown field 'stock'"):
+        feeds_load('[[feed]]\nname = "q"\nsource = "/a.json"\nowns = ["stock"]')
