@@ -8,6 +8,7 @@ from typing import NamedTuple
 from oscar.core.loading import get_model
 
 from productsync.outcomes import ValidItem
+from productsync.ownership import carried
 from productsync.writer.catalogue import ProductState, products_by_upc
 from productsync.writer.drift import drift_units
 from productsync.writer.item_rows import taken_in_dry_run
@@ -125,6 +126,12 @@ def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | No
                 f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
                 "cannot become a product of its own"
             )
+        if not prefix and row.structure == Product.PARENT and member.stockrecords:
+            if not carried(member, "children"):  # it stays a parent, which has no stock
+                return "stockrecords", (
+                    f"stockrecords: {member.upc!r} is a parent product and the item leaves "
+                    "its children as they are; give the stock records to its children"
+                )
         if prefix and not (is_child and row.parent_upc == item.record.upc):
             owner = f"a child of {row.parent_upc!r}" if is_child else "a product"
             return f"{prefix}upc", (

@@ -166,3 +166,22 @@ def test_a_mapped_json_item_without_its_key_leaves_the_field(write_feed, tmp_pat
     assert (run.status, run.updated) == ("succeeded", 2)
     assert Product.objects.get(upc="M1").description == "<p>A book.</p>"
     assert Product.objects.get(upc="M2").description == ""
+
+
+def test_a_parent_sent_without_its_children_keeps_them(write_feed):
+    small = {"upc": "P1-S", "title": "Small"}
+    small["stockrecords"] = [{"partner": "Acme Books", "partner_sku": "P1-S", "price": "3.00"}]
+    parent = product("P1", children=[small])
+    del parent["stockrecords"]
+    sync_run_execute(write_feed([parent]))
+    lean = product("P1", title="Renamed")
+    del lean["stockrecords"]
+
+    run = sync_run_execute(write_feed([lean], "second.json"))
+
+    assert (run.updated, run.hidden) == (1, 0)
+    assert Product.objects.get(upc="P1").structure == "parent"
+    assert Product.objects.get(upc="P1-S").is_public
+    stocked = sync_run_execute(write_feed([product("P1")], "third.json"))
+    assert stocked.failure_set.get().field == "stockrecords"
+    assert not StockRecord.objects.filter(product__upc="P1").exists()
