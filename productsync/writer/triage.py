@@ -126,12 +126,13 @@ def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | No
                 f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
                 "cannot become a product of its own"
             )
-        if not prefix and row.structure == Product.PARENT and member.stockrecords:
-            if not carried(member, "children"):  # it stays a parent, which has no stock
-                return "stockrecords", (
-                    f"stockrecords: {member.upc!r} is a parent product and the item leaves "
-                    "its children as they are; give the stock records to its children"
-                )
+        # Its children left out, a parent stays one, and a parent has no stock records.
+        stays_parent = row.structure == Product.PARENT and not carried(member, "children")
+        if not prefix and stays_parent and member.stockrecords:
+            return "stockrecords", (
+                f"stockrecords: {member.upc!r} is a parent product and the item leaves "
+                "its children as they are; give the stock records to its children"
+            )
         if prefix and not (is_child and row.parent_upc == item.record.upc):
             owner = f"a child of {row.parent_upc!r}" if is_child else "a product"
             return f"{prefix}upc", (
