@@ -68,6 +68,7 @@ class FeedForm(forms.ModelForm):
             "hide_missing",
             "only",
             "allow_mass_change",
+            "owns",
             "alert_emails",
             "alert_webhook",
             "overdue_after",
@@ -125,7 +126,16 @@ class FeedAdmin(admin.ModelAdmin):
         ),
         (
             "Runs",
-            {"fields": ["schedule", "batch_size", "hide_missing", "only", "allow_mass_change"]},
+            {
+                "fields": [
+                    "schedule",
+                    "batch_size",
+                    "hide_missing",
+                    "only",
+                    "allow_mass_change",
+                    "owns",
+                ]
+            },
         ),
         (
             "Alerts",

@@ -8,6 +8,8 @@ from django.db import models
 from django.utils import timezone
 
 from productsync.conf import app_settings
+from productsync.exceptions import ProductSyncError
+from productsync.ownership import owns_parse
 
 # A feed's name is part of URLs (its push endpoint) and of its django-q2 schedule's name.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -89,6 +91,13 @@ class Feed(models.Model):
     )
     batch_size = models.PositiveIntegerField(
         "batch size", null=True, blank=True, help_text="Empty: the kind's default."
+    )
+    owns = models.CharField(
+        "owns",
+        max_length=300,
+        blank=True,
+        help_text="The fields the feed owns, comma-separated (price, num_in_stock): its runs "
+        "write those and nothing else. Empty: every field its items carry.",
     )
     schedule = models.CharField(
         "schedule",
@@ -192,6 +201,14 @@ class Feed(models.Model):
             errors["partner"] = "A stock file needs its partner."
         if self.kind == self.Kind.CATALOGUE and self.partner:
             errors["partner"] = "Only a stock file or a partial feed names a partner."
+        try:
+            owns_parse(self.owns or None)
+        except ProductSyncError as exc:
+            errors["owns"] = str(exc)
+        if self.owns.strip() and self.kind != self.Kind.CATALOGUE:
+            errors["owns"] = (
+                "Only a catalogue feed owns fields: a partial one writes what it gives."
+            )
         if self.mapping and self.preset:
             errors["preset"] = "Give a mapping or a preset, not both."
         if self.hide_missing and self.kind != self.Kind.CATALOGUE:

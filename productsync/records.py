@@ -170,6 +170,11 @@ class ClassOptions(BaseModel):
     requires_shipping: bool | None = None
 
 
+# Text that may be empty: JSON null clears it, as an empty CSV cell does.
+EmptyableText = Annotated[
+    str, BeforeValidator(lambda v: "" if v is None else v), AfterValidator(text_storable)
+]
+
 # Empty defaults are factories: pydantic deep-copies a literal [] or {} for every record.
 
 
@@ -182,7 +187,7 @@ class ChildRecord(BaseModel):
     upc: Upc
     title: text(max_length=255) = ""
     slug: Slug | None = None
-    description: Annotated[str, AfterValidator(text_storable)] = ""
+    description: EmptyableText = ""
     is_public: bool = True
     attributes: Attributes = Field(default_factory=dict)
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(
@@ -201,7 +206,7 @@ class ProductRecord(BaseModel):
     upc: Upc
     title: text(min_length=1, max_length=255)
     product_class: text(min_length=1, max_length=128)
-    description: Annotated[str, AfterValidator(text_storable)] = ""
+    description: EmptyableText = ""
     categories: Annotated[
         list[Annotated[text(min_length=1, max_length=1024), AfterValidator(_breadcrumb)]],
         Field(max_length=100),
@@ -394,21 +399,6 @@ def attribute_value(kind: str, value: Any) -> Any:
     except (ValueError, TypeError, OverflowError):
         raise ValueError(f"expected {expected} ({kind} attribute), got {value!r}") from None
 
-
-def record_fingerprint(record: ProductRecord, policy: str = "") -> str:
-    """A digest of everything the sync writes for this record, and of the policy the writer
-    applies to it (the HTML sanitising in force); equal digest, no writes."""
-    # Fields added later are left out while empty, so earlier fingerprints stay valid.
-    empty: dict = {name: True for name in LATER_FIELDS if not getattr(record, name)}
-    children = record.children
-    unused = {name for name in ("slug", "images") if not any(getattr(c, name) for c in children)}
-    if unused:
-        empty["children"] = {"__all__": unused}
-    text = record.model_dump_json(exclude=empty) + (f"\n{policy}" if policy else "")
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-LATER_FIELDS = ("slug", "class_options", "attribute_types", "attribute_names")
 
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every
 # item once (a fingerprint of another version never matches; the record's still decides).

@@ -239,23 +239,44 @@ def _by_sku(records: list[dict]) -> dict:
 
 
 def csv_items(
-    stream: io.BufferedReader, delimiter: str | None = None, encoding: str | None = None
+    stream: io.BufferedReader,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    notes: list | None = None,
 ) -> Iterator[FeedItem]:
     """Items of a CSV whose header row names our fields (in any letter case)."""
-    yield from table_items(csv_rows(stream, delimiter, encoding))
+    yield from table_items(csv_rows(stream, delimiter, encoding), notes)
 
 
-def table_items(rows: Iterator[Row]) -> Iterator[FeedItem]:
-    """Items of rows (a CSV's, a sheet's) whose header row names our fields."""
+def table_items(rows: Iterator[Row], notes: list | None = None) -> Iterator[FeedItem]:
+    """Items of rows (a CSV's, a sheet's) whose header row names our fields; notes get the
+    fields the header has no column for (left as they are)."""
 
     def payloads():
+        noted = notes is None
         for _, row in row_dicts(rows, REQUIRED, HINT):
             if isinstance(row, Unparsed):
                 yield row
-            else:
-                yield flat_payload({_ours(key): value for key, value in row.items()})
+                continue
+            flat = {_ours(key): value for key, value in row.items()}
+            if not noted:
+                absent_note(flat, notes)
+                noted = True
+            yield flat_payload(flat)
 
     yield from items_merged(payloads())
+
+
+def absent_note(flat: dict, notes: list) -> None:
+    """Note the fields of data a row's header has no column for (prices and stock levels
+    when it has stock records): the feed does not carry them. is_public and currency, left
+    out by most files, are not named."""
+    wanted = ["description", "categories"]
+    if "partner" in flat or "partner_sku" in flat:
+        wanted += ["price", "num_in_stock"]
+    absent = [name for name in wanted if name not in flat]
+    if absent:
+        notes.append(f"the feed did not carry: {', '.join(absent)} — left as they were")
 
 
 def _ours(column: str) -> str:

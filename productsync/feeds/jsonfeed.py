@@ -111,3 +111,31 @@ def jsonl_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
         position += 1
     if position == 0:
         raise FeedError("the feed is empty: expected one JSON object per line")
+
+
+# Fields of data an item may leave out, named in the run's notes when some do (is_public
+# and currency, which most feeds leave to their defaults, are not named).
+NOTED_FIELDS = ("description", "categories")
+NOTED_STOCK_FIELDS = ("price", "num_in_stock")
+
+
+def absent_noted(items: Iterator[FeedItem], notes: list) -> Iterator[FeedItem]:
+    """The items; once they are all read, notes name the fields some of them did not carry
+    (left as they are), with how many items left each out."""
+    counts: dict[str, int] = dict.fromkeys(NOTED_FIELDS + NOTED_STOCK_FIELDS, 0)
+    read = 0
+    for item in items:
+        payload = item.payload
+        if isinstance(payload, dict):
+            read += 1
+            left_out = {name for name in NOTED_FIELDS if name not in payload}
+            records = payload.get("stockrecords")
+            for record in records if isinstance(records, list) else ():
+                if isinstance(record, dict):
+                    left_out.update(n for n in NOTED_STOCK_FIELDS if n not in record)
+            for name in left_out:
+                counts[name] += 1
+        yield item
+    named = [f"{name} ({count} of {read} items)" for name, count in counts.items() if count]
+    if named:
+        notes.append(f"the feed did not carry: {', '.join(named)} — left as they were")

@@ -110,13 +110,7 @@ def reader_for(
     fmt = options.format or format_guess(name, content_type)
     if fmt is not None and fmt not in FORMATS:
         raise SourceError(f"{name}: unknown feed format {fmt!r} (known: {', '.join(FORMATS)})")
-    if options.delimiter is not None and len(options.delimiter) != 1:
-        raise SourceError(f"the CSV delimiter must be one character, not {options.delimiter!r}")
-    if options.encoding is not None:
-        try:
-            codecs.lookup(options.encoding)
-        except LookupError:
-            raise SourceError(f"unknown encoding {options.encoding!r}") from None
+    _csv_options_check(options)
     field_map = mapping.mapping_for(options.mapping, options.preset)
     if field_map is not None:
         field_map.notes = notes
@@ -129,7 +123,7 @@ def reader_for(
     readers = {
         "json": functools.partial(jsonfeed.json_items, parse=parse),
         "jsonl": jsonfeed.jsonl_items,
-        "csv": functools.partial(csvfeed.csv_items, **csv_options),
+        "csv": functools.partial(csvfeed.csv_items, **csv_options, notes=notes),
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
         "xml": functools.partial(_xml_sniffed, notes=notes),
         "xlsx": functools.partial(_xlsx_sniffed, sheet=options.sheet, notes=notes),
@@ -148,10 +142,22 @@ def reader_for(
     reader = readers[fmt]
     if field_map is not None:
         reader = field_map.reader(fmt, readers, csv_options, options.sheet)
+    elif fmt in ("json", "jsonl") and not options.partial:
+        reader = _json_noted(reader, notes)
     elif fmt == "csv" and options.format is None and not options.partial:
         # A .csv without our header is Oscar's headerless file, as oscar_import_catalogue reads.
         reader = functools.partial(_csv_sniffed, csv_options=csv_options, notes=notes)
     return fmt, _noted(gunzipped(reader), notes, source_notes)
+
+
+def _csv_options_check(options: FeedOptions) -> None:
+    if options.delimiter is not None and len(options.delimiter) != 1:
+        raise SourceError(f"the CSV delimiter must be one character, not {options.delimiter!r}")
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError:
+            raise SourceError(f"unknown encoding {options.encoding!r}") from None
 
 
 def _noted(reader: Reader, notes: list, first_notes: tuple[str, ...]) -> Reader:
@@ -160,6 +166,11 @@ def _noted(reader: Reader, notes: list, first_notes: tuple[str, ...]) -> Reader:
         yield from reader(stream)
 
     return read
+
+
+def _json_noted(reader: Reader, notes: list) -> Reader:
+    """A JSON reader whose items' absent fields are named in notes (jsonfeed.absent_noted)."""
+    return lambda stream: jsonfeed.absent_noted(reader(stream), notes)
 
 
 def feed_partial(options: FeedOptions) -> bool:
@@ -174,6 +185,15 @@ def feed_partial(options: FeedOptions) -> bool:
         return False
 
 
+def feed_owns(options: FeedOptions) -> tuple[str, ...] | None:
+    """The fields the feed's mapping says it owns (None: it does not say, or it cannot be
+    read, which is reported when the feed opens)."""
+    try:
+        return mapping.mapping_load(options.mapping).owns if options.mapping else None
+    except SourceError:
+        return None
+
+
 def _sniffed(
     stream: io.BufferedReader, csv_options: dict, notes: list, sheet: str | None = None
 ) -> Iterator[FeedItem]:
@@ -181,9 +201,9 @@ def _sniffed(
     CSV."""
     head = stream.peek(64).lstrip()[:1]
     if head == b"[":
-        return jsonfeed.json_items(stream)
+        return jsonfeed.absent_noted(jsonfeed.json_items(stream), notes)
     if head == b"{":
-        return jsonfeed.jsonl_items(stream)
+        return jsonfeed.absent_noted(jsonfeed.jsonl_items(stream), notes)
     if head == b"<":
         return _xml_sniffed(stream, notes)
     if stream.peek(4)[:4] == xlsxfeed.ZIP_MAGIC:
@@ -213,7 +233,7 @@ def _xlsx_sniffed(stream: io.BufferedReader, sheet: str | None, notes: list):
     rows = itertools.chain([first], rows)
     header = first.cells if isinstance(first.cells, list) else []
     if "upc" in (cell.strip().lower() for cell in header):
-        return csvfeed.table_items(rows)
+        return csvfeed.table_items(rows, notes)
     detected = preset_detect(header)
     if detected is not None:
         return _preset_mapping(detected, notes, "sheet's header").table_items(rows, unit="row")
@@ -244,7 +264,7 @@ def _csv_sniffed(stream: io.BufferedReader, csv_options: dict, notes: list) -> I
     delimiter_guess = delimiter or csvfeed.delimiter_sniff(first_line[0])
     first = next(csv.reader(first_line, delimiter=delimiter_guess), [])
     if "upc" in (cell.strip().lower() for cell in first):
-        return csvfeed.csv_items(stream, delimiter, encoding)
+        return csvfeed.csv_items(stream, delimiter, encoding, notes)
     detected = preset_detect(first)
     if detected is not None:
         return _preset_mapping(detected, notes, "CSV header").reader("csv", {}, csv_options)(stream)

@@ -161,7 +161,7 @@ def feed_run_spec(
         kind=feed.kind,
         only=feed.only,
         record=record,
-        **options,
+        **{**options, "owns": options.get("owns") or feed.owns or None},
     )
     if upload is None:
         return spec

@@ -26,6 +26,7 @@ FIELDS = (
     "hide_missing",
     "allow_mass_change",
     "only",
+    "owns",
     "enabled",
     "credentials",
     "archive_to",
@@ -42,6 +43,7 @@ TEXT_FIELDS = frozenset(FIELDS) - {
     "enabled",
     "alert_emails",
     "overdue_after",
+    "owns",
 }
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
@@ -92,6 +94,11 @@ def _value(key: str, raw):
         if not isinstance(raw, bool):
             raise ValueError(f"expected true or false, not {raw!r}")
         return raw
+    if key == "owns":  # a list of our field names, or them comma-separated
+        names = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("expected a list of field names")
+        return ",".join(n.strip() for n in names if n.strip())
     if key == "alert_emails":
         if isinstance(raw, str):
             raw = emails_split(raw)

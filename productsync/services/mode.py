@@ -9,9 +9,10 @@ from typing import Any
 
 from productsync.conf import app_settings, failures_limit
 from productsync.exceptions import ProductSyncError
-from productsync.feeds import FeedOptions, feed_partial
+from productsync.feeds import FeedOptions, feed_owns, feed_partial
 from productsync.models import SyncBatch, SyncRun
 from productsync.outcomes import BatchResult, FeedItem
+from productsync.ownership import owns_parse
 from productsync.records import default_currency
 from productsync.services.history import run_note_warnings
 from productsync.services.validate import (
@@ -50,6 +51,8 @@ class RunMode:
     allow_mass_change: bool = False
     # Which items it writes: all (""), new products only ("create"), existing only ("update").
     only: str = ""
+    # The fields the run writes, and no other, whatever its items carry (None: all fields).
+    owns: tuple[str, ...] | None = None
 
     @property
     def partial(self) -> bool:
@@ -99,18 +102,21 @@ class RunMode:
 
     def start_notes(self) -> list[str]:
         """What every run of this mode says in its notes from its start."""
-        if not self.stock_authoritative:
-            return []
-        return [
-            "stock authoritative: each item written sets its stock levels to the feed's, "
-            "units that orders consumed since included"
-        ]
+        notes = []
+        if self.stock_authoritative:
+            notes.append(
+                "stock authoritative: each item written sets its stock levels to the feed's, "
+                "units that orders consumed since included"
+            )
+        if self.owns:
+            notes.append(f"owns {', '.join(self.owns)}: no other field is written")
+        return notes
 
     def prepare(self, writer, chunk: list[FeedItem]) -> None:
         """Create what the chunk's items need (classes, categories, partners) before workers
         write them side by side; a run that may not create creates nothing."""
         if self.may_create:
-            writer.prepare(records_of(chunk))
+            writer.prepare(records_of(chunk, self.owns))
 
 
 def batch_after_commit(
@@ -143,6 +149,7 @@ def mode_decide(
     max_failures: str | int | None = None,
     allow_mass_change: bool | None = None,
     only: str | None = None,
+    owns: str | list | None = None,
 ) -> RunMode:
     """The mode of a new run: a feed's kind (catalogue, partial, stock) when it has one,
     whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL'];
@@ -152,7 +159,8 @@ def mode_decide(
     partner's stock records only. Authoritative for stock when asked (default
     PRODUCTSYNC['STOCK_AUTHORITATIVE']). Ended failed by more failed items than max_failures
     (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one).
-    allow_mass_change, only: see writes_decide."""
+    allow_mass_change, only: see writes_decide. Writing only the fields owns names (default:
+    those the feed's mapping owns)."""
     if stock_authoritative is None:
         stock_authoritative = app_settings.STOCK_AUTHORITATIVE
     if max_failures is None:
@@ -164,7 +172,10 @@ def mode_decide(
     mode = dataclasses.replace(
         mode, stock_authoritative=bool(stock_authoritative), max_failures=max_failures
     )
-    return writes_decide(mode, original, allow_mass_change, only)
+    mode = writes_decide(mode, original, allow_mass_change, only)
+    if owns is None:  # a retry or a resumed run owns what its original owned
+        owns = original.owns or None if original is not None else feed_owns(options)
+    return mode_owning(mode, owns)
 
 
 def writes_decide(
@@ -184,6 +195,25 @@ def writes_decide(
     if only == "create" and not mode.may_create:
         raise ProductSyncError("only create: a partial run creates no products")
     return dataclasses.replace(mode, allow_mass_change=bool(allow_mass_change), only=only)
+
+
+def mode_owning(mode: RunMode, owns) -> RunMode:
+    """The mode writing only the fields owns names ("price,num_in_stock", a list, or None
+    for every field); ProductSyncError names an unknown field."""
+    owns = owns_parse(owns)
+    if owns is None:
+        return mode
+    if mode.partial:
+        raise ProductSyncError(
+            "owns: a partial feed's items already write only what they give; owns is for "
+            "catalogue feeds"
+        )
+    return dataclasses.replace(
+        mode,
+        owns=owns,
+        items=functools.partial(catalogue_items, owns=owns),
+        validate=functools.partial(catalogue_validate, owns=owns),
+    )
 
 
 def _kind_decide(
@@ -230,9 +260,10 @@ def run_mode(run: SyncRun) -> RunMode:
     """The mode of a recorded run, as it was decided when it started."""
     kind = MODES[PARTIAL if run.partial else CATALOGUE]
     mode = stock_mode(run.partner) if run.partner else kind
-    return dataclasses.replace(
+    mode = dataclasses.replace(
         mode,
         stock_authoritative=run.stock_authoritative,
         allow_mass_change=run.allow_mass_change,
         only=run.only,
     )
+    return mode_owning(mode, run.owns or None)

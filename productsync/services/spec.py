@@ -79,7 +79,7 @@ def run_spec_build(
     range or a run that cannot be resumed. diff: a dry run records each item's changed fields.
     record: more SyncRun fields to record at its start (the admin's upload, the preview it
     confirms). kind: a feed's, its mode whatever the settings say; mode_options: mode_decide's
-    (stock_authoritative, max_failures, allow_mass_change, only)."""
+    (stock_authoritative, max_failures, allow_mass_change, only, owns)."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)

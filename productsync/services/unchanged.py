@@ -60,6 +60,7 @@ def spec_feed_digest(spec: RunSpec) -> str:
         "html": html_policy(),
         "version": _version(),
         "fingerprint": FINGERPRINT_VERSION,
+        **({"owns": list(spec.mode.owns)} if spec.mode.owns else {}),
     }
     digest.update(json.dumps(context, sort_keys=True, default=str).encode())
     return digest.hexdigest()

@@ -4,6 +4,7 @@ from typing import Any
 
 from productsync.exceptions import RecordError
 from productsync.outcomes import BatchResult, FeedItem, ItemFailure, ValidItem
+from productsync.ownership import record_fingerprint, record_owned
 from productsync.partial import KNOWN_KEYS as PARTIAL_KEYS
 from productsync.partial import PartialItem, partial_parse, stock_item
 from productsync.records import (
@@ -13,7 +14,6 @@ from productsync.records import (
     payload_dump,
     printable,
     raw_fingerprint,
-    record_fingerprint,
     record_parse,
 )
 from productsync.writer import html_policy, items_lock, unchanged_skip
@@ -27,10 +27,11 @@ def upc_of(payload: Any) -> str:
     return printable(upc if isinstance(upc, str) else str(upc))[:255] if upc is not None else ""
 
 
-def _fingerprints(chunk: list[FeedItem], currency: str) -> dict[int, str]:
+def _fingerprints(chunk: list[FeedItem], currency: str, owns=None) -> dict[int, str]:
     """By position, the raw fingerprint of each item that is an object, as read, with what
-    else decides its writes: the default currency and the HTML sanitising in force."""
-    context = f"{currency}\n{html_policy()}"
+    else decides its writes: the default currency, the HTML sanitising in force and the
+    fields the run owns."""
+    context = f"{currency}\n{html_policy()}" + (f"\nowns {','.join(owns)}" if owns else "")
     return {
         item.position: raw_fingerprint(item.payload, context, item.raw)
         for item in chunk
@@ -53,16 +54,17 @@ def _invalid(item: FeedItem, exc: RecordError) -> ItemFailure:
 
 
 def catalogue_validate(
-    chunk: list[FeedItem], result: BatchResult, fingerprints: dict | None = None
+    chunk: list[FeedItem], result: BatchResult, fingerprints: dict | None = None, owns=None
 ) -> list[ValidItem]:
-    """Each full item of chunk validated; the others recorded failed on result."""
+    """Each full item of chunk validated, carrying only the fields the run owns (owns: all
+    when None); the others recorded failed on result."""
     if fingerprints is None:
-        fingerprints = _fingerprints(chunk, default_currency())
+        fingerprints = _fingerprints(chunk, default_currency(), owns)
     valid = []
     policy = html_policy()  # in the fingerprint: a product stored unsanitised is written again
     for item in chunk:
         try:
-            record = record_parse(item.payload)
+            record = record_owned(record_parse(item.payload), owns)
         except RecordError as exc:
             result.failures.append(_invalid(item, exc))
             continue
@@ -71,7 +73,7 @@ def catalogue_validate(
             ValidItem(
                 item.position,
                 record,
-                record_fingerprint(record, policy),
+                record_fingerprint(record, policy, owns),
                 item.payload,
                 fingerprints[item.position],
             )
@@ -123,15 +125,16 @@ def partial_items(
 
 
 def catalogue_items(
-    writer, chunk: list[FeedItem], result: BatchResult, dry_run
+    writer, chunk: list[FeedItem], result: BatchResult, dry_run, owns=None
 ) -> tuple[list, Any]:
     """The items of a batch to write, validated, and what was looked up meanwhile. Items the
-    last sync wrote as they are now are counted unchanged first, never validated."""
-    fingerprints = _fingerprints(chunk, writer.default_currency)
+    last sync wrote as they are now are counted unchanged first, never validated. owns: the
+    fields the run owns (all when None)."""
+    fingerprints = _fingerprints(chunk, writer.default_currency, owns)
     if writer.outcomes:
         # A dry run says what would happen to every item: each goes through the writer,
         # which records its outcome (and finds duplicates across batches).
-        valid = catalogue_validate(chunk, result, fingerprints)
+        valid = catalogue_validate(chunk, result, fingerprints, owns)
         items_lock(valid)
         return valid, None
     rest, looked_up = unchanged_skip(
@@ -142,7 +145,7 @@ def catalogue_items(
         for item in chunk:
             if item.position not in positions:
                 _unknown_keys(item.payload, result)
-    valid = catalogue_validate(rest, result, fingerprints)
+    valid = catalogue_validate(rest, result, fingerprints, owns)
     # Another run writing the same UPCs or SKUs now waits for this batch's commit (and this
     # one for its), so the writer's checks read what is committed and hold until the write;
     # what unchanged_skip read before the lock may be stale, so the writer reads it again.
@@ -151,10 +154,11 @@ def catalogue_items(
     return valid, looked_up
 
 
-def records_of(chunk: list[FeedItem]):
-    """The records of chunk's items that validate (what a planner prepares for)."""
+def records_of(chunk: list[FeedItem], owns=None):
+    """The records of chunk's items that validate (what a planner prepares for), carrying
+    the fields the run owns."""
     for item in chunk:
         try:
-            yield record_parse(item.payload)
+            yield record_owned(record_parse(item.payload), owns)
         except RecordError:
             continue

@@ -9,6 +9,7 @@ from oscar.core.loading import get_model
 from productsync.conf import app_settings
 from productsync.exceptions import RecordError
 from productsync.outcomes import ValidItem
+from productsync.ownership import carried
 from productsync.records import attribute_value
 from productsync.sql import delete_quietly
 from productsync.writer.sanitise import html_clean
@@ -213,3 +214,16 @@ class Attributes:
                     for option_id in options
                 ]
             )
+
+
+def attributes_clear(changed, member_ids) -> None:
+    """Remove every attribute value of the existing products whose items carry an empty
+    attributes table: given and empty means none (not given: left as they are)."""
+    cleared = [
+        member_ids[(item.position, prefix)]
+        for item, _ in changed
+        for prefix, member in item.record.members()
+        if carried(member, "attributes") and not member.attributes
+    ]
+    if cleared:
+        ProductAttributeValue.objects.filter(product_id__in=cleared).delete()

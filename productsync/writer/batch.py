@@ -11,13 +11,15 @@ from oscar.core.loading import get_model
 from productsync.exceptions import RecordError
 from productsync.models import SyncedProduct
 from productsync.outcomes import BatchResult, ItemFailure, ValidItem
+from productsync.ownership import carried
 from productsync.records import ClassOptions, ProductRecord
-from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift, update_rows
-from productsync.writer.attributes import Attributes
-from productsync.writer.catalogue import UPDATED_COLUMNS, product_slug, products_insert
+from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift
+from productsync.writer.attributes import Attributes, attributes_clear
+from productsync.writer.catalogue import product_slug, products_insert
 from productsync.writer.categories import CategoryTree
 from productsync.writer.drift import drift_stamp
 from productsync.writer.item_rows import outcomes_add, snapshots_before
+from productsync.writer.product_rows import product_changes, products_update
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import (
@@ -168,6 +170,7 @@ class BatchWriter:
             touched, member_ids, existed, self._partner_id, self.default_currency, levels
         )
         self._attributes.write(attributes, member_ids)
+        attributes_clear(units.changed, member_ids)
         self._state_write(units, touched, member_ids, known.existing)
         _counts_add(result, units, known)
         outcomes_add(
@@ -211,23 +214,15 @@ class BatchWriter:
             ]
         )
         touched = list(zip(units.new, new_ids, strict=True)) + units.changed
-        # Rows of update_rows: the primary key, then the UPDATED_COLUMNS.
+        # Of the products that exist, only the fields their items carry.
         updates = [
-            (
-                product_id,
-                item.record.title,
-                html_clean(item.record.description),
-                self._class_id(item.record.product_class),
-                item.record.is_public,
-                Product.PARENT if item.record.children else Product.STANDALONE,
-                None,
-                now,
-            )
+            (product_id, product_changes(item.record, self._class_id, now, existing[upc]))
             for item, product_id in units.changed
+            for upc in [item.record.upc]
         ]
         member_ids = {(item.position, ""): product_id for item, product_id in touched}
         member_ids.update(_children_write(touched, existing, updates, now))
-        update_rows(Product, UPDATED_COLUMNS, updates)
+        products_update(updates)
         return touched, member_ids
 
     def _state_write(self, units: Sorted, touched, member_ids: dict, existing: dict) -> None:
@@ -273,16 +268,17 @@ class BatchWriter:
     def _categories_write(self, touched, changed) -> None:
         # Without per-row signals: Oscar's receiver would refresh the category materialised
         # view once per deleted row; the service refreshes it once per run.
-        if changed:
-            delete_quietly(
-                ProductCategory.objects.filter(product_id__in=[pid for _, pid in changed])
-            )
+        # An item that does not carry its categories leaves them as they are.
+        replaced = [pid for item, pid in changed if carried(item.record, "categories")]
+        if replaced:
+            delete_quietly(ProductCategory.objects.filter(product_id__in=replaced))
         insert_rows(
             ProductCategory,
             ["product_id", "category_id"],
             [
                 (product_id, category_id)
                 for item, product_id in touched
+                if carried(item.record, "categories")
                 for category_id in dict.fromkeys(
                     self._categories.node(path).id for path in item.record.categories
                 )
@@ -292,42 +288,42 @@ class BatchWriter:
 
 def _children_write(touched, existing, updates, now) -> dict[tuple[int, str], int]:
     """Create the new children of the touched units and add the known ones to updates
-    (rows of UPDATED_COLUMNS); return their product ids by (item position, field prefix)."""
+    ((id, product_changes)); return their product ids by (item position, field prefix)."""
     keys: list[tuple[int, str]] = []
     rows: list[tuple] = []
     ids: dict[tuple[int, str], int] = {}
     for item, parent_id in touched:
         for prefix, child in item.record.members()[1:]:
             row = existing.get(child.upc)
-            # title, description, class, is_public, structure, parent
-            fields = (child.title, html_clean(child.description), None, child.is_public)
-            fields += (Product.CHILD, parent_id)
             if row is None:
                 keys.append((item.position, prefix))
-                rows.append(
-                    (
-                        child.upc,
-                        fields[0],
-                        child.slug or product_slug(child.title or item.record.title),
-                        *fields[1:],
-                    )
-                )
+                slug = child.slug or product_slug(child.title or item.record.title)
+                description = html_clean(child.description)
+                rows.append((child.upc, child.title, slug, description, None, child.is_public))
+                rows[-1] += (Product.CHILD, parent_id)
             else:
-                updates.append((row.id, *fields, now))
+                updates.append((row.id, product_changes(child, None, now, row, parent_id)))
                 ids[(item.position, prefix)] = row.id
     ids.update(zip(keys, products_insert(rows), strict=True))
     return ids
 
 
 def _left_children_hide(changed, member_ids, now) -> int:
-    """Hide (never delete: orders point at them) the children that left their unit."""
-    if not changed:
+    """Hide (never delete: orders point at them) the children that left their unit (of
+    the items that carry their children)."""
+    parents = [pid for item, pid in changed if carried(item.record, "children")]
+    if not parents:
         return 0
-    return (
-        Product.objects.filter(parent_id__in=[pid for _, pid in changed], is_public=True)
+    left = list(
+        Product.objects.filter(parent_id__in=parents, is_public=True)
         .exclude(pk__in=list(member_ids.values()))
-        .update(is_public=False, date_updated=now)
+        .values_list("pk", flat=True)
     )
+    if left:
+        Product.objects.filter(pk__in=left).update(is_public=False, date_updated=now)
+        # Hidden by the sync: a child that comes back is public again (see product_changes).
+        SyncedProduct.objects.filter(product_id__in=left).update(fingerprint="")
+    return len(left)
 
 
 def _failure_recorder(result: BatchResult):
@@ -366,7 +362,7 @@ def _side_effects(result: BatchResult, units: Sorted, touched, member_ids: dict)
     result.images.extend(
         (product_id, item.record.upc, tuple(item.record.images))
         for item, product_id in touched + units.unchanged
-        if item.record.images or product_id in updated_ids
+        if carried(item.record, "images") and (item.record.images or product_id in updated_ids)
     )
     result.images.extend(
         (member_ids[(item.position, prefix)], child.upc, tuple(child.images))

@@ -38,6 +38,8 @@ def products_missing(source: str, run_id: int, failed_upcs) -> list[int]:
         .exclude(productsync_state__last_run_id=run_id)
         .exclude(upc__in=failed_upcs)
         .exclude(parent__upc__in=failed_upcs)
+        # Children of an item that did not carry its children are left as they are.
+        .exclude(parent__productsync_state__last_run_id=run_id)
         .values_list("pk", flat=True)
     )
 
@@ -57,7 +59,7 @@ def products_hide(product_ids: list[int], chunk: int = 5000) -> None:
     search_index_update(product_ids)
 
 
-# Rows of new products, and of updates after the primary key.
+# Rows of new products.
 PRODUCT_COLUMNS = [
     "upc",
     "title",
@@ -67,15 +69,6 @@ PRODUCT_COLUMNS = [
     "is_public",
     "structure",
     "parent_id",
-]
-UPDATED_COLUMNS = [
-    "title",
-    "description",
-    "product_class_id",
-    "is_public",
-    "structure",
-    "parent_id",
-    "date_updated",
 ]
 
 

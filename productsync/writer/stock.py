@@ -8,6 +8,7 @@ from django.db import connection
 from oscar.core.loading import get_model
 
 from productsync.outcomes import ValidItem
+from productsync.ownership import carried
 from productsync.sql import delete_with_dependents, insert_rows, quoted_names, select_rows
 
 Product = get_model("catalogue", "Product")
@@ -24,6 +25,8 @@ def price_text(value) -> str | None:
     return None if value is None else f"{Decimal(str(value)):.{PRICE_PLACES}f}"
 
 
+# The feed's field of each of them: a record's value the item does not carry stays as it is.
+FED_AS = dict(zip(STOCK_VALUES, ("price", "currency", "num_in_stock"), strict=True))
 _COLUMNS = ("id", "product_id", "partner_id", "partner_sku", *STOCK_VALUES)
 
 
@@ -136,7 +139,8 @@ def stockrecords_write(
         for prefix, member in item.record.members()
     ]
     delete_with_dependents(StockRecord, _stale(members, existed, partner_id))
-    rows: dict[bool, list[tuple]] = {False: [], True: []}
+    # By the values an existing record takes: those the item carries, a kept level aside.
+    rows: dict[tuple[str, ...], list[tuple]] = {}
     for (item, unit_id), prefix, member in (
         (pair, prefix, member) for pair in touched for prefix, member in pair[0].record.members()
     ):
@@ -150,9 +154,14 @@ def stockrecords_write(
                 sr.currency or default_currency,
                 sr.num_in_stock,
             )
-            rows[levels.kept(unit_id, product_id, sr)].append(row)
-    for kept, values in rows.items():
-        written = STOCK_VALUES[:-1] if kept else STOCK_VALUES
+            kept = levels.kept(unit_id, product_id, sr)
+            written = tuple(
+                name
+                for name in STOCK_VALUES
+                if carried(sr, FED_AS[name]) and not (kept and name == "num_in_stock")
+            )
+            rows.setdefault(written, []).append(row)
+    for written, values in rows.items():
         insert_rows(
             StockRecord,
             ["product_id", "partner_id", "partner_sku", *STOCK_VALUES],
@@ -173,7 +182,7 @@ def _stale(members: list[tuple], existed: set[int], partner_id) -> list[int]:
     # One lookup by product id, filtered here; an OR per product would overflow SQLite's
     # expression depth in a large batch.
     scope = {
-        product_id: None if is_parent else {partner_id(sr.partner) for sr in member.stockrecords}
+        product_id: _stale_partners(member, is_parent, partner_id)
         for member, product_id, is_parent in members
     }
     scope = {
@@ -189,3 +198,16 @@ def _stale(members: list[tuple], existed: set[int], partner_id) -> list[int]:
         if (scope[product_id] is None or partner in scope[product_id])
         and (product_id, partner, sku) not in keep
     ]
+
+
+def _stale_partners(member, is_parent: bool, partner_id) -> set[int] | None:
+    """The partners whose records of the product left the feed: all (None) for a parent
+    (Oscar's rule) or an item that gives an empty list of stock records; none (an empty set)
+    for an item that does not carry its list; else those its records name."""
+    if is_parent:
+        return None
+    if not carried(member, "stockrecords"):
+        return set()
+    if not member.stockrecords:
+        return None
+    return {partner_id(sr.partner) for sr in member.stockrecords}

@@ -8,6 +8,7 @@ from typing import NamedTuple
 from oscar.core.loading import get_model
 
 from productsync.outcomes import ValidItem
+from productsync.ownership import carried
 from productsync.writer.catalogue import ProductState, products_by_upc
 from productsync.writer.drift import drift_units
 from productsync.writer.item_rows import taken_in_dry_run
@@ -145,6 +146,13 @@ def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | No
             return "upc", (
                 f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
                 "cannot become a product of its own"
+            )
+        # Its children left out, a parent stays one, and a parent has no stock records.
+        stays_parent = row.structure == Product.PARENT and not carried(member, "children")
+        if not prefix and stays_parent and member.stockrecords:
+            return "stockrecords", (
+                f"stockrecords: {member.upc!r} is a parent product and the item leaves "
+                "its children as they are; give the stock records to its children"
             )
         if prefix and not (is_child and row.parent_upc == item.record.upc):
             owner = f"a child of {row.parent_upc!r}" if is_child else "a product"

@@ -3,11 +3,11 @@
 import pytest
 
 from productsync.exceptions import RecordError
+from productsync.ownership import record_fingerprint
 from productsync.records import (
     FINGERPRINT_VERSION,
     Unparsed,
     raw_fingerprint,
-    record_fingerprint,
     record_parse,
 )
 from tests.conftest import product

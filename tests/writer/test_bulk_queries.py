@@ -7,7 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from oscar.core.loading import get_model
 
 from productsync.outcomes import BatchResult, ValidItem
-from productsync.records import record_fingerprint, record_parse
+from productsync.ownership import record_fingerprint
+from productsync.records import record_parse
 from productsync.writer import BatchWriter
 
 Product = get_model("catalogue", "Product")

@@ -168,7 +168,7 @@ def test_a_child_upc_of_another_parent_is_refused(tshirts, write_feed):
 def test_a_parent_that_loses_its_children_becomes_standalone(tshirts, write_feed):
     feed = tshirts.feed()
     sync_run_execute(write_feed(feed))
-    del feed[0]["children"]
+    feed[0]["children"] = []  # given and empty: none (left out, they are left as they are)
 
     run = sync_run_execute(write_feed(feed))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import ijson
 
-from productsync.exceptions import FeedError, RecordError, SourceError
+from productsync.exceptions import FeedError, ProductSyncError, RecordError, SourceError
 from productsync.feeds.csvfeed import REQUIRED, csv_rows
 from productsync.feeds.mapping.diagnostics import source_check, source_text
 from productsync.feeds.mapping.rows import Grouping, RowMapping
@@ -24,6 +24,7 @@ from productsync.feeds.xmlfeed import (
     namespaces_parse,
 )
 from productsync.outcomes import FeedItem
+from productsync.ownership import owns_parse
 from productsync.records import Unparsed
 
 PLACEHOLDERS = ("NULL", "NaN", "[object Object]")
@@ -32,7 +33,7 @@ PARENT = "parent"
 TOP_KEYS = frozenset(
     {"format", "items", "placeholders", "fields", "attributes", "class_options", "cases"}
     | {"children", "group", "variants", "filter", "detect", "name", "partial"}
-    | {"item_path", "namespaces"}
+    | {"item_path", "namespaces", "owns"}
 )
 FORMATS = ("csv", "json", "jsonl", "xml", "xlsx")
 # Formats read as rows (a CSV's, a sheet's, an XML document's items): [group] and [variants]
@@ -58,6 +59,8 @@ class Mapping(RowMapping):
     notes: list[str] = field(default_factory=list)
     # Its items carry only what they change (a stock file): runs of it are partial.
     partial: bool = False
+    # The fields its feed owns: runs of it write those and nothing else (None: every field).
+    owns: tuple[str, ...] | None = None
     # XML: the repeated element that makes an item, and prefixes of the namespaces paths use.
     item_paths: ItemPaths = ItemPaths(("item",))
     namespaces: dict = field(default_factory=dict)
@@ -102,7 +105,8 @@ class Mapping(RowMapping):
         """Our shape of one JSON object (with its [children])."""
         if not isinstance(item, dict):
             return item
-        payload = group_payload(self.shape, None, [item], self._json)[0]
+        absent = frozenset(p for p in self.shape.paths() if _missing(item, p.split(".")))
+        payload = group_payload(self.shape, None, [item], self._json, absent)[0]
         if self.children is not None:
             nested = self.json_getter(item)(self.children.items)
             payload["children"] = [
@@ -188,6 +192,18 @@ class Mapping(RowMapping):
         if read == 0:
             raise FeedError(f"no items at {prefix!r}: check `items` in {self.name}")
         self.skips_noted(skipped)
+
+
+def _missing(value: Any, parts: list[str]) -> bool:
+    """Whether an object on the path lacks its key: the item does not carry what the path
+    reads (a list element not found, a null, is a value: it clears)."""
+    for part in parts:
+        if not isinstance(value, dict):
+            return False
+        if part not in value:
+            return True
+        value = value[part]
+    return False
 
 
 def _element(items: list, part: str) -> Any:
@@ -286,6 +302,10 @@ def mapping_parse(data: dict, name: str) -> Mapping:
         item_paths=item_paths_parse(data.get("item_path", "item"), where),
         namespaces=namespaces_parse(data.get("namespaces", {}), where),
     )
+    try:
+        mapping.owns = owns_parse(data.get("owns"))
+    except ProductSyncError as exc:
+        raise SourceError(f"{where}: {exc}") from None
     mapping.children = _children(data.get("children"), where, mapping.placeholders)
     mapping.group = _grouping(data.get("group"), where)
     mapping.variants = _variants(data.get("variants"), where)

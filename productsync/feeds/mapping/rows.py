@@ -38,6 +38,9 @@ class Grouping:
 class RowMapping:
     """What a Mapping does with rows and with every item it reads (its fields are Mapping's)."""
 
+    # The columns it reads that the header of the table being read does not have.
+    absent: frozenset = frozenset()
+
     def value_clean(self, value: Any) -> Any:
         """A value read from an item, a placeholder ("NULL", NaN) read as empty."""
         if value is None or (isinstance(value, str) and value.strip() in self.placeholders):
@@ -155,17 +158,16 @@ class RowMapping:
                 read = {c.removeprefix("parent.") for c in wanted}
                 read |= {c.partition(":")[2] for c in read if self._prefixed(c)}
                 unread = [c for c in header if c not in read]
-                # An XML mapping read from a table (Google's tab-separated form) names
-                # elements of both of Google's feed shapes: their absence says nothing.
                 absent = [
                     c
-                    for c in wanted
-                    if c not in row.data and not c.startswith("parent.") and self.format != "xml"
-                ]
+                    for c in read
+                    if c not in row.data
+                    and not (self._prefixed(c) and c.partition(":")[2] in row.data)
+                ]  # a variant's `parent.` paths read the same header
+                self.absent = frozenset(absent + [f"parent.{c}" for c in absent])
                 if unread:
                     self.notes.append(f"columns not imported: {', '.join(unread)}")
-                if absent:
-                    self.notes.append(f"columns the mapping reads, absent: {', '.join(absent)}")
+                self._absent_noted()
                 self._pairs_noted()
                 yield row
                 yield from rows
@@ -181,6 +183,16 @@ class RowMapping:
                 skipped.setdefault(path, set()).update(codes)
         for path, codes in skipped.items():
             self.notes.append(f"{path} not imported: {', '.join(sorted(codes))}")
+
+    def _absent_noted(self) -> None:
+        """Note the fields the feed does not carry because their columns are absent, once:
+        left as they are. A column whose field another column gives (a preset reads
+        several versions of a platform's export) goes unmentioned."""
+        shapes = [self.shape] + ([self.variants.shape] if self.variants else [])
+        fields = {k: v for shape in shapes for k, v in shape.fields.absent(self.absent).items()}
+        if fields:
+            named = ", ".join(f"{name} (column {column})" for name, column in fields.items())
+            self.notes.append(f"the feed did not carry: {named} — left as they were")
 
     def _groups(self, rows: Iterator[Row], getter) -> Iterator[list[Row]]:
         group = self.group
@@ -204,13 +216,15 @@ class RowMapping:
         data = [row.data for row in group]
         if self.group is None:
             # Rows of the same upc one after the other add to one product, as in our CSV.
-            payloads = [group_payload(self.shape, None, [row], getter)[0] for row in data]
+            payloads = [
+                group_payload(self.shape, None, [row], getter, self.absent)[0] for row in data
+            ]
             payload = self._partnered(next(items_merged(payloads)).payload)
             if self.partial:  # checked as a partial item by the run, not as a whole product
                 return payload
             columns = (self.shape.fields.columns(), {})
             return source_check(payload, [(r.line, r.data) for r in group], columns, unit)
-        payload, used, columns = group_payload(self.shape, self.variants, data, getter)
+        payload, used, columns = group_payload(self.shape, self.variants, data, getter, self.absent)
         rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
         return source_check(self._partnered(payload), rows, columns, unit)
 

@@ -159,6 +159,15 @@ class Rule:
             out += rule.paths()
         return out
 
+    def absent_in(self, absent: frozenset) -> bool:
+        """Whether every value the rule could give is read from a path of absent (columns
+        the source does not have): then the item does not carry the field."""
+        if self.path is not None:
+            own = self.path in absent
+        else:  # a constant is always there; a join is when one of its parts is
+            own = bool(self.join) and all(rule.absent_in(absent) for rule in self.join)
+        return own and all(rule.absent_in(absent) for rule in self.fallback)
+
     def get(self, get: Getter) -> Any:
         value = self._raw(get)
         if self.split is not None and isinstance(value, str):

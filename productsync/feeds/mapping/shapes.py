@@ -45,14 +45,25 @@ class FieldSet:
         out = [p for rule in self.rules.values() for p in rule.paths()]
         return out + [p for rule in self.attributes for p in rule.paths()]
 
+    def absent(self, absent: frozenset) -> dict[str, str]:
+        """Our fields whose rules read only paths of absent, with the column each reads."""
+        return {
+            name: rule.paths()[0].removeprefix("parent.")
+            for name, rule in self.rules.items()
+            if rule.paths() and rule.absent_in(absent)
+        }
+
     def columns(self) -> dict[str, str]:
         """Our field -> the source path it reads first (for messages)."""
         return {name: rule.paths()[0] for name, rule in self.rules.items() if rule.paths()}
 
-    def apply(self, get: Getter, every_row: list[Getter] = ()) -> dict:
-        """Our flat fields (attributes, attribute_types, class_options included)."""
+    def apply(self, get: Getter, every_row: list[Getter] = (), absent=frozenset()) -> dict:
+        """Our flat fields (attributes, attribute_types, class_options included); a field
+        whose rule reads only columns of absent (not in the source) is not carried."""
         flat = {}
         for name, rule in self.rules.items():
+            if rule.absent_in(absent):
+                continue
             if rule.every_row and every_row:
                 values = (rule.get(row_get) for row_get in every_row)
                 flat[name] = unique(v for value in values for v in _listed(value))
@@ -67,7 +78,8 @@ class FieldSet:
         names: dict[str, str] = {}
         for rule in self.attributes:
             rule.apply(get, values, types, names)
-        if self.attributes:
+        if values or isinstance(flat.get("attributes"), dict):
+            # Only a table the item gives may be empty: empty means none.
             flat["attributes"] = values
         if types:
             flat["attribute_types"] = types
@@ -136,15 +148,16 @@ class Variants:
 
 
 def group_payload(
-    shape: Shape, variants: Variants | None, rows: list[dict], getter
+    shape: Shape, variants: Variants | None, rows: list[dict], getter, absent=frozenset()
 ) -> tuple[dict, list[int], tuple[dict, dict]]:
     """A product in our shape from its rows (the product's first); the indexes of the rows
     that became its children in order; and the source columns of our fields (product,
-    child) for messages. getter(row, parent) reads a path of a row."""
+    child) for messages. getter(row, parent) reads a path of a row; absent: the columns the
+    source does not have (the fields read from them alone are not carried)."""
     head = getter(rows[0], None)
     every = [getter(row, None) for row in rows]
     fields = shape.for_item(head)
-    flat = fields.apply(head, every)
+    flat = fields.apply(head, every, absent)
     children, used, child_columns = [], [], {}
     if variants is not None:
         candidates = range(len(rows)) if variants.every_row else range(1, len(rows))
@@ -154,7 +167,7 @@ def group_payload(
                 continue
             child_fields = variants.shape.for_item(get)
             child_columns = child_columns or child_fields.columns()
-            children.append((get, child_fields.apply(get)))
+            children.append((get, child_fields.apply(get, (), absent)))
             used.append(i)
     columns = (fields.columns(), child_columns)
     if not children:

@@ -7,13 +7,12 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.utils import timezone
-from tqdm import tqdm
 
 from productsync.conf import MAX_BATCH_SIZE
 from productsync.exceptions import ProductSyncError, RunActiveError
 from productsync.feeds import FORMATS
+from productsync.management.progress import BarProgress, LineProgress
 from productsync.models import SyncItem, SyncRun
-from productsync.outcomes import BatchResult
 from productsync.records import one_line, printable
 from productsync.report import counted
 from productsync.services import (
@@ -53,6 +52,7 @@ RUN_OPTIONS = (
     "max_failures",
     "allow_mass_change",
     "only",
+    "owns",
 )
 
 # What a feed configures itself: not given with --feed.
@@ -70,7 +70,7 @@ FEED_DEFINES = (
     "only",
 )
 # Options of one run that --feed takes.
-FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff", "allow_mass_change")
+FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff", "allow_mass_change", "owns")
 
 
 class FeedName(str):
@@ -176,20 +176,6 @@ def _run_arguments(parser) -> None:
         "records; implies --partial. With --preset: the partner of the feed's stock "
         "records (a whole feed, not partial)",
     )
-    parser.add_argument(
-        "--stock-authoritative",
-        action="store_true",
-        default=None,
-        help="each item written sets its stock levels to the feed's, units that orders "
-        "consumed since included; by default a level is written only when the feed's value "
-        "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
-    )
-    parser.add_argument(
-        "--max-failures",
-        metavar="N or N%",
-        help="stop the run, failed, once more items failed than this: a number of items or "
-        "a percentage of the items read (default: PRODUCTSYNC['MAX_FAILURES'], no limit)",
-    )
     parser.add_argument("--dry-run", action="store_true", help="validate and roll back")
     parser.add_argument(
         "--diff",
@@ -213,7 +199,7 @@ def _run_arguments(parser) -> None:
 
 
 def _write_arguments(parser) -> None:
-    """Which of its items' changes the run writes."""
+    """Which of its items' changes the run writes, and when it stops."""
     parser.add_argument(
         "--allow-mass-change",
         action="store_true",
@@ -223,6 +209,27 @@ def _write_arguments(parser) -> None:
     )
     parser.add_argument(
         "--only", choices=("create", "update"), help="new products only, or existing only"
+    )
+    parser.add_argument(
+        "--stock-authoritative",
+        action="store_true",
+        default=None,
+        help="each item written sets its stock levels to the feed's, units that orders "
+        "consumed since included; by default a level is written only when the feed's value "
+        "changes (default: PRODUCTSYNC['STOCK_AUTHORITATIVE'])",
+    )
+    parser.add_argument(
+        "--max-failures",
+        metavar="N or N%",
+        help="stop the run, failed, once more items failed than this: a number of items or "
+        "a percentage of the items read (default: PRODUCTSYNC['MAX_FAILURES'], no limit)",
+    )
+    parser.add_argument(
+        "--owns",
+        metavar="FIELD,FIELD",
+        help="the fields the run owns (price,num_in_stock): it writes those and nothing "
+        "else, whatever the items carry; drift repair restores only those (default: the "
+        "feed's or its mapping's owns, else every field an item carries)",
     )
 
 
@@ -406,48 +413,3 @@ class Command(BaseCommand):
             **{key: getattr(run, key) for key in SyncRun.COUNTERS},
             "duration_s": round(duration, 3),
         }
-
-
-class LineProgress:
-    """One line per batch, for logs and pipes."""
-
-    def __init__(self, out) -> None:
-        self.out = out
-        self.total_batches = None
-
-    def start(self, run: SyncRun) -> None:
-        if run.total_items is not None:
-            self.total_batches = -(-run.total_items // run.batch_size)
-
-    def batch(self, run: SyncRun, result: BatchResult) -> None:
-        of = f"/{self.total_batches}" if self.total_batches else ""
-        self.out.write(
-            f"Batch {result.number}{of}: {result.created} created, {result.updated} updated, "
-            f"{result.unchanged} unchanged, {result.repaired} repaired, {result.failed} failed "
-            f"({result.duration:.2f}s)"
-        )
-
-    def close(self) -> None:
-        pass
-
-
-class BarProgress:
-    """A live bar on the terminal: items when the total is known, else bytes read."""
-
-    def __init__(self) -> None:
-        self.bar = None
-        self.by_bytes = False
-
-    def start(self, run: SyncRun) -> None:
-        self.by_bytes = run.total_items is None
-        total = run.bytes_total if self.by_bytes else run.total_items
-        unit = "B" if self.by_bytes else " items"
-        self.bar = tqdm(total=total, unit=unit, unit_scale=self.by_bytes, file=sys.stderr)
-
-    def batch(self, run: SyncRun, result: BatchResult) -> None:
-        self.bar.update((run.bytes_read - self.bar.n) if self.by_bytes else result.items)
-        self.bar.set_postfix(failed=run.failed, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
