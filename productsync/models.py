@@ -50,13 +50,8 @@ class SyncRun(models.Model):
     # services.guard); which items it writes: all, new products only, existing ones only.
     allow_mass_change = models.BooleanField("mass change allowed", default=False)
     only = models.CharField("only", max_length=8, blank=True, default="", choices=ONLY_CHOICES)
-    owns = models.CharField(
-        "owns",
-        max_length=300,
-        blank=True,
-        default="",
-        help_text="The fields the run wrote, comma-separated, and no other (empty: all).",
-    )
+    # The fields the run wrote, comma-separated, and no other (empty: all).
+    owns = models.CharField("owns", max_length=300, blank=True, default="")
     partial = models.BooleanField(
         "partial",
         default=False,

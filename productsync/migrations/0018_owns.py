@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='syncrun',
             name='owns',
-            field=models.CharField(blank=True, default='', help_text='The fields the run wrote, comma-separated, and no other (empty: all).', max_length=300, verbose_name='owns'),
+            field=models.CharField(blank=True, default='', max_length=300, verbose_name='owns'),
         ),
     ]
