@@ -127,12 +127,19 @@ def _in(column: str, ids: list[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", ids
 
 
-def _members(ids: list[int]) -> tuple[str, list[int]]:
-    """SQL selecting the products of these units (the units and their children) as p. (Not
-    by arrays on PostgreSQL: it filters an OR of the two by each array's elements in turn,
-    where it hashes a list of placeholders.)"""
-    marks = ", ".join(["%s"] * len(ids))
+def _members(ids: list[int]) -> tuple[str, list]:
+    """SQL selecting the products of these units (the units and their children) as p. On
+    PostgreSQL the ids of both, found by two index scans (an OR of the two lists is a scan of
+    the whole table); on SQLite an OR of two lists, which it reads by the two indexes."""
     pid, parent = _column(Product, "p", "id"), _column(Product, "p", "parent_id")
+    if connection.vendor == "postgresql":
+        c_id, c_parent = _column(Product, "c", "id"), _column(Product, "c", "parent_id")
+        return (
+            f"{pid} IN (SELECT unnest(%s::int[]) UNION ALL SELECT {c_id} FROM "
+            f"{_table(Product)} c WHERE {c_parent} = ANY(%s::int[]))",
+            [ids, ids],
+        )
+    marks = ", ".join(["%s"] * len(ids))
     return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
 
 
@@ -175,15 +182,16 @@ def drift_units(unit_ids, children: bool = True) -> set[int]:
     ids = list(unit_ids)
     if not ids:
         return set()
-    digest = _digest(connection.vendor)
-    p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent_id")
     if children:
-        where, params = _members(ids)
-    else:
-        (where, params), parent = _in(p_id, ids), "NULL"
+        # By each member's comparison in its row, not by a filter on the join: PostgreSQL
+        # hashes the whole product table to apply that filter.
+        return {unit for unit, (_, drifted) in drift_members(ids).items() if drifted}
+    digest = _digest(connection.vendor)
+    p_id = _column(Product, "p", "id")
+    where, params = _in(p_id, ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT COALESCE({parent}, {p_id}) FROM {_table(SyncedProduct)} s JOIN "
+            f"SELECT {p_id} FROM {_table(SyncedProduct)} s JOIN "
             f"{_table(Product)} p ON {p_id} = {_column(SyncedProduct, 's', 'product_id')} "
             f"WHERE {where} AND {_column(SyncedProduct, 's', 'state')} <> {digest}",
             params,

@@ -40,13 +40,24 @@ def stockrecords_by_sku(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dic
     sql = (
         f"SELECT {columns}, p.{p['upc']} FROM {sr['']} sr JOIN {p['']} p "
         f"ON p.{p['id']} = sr.{sr['product_id']} "
-        f"WHERE sr.{sr['partner_id']} IN ({{}}) AND sr.{sr['partner_sku']} IN ({{}})"
     )
-    partners, skus = ({key[i] for key in keys} for i in (0, 1))
     names = [*_COLUMNS, "upc"]
-    rows = [
-        dict(zip(names, row, strict=True)) for row in select_rows(sql, list(partners), list(skus))
-    ]
+    if connection.vendor == "postgresql":
+        # The pairs, each found by the (partner, partner_sku) index: a list of partners and
+        # one of SKUs matches every record of a partner, and the planner scans the table.
+        pairs = sorted(keys)
+        sql += (
+            "JOIN unnest(%s::int[], %s::text[]) AS k(partner, sku) "
+            f"ON sr.{sr['partner_id']} = k.partner AND sr.{sr['partner_sku']} = k.sku"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [[key[0] for key in pairs], [key[1] for key in pairs]])
+            found_rows = cursor.fetchall()
+    else:
+        sql += f"WHERE sr.{sr['partner_id']} IN ({{}}) AND sr.{sr['partner_sku']} IN ({{}})"
+        partners, skus = ({key[i] for key in keys} for i in (0, 1))
+        found_rows = select_rows(sql, list(partners), list(skus))
+    rows = [dict(zip(names, row, strict=True)) for row in found_rows]
     found = {(row["partner_id"], row["partner_sku"]): row for row in rows}
     return {key: row for key, row in found.items() if key in keys}
 
