@@ -350,10 +350,14 @@ def quoted_names(model, vendor: str) -> dict[str, str]:
 
 
 def select_rows(sql: str, *lists: list) -> list[tuple]:
-    """Rows of a query with one "IN ({})" per list, each filled with one placeholder per
-    value: for the lookups every batch makes, written in SQL rather than built by the ORM, whose
-    compilation can cost more than running the query at small batch sizes."""
+    """Rows of a query with one "IN ({})" per list: for the lookups every batch makes, written
+    in SQL rather than built by the ORM, whose compilation can cost more than running the
+    query at small batch sizes. SQLite: one placeholder per value; PostgreSQL: one array per
+    list ("= ANY(%s)"), one parameter however long the list, planned by the column's index."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql.replace("IN ({})", "= ANY(%s)"), [list(v) for v in lists])
+            return cursor.fetchall()
         cursor.execute(
             sql.format(*(", ".join(["%s"] * len(values)) for values in lists)),
             [value for values in lists for value in values],
