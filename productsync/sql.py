@@ -4,6 +4,7 @@ the driver, without the ORM's per-object compilation. Knows no Oscar and no prod
 import contextlib
 import functools
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -160,8 +161,8 @@ def insert_rows(
     blank = model()  # what save() would write for a new instance's other fields
     defaults = tuple(f.get_db_prep_save(f.pre_save(blank, True), conn) for f in plan.others)
     rows = _prepared(rows, plan.preps, conn)
-    # One row is one round trip by INSERT, two or three by COPY. In a transaction: the
-    # temporary table of an upsert lives until its end.
+    # One row is one round trip by INSERT, two or three by COPY. In a transaction: the rows
+    # of an upsert's temporary table are deleted at its end.
     if plan.copy and len(rows) > 1 and model not in _NO_SEQUENCE:
         with transaction.atomic(savepoint=False), conn.cursor() as cursor:
             ids = _copy_rows(cursor, model, plan, rows, defaults)
@@ -209,18 +210,27 @@ def _copy_rows(cursor, model, plan: _InsertPlan, rows: list, defaults: tuple) ->
         rows = [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
     target = plan.table
     if plan.conflict:
-        # Dropped at commit, emptied before each use (a rollback drops it too).
-        target = connection.ops.quote_name(f"productsync_copy_{model._meta.db_table}"[:63])
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} ON COMMIT DROP AS "
-            f"SELECT {columns} FROM {plan.table} WITH NO DATA; TRUNCATE {target}"
-        )
+        target = _staging(cursor, "copy", model._meta.db_table, plan.table, columns)
     _copy(cursor, f"COPY {target} ({columns}) FROM STDIN", ((*row, *defaults) for row in rows))
     if plan.conflict:
         cursor.execute(
             f"INSERT INTO {plan.table} ({columns}) SELECT {columns} FROM {target}{plan.conflict}"
         )
     return ids
+
+
+def _staging(cursor, kind: str, name: str, table: str, columns: str) -> str:
+    """The quoted name of an empty temporary table of these columns of table (quoted), to
+    COPY rows into. Made once per session (ON COMMIT DELETE ROWS), not once per batch: no
+    table created and dropped in the system catalogues at every commit; rows of an earlier
+    use in the same transaction are deleted (a rollback undoes a table it made)."""
+    digest = f"{zlib.crc32(columns.encode()):08x}"
+    temp = connection.ops.quote_name(f"productsync_{kind}_{digest}_{name}"[:63])
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "
+        f"SELECT {columns} FROM {table} WITH NO DATA; DELETE FROM {temp}"
+    )
+    return temp
 
 
 def _copy(cursor, sql: str, rows: Iterable[tuple]) -> None:
@@ -294,11 +304,7 @@ def update_given(model, fields: list[str], rows: list[tuple]) -> None:
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql" and len(rows) > 1:
             with transaction.atomic(savepoint=False):
-                temp = quote(f"productsync_given_{opts.db_table}"[:63])
-                cursor.execute(
-                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ON COMMIT DROP AS SELECT "
-                    f"{', '.join(columns)} FROM {table} WITH NO DATA; TRUNCATE {temp}"
-                )
+                temp = _staging(cursor, "given", opts.db_table, table, ", ".join(columns))
                 _copy(cursor, f"COPY {temp} ({', '.join(columns)}) FROM STDIN", rows)
                 cursor.execute(
                     f"UPDATE {table} SET {sets} FROM {temp} v WHERE {table}.{columns[0]} = "
