@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--before", type=Path, default=None)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/productsync-bench-scale"))
+    parser.add_argument("--work", type=Path, default=bench.BENCH / "out" / "scale")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] + ([1_000_000] if args.million else [])
     figures = {n: measure(n, args.batch, args.repeats, args.before, args.work) for n in sizes}

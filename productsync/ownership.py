@@ -1,6 +1,7 @@
 """Which fields a feed item carries (a field it does not carry is left as it is), and the
 fields a run owns: it writes those and nothing else, whatever its items carry."""
 
+import functools
 import hashlib
 from collections.abc import Iterable
 
@@ -121,9 +122,8 @@ def _given_defaults(record: ProductRecord) -> list[str]:
     (empty, null, public), by path."""
     given = []
     for prefix, member in record.members():
-        fields = type(member).model_fields
-        for name in PRODUCT_FIELDS if not prefix else CHILD_FIELDS:
-            default = fields[name].get_default(call_default_factory=True)
+        defaults = _defaults(type(member), PRODUCT_FIELDS if not prefix else CHILD_FIELDS)
+        for name, default in defaults.items():
             if carried(member, name) and getattr(member, name) == default:
                 given.append(prefix + name)
         for i, sr in enumerate(member.stockrecords):
@@ -133,6 +133,15 @@ def _given_defaults(record: ProductRecord) -> list[str]:
                 if carried(sr, name) and getattr(sr, name) is None
             ]
     return given
+
+
+@functools.lru_cache(maxsize=8)
+def _defaults(model, names: tuple[str, ...]) -> dict:
+    """The default values of these fields of a record model, by name: worked out once (a
+    default factory's signature is parsed at each call of pydantic's get_default). Compared,
+    never handed out, so a factory's list is shared safely."""
+    fields = model.model_fields
+    return {name: fields[name].get_default(call_default_factory=True) for name in names}
 
 
 def _member_exclude(member, names: tuple[str, ...]) -> dict:
