@@ -135,8 +135,8 @@ def _members(ids: list[int]) -> tuple[str, list]:
     if connection.vendor == "postgresql":
         c_id, c_parent = _column(Product, "c", "id"), _column(Product, "c", "parent_id")
         return (
-            f"{pid} IN (SELECT unnest(%s::int[]) UNION ALL SELECT {c_id} FROM "
-            f"{_table(Product)} c WHERE {c_parent} = ANY(%s::int[]))",
+            f"{pid} IN (SELECT unnest(%s::bigint[]) UNION ALL SELECT {c_id} FROM "
+            f"{_table(Product)} c WHERE {c_parent} = ANY(%s::bigint[]))",
             [ids, ids],
         )
     marks = ", ".join(["%s"] * len(ids))

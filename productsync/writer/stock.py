@@ -47,7 +47,7 @@ def stockrecords_by_sku(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dic
         # one of SKUs matches every record of a partner, and the planner scans the table.
         pairs = sorted(keys)
         sql += (
-            "JOIN unnest(%s::int[], %s::text[]) AS k(partner, sku) "
+            "JOIN unnest(%s::bigint[], %s::text[]) AS k(partner, sku) "
             f"ON sr.{sr['partner_id']} = k.partner AND sr.{sr['partner_sku']} = k.sku"
         )
         with connection.cursor() as cursor:
