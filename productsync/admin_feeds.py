@@ -38,6 +38,16 @@ def source_shown(source: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
+# A feed's page, by section: the form's fields and the admin's fieldsets, in this order.
+FEED_SECTIONS = [
+    (None, ["name", "enabled", "kind", "partner"]),
+    ("Source", ["source", "credentials", "archive_to", "format", "sheet", "preset", "mapping"]),
+    ("Runs", ["schedule", "batch_size", "hide_missing", "only", "allow_mass_change", "owns"]),
+    ("Alerts", ["alert_emails", "alert_webhook", "overdue_after"]),
+]
+READ_ONLY = ["incident", "incident_since"]
+
+
 class FeedForm(forms.ModelForm):
     """A feed entered in the admin: its URLs reach private or loopback hosts only through
     PRODUCTSYNC['ALLOW_PRIVATE']."""
@@ -51,28 +61,7 @@ class FeedForm(forms.ModelForm):
 
     class Meta:
         model = Feed
-        fields = [  # the fieldsets of FeedAdmin order them
-            "name",
-            "enabled",
-            "kind",
-            "partner",
-            "source",
-            "credentials",
-            "archive_to",
-            "format",
-            "sheet",
-            "preset",
-            "mapping",
-            "schedule",
-            "batch_size",
-            "hide_missing",
-            "only",
-            "allow_mass_change",
-            "owns",
-            "alert_emails",
-            "alert_webhook",
-            "overdue_after",
-        ]
+        fields = [name for _, names in FEED_SECTIONS for name in names]
 
     def _public(self, name: str) -> str:
         value = self.cleaned_data.get(name) or ""
@@ -107,48 +96,10 @@ class FeedAdmin(admin.ModelAdmin):
     search_fields = ["name", "source", "partner"]
     actions = ["sync_now", "preview", "enable", "disable", "new_push_token"]
     change_form_template = "admin/productsync/feed/change_form.html"
-    readonly_fields = ["incident", "incident_since", "created_at"]
+    readonly_fields = [*READ_ONLY, "created_at"]
     fieldsets = [
-        (None, {"fields": ["name", "enabled", "kind", "partner"]}),
-        (
-            "Source",
-            {
-                "fields": [
-                    "source",
-                    "credentials",
-                    "archive_to",
-                    "format",
-                    "sheet",
-                    "preset",
-                    "mapping",
-                ]
-            },
-        ),
-        (
-            "Runs",
-            {
-                "fields": [
-                    "schedule",
-                    "batch_size",
-                    "hide_missing",
-                    "only",
-                    "allow_mass_change",
-                    "owns",
-                ]
-            },
-        ),
-        (
-            "Alerts",
-            {
-                "fields": [
-                    "alert_emails",
-                    "alert_webhook",
-                    "overdue_after",
-                    "incident",
-                    "incident_since",
-                ]
-            },
-        ),
+        (title, {"fields": names + (READ_ONLY if title == "Alerts" else [])})
+        for title, names in FEED_SECTIONS
     ]
 
     class Media:

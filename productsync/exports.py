@@ -91,9 +91,26 @@ def _cell(value: Any) -> str:
 def catalogue_jsonl(source: str | None = None, chunk: int = 500) -> Iterator[str]:
     """The catalogue (or one source's synced products) as JSON Lines in our feed format, one
     standalone or parent product a line with its children: syncing it into an empty shop
-    gives the same catalogue (images aside: the catalogue keeps files, a feed names URLs)."""
+    gives the same catalogue (images aside: the catalogue keeps files, a feed names URLs).
+    Empty lists and tables and is_public true are left out: an item that leaves a field out
+    leaves it as it is, one that gives it at its default is written again, so syncing the
+    export back into the same shop leaves every item unchanged, whether or not the feed that
+    made it carried them."""
     for item in catalogue_snapshots(source, chunk):
-        yield json.dumps(item, ensure_ascii=False) + "\n"
+        yield json.dumps(_defaults_left_out(item), ensure_ascii=False) + "\n"
+
+
+def _defaults_left_out(member: dict) -> dict:
+    """A product (or child) without its empty lists and tables and a true is_public, its
+    children alike."""
+    kept = {
+        name: value
+        for name, value in member.items()
+        if value not in ([], {}) and not (name == "is_public" and value is True)
+    }
+    if "children" in kept:
+        kept["children"] = [_defaults_left_out(child) for child in kept["children"]]
+    return kept
 
 
 def catalogue_csv_rows(source: str | None = None, chunk: int = 500) -> Iterator[list[str]]:

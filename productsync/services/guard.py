@@ -39,7 +39,8 @@ PREFIX = re.compile(r"^(?:children\[[^\]]*\]\.)?(?:stockrecords\[[^\]]*\]\.)?")
 
 @dataclass
 class FieldChanges:
-    """The matched products whose value of one field the items would change, by upc."""
+    """The matched products whose value of one field the items would change, by upc (a stock
+    row's by its SKU)."""
 
     products: dict[str, str] = field(default_factory=dict)  # upc: how (cleared, zeroed...)
     example: str = ""
@@ -72,10 +73,10 @@ def guard_judge(
     they hold less than GUARD_BYTES) ahead, write them in a transaction rolled back to see
     what they would change, and judge: the items to sync (the window read again first, then
     the rest), and why the run must stop, or ''. Nothing to judge when the mode allows a mass
-    change, the items match no existing product, or the run is partial (its writer records
-    no changes per item)."""
+    change or the items match no existing product. Stock files and partial feeds are judged
+    alike: a supplier's file of zeros is stopped as an empty price column is."""
     items = iter(items)
-    if mode.allow_mass_change or mode.partial:
+    if mode.allow_mass_change:
         return items, ""
     window, items = _read_ahead(items, run.batch_size)
     outcomes, matched = _window_outcomes(run, mode, window)
@@ -126,7 +127,7 @@ def _window_outcomes(
         try:
             with transaction.atomic():
                 valid, looked_up = mode.items(writer, chunk, result, True)
-                if valid and products_by_upc({item.record.upc for item in valid}):
+                if valid and (mode.partial or products_by_upc({i.record.upc for i in valid})):
                     writer.write(valid, result, looked_up=looked_up)  # else nothing to judge
                 transaction.set_rollback(True)
         except DatabaseError:
@@ -147,12 +148,13 @@ def mass_change_message(outcomes: list[ItemOutcome], matched: int) -> str:
         return ""
     changes = {name: FieldChanges() for name in JUDGED}
     for outcome in outcomes:
+        key = outcome.upc or " ".join(outcome.codes) or f"item {outcome.position}"  # stock rows
         for name, old, new in outcome.changes or ():
             judged = changes.get(PREFIX.sub("", name))
             if judged is None or old == new:
                 continue
             if JUDGED[PREFIX.sub("", name)] or change_kind(new) != "changed":
-                judged.add(outcome.upc, old, new)
+                judged.add(key, old, new)
     limit = app_settings.MASS_CHANGE_MAX_FRACTION * matched
     over = [
         f"{name}: {len(c.products)} of {matched} matched products would be {c.verb()}, "

@@ -220,7 +220,7 @@ def test_row_lock_makes_the_batch_wait_lock_timeout_then_fail(write_feed, settin
     holder.start()
     try:
         assert locked.wait(timeout=30)
-        run = sync_run_execute(renamed, batch_size=10)
+        run = sync_run_execute(renamed, batch_size=10, allow_mass_change=True)  # all renamed
     finally:
         release.set()
         holder.join()

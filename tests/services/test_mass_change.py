@@ -147,3 +147,38 @@ def test_a_feed_allowing_mass_change_or_the_command_naming_it_lets_it_through(tm
     )
     run = SyncRun.objects.get(pk=feed_run_execute("reprice"))
     assert (run.status, run.updated, run.allow_mass_change) == ("succeeded", 20, True)
+
+
+def stock_csv(tmp_path, stock) -> str:
+    """A stock file of Acme's twenty stock records (sku, price, num_in_stock)."""
+    names = ["chain-bracelet", *(f"ring-{i}" for i in range(1, 20))]
+    rows = [f"SKU-{upc},{39 + i}.99,{stock(i)}\n" for i, upc in enumerate(names)]
+    path = tmp_path / f"stock-{len(list(tmp_path.iterdir()))}.csv"
+    path.write_text("sku,price,num_in_stock\n" + "".join(rows), encoding="utf-8")
+    return str(path)
+
+
+def levels() -> list:
+    return list(StockRecord.objects.order_by("partner_sku").values_list("num_in_stock", flat=True))
+
+
+def test_a_stock_file_of_zeros_is_stopped_and_one_of_moved_levels_is_not(tmp_path, twenty):
+    moved = sync_run_execute(
+        stock_csv(tmp_path, lambda i: str(i + 7)), feed_options={"partner": "Acme"}
+    )
+    before = levels()
+    zeroed = sync_run_execute(stock_csv(tmp_path, lambda i: "0"), feed_options={"partner": "Acme"})
+
+    assert (moved.status, moved.updated) == ("succeeded", 20)
+    assert zeroed.status == SyncRun.Status.FAILED
+    assert (
+        "num_in_stock: 20 of 20 matched products would be zeroed, e.g. SKU-chain-bracelet 7 -> 0"
+        in zeroed.error
+    )
+    assert (zeroed.batches, zeroed.updated) == (0, 0)
+    assert levels() == before
+
+    allowed = sync_run_execute(
+        stock_csv(tmp_path, lambda i: "0"), feed_options={"partner": "Acme"}, allow_mass_change=True
+    )
+    assert (allowed.status, allowed.updated, set(levels())) == ("succeeded", 20, {0})
