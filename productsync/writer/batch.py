@@ -255,7 +255,7 @@ class BatchWriter:
                     synced_at,
                     self.run_id,
                     item.position,
-                    stock_levels_fed(member),
+                    stock_levels_fed(member, _fed_before(existing, member.upc)),
                 )
                 for item, _ in touched + units.unchanged
                 for prefix, member in item.record.members()
@@ -326,6 +326,12 @@ def _left_children_hide(changed, member_ids, now) -> int:
     return len(left)
 
 
+def _fed_before(existing: dict, upc: str) -> str:
+    """The stock levels the sync state kept for a product before this batch ('' if none)."""
+    state = existing.get(upc)
+    return (state.stock_fed if state is not None else "") or ""
+
+
 def _failure_recorder(result: BatchResult):
     """fail(item, field, message, duplicate_of=None): record the item's failure in result."""
 
@@ -368,7 +374,7 @@ def _side_effects(result: BatchResult, units: Sorted, touched, member_ids: dict)
         (member_ids[(item.position, prefix)], child.upc, tuple(child.images))
         for item, product_id in touched
         for prefix, child in item.record.members()[1:]
-        if child.images or product_id in updated_ids
+        if carried(child, "images") and (child.images or product_id in updated_ids)
     )
     if written:
         # Bulk writes send no post_save, so Oscar's haystack signal processor never runs.

@@ -100,11 +100,25 @@ def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem]
     return allowed
 
 
-def stock_levels_fed(member) -> str:
+def stock_levels_fed(member, previous: str) -> str:
     """What the sync state keeps of a product's record: the stock level the feed gave each
-    of its stock records, as JSON."""
+    of its stock records, as JSON. What the item does not carry (its stock records, or a
+    record's level) keeps what was kept before (previous): else the next item giving the
+    same level would put back what orders consumed meanwhile."""
+    if not carried(member, "stockrecords"):
+        return previous
+    before = _fed_read(previous) or {}
     return json.dumps(
-        sorted([sr.partner, sr.partner_sku, sr.num_in_stock] for sr in member.stockrecords)
+        sorted(
+            [
+                sr.partner,
+                sr.partner_sku,
+                sr.num_in_stock
+                if carried(sr, "num_in_stock")
+                else before.get((sr.partner, sr.partner_sku)),
+            ]
+            for sr in member.stockrecords
+        )
     )
 
 

@@ -53,6 +53,7 @@ def test_attributes_carry_the_names_shoppers_read(tmp_path):
         ("453.59237", "lb", "1 lb"),
         ("250", "", "250 g"),
         ("0", "kg", None),  # no weight entered
+        ("1E+40", "kg", "1E+40 g"),  # too big to convert: as given, in grams
     ],
 )
 def test_a_weight_in_grams_is_shown_in_its_unit(tmp_path, grams, unit, shown):
@@ -79,3 +80,9 @@ def test_a_value_with_a_constant_unit_is_written_plainly(tmp_path):
 def test_a_mapping_with_a_bad_label_or_unit_is_refused(rule, message):
     with pytest.raises(SourceError, match=message):
         mapping_parse({"fields": BASE, "attributes": [rule]}, "mapping m")
+
+
+def test_a_number_too_long_to_write_plainly_is_kept_as_given(tmp_path):
+    rule = {"code": "weight", "label": "Weight", "path": "w", "unit": "kg"}
+    payload = first_item(tmp_path, "id,name,w\nA,Hat,1E+999999999\n", attributes=[rule])
+    assert payload["attributes"]["weight"] == "1E+999999999 kg"

@@ -89,3 +89,18 @@ def test_children_get_their_own_images_retried_while_unchanged(write_feed, tmp_p
     run = sync_run_execute(source)
     assert (run.unchanged, run.warnings) == (1, 0)
     assert Product.objects.get(upc="T-blue").images.count() == 1
+
+
+def test_a_child_not_carrying_images_keeps_them(write_feed, tmp_path, settings):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    (tmp_path / "red.png").write_bytes(png("red"))
+    child = {"upc": "T-red", "title": "Tee - Red", "images": ["red.png"]}
+    tee = product("T", stockrecords=[], children=[child])
+    assert sync_run_execute(write_feed([tee])).created == 1
+    assert Product.objects.get(upc="T-red").images.count() == 1
+
+    retitled = {**tee, "title": "Tee v2", "children": [{"upc": "T-red", "title": "Tee - Red"}]}
+    run = sync_run_execute(write_feed([retitled], "again.json"))
+
+    assert run.updated == 1
+    assert Product.objects.get(upc="T-red").images.count() == 1

@@ -123,3 +123,28 @@ def test_stock_authoritative_must_be_true_or_false(settings):
     errors = check_settings(None)
 
     assert "productsync.E032" in {error.id for error in errors}
+
+
+@pytest.mark.parametrize("between", ["no stock records", "no stock level", "owns title"])
+def test_a_run_not_carrying_stock_levels_keeps_what_the_feed_gave(synced, write_feed, between):
+    """A run between whose items do not carry the levels (or do not own them) must not forget
+    the level the feed gave: the feed giving 22 again after it must not put back 2 shipped."""
+    ship("S1", 2)
+    middle = [{**item, "title": item["title"] + " v2"} for item in synced]
+    options = {}
+    if between == "no stock records":
+        middle = [{k: v for k, v in item.items() if k != "stockrecords"} for item in middle]
+    elif between == "no stock level":
+        for item in middle:
+            item["stockrecords"] = [
+                {k: v for k, v in sr.items() if k != "num_in_stock"} for sr in item["stockrecords"]
+            ]
+    else:
+        options["owns"] = "title"
+    first = sync_run_execute(write_feed(middle, "middle.json"), allow_mass_change=True, **options)
+    assert (first.status, first.updated, stock("S1").num_in_stock) == ("succeeded", 3, 20)
+
+    again = sync_run_execute(write_feed(synced, "again.json"), allow_mass_change=True)
+
+    assert again.status == "succeeded"
+    assert (stock("S1").num_in_stock, stock("S2").num_in_stock) == (20, 22)

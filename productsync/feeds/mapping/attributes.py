@@ -77,6 +77,10 @@ class AttributeRule:
                     names[code] = self.labels[code]
 
 
+# A number with a unit is written plainly up to this many digits either side of its point.
+PLAIN_DIGITS = 15
+
+
 def _with_unit(value: Any, unit: str, grams: bool) -> str:
     """The value followed by its unit, a number written plainly ("0.2 lbs" of ".2"); with
     grams, a weight in grams shown in the unit ("8 oz" of 226.796185), and a weight of 0 is
@@ -86,8 +90,9 @@ def _with_unit(value: Any, unit: str, grams: bool) -> str:
         number = Decimal(text)
     except InvalidOperation:
         return f"{text} {'g' if grams else unit}".strip()
-    if not number.is_finite():
-        return f"{text} {unit}".strip()
+    if not number.is_finite() or abs(number.adjusted()) > PLAIN_DIGITS:
+        # As given: "1E+999999999" stays 12 characters, not a billion.
+        return f"{text} {'g' if grams else unit}".strip()
     if grams:
         if number == 0:
             return ""
