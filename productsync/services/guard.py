@@ -32,6 +32,9 @@ JUDGED = {
     "is_public": True,
     "price": True,
     "num_in_stock": False,
+    # Lists: a product's categories or attribute values all removed (given empty).
+    "categories": False,
+    "attributes": False,
 }
 # A change's field without its stock record or child: "children[U].stockrecords[P/S].price".
 PREFIX = re.compile(r"^(?:children\[[^\]]*\]\.)?(?:stockrecords\[[^\]]*\]\.)?")
@@ -49,8 +52,9 @@ class FieldChanges:
         if upc not in self.products:
             self.products[upc] = change_kind(new)
         if not self.example:
-            shown = "empty" if new in (None, "") else new
-            self.example = f"{upc} {'empty' if old in (None, '') else old} -> {shown}"
+            shown = "empty" if change_kind(new) == "cleared" else new
+            was = "empty" if change_kind(old) == "cleared" else old
+            self.example = f"{upc} {was} -> {shown}"
 
     def verb(self) -> str:
         kinds = set(self.products.values())
@@ -59,9 +63,16 @@ class FieldChanges:
         return "changed"
 
 
+def judged_field(name: str) -> str:
+    """The judged field of a change's name: a child's or stock record's value as its own
+    field ("price"), any attribute's value as "attributes"."""
+    field = PREFIX.sub("", name)
+    return "attributes" if field.startswith("attributes.") else field
+
+
 def change_kind(new) -> str:
     """How a change sets a field: cleared (empty), zeroed, or changed (a flag too)."""
-    if new in (None, ""):
+    if new in (None, "", [], {}):
         return "cleared"
     return "zeroed" if new == 0 and not isinstance(new, bool) else "changed"
 
@@ -150,10 +161,11 @@ def mass_change_message(outcomes: list[ItemOutcome], matched: int) -> str:
     for outcome in outcomes:
         key = outcome.upc or " ".join(outcome.codes) or f"item {outcome.position}"  # stock rows
         for name, old, new in outcome.changes or ():
-            judged = changes.get(PREFIX.sub("", name))
+            field_name = judged_field(name)
+            judged = changes.get(field_name)
             if judged is None or old == new:
                 continue
-            if JUDGED[PREFIX.sub("", name)] or change_kind(new) != "changed":
+            if JUDGED[field_name] or change_kind(new) != "changed":
                 judged.add(key, old, new)
     limit = app_settings.MASS_CHANGE_MAX_FRACTION * matched
     over = [

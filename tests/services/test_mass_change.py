@@ -11,6 +11,7 @@ from oscar.core.loading import get_model
 from productsync.checks import check_settings
 from productsync.models import Feed, SyncRun
 from productsync.services import feed_run_execute, guard, sync_run_execute
+from tests.conftest import product
 
 StockRecord = get_model("partner", "StockRecord")
 
@@ -182,3 +183,20 @@ def test_a_stock_file_of_zeros_is_stopped_and_one_of_moved_levels_is_not(tmp_pat
         stock_csv(tmp_path, lambda i: "0"), feed_options={"partner": "Acme"}, allow_mass_change=True
     )
     assert (allowed.status, allowed.updated, set(levels())) == ("succeeded", 20, {0})
+
+
+@pytest.mark.parametrize("emptied", ["categories", "attributes"])
+def test_categories_or_attributes_given_empty_for_every_product_are_stopped(
+    write_feed, emptied, settings
+):
+    settings.PRODUCTSYNC = {**settings.PRODUCTSYNC, "CREATE_ATTRIBUTES": True}
+    items = [product(f"L-{i:02}", attributes={"colour": "Blue"}) for i in range(20)]
+    assert sync_run_execute(write_feed(items, "first.json")).created == 20
+    for item in items:
+        item[emptied] = [] if emptied == "categories" else {}
+
+    run = sync_run_execute(write_feed(items, "second.json"))
+
+    assert run.status == SyncRun.Status.FAILED
+    assert f"{emptied}: 20 of 20 matched products would be cleared, e.g. L-00 " in run.error
+    assert (run.batches, run.updated) == (0, 0)
