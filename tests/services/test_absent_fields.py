@@ -185,3 +185,29 @@ def test_a_parent_sent_without_its_children_keeps_them(write_feed):
     stocked = sync_run_execute(write_feed([product("P1")], "third.json"))
     assert stocked.failure_set.get().field == "stockrecords"
     assert not StockRecord.objects.filter(product__upc="P1").exists()
+
+
+def google_rss(tmp_path, name: str, item: str) -> str:
+    path = tmp_path / name
+    path.write_text(
+        '<?xml version="1.0"?><rss xmlns:g="http://base.google.com/ns/1.0"><channel>'
+        f"<item><g:id>G1</g:id><g:title>Scarf</g:title>{item}</item></channel></rss>",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def test_an_xml_item_without_an_element_leaves_its_field_alone(tmp_path):
+    full = "<g:description>Warm</g:description><g:product_type>Wear &gt; Scarves</g:product_type>"
+    full += "<g:price>10.00 GBP</g:price>"
+    first = sync_run_execute(google_rss(tmp_path, "a.xml", full), feed_options={"preset": "google"})
+    assert (first.status, first.created) == ("succeeded", 1)
+
+    bare = google_rss(tmp_path, "b.xml", "<g:availability>in_stock</g:availability>")
+    again = sync_run_execute(bare, feed_options={"preset": "google"})
+
+    assert again.status == "succeeded"
+    scarf = Product.objects.get(upc="G1")
+    assert scarf.description == "Warm"
+    assert [c.name for c in scarf.get_categories()] == ["Scarves"]
+    assert str(scarf.stockrecords.get().price) == "10.00"

@@ -109,7 +109,8 @@ class RowMapping:
         unread: Counter = Counter()
         rows = xml_rows(stream, self.item_paths, self.namespaces, document)
         count = 0
-        for item in self._rows_items(self._elements_noted(rows, unread), self.xml_getter(document)):
+        elements = self._elements_noted(rows, unread)
+        for item in self._rows_items(elements, self.xml_getter(document), "line", self._xml_absent):
             count += 1
             yield item
         if count == 0:
@@ -129,7 +130,22 @@ class RowMapping:
                 unread.update(key for key in row.data if key not in read and key != "#text")
             yield row
 
-    def _rows_items(self, rows: Iterator[Row], getter, unit: str = "line") -> Iterator[FeedItem]:
+    def _xml_absent(self, row: Any) -> frozenset:
+        """The element paths an XML item lacks: the fields that read only those are not
+        carried (left as they are). `parent.` and absolute paths count as present."""
+        if not isinstance(row, dict):
+            return frozenset()
+        shapes = [self.shape] + ([self.variants.shape] if self.variants else [])
+        paths = {p for shape in shapes for p in shape.paths() if p[:1] != "/"}
+        return frozenset(
+            p for p in paths if not p.startswith("parent.") and xml_value(row, p) is None
+        )
+
+    def _rows_items(
+        self, rows: Iterator[Row], getter, unit: str = "line", absent_of=None
+    ) -> Iterator[FeedItem]:
+        """Items of rows; absent_of(a group's first row) names the paths an item lacks, when
+        each item has its own (XML), else the header's (self.absent) hold for all."""
         groups = self._groups(rows, getter)
         position, skipped = 0, Counter()
         for group in groups:
@@ -140,7 +156,8 @@ class RowMapping:
             if self.skip_counted(getter(group[0].data, None), skipped):
                 continue
             try:
-                item = self._group_item(group, getter, unit)
+                absent = absent_of(group[0].data) if absent_of else self.absent
+                item = self._group_item(group, getter, unit, absent)
             except RecordError as exc:  # a pattern that gave up: this item fails, not the feed
                 rows = [(row.line, row.data) for row in group]
                 item = Unparsed(source_text(rows, unit), f"{unit} {group[0].line}: {exc}")
@@ -212,19 +229,17 @@ class RowMapping:
         )
         return groups_by_reference(rows, key, parent, children, self.temp_dir, self.beat)
 
-    def _group_item(self, group: list[Row], getter, unit: str) -> Any:
+    def _group_item(self, group: list[Row], getter, unit: str, absent: frozenset) -> Any:
         data = [row.data for row in group]
         if self.group is None:
             # Rows of the same upc one after the other add to one product, as in our CSV.
-            payloads = [
-                group_payload(self.shape, None, [row], getter, self.absent)[0] for row in data
-            ]
+            payloads = [group_payload(self.shape, None, [row], getter, absent)[0] for row in data]
             payload = self._partnered(next(items_merged(payloads)).payload)
             if self.partial:  # checked as a partial item by the run, not as a whole product
                 return payload
             columns = (self.shape.fields.columns(), {})
             return source_check(payload, [(r.line, r.data) for r in group], columns, unit)
-        payload, used, columns = group_payload(self.shape, self.variants, data, getter, self.absent)
+        payload, used, columns = group_payload(self.shape, self.variants, data, getter, absent)
         rows = [(group[0].line, group[0].data)] + [(group[i].line, group[i].data) for i in used]
         return source_check(self._partnered(payload), rows, columns, unit)
 
