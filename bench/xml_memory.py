@@ -11,12 +11,12 @@ standard library's xml package from every bench script.)
 """
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._django import child_measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -73,19 +73,13 @@ def child(path: str) -> None:
 
 
 def measure(path: Path) -> dict:
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", str(path)], stdout=subprocess.PIPE, cwd=ROOT
-    )
-    out = process.stdout.read().decode()
-    _, _, usage = os.wait4(process.pid, 0)
+    out, cost = child_measure(__file__, path)
     count, _, error = out.strip().partition("\t")
     return {
         "file_mb": round(path.stat().st_size / MIB, 1),
         "items": int(count or 0),
         "error": error,
-        "seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        **cost,
     }
 
 
