@@ -10,14 +10,14 @@ import redis
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ
 from oscar.core.loading import get_model
 
-from productsync.models import SyncBatch, SyncedProduct, SyncRun
+from productsync.models import SyncedProduct, SyncRun
 from productsync.services import sync_batch_execute
 from tests.conftest import REDIS_URL, product, qcluster, run_command
+from tests.services.test_fanout import queued_run
 
 Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
@@ -83,29 +83,6 @@ def test_sync_now_in_the_admin_runs_what_the_command_runs(
     assert (admin.trigger, admin.source) == ("admin", feed)
     for run in (command, admin):
         assert (run.status, run.batch_size, run.partial) == ("succeeded", batch_size, partial)
-
-
-def queued_run(items: list[dict], batch_size: int) -> SyncRun:
-    """A queue run as its planner leaves it: one pending batch per batch_size items."""
-    run = SyncRun.objects.create(
-        source="feed.json", batch_size=batch_size, workers="queue", total_items=len(items)
-    )
-    for number, first in enumerate(range(0, len(items), batch_size), start=1):
-        chunk = items[first : first + batch_size]
-        SyncBatch.objects.create(
-            run=run,
-            number=number,
-            first_position=first,
-            last_position=first + len(chunk) - 1,
-            status="pending",
-            items=len(chunk),
-            payload=[[first + i, item] for i, item in enumerate(chunk)],
-            finished_at=None,
-            heartbeat_at=timezone.now(),
-        )
-    run.planned_batches = number
-    run.save()
-    return run
 
 
 @pytest.mark.django_db
