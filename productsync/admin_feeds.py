@@ -42,7 +42,11 @@ def source_shown(source: str) -> str:
 FEED_SECTIONS = [
     (None, ["name", "enabled", "kind", "partner"]),
     ("Source", ["source", "credentials", "archive_to", "format", "sheet", "preset", "mapping"]),
-    ("Runs", ["schedule", "batch_size", "hide_missing", "only", "allow_mass_change", "owns"]),
+    (
+        "Runs",
+        ["schedule", "batch_size", "hide_missing", "only", "allow_mass_change", "owns"]
+        + ["stock_authoritative", "max_failures"],
+    ),
     ("Alerts", ["alert_emails", "alert_webhook", "overdue_after"]),
 ]
 READ_ONLY = ["incident", "incident_since"]

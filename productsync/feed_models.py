@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator, validate_email
 from django.db import models
 from django.utils import timezone
 
-from productsync.conf import app_settings
+from productsync.conf import app_settings, failures_limit
 from productsync.exceptions import ProductSyncError
 from productsync.ownership import owns_parse
 
@@ -91,6 +91,19 @@ class Feed(models.Model):
     )
     batch_size = models.PositiveIntegerField(
         "batch size", null=True, blank=True, help_text="Empty: the kind's default."
+    )
+    stock_authoritative = models.BooleanField(
+        "stock authoritative",
+        default=False,
+        help_text="Each run sets stock levels to the feed's, units that orders consumed "
+        "since included; else a level is written only when the feed's value for it changes.",
+    )
+    max_failures = models.CharField(
+        "max failures",
+        max_length=8,
+        blank=True,
+        help_text="Stop a run, failed, once more items failed than this: a number (50) or a "
+        "percentage of the items read (10%); empty: PRODUCTSYNC['MAX_FAILURES'].",
     )
     owns = models.CharField(
         "owns",
@@ -201,6 +214,8 @@ class Feed(models.Model):
             errors["partner"] = "A stock file needs its partner."
         if self.kind == self.Kind.CATALOGUE and self.partner:
             errors["partner"] = "Only a stock file or a partial feed names a partner."
+        if self.max_failures.strip() and failures_limit(self.max_failures.strip()) is None:
+            errors["max_failures"] = "A number of items or a percentage up to 100% (50, 10%)."
         try:
             owns_parse(self.owns or None)
         except ProductSyncError as exc:

@@ -160,6 +160,8 @@ def feed_run_spec(
         hide_missing=feed.hide_missing,
         kind=feed.kind,
         only=feed.only,
+        stock_authoritative=feed.stock_authoritative or None,  # else the setting's
+        max_failures=feed.max_failures.strip() or None,
         record=record,
         **{**options, "owns": options.get("owns") or feed.owns or None},
     )

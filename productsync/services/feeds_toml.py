@@ -25,6 +25,8 @@ FIELDS = (
     "schedule",
     "hide_missing",
     "allow_mass_change",
+    "stock_authoritative",
+    "max_failures",
     "only",
     "owns",
     "enabled",
@@ -40,11 +42,15 @@ TEXT_FIELDS = frozenset(FIELDS) - {
     "batch_size",
     "hide_missing",
     "allow_mass_change",
+    "stock_authoritative",
+    "max_failures",
     "enabled",
     "alert_emails",
     "overdue_after",
     "owns",
 }
+# Fields true or false, false by default (left out of a dump).
+FLAGS = ("hide_missing", "allow_mass_change", "stock_authoritative")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
@@ -90,10 +96,14 @@ def _value(key: str, raw):
         if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
             raise ValueError(f"expected a whole number of items, not {raw!r}")
         return raw
-    if key in ("hide_missing", "allow_mass_change", "enabled"):
+    if key in FLAGS or key == "enabled":
         if not isinstance(raw, bool):
             raise ValueError(f"expected true or false, not {raw!r}")
         return raw
+    if key == "max_failures":  # 50 or "10%"
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise ValueError(f"expected a number of items or a percentage, not {raw!r}")
+        return str(raw)
     if key == "owns":  # a list of our field names, or them comma-separated
         names = raw.split(",") if isinstance(raw, str) else raw
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -203,7 +213,7 @@ def _toml_mapping(text: str) -> str:
 
 def _toml_value(key: str, value) -> str | None:
     """The TOML of one field, or None when it has its default (left out of a dump)."""
-    if value in (None, "") or (key in ("hide_missing", "allow_mass_change") and not value):
+    if value in (None, "") or (key in FLAGS and not value):
         return None
     if key == "enabled":
         return None if value else "false"
