@@ -3,7 +3,7 @@
 import sys
 
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
 
 
 def _schedule_after_migrate(sender, using="default", plan=None, **kwargs) -> None:
@@ -19,6 +19,21 @@ def _schedule_after_migrate(sender, using="default", plan=None, **kwargs) -> Non
     message = sync_schedule_apply(using)
     if kwargs.get("verbosity", 1) >= 1:
         kwargs.get("stdout", sys.stdout).write(f"  productsync: {message}\n")
+
+
+def _capture_before_migrate(sender, using="default", **kwargs) -> None:
+    """Migrations run without the change-capture triggers: SQLite cannot rebuild a table a
+    trigger names, and a migration may change a column they read."""
+    from productsync.services import capture_remove
+
+    capture_remove(using)
+
+
+def _capture_after_migrate(sender, using="default", **kwargs) -> None:
+    """After every migrate (and a test database's flush), the triggers are in place."""
+    from productsync.services import capture_install
+
+    capture_install(using)
 
 
 def _feeds_changed(sender, **kwargs) -> None:
@@ -38,6 +53,8 @@ class ProductSyncConfig(AppConfig):
         from productsync import checks  # noqa: F401  (registers the system checks)
 
         post_migrate.connect(_schedule_after_migrate, sender=self)
+        pre_migrate.connect(_capture_before_migrate, sender=self)
+        post_migrate.connect(_capture_after_migrate, sender=self)
         feed = self.get_model("Feed")
         post_save.connect(_feeds_changed, sender=feed, dispatch_uid="productsync_feed_saved")
         post_delete.connect(_feeds_changed, sender=feed, dispatch_uid="productsync_feed_deleted")

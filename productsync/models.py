@@ -46,10 +46,11 @@ class SyncRun(models.Model):
     # feed's stock levels overwrote the shop's whenever an item was written.
     partner = models.CharField("partner", max_length=128, blank=True, default="")
     stock_authoritative = models.BooleanField("stock authoritative", default=False)
-    # Let through a run that changes one field of most products it matches (see
-    # services.guard); which items it writes: all, new products only, existing ones only.
+    # Let through a mass change (services.guard); which items it writes: all, new products
+    # only, existing ones only; compared every product with its item by value (--compare).
     allow_mass_change = models.BooleanField("mass change allowed", default=False)
     only = models.CharField("only", max_length=8, blank=True, default="", choices=ONLY_CHOICES)
+    compare = models.BooleanField("compared by value", default=False)
     # The fields the run wrote, comma-separated, and no other (empty: all).
     owns = models.CharField("owns", max_length=300, blank=True, default="")
     partial = models.BooleanField(

@@ -20,13 +20,9 @@ class SyncedProduct(models.Model):
         blank=True,
         help_text="Of the item as read: the same item is skipped before it is validated.",
     )
-    state = models.CharField(
-        "state",
-        max_length=32,
-        blank=True,
-        help_text="Digest of what the sync wrote to the product (fields, stock records, "
-        "attribute values, categories, children): differing, the product has drifted.",
-    )
+    # Counted by the change-capture triggers (writer/capture.py): the changes someone other
+    # than the sync made since it last wrote the product; not 0, the product has drifted.
+    edits = models.BigIntegerField("edits", default=0, db_default=0)
     # The stock levels the feed last gave the product's stock records (JSON): a level is
     # written when the feed's value for it changes, never to undo an order.
     stock_fed = models.TextField("stock fed", blank=True, default="")

@@ -83,6 +83,22 @@ def write_feed(tmp_path):
     return write
 
 
+def productsync_migrate(target: str | None = None):
+    """Migrate productsync's schema back to target (a migration's name) or, None, forward
+    to the latest, as `migrate` does: change capture's triggers taken away before and put
+    back after. Returns the historical apps at target."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    from productsync.services import capture_install, capture_remove
+
+    capture_remove()
+    executor = MigrationExecutor(connection)
+    nodes = [("productsync", target)] if target else executor.loader.graph.leaf_nodes("productsync")
+    executor.migrate(nodes)
+    capture_install()
+    return MigrationExecutor(connection).loader.project_state(nodes).apps
+
+
 def product(upc: str, **fields) -> dict:
     """A valid feed item; fields override the defaults."""
     item = {

@@ -51,8 +51,11 @@ from productsync.services.source import source_key
 from productsync.services.spec import RunSpec, run_mode_default, run_spec_build
 from productsync.services.upload import upload_open, upload_store
 from productsync.services.worker import sync_batch_execute
+from productsync.writer import capture_install, capture_remove
 
 __all__ = [
+    "capture_install",
+    "capture_remove",
     "FeedFileError",
     "PushTooLargeError",
     "feed_find",

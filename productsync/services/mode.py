@@ -53,6 +53,9 @@ class RunMode:
     only: str = ""
     # The fields the run writes, and no other, whatever its items carry (None: all fields).
     owns: tuple[str, ...] | None = None
+    # Every product compared with its item by value, not only the ones change capture saw
+    # edited (after edits that bypassed the triggers); reads every item.
+    compare: bool = False
 
     @property
     def partial(self) -> bool:
@@ -85,6 +88,7 @@ class RunMode:
         writer = BatchWriter(run.pk, run.source, default_currency())
         writer.stock_authoritative = self.stock_authoritative
         writer.only = self.only
+        writer.compare = self.compare
         return writer
 
     def failures_over(self, run: SyncRun) -> str:
@@ -150,6 +154,7 @@ def mode_decide(
     allow_mass_change: bool | None = None,
     only: str | None = None,
     owns: str | list | None = None,
+    compare: bool | None = None,
 ) -> RunMode:
     """The mode of a new run: a feed's kind (catalogue, partial, stock) when it has one,
     whatever the settings' defaults; else partial when asked (default PRODUCTSYNC['PARTIAL'];
@@ -159,8 +164,8 @@ def mode_decide(
     partner's stock records only. Authoritative for stock when asked (default
     PRODUCTSYNC['STOCK_AUTHORITATIVE']). Ended failed by more failed items than max_failures
     (default PRODUCTSYNC['MAX_FAILURES']; ProductSyncError for a limit that is not one).
-    allow_mass_change, only: see writes_decide. Writing only the fields owns names (default:
-    those the feed's mapping owns)."""
+    allow_mass_change, only, compare: see writes_decide. Writing only the fields owns names
+    (default: those the feed's mapping owns)."""
     if stock_authoritative is None:
         stock_authoritative = app_settings.STOCK_AUTHORITATIVE
     if max_failures is None:
@@ -172,19 +177,27 @@ def mode_decide(
     mode = dataclasses.replace(
         mode, stock_authoritative=bool(stock_authoritative), max_failures=max_failures
     )
-    mode = writes_decide(mode, original, allow_mass_change, only)
+    mode = writes_decide(mode, original, allow_mass_change, only, compare)
     if owns is None:  # a retry or a resumed run owns what its original owned
         owns = original.owns or None if original is not None else feed_owns(options)
     return mode_owning(mode, owns)
 
 
 def writes_decide(
-    mode: RunMode, original: SyncRun | None, allow_mass_change: bool | None, only: str | None
+    mode: RunMode,
+    original: SyncRun | None,
+    allow_mass_change: bool | None,
+    only: str | None,
+    compare: bool | None = None,
 ) -> RunMode:
-    """The mode, letting a mass change through when asked and writing only new products
-    (only "create") or only existing ones ("update") when asked; a resumed run or a retry
-    not told otherwise does as its original. ProductSyncError for another only, or "create"
-    in a run that creates nothing (a partial run)."""
+    """The mode, letting a mass change through when asked, writing only new products (only
+    "create") or only existing ones ("update") when asked, comparing every product by value
+    when asked; a resumed run or a retry not told otherwise does as its original.
+    ProductSyncError for another only, or "create" or compare in a partial run."""
+    if compare is None:
+        compare = original is not None and original.compare
+    if compare and mode.partial:
+        raise ProductSyncError("compare: a partial run compares every item it reads already")
     if allow_mass_change is None:
         allow_mass_change = original is not None and original.allow_mass_change
     if only is None:
@@ -194,7 +207,9 @@ def writes_decide(
         raise ProductSyncError(f"only: must be 'create' or 'update', not {only[:40]!r}")
     if only == "create" and not mode.may_create:
         raise ProductSyncError("only create: a partial run creates no products")
-    return dataclasses.replace(mode, allow_mass_change=bool(allow_mass_change), only=only)
+    return dataclasses.replace(
+        mode, allow_mass_change=bool(allow_mass_change), only=only, compare=bool(compare)
+    )
 
 
 def mode_owning(mode: RunMode, owns) -> RunMode:
@@ -265,5 +280,6 @@ def run_mode(run: SyncRun) -> RunMode:
         stock_authoritative=run.stock_authoritative,
         allow_mass_change=run.allow_mass_change,
         only=run.only,
+        compare=run.compare,
     )
     return mode_owning(mode, run.owns or None)

@@ -160,6 +160,7 @@ def sync_run_start(spec: RunSpec) -> SyncRun:
             "stock_authoritative": spec.mode.stock_authoritative,
             "allow_mass_change": spec.mode.allow_mass_change,
             "only": spec.mode.only,
+            "compare": spec.mode.compare,
             "owns": ",".join(spec.mode.owns or ()),
             "partner": spec.mode.partner or "",
             **spec.record,

@@ -79,7 +79,8 @@ def run_spec_build(
     range or a run that cannot be resumed. diff: a dry run records each item's changed fields.
     record: more SyncRun fields to record at its start (the admin's upload, the preview it
     confirms). kind: a feed's, its mode whatever the settings say; mode_options: mode_decide's
-    (stock_authoritative, max_failures, allow_mass_change, only, owns)."""
+    (stock_authoritative, max_failures, allow_mass_change, only, owns, compare: reads every
+    item, as full)."""
     resumed_from, start = None, 0
     if resume is not None:
         resumed_from, start = resume_point(resume, source)
@@ -101,7 +102,7 @@ def run_spec_build(
         hide_missing=app_settings.HIDE_MISSING if hide_missing is None else hide_missing,
         feed=options,
         workers=workers,
-        full=full,
+        full=full or mode.compare,
         retry_of=retry_of,
         open_feed=open_feed,
         resumed_from=resumed_from,

@@ -17,7 +17,7 @@ from productsync.records import FINGERPRINT_VERSION, default_currency
 from productsync.services.history import run_finish
 from productsync.services.lease import Status
 from productsync.services.spec import RunSpec
-from productsync.writer import drift_in_source, html_policy
+from productsync.writer import edits_in_source, html_policy
 
 # Settings that change what a run writes: a feed file synced under others is read again.
 DIGESTED_SETTINGS = (
@@ -120,9 +120,9 @@ def run_skip_unchanged(run: SyncRun, digest: str) -> bool:
         source=run.source, last_run_id=state.run, product__date_updated__gt=F("synced_at")
     ).exists():
         return False
-    # A stock record, attribute value or category link changed without touching its
-    # product's date_updated: the run must read the feed to repair it.
-    if drift_in_source(run.source, state.run):
+    # Someone changed a product (a stock record, attribute value or category link, which
+    # leave its date_updated alone): the run must read the feed to repair it.
+    if edits_in_source(run.source, state.run):
         return False
     run.feed_digest = digest
     run.state_run, run.state_count, run.state_changed = state

@@ -131,9 +131,10 @@ def catalogue_items(
     last sync wrote as they are now are counted unchanged first, never validated. owns: the
     fields the run owns (all when None)."""
     fingerprints = _fingerprints(chunk, writer.default_currency, owns)
-    if writer.outcomes:
+    if writer.outcomes or writer.compare:
         # A dry run says what would happen to every item: each goes through the writer,
-        # which records its outcome (and finds duplicates across batches).
+        # which records its outcome (and finds duplicates across batches); a run comparing
+        # by value compares every item there.
         valid = catalogue_validate(chunk, result, fingerprints, owns)
         items_lock(valid)
         return valid, None

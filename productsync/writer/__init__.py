@@ -1,6 +1,7 @@
 """Everything that knows Oscar: the batch writer, the catalogue state, images and search."""
 
 from productsync.writer.batch import BatchWriter
+from productsync.writer.capture import capture_install, capture_remove, edits_in_source
 from productsync.writer.catalogue import (
     catalogue_category_view_refresh,
     product_dashboard_urls,
@@ -8,7 +9,6 @@ from productsync.writer.catalogue import (
     products_hide,
     products_missing,
 )
-from productsync.writer.drift import drift_in_source
 from productsync.writer.images import ImageSync
 from productsync.writer.locks import items_lock
 from productsync.writer.partial import PartialWriter
@@ -22,7 +22,9 @@ __all__ = [
     "ImageSync",
     "PartialWriter",
     "catalogue_category_view_refresh",
-    "drift_in_source",
+    "capture_install",
+    "capture_remove",
+    "edits_in_source",
     "html_policy",
     "items_lock",
     "catalogue_snapshots",

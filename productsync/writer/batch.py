@@ -15,9 +15,10 @@ from productsync.ownership import carried
 from productsync.records import ClassOptions, ProductRecord
 from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift
 from productsync.writer.attributes import Attributes, attributes_clear
+from productsync.writer.capture import edits_settle, sync_writes
 from productsync.writer.catalogue import product_slug, products_insert
 from productsync.writer.categories import CategoryTree
-from productsync.writer.drift import drift_stamp
+from productsync.writer.drift import unit_digests
 from productsync.writer.item_rows import outcomes_add, snapshots_before
 from productsync.writer.product_rows import product_changes, products_update
 from productsync.writer.sanitise import html_clean
@@ -28,7 +29,7 @@ from productsync.writer.stock import (
     stock_levels_fed,
     stockrecords_write,
 )
-from productsync.writer.triage import Known, Sorted, items_sort, known_read
+from productsync.writer.triage import Known, Sorted, edits_read, items_sort, known_read
 
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
@@ -58,6 +59,8 @@ class BatchWriter:
         self.stock_authoritative = False
         # Which items it writes: all (""), new products only ("create"), existing ("update").
         self.only = ""
+        # Compare every product with its item by value (a full run), not only the edited.
+        self.compare = False
         sqlite_variable_limit_lift()
 
     def forget(self) -> None:
@@ -153,9 +156,13 @@ class BatchWriter:
         looked_up: what unchanged_skip read of the batch in this transaction."""
         items = list(items)
         fail = _failure_recorder(result)
-        known = known_read(items, looked_up, self.run_id, self.outcomes)
-        claim = sku_claims(items, self._partner_id, fail)
-        units = items_sort(items, known, self.run_id, claim, fail, self.only)
+        with sync_writes():
+            known = known_read(items, looked_up, self.run_id, self.outcomes, self.compare)
+            claim = sku_claims(items, self._partner_id, fail)
+            units = items_sort(items, known, self.run_id, claim, fail, self.only)
+            self._write(units, known, result, fail)
+
+    def _write(self, units: Sorted, known: Known, result: BatchResult, fail) -> None:
         attributes = self._resolve(units, fail)
         tree = self._category_tree()
         before = snapshots_before(units.changed, tree) if self.changes else None
@@ -172,6 +179,9 @@ class BatchWriter:
         self._attributes.write(attributes, member_ids)
         attributes_clear(units.changed, member_ids)
         self._state_write(units, touched, member_ids, known.existing)
+        _side_effects(result, units, touched, member_ids)
+        if known.digests is not None:
+            _compared(units, known)
         _counts_add(result, units, known)
         outcomes_add(
             result,
@@ -182,7 +192,6 @@ class BatchWriter:
             before=before,
             tree=tree,
         )
-        _side_effects(result, units, touched, member_ids)
 
     def _resolve(self, units: Sorted, fail) -> dict:
         """Resolve the attributes and categories the new and changed items name; fail and
@@ -227,7 +236,8 @@ class BatchWriter:
 
     def _state_write(self, units: Sorted, touched, member_ids: dict, existing: dict) -> None:
         """Record the sync state of every product of the written and unchanged units (their
-        fingerprints, this run and position), and the digest of what was written."""
+        fingerprints, this run and position); the edits counted of the written ones are
+        repaired."""
         member_ids = dict(member_ids)  # with the unchanged units' products
         for item, product_id in units.unchanged:
             member_ids[(item.position, "")] = product_id
@@ -263,7 +273,7 @@ class BatchWriter:
             conflict=["product_id"],
             update=state,
         )
-        drift_stamp([product_id for _, product_id in touched])
+        edits_settle(edits_read([item for item, _ in touched], existing))
 
     def _categories_write(self, touched, changed) -> None:
         # Without per-row signals: Oscar's receiver would refresh the category materialised
@@ -341,6 +351,20 @@ def _failure_recorder(result: BatchResult):
         )
 
     return fail
+
+
+def _compared(units: Sorted, known: Known) -> None:
+    """Comparing by value: a unit written again only to compare it whose products' digests
+    the write left as they were, and which no one edited, was unchanged."""
+    again = [(item, pid) for item, pid in units.changed if pid in known.same]
+    after = unit_digests(pid for _, pid in again)
+    same = {
+        pid
+        for _, pid in again
+        if pid not in known.drifted and after.get(pid) == known.digests.get(pid)
+    }
+    units.changed = [(item, pid) for item, pid in units.changed if pid not in same]
+    units.unchanged += [(item, pid) for item, pid in again if pid in same]
 
 
 def _counts_add(result: BatchResult, units: Sorted, known: Known) -> None:

@@ -11,6 +11,7 @@ from oscar.core.utils import slugify
 
 from productsync.models import SyncedProduct
 from productsync.sql import insert_rows, quoted_names, select_rows
+from productsync.writer.capture import sync_writes
 from productsync.writer.search import search_index_update
 
 Product = get_model("catalogue", "Product")
@@ -49,13 +50,13 @@ def products_hide(product_ids: list[int], chunk: int = 5000) -> None:
     the search index. date_updated moves on, so a product that comes back is rewritten."""
     now = timezone.now()
     for start in range(0, len(product_ids), chunk):
-        Product.objects.filter(pk__in=product_ids[start : start + chunk]).update(
-            is_public=False, date_updated=now
-        )
-        # Hidden by the sync, not drifted: a product that comes back is updated, not repaired.
-        SyncedProduct.objects.filter(product_id__in=product_ids[start : start + chunk]).update(
-            fingerprint="", raw_fingerprint=""
-        )
+        ids = product_ids[start : start + chunk]
+        with sync_writes():  # the sync's own change, not an edit to repair
+            Product.objects.filter(pk__in=ids).update(is_public=False, date_updated=now)
+            # A product that comes back is updated.
+            SyncedProduct.objects.filter(product_id__in=ids).update(
+                fingerprint="", raw_fingerprint=""
+            )
     search_index_update(product_ids)
 
 
@@ -84,6 +85,7 @@ class ProductState(NamedTuple):
     last_run_id: int | None
     last_position: int | None
     stock_fed: str | None  # JSON: the stock levels the feed last gave (stock_levels_fed)
+    edits: int | None  # changes others made since the sync wrote it (writer.capture)
 
 
 def products_by_upc(upcs: set[str]) -> dict[str, ProductState]:
@@ -94,7 +96,7 @@ def products_by_upc(upcs: set[str]) -> dict[str, ProductState]:
     sql = (
         f"SELECT p.{p['id']}, p.{p['upc']}, p.{p['structure']}, parent.{p['upc']}, "
         f"s.{s['fingerprint']}, s.{s['raw_fingerprint']}, s.{s['last_run_id']}, "
-        f"s.{s['last_position']}, s.{s['stock_fed']} FROM {p['']} p "
+        f"s.{s['last_position']}, s.{s['stock_fed']}, s.{s['edits']} FROM {p['']} p "
         f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
         f"LEFT JOIN {s['']} s ON s.{s['product_id']} = p.{p['id']} WHERE p.{p['upc']} IN ({{}})"
     )

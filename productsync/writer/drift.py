@@ -1,11 +1,12 @@
-"""Drift: a digest of what the sync wrote to a product, computed and compared in SQL in bulk."""
+"""Drift by comparing values (a `--full` run): a digest of each product's synced state,
+computed in SQL before and after the batch writes it; a unit whose digest the write
+changed had drifted. Runs without --full know drift from change capture (capture.py)."""
 
 import functools
 
-from django.db import connection, transaction
+from django.db import connection
 from oscar.core.loading import get_model
 
-from productsync.models import SyncedProduct
 from productsync.sql import quoted_names
 
 Product = get_model("catalogue", "Product")
@@ -14,10 +15,10 @@ ProductCategory = get_model("catalogue", "ProductCategory")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 MultiOption = ProductAttributeValue.value_multi_option.through
 
-# What a digest covers: the fields the sync writes back when someone else changed them.
-# Never num_in_stock nor num_allocated, which orders change (a shipped unit put back in
-# stock would be sold twice), nor timestamps. A product's digest also lists its children,
-# so a deleted child shows. Columns by attname.
+# What a digest covers: the fields the sync writes back when someone else changed them (as
+# capture.py's triggers count them). Never num_in_stock nor num_allocated, which orders
+# change, nor timestamps. A product's digest also lists its children, so a deleted child
+# shows. Columns by attname.
 PRODUCT_FIELDS = (
     "title",
     "description",
@@ -70,9 +71,9 @@ def _rows(model, alias, expression, key, vendor, owner=Product, owner_alias="p")
 
 
 @functools.lru_cache(maxsize=4)
-def _parts(vendor: str) -> tuple[str, list[str]]:
-    """What product p's digest covers, as SQL expressions: its stock records, and the rest
-    (its fields, category links, attribute values and children)."""
+def _digest(vendor: str) -> str:
+    """Product p's digest: its fields, stock records, category links, attribute values and
+    children, as an SQL expression."""
     options = _rows(
         MultiOption,
         "m",
@@ -82,8 +83,8 @@ def _parts(vendor: str) -> tuple[str, list[str]]:
         ProductAttributeValue,
         "v",
     )
-    stock = _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product_id", vendor)
-    rest = [
+    parts = [
+        _rows(StockRecord, "sr", _joined(StockRecord, "sr", STOCK_FIELDS), "product_id", vendor),
         _joined(Product, "p", PRODUCT_FIELDS),
         _rows(
             ProductCategory,
@@ -101,30 +102,7 @@ def _parts(vendor: str) -> tuple[str, list[str]]:
         ),
         _rows(Product, "c", _joined(Product, "c", ["id"]), "parent_id", vendor),
     ]
-    return stock, rest
-
-
-def _half(expression: str) -> str:
-    return f"SUBSTR(MD5({expression}), 1, 16)"
-
-
-def _digest(vendor: str) -> str:
-    """The digest of product p's synced state, as an SQL expression: 16 hex digits of the
-    rest, then 16 of its stock records, so that a stock file stamps the second half alone
-    and leaves an earlier edit of the rest to be seen."""
-    stock, rest = _parts(vendor)
-    return f"{_half(_concat(rest))} || {_half(stock)}"
-
-
-def _concat(parts: list[str]) -> str:
-    return " || '|' || ".join(parts)
-
-
-def _in(column: str, ids: list[int]) -> tuple[str, list]:
-    """SQL: column is one of these ids (on PostgreSQL one array: no placeholders to fill)."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [ids]
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})", ids
+    return "MD5(" + " || '|' || ".join(parts) + ")"
 
 
 def _members(ids: list[int]) -> tuple[str, list]:
@@ -143,101 +121,21 @@ def _members(ids: list[int]) -> tuple[str, list]:
     return f"({pid} IN ({marks}) OR {parent} IN ({marks}))", [*ids, *ids]
 
 
-def drift_stamp(unit_ids, children: bool = True, stock: bool = False) -> None:
-    """Record the state the sync just wrote to these products and their children (without
-    children: to these products only, as after a change of their own fields or stock
-    records, which no other product's digest covers; with stock: of their stock records
-    only, the rest as it was recorded, drifted or not)."""
-    ids = list(unit_ids)
-    if not ids:
-        return
-    s = _table(SyncedProduct)
-    product_id = _column(SyncedProduct, s, "product_id")
-    state_column = quoted_names(SyncedProduct, connection.vendor)["state"]
-    digest = _digest(connection.vendor)
-    if stock:
-        kept = f"SUBSTR({_column(SyncedProduct, s, 'state')}, 1, 16)"
-        digest = f"{kept} || {_half(_parts(connection.vendor)[0])}"
-    state = (
-        f"UPDATE {s} SET {state_column} = (SELECT {digest} FROM "
-        f"{_table(Product)} p WHERE {_column(Product, 'p', 'id')} = {product_id}) WHERE "
-    )
-    with connection.cursor() as cursor:
-        if not children:
-            where, params = _in(product_id, ids)
-            cursor.execute(f"{state}{where}", params)
-            return
-        where, params = _members(ids)
-        cursor.execute(
-            f"{state}{product_id} IN (SELECT {_column(Product, 'p', 'id')} FROM "
-            f"{_table(Product)} p WHERE {where})",
-            params,
-        )
-
-
-def drift_units(unit_ids, children: bool = True) -> set[int]:
-    """The units (by product id) of which a product differs from what the sync last wrote:
-    edited since by anyone, a stock record, attribute value, category link or child changed,
-    added or removed. Without children: those of these products that differ."""
-    ids = list(unit_ids)
-    if not ids:
-        return set()
-    if children:
-        # By each member's comparison in its row, not by a filter on the join: PostgreSQL
-        # hashes the whole product table to apply that filter.
-        return {unit for unit, (_, drifted) in drift_members(ids).items() if drifted}
-    digest = _digest(connection.vendor)
-    p_id = _column(Product, "p", "id")
-    where, params = _in(p_id, ids)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {p_id} FROM {_table(SyncedProduct)} s JOIN "
-            f"{_table(Product)} p ON {p_id} = {_column(SyncedProduct, 's', 'product_id')} "
-            f"WHERE {where} AND {_column(SyncedProduct, 's', 'state')} <> {digest}",
-            params,
-        )
-        return {pk for (pk,) in cursor.fetchall()}
-
-
-def drift_members(unit_ids) -> dict[int, tuple[list[int], bool]]:
-    """By unit: the ids of its synced products (itself and its children) and whether one of
-    them has drifted (see drift_units)."""
+def unit_digests(unit_ids) -> dict[int, list[tuple[int, str]]]:
+    """By unit (product id): the digest of each of its products (itself and its children),
+    in id order, as the catalogue holds them now."""
     ids = list(unit_ids)
     if not ids:
         return {}
-    digest = _digest(connection.vendor)
     where, params = _members(ids)
     p_id, parent = _column(Product, "p", "id"), _column(Product, "p", "parent_id")
-    out: dict[int, tuple[list[int], bool]] = {}
+    out: dict[int, list[tuple[int, str]]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COALESCE({parent}, {p_id}), {p_id}, CASE WHEN "
-            f"{_column(SyncedProduct, 's', 'state')} = {digest} THEN 0 ELSE 1 END FROM "
-            f"{_table(SyncedProduct)} s JOIN {_table(Product)} p ON {p_id} = "
-            f"{_column(SyncedProduct, 's', 'product_id')} WHERE {where}",
+            f"SELECT COALESCE({parent}, {p_id}), {p_id}, {_digest(connection.vendor)} FROM "
+            f"{_table(Product)} p WHERE {where} ORDER BY {p_id}",
             params,
         )
-        for unit, member, drifted in cursor.fetchall():
-            members, before = out.get(unit, ([], False))
-            members.append(member)
-            out[unit] = (members, before or bool(drifted))
+        for unit, member, digest in cursor.fetchall():
+            out.setdefault(unit, []).append((member, digest))
     return out
-
-
-def drift_in_source(source: str, run_id: int) -> bool:
-    """Whether a product that run wrote or found unchanged for source has drifted since."""
-    digest = _digest(connection.vendor)
-    s = SyncedProduct
-    p_id = _column(Product, "p", "id")
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Outside a run's session settings (no JIT: see services.locks), once per run.
-            cursor.execute("SET LOCAL jit = off")
-        cursor.execute(
-            f"SELECT 1 FROM {_table(s)} s JOIN {_table(Product)} p ON {p_id} = "
-            f"{_column(s, 's', 'product_id')} WHERE {_column(s, 's', 'source')} = %s AND "
-            f"{_column(s, 's', 'last_run_id')} = %s AND {_column(s, 's', 'state')} <> {digest} "
-            "LIMIT 1",
-            [source, run_id],
-        )
-        return cursor.fetchone() is not None

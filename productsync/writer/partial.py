@@ -15,7 +15,7 @@ from productsync.models import SyncItem
 from productsync.outcomes import BatchResult, ItemFailure, ItemOutcome
 from productsync.partial import PartialItem, StockChange, StockItem
 from productsync.sql import quoted_names, select_rows, update_given
-from productsync.writer.drift import drift_stamp, drift_units
+from productsync.writer.capture import sync_writes
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import STOCK_VALUES, price_text, stockrecords_by_sku
 
@@ -60,9 +60,13 @@ class PartialWriter:
         values); an unknown product or stock record fails its item alone. looked_up: unused
         (a partial batch skips no unchanged items before it is written), there so that every
         writer is called alike."""
-        if _stock_only(items):
-            self._write_stock(items, result)
-            return
+        with sync_writes():
+            if _stock_only(items):
+                self._write_stock(items, result)
+            else:
+                self._write_partial(items, result)
+
+    def _write_partial(self, items: list[PartialItem], result: BatchResult) -> None:
         items = [
             PartialItem(i.position, i.record, i.payload) if type(i) is StockItem else i
             for i in items
@@ -249,9 +253,8 @@ def _change_rows(old: dict, diff: dict, change: StockChange | None = None) -> li
 
 
 def _changes_write(changes: _Changes, result: BatchResult) -> None:
-    # A product edited by someone before this run keeps the digest of what the sync
-    # wrote before, but for its stock records: the next full sync repairs it.
-    drifted = drift_units(changes.products, children=False)
+    # A product someone edited before this run keeps its count of edits: the next run of
+    # the full feed repairs it.
     now = timezone.now()
     update_given(
         Product,
@@ -266,20 +269,16 @@ def _changes_write(changes: _Changes, result: BatchResult) -> None:
         [*STOCK_VALUES, "date_updated"],
         [(pk, *(values.get(c) for c in STOCK_VALUES), now) for pk, values in changes.stock.items()],
     )
-    restamped = set(changes.products) - drifted
-    _written(sorted(changes.touched), result, restamped)
+    _written(sorted(changes.touched), result)
 
 
 def _no_stock_record(where: str, partner: str, sku: str) -> str:
     return f"{where}: no stock record of partner {partner!r} with partner_sku {sku!r}"
 
 
-def _written(touched: list[int], result: BatchResult, restamped=frozenset()) -> None:
-    # What a partial run writes is what the sync last wrote: the full feed's next sync
-    # does not take it for someone else's edit. Only these products' digests cover it:
-    # the restamped ones' whole digest, the others' stock records half.
-    drift_stamp([pk for pk in touched if pk in restamped], children=False)
-    drift_stamp([pk for pk in touched if pk not in restamped], children=False, stock=True)
+def _written(touched: list[int], result: BatchResult) -> None:
+    # What a partial run writes is the sync's own (sync_writes): the full feed's next run
+    # does not take it for someone else's edit.
     result.product_ids.extend(touched)
     if touched:
         transaction.on_commit(partial(search_index_update, touched), robust=True)

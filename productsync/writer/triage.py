@@ -10,7 +10,7 @@ from oscar.core.loading import get_model
 from productsync.outcomes import ValidItem
 from productsync.ownership import carried
 from productsync.writer.catalogue import ProductState, products_by_upc
-from productsync.writer.drift import drift_units
+from productsync.writer.drift import unit_digests
 from productsync.writer.item_rows import taken_in_dry_run
 
 Product = get_model("catalogue", "Product")
@@ -21,29 +21,51 @@ class Known(NamedTuple):
 
     existing: dict[str, ProductState]  # by upc, every product the items name that exists
     same: set[int]  # the units whose stored fingerprint is their item's
-    drifted: set[int]  # of those, the ones a product of which changed since the sync wrote it
+    drifted: set[int]  # of those, the ones a product of which someone changed since
     taken: dict[str, int]  # a dry run's: {upc: position} its earlier batches recorded
+    # Comparing by value (a full run): the same units' products' digests before the write;
+    # each same unit is written again, and had drifted if the write changed a digest.
+    digests: dict[int, list] | None = None
+
+    def suspect(self) -> set[int]:
+        """The same units written again: the drifted ones, or all when comparing."""
+        return self.drifted if self.digests is None else self.same
 
 
-def known_read(items: list[ValidItem], looked_up, run_id: int, dry_run: bool) -> Known:
+def edits_read(items, existing: dict[str, ProductState]) -> dict[int, int]:
+    """{product id: edits} of the items' existing products that someone changed since the
+    sync wrote them (writer.capture)."""
+    return {
+        row.id: row.edits
+        for item in items
+        for _, member in item.record.members()
+        if (row := existing.get(member.upc)) is not None and row.edits
+    }
+
+
+def known_read(
+    items: list[ValidItem], looked_up, run_id: int, dry_run: bool, compare: bool = False
+) -> Known:
     """Read what the catalogue holds of the items' products, reusing what unchanged_skip
-    read in this transaction (looked_up) when it covers them."""
+    read in this transaction (looked_up) when it covers them. compare: every unit the last
+    sync wrote as its item is is written again and compared by value (a full run)."""
     upcs = {member.upc for item in items for _, member in item.record.members()}
-    checked, drifted = set(), set()
     if looked_up is not None and upcs <= looked_up.upcs:
-        existing, checked, drifted = looked_up.existing, looked_up.checked, looked_up.drifted
+        existing = looked_up.existing
     else:
         existing = products_by_upc(upcs)
-    # Items the last sync wrote as they are: unchanged, unless a product of theirs has
-    # drifted since (someone changed what the sync wrote): then written again, repaired.
-    same = {
-        existing[item.record.upc].id
-        for item in items
-        if item.record.upc in existing and existing[item.record.upc].fingerprint == item.fingerprint
-    }
-    drifted = drifted | drift_units(same - checked)
+    # Items the last sync wrote as they are: unchanged, unless someone changed a product of
+    # theirs since (capture counted an edit): then written again, repaired.
+    same, drifted = set(), set()
+    for item in items:
+        row = existing.get(item.record.upc)
+        if row is not None and row.fingerprint == item.fingerprint:
+            same.add(row.id)
+            if edits_read([item], existing):
+                drifted.add(row.id)
+    digests = unit_digests(same) if compare else None
     taken = taken_in_dry_run(run_id, upcs) if dry_run else {}
-    return Known(existing, same, drifted, taken)
+    return Known(existing, same, drifted, taken, digests)
 
 
 @dataclass
@@ -82,6 +104,7 @@ def items_sort(
     product (or child) that does not exist fails."""
     out = Sorted()
     accepted: dict[str, int] = {}
+    suspect = known.suspect()
     for item in items:
         problem = _structure_conflict(item, known.existing) or _only_conflict(item, known, only)
         row = known.existing.get(item.record.upc)
@@ -90,7 +113,7 @@ def items_sort(
             fail(item, *seen)
         elif problem:
             fail(item, *problem)
-        elif row is not None and _unit_unchanged(item, known.existing, known.drifted):
+        elif row is not None and _unit_unchanged(item, known.existing, suspect):
             out.unchanged.append((item, row.id))
         elif not claim(item):
             continue
@@ -163,9 +186,9 @@ def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | No
     return None
 
 
-def _unit_unchanged(item: ValidItem, existing: dict, drifted: set[int]) -> bool:
-    """Same fingerprint, every product of the unit present and none drifted since."""
+def _unit_unchanged(item: ValidItem, existing: dict, suspect: set[int]) -> bool:
+    """Same fingerprint, every product of the unit present and not suspect of drift."""
     row = existing[item.record.upc]
-    if row.fingerprint != item.fingerprint or row.id in drifted:
+    if row.fingerprint != item.fingerprint or row.id in suspect:
         return False
     return all(member.upc in existing for _, member in item.record.members())

@@ -9,7 +9,6 @@ from productsync.models import SyncedProduct
 from productsync.outcomes import BatchResult, FeedItem
 from productsync.sql import update_rows
 from productsync.writer.catalogue import products_by_upc
-from productsync.writer.drift import drift_members
 
 Product = get_model("catalogue", "Product")
 
@@ -19,13 +18,18 @@ class Lookup(NamedTuple):
 
     upcs: set[str]  # asked for
     existing: dict  # the products found, by upc (products_by_upc)
-    checked: set[int]  # units compared for drift
-    drifted: set[int]  # of which these had drifted
 
 
 def _upc(payload) -> str | None:
     upc = payload.get("upc") if isinstance(payload, dict) else None
     return upc.strip() if isinstance(upc, str) else None
+
+
+def _children(payload: dict) -> list[str]:
+    children = payload.get("children")
+    return [
+        upc for child in (children if isinstance(children, list) else ()) if (upc := _upc(child))
+    ]
 
 
 def _images(payload: dict) -> tuple[str, ...]:
@@ -44,7 +48,7 @@ def unchanged_skip(
     stamp: bool = True,
 ) -> tuple[list[FeedItem], Lookup]:
     """Count as unchanged the items whose fingerprint (fingerprints, by position) is the one
-    the last sync stored for their product, when none of the unit's products drifted since;
+    the last sync stored for their product, when no one changed a product of the unit since;
     with stamp, record that this run saw them. Return the other items, for validation, and
     what was looked up, for the writer."""
     counts: dict[str, int] = {}
@@ -52,12 +56,10 @@ def unchanged_skip(
         upc = _upc(item.payload)
         if upc is not None:
             counts[upc] = counts.get(upc, 0) + 1
-            children = item.payload.get("children")
-            for child in children if isinstance(children, list) else ():
-                if _upc(child) is not None:
-                    counts.setdefault(_upc(child), 0)
+            for child in _children(item.payload):
+                counts.setdefault(child, 0)
     existing = products_by_upc(set(counts))
-    candidates = {}
+    skipped: dict[int, tuple[FeedItem, list[int]]] = {}
     for item in chunk:
         upc = _upc(item.payload)
         row = existing.get(upc) if upc is not None else None
@@ -69,25 +71,25 @@ def unchanged_skip(
             or (row.last_run_id == run_id and row.last_position != item.position)
         ):
             continue
-        candidates[row.id] = item
-    members = drift_members(candidates)
-    drifted = {pk for pk, (_, moved) in members.items() if moved}
-    skipped = {pk: item for pk, item in candidates.items() if pk in members and not members[pk][1]}
+        members = [row, *(existing.get(child) for child in _children(item.payload))]
+        # Someone changed a product of the unit (or removed a child): the writer repairs it.
+        if all(member is not None and not member.edits for member in members):
+            skipped[row.id] = (item, [member.id for member in members])
     if stamp and skipped:
         now = timezone.now()
         update_rows(
             SyncedProduct,
             ["last_position"],
-            [(member, item.position) for pk, item in skipped.items() for member in members[pk][0]],
+            [(member, item.position) for item, ids in skipped.values() for member in ids],
             same={"source": source, "synced_at": now, "last_run_id": run_id},
         )
     result.unchanged += len(skipped)
-    for item in skipped.values():
+    for item, _ in skipped.values():
         children = item.payload.get("children")
         for child in [item.payload, *(children if isinstance(children, list) else ())]:
             images = _images(child) if isinstance(child, dict) else ()
             if images and _upc(child) in existing:
                 result.images.append((existing[_upc(child)].id, _upc(child), images))
-    positions = {item.position for item in skipped.values()}
+    positions = {item.position for item, _ in skipped.values()}
     rest = [item for item in chunk if item.position not in positions]
-    return rest, Lookup(set(counts), existing, set(candidates), drifted)
+    return rest, Lookup(set(counts), existing)

@@ -6,8 +6,6 @@ import contextlib
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from selenium.webdriver.common.by import By
 
@@ -17,7 +15,7 @@ from productsync.services import sync_run_execute
 from productsync.services.history import run_note_warnings
 from productsync.writer.images import ImageWarning
 from tests.admin.test_admin import VIEW, staff
-from tests.conftest import artefacts, product
+from tests.conftest import artefacts, product, productsync_migrate
 
 
 def url(name: str, *args) -> str:
@@ -35,17 +33,13 @@ def test_a_run_with_failed_items_is_completed_with_failures_not_partial(admin_cl
 
 @pytest.mark.django_db(transaction=True)
 def test_stored_partial_statuses_are_renamed_by_the_migration():
-    executor = MigrationExecutor(connection)
-    before = [("productsync", "0010_state_halves")]
-    executor.migrate(before)
+    old = productsync_migrate("0010_state_halves")
     try:
-        old = MigrationExecutor(connection).loader.project_state(before).apps
         OldRun = old.get_model("productsync", "SyncRun")
         failed_some = OldRun.objects.create(source="f.json", batch_size=5, status="partial")
         fine = OldRun.objects.create(source="f.json", batch_size=5, status="succeeded")
     finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes("productsync"))
+        productsync_migrate()
     runs = SyncRun.objects.in_bulk([failed_some.pk, fine.pk])
     assert runs[failed_some.pk].status == "completed_with_failures"
     assert runs[fine.pk].status == "succeeded"

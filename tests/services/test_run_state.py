@@ -3,13 +3,11 @@
 import dataclasses
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from productsync.exceptions import ProductSyncError, SourceError
 from productsync.models import SyncRun
 from productsync.services import run_spec_build, run_spec_execute
-from tests.conftest import product
+from tests.conftest import product, productsync_migrate
 
 
 def test_a_spec_is_built_once_with_the_settings_defaults_and_cannot_change(settings, tmp_path):
@@ -53,11 +51,8 @@ def test_an_unchanged_file_run_stores_the_catalogue_state_as_fields(write_feed):
 
 @pytest.mark.django_db(transaction=True)
 def test_migration_0007_turns_the_catalogue_state_string_into_fields():
-    executor = MigrationExecutor(connection)
-    before = [("productsync", "0006_feed_digest")]
-    executor.migrate(before)
+    old = productsync_migrate("0006_feed_digest")
     try:
-        old = MigrationExecutor(connection).loader.project_state(before).apps
         OldRun = old.get_model("productsync", "SyncRun")
         stamped = OldRun.objects.create(
             source="feed.json",
@@ -70,9 +65,7 @@ def test_migration_0007_turns_the_catalogue_state_string_into_fields():
         )
         plain = OldRun.objects.create(source="other.json", batch_size=5, status="failed")
     finally:
-        executor = MigrationExecutor(connection)
-        # Through 0007 to the latest migration, which the model below has.
-        executor.migrate(executor.loader.graph.leaf_nodes("productsync"))
+        productsync_migrate()  # through 0007 to the latest migration, which the model has
     runs = SyncRun.objects.in_bulk([stamped.pk, empty.pk, plain.pk])
     assert (runs[stamped.pk].state_run, runs[stamped.pk].state_count) == (41, 12)
     assert runs[stamped.pk].state_changed.isoformat() == "2026-11-28T19:54:00.123456+00:00"

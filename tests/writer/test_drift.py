@@ -1,21 +1,21 @@
 """Drift repair: what someone changed since the last sync wrote it is written again, counted
 `repaired`; allocations (orders) are never the feed's."""
 
-import importlib
 import json
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from oscar.core.loading import get_model
 
 from productsync.models import SyncedProduct, SyncRun
 from productsync.records import FINGERPRINT_VERSION
 from productsync.services import sync_run_execute
-from tests.conftest import product
+from productsync.writer.capture import sync_writes
+from tests.conftest import product, productsync_migrate
 
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
@@ -158,46 +158,64 @@ def test_a_partial_run_leaves_an_earlier_edit_to_be_repaired(synced, tmp_path, k
     assert stock("D2").price == Decimal("13.00")
 
 
-def test_the_migration_to_two_halves_keeps_what_had_drifted(synced):
-    from django.db import connection
-    from django.db.migrations.loader import MigrationLoader
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_to_change_capture_keeps_what_had_drifted(synced):
+    """Upgrading from the digest: a product that had drifted is still repaired once, the
+    others are not; undone, the digest is back and sees the same."""
+    productsync_migrate("0019_feed_stock_authoritative_max_failures")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM productsync_syncedproduct WHERE state <> ''")
+            assert cursor.fetchone()[0] == 8  # a digest of each product, none drifted
+            # An edit as the last version saw it: no trigger counts it, the digest does.
+            cursor.execute("UPDATE catalogue_product SET title = 'Edited' WHERE upc = 'D3'")
+    finally:
+        productsync_migrate()
 
-    from productsync.writer import drift
+    marked = SyncedProduct.objects.exclude(edits=0).values_list("product__upc", flat=True)
+    assert list(marked) == ["D3"]
+    run = sync_run_execute(synced, batch_size=4, full=True)
+    assert (run.repaired, run.unchanged) == (1, 5)
+    assert Product.objects.get(upc="D3").title == "Product D3"
+    assert not SyncedProduct.objects.exclude(edits=0).exists()
 
-    halves = importlib.import_module("productsync.migrations.0010_state_halves")
-    # The models as the migration sees them, and the digest as it stood before.
-    key = ("productsync", "0010_state_halves")
-    apps = MigrationLoader(connection).project_state(key).apps
-    whole, _ = halves.digests(apps, connection)
-    with connection.cursor() as cursor:  # the digests as the last version stored them
-        cursor.execute(
-            f"UPDATE productsync_syncedproduct SET state = (SELECT {whole} FROM "
-            "catalogue_product p WHERE p.id = product_id)"
-        )
-    drifted = Product.objects.get(upc="D3")
-    drifted.title = "Edited before the upgrade"
-    drifted.save()
-    ids = list(SyncedProduct.objects.values_list("product_id", flat=True))
-    assert drift.drift_units(ids, children=False) == set(ids)  # old digests match none
 
-    halves.state_convert(apps, SimpleNamespace(connection=connection), True)
-
-    # The stock half as it stood then covered stock levels, which it no longer does: the
-    # products with stock records are written once more (their levels kept), then in step.
-    stocked = set(StockRecord.objects.values_list("product_id", flat=True))
-    assert drift.drift_units(ids, children=False) == {drifted.pk} | stocked
-    # And back: the old form again where the product is as the sync wrote it.
-    halves.state_convert(apps, SimpleNamespace(connection=connection), False)
+def test_a_script_s_raw_sql_is_repaired_by_the_next_run(synced):
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*) FROM productsync_syncedproduct WHERE state = (SELECT {whole} "
-            "FROM catalogue_product p WHERE p.id = product_id)"
+            "UPDATE partner_stockrecord SET price = 0.5 WHERE product_id = "
+            "(SELECT id FROM catalogue_product WHERE upc = 'D4')"
         )
-        assert cursor.fetchone()[0] == len(ids) - 1
-    halves.state_convert(apps, SimpleNamespace(connection=connection), True)
-    run = sync_run_execute(synced, batch_size=4, full=True)
-    assert (run.repaired, run.unchanged) == (5, 1)
-    assert drift.drift_units(ids, children=False) == set()
+        cursor.execute(
+            "DELETE FROM catalogue_productcategory WHERE product_id = "
+            "(SELECT id FROM catalogue_product WHERE upc = 'D5')"
+        )
+
+    # The feed file is unchanged: the run still reads it, since products of it changed.
+    run = sync_run_execute(synced, batch_size=4)
+
+    assert (run.repaired, run.unchanged) == (2, 4)
+    assert stock("D4").price == Decimal("10.00")
+    assert Product.objects.get(upc="D5").categories.count() == 1
+
+
+def test_edits_that_bypass_change_capture_are_repaired_by_compare(synced):
+    # A script that writes as the sync does (or a TRUNCATE, or triggers switched off):
+    # change capture does not see it, a run comparing by value does.
+    with sync_writes():
+        Product.objects.filter(upc="D1").update(title="Unseen")
+        StockRecord.objects.filter(product__upc="D2").update(price=Decimal("0.10"))
+
+    quiet = sync_run_execute(synced, batch_size=4, full=True)
+    assert (quiet.repaired, quiet.unchanged) == (0, 6)
+
+    run = sync_run_execute(synced, batch_size=4, compare=True)
+
+    assert (run.status, run.repaired, run.unchanged, run.compare) == ("succeeded", 2, 4, True)
+    assert Product.objects.get(upc="D1").title == "Product D1"
+    assert stock("D2").price == Decimal("10.00")
+    again = sync_run_execute(synced, batch_size=4, compare=True)
+    assert (again.repaired, again.unchanged) == (0, 6)
 
 
 def test_repaired_is_in_the_summary_the_json_and_the_admin(synced, admin_client):

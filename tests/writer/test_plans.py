@@ -81,8 +81,8 @@ def catalogue_build(size: int) -> None:
         )
         cursor.execute(
             "INSERT INTO productsync_syncedproduct (product_id, source, fingerprint, "
-            "raw_fingerprint, state, stock_fed, synced_at, last_run_id, last_position) "
-            f"SELECT p.id, 'bulk', md5(p.upc), md5(p.upc), '', '', now(), NULL, NULL {bulk}"
+            "raw_fingerprint, stock_fed, synced_at, last_run_id, last_position) "
+            f"SELECT p.id, 'bulk', md5(p.upc), md5(p.upc), '', now(), NULL, NULL {bulk}"
         )
         for table in sorted(LARGE):
             cursor.execute(f"ANALYZE {table}")
@@ -132,6 +132,7 @@ def test_no_batch_statement_scans_a_large_catalogue_table(write_feed):
             "UPDATE partner_stockrecord SET price = 1 WHERE partner_sku LIKE 'SKU-PLAN%%'"
         )
     runs["repair"] = batch_statements(write_feed(renamed, name="repair.json"), full=True)
+    runs["compare"] = batch_statements(write_feed(renamed, name="compare.json"), compare=True)
     stock = [
         {"partner": "Acme Books", "partner_sku": f"SKU-{item['upc']}", "num_in_stock": 3}
         for item in items

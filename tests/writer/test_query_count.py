@@ -76,24 +76,25 @@ def test_queries_per_batch_are_the_same_for_15_and_500(write_feed, change):
 @pytest.mark.parametrize(
     "change, sqlite, postgresql",
     [
-        ("create", 9, 16),
-        ("unchanged", 5, 5),
-        ("update", 19, 25),
-        ("repaired", 20, 27),
-        ("partial", 6, 5),
+        ("create", 10, 17),
+        ("unchanged", 4, 4),
+        ("update", 20, 26),
+        ("repaired", 21, 27),
+        ("partial", 7, 6),
     ],
 )
 def test_a_batch_takes_a_few_statements(write_feed, change, sqlite, postgresql):
-    """New: look up products, then SKUs; insert products, category links, stock records and sync
-    state; stamp the state written (its digest, computed in SQL); record the batch and the run's
-    totals (its lease check included). Unchanged: look up, compare the products' state with the
-    stamped one, stamp the sync state, record. Updated: also replace the category links and look
+    """New: mark the writes as the sync's (change capture: two statements, the mark and its
+    end, within a test's outer transaction); look up products, then SKUs; insert products,
+    category links, stock records and sync state; record the batch and the run's totals (its
+    lease check included). Unchanged: look up (which reads the edits counted), stamp the sync
+    state, record. Updated: also replace the category links and look
     for stale stock records (children and images, which these items do not carry, are left as
     they are); and read the updated products back before and after writing them (products with
     their children, attribute values, stock records; and before, their category links: seven
     queries) to record their changed fields (one insert), up to PRODUCTSYNC['CHANGES_MAX'] a
-    run. Repaired: as updated, after the comparison found the drift. Partial (a stock file):
-    look up the stock records, update them, stamp their products' state; record their changed
+    run. Repaired: as updated, and the edits counted subtracted. Partial (a stock file):
+    mark, look up the stock records, update them; record their changed
     fields (one insert, as updated) and the batch. On PostgreSQL a stock file's batch updates
     its stock records in one statement (the rows sent as arrays), which also says which rows
     matched none, which changed and what they held. PostgreSQL writes rows by COPY: the new

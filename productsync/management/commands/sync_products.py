@@ -53,6 +53,7 @@ RUN_OPTIONS = (
     "allow_mass_change",
     "only",
     "owns",
+    "compare",
 )
 
 # What a feed configures itself: not given with --feed.
@@ -70,7 +71,16 @@ FEED_DEFINES = (
     "only",
 )
 # Options of one run that --feed takes.
-FEED_RUN_OPTIONS = ("dry_run", "limit", "workers", "full", "diff", "allow_mass_change", "owns")
+FEED_RUN_OPTIONS = (
+    "dry_run",
+    "limit",
+    "workers",
+    "full",
+    "diff",
+    "allow_mass_change",
+    "owns",
+    "compare",
+)
 
 
 class FeedName(str):
@@ -187,6 +197,14 @@ def _run_arguments(parser) -> None:
         "--full",
         action="store_true",
         help="read and check every item even when the feed is unchanged since the last run",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        default=None,
+        help="read every item and compare each product with it by value, repairing what "
+        "differs: after edits that bypassed change capture (TRUNCATE, raw SQL with triggers "
+        "off); a stock file's later prices are replaced by the feed's",
     )
     parser.add_argument("--limit", type=whole_number(0), help="stop after this many items")
     parser.add_argument(
