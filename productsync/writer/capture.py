@@ -28,12 +28,18 @@ SETTING = "productsync.writing"
 MARKER_TABLE = "productsync_writing"
 
 # What an edit is, by attname: a change of these columns (never num_in_stock nor
-# num_allocated, which orders change, nor timestamps), or a row added or removed.
-PRODUCT_FIELDS = ("title", "description", "is_public", "product_class_id", "structure")
-STOCK_FIELDS = ("product_id", "partner_id", "partner_sku", "price", "price_currency")
-LINK_FIELDS = ("product_id", "category_id")
+# num_allocated, which orders change, nor timestamps), a row moved to another product, or a
+# row added or removed. drift.py's digest covers the same.
+PRODUCT_FIELDS = (
+    "title",
+    "description",
+    "is_public",
+    "product_class_id",
+    "structure",
+    "parent_id",
+)
+STOCK_FIELDS = ("partner_id", "partner_sku", "price", "price_currency")
 VALUE_FIELDS = (
-    "product_id",
     "attribute_id",
     "value_text",
     "value_integer",
@@ -113,7 +119,7 @@ def _triggers(vendor: str) -> list[tuple[str, str, str, str, str]]:
         return f"(SELECT {v['product_id']} FROM {v['']} WHERE {v['id']} = {row}.{option})"
 
     parents = f"OLD.{p['parent_id']}, NEW.{p['parent_id']}"
-    fields = [p[f] for f in (*PRODUCT_FIELDS, "parent_id")]
+    fields = [p[f] for f in PRODUCT_FIELDS]
     out = [
         ("product_edited", p[""], "UPDATE", _changed(fields, vendor),
          f"{mark}IN (NEW.{p['id']}, {parents})"),
@@ -125,9 +131,9 @@ def _triggers(vendor: str) -> list[tuple[str, str, str, str, str]]:
         ("multi_option_removed", mo[""], "DELETE", "", f"{mark}= {value('OLD')}"),
     ]  # fmt: skip
     for name, model, columns in (
-        ("stockrecord", StockRecord, STOCK_FIELDS),
-        ("category_link", ProductCategory, LINK_FIELDS),
-        ("attribute_value", ProductAttributeValue, VALUE_FIELDS),
+        ("stockrecord", StockRecord, ("product_id", *STOCK_FIELDS)),
+        ("category_link", ProductCategory, ("product_id", "category_id")),
+        ("attribute_value", ProductAttributeValue, ("product_id", *VALUE_FIELDS)),
     ):
         names = quoted_names(model, vendor)
         product = names["product_id"]

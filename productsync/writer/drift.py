@@ -1,6 +1,6 @@
-"""Drift by comparing values (a `--full` run): a digest of each product's synced state,
+"""Drift by comparing values (a `--compare` run): a digest of each product's synced state,
 computed in SQL before and after the batch writes it; a unit whose digest the write
-changed had drifted. Runs without --full know drift from change capture (capture.py)."""
+changed had drifted. Other runs know drift from change capture (capture.py)."""
 
 import functools
 
@@ -8,37 +8,13 @@ from django.db import connection
 from oscar.core.loading import get_model
 
 from productsync.sql import quoted_names
+from productsync.writer.capture import PRODUCT_FIELDS, STOCK_FIELDS, VALUE_FIELDS
 
 Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
 ProductCategory = get_model("catalogue", "ProductCategory")
 ProductAttributeValue = get_model("catalogue", "ProductAttributeValue")
 MultiOption = ProductAttributeValue.value_multi_option.through
-
-# What a digest covers: the fields the sync writes back when someone else changed them (as
-# capture.py's triggers count them). Never num_in_stock nor num_allocated, which orders
-# change, nor timestamps. A product's digest also lists its children, so a deleted child
-# shows. Columns by attname.
-PRODUCT_FIELDS = (
-    "title",
-    "description",
-    "is_public",
-    "product_class_id",
-    "structure",
-    "parent_id",
-)
-STOCK_FIELDS = ("partner_id", "partner_sku", "price", "price_currency")
-VALUE_FIELDS = (
-    "attribute_id",
-    "value_text",
-    "value_integer",
-    "value_boolean",
-    "value_float",
-    "value_richtext",
-    "value_date",
-    "value_datetime",
-    "value_option_id",
-)
 
 
 def _column(model, alias: str, attname: str) -> str:
