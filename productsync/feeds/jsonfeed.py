@@ -15,7 +15,7 @@ from productsync.feeds.bounds import (
     line_read,
     line_too_long,
 )
-from productsync.feeds.stream import MAX_DEPTH, depth_exceeds
+from productsync.feeds.stream import MAX_DEPTH, depth_exceeds, may_nest_deeper
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed, one_line, payload_dump
 
@@ -86,8 +86,9 @@ def _no_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 
 
-def jsonl_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
-    """One JSON object per line; a line that is not JSON is one failed item, not the end."""
+def jsonl_items(stream: io.BufferedReader, parse: bool = True) -> Iterator[FeedItem]:
+    """One JSON object per line; a line that is not JSON is one failed item, not the end.
+    Without parse, each item without its payload (to count them)."""
     position, lineno, bound = 0, 0, item_bound()
     while (read := line_read(stream, bound)) is not None:
         line, size = read
@@ -98,9 +99,13 @@ def jsonl_items(stream: io.BufferedReader) -> Iterator[FeedItem]:
             continue
         if not line.strip():
             continue
+        if not parse:
+            yield FeedItem(position, None)
+            position += 1
+            continue
         try:
             payload = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
-            if depth_exceeds(payload):
+            if may_nest_deeper(line) and depth_exceeds(payload):
                 raise ValueError(TOO_DEEP)
         except (ValueError, RecursionError) as exc:
             # Undecodable bytes stay visible as \xNN escapes in the kept text.

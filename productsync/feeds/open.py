@@ -122,7 +122,7 @@ def reader_for(
     csv_options = {"delimiter": options.delimiter, "encoding": options.encoding}
     readers = {
         "json": functools.partial(jsonfeed.json_items, parse=parse),
-        "jsonl": jsonfeed.jsonl_items,
+        "jsonl": functools.partial(jsonfeed.jsonl_items, parse=parse),
         "csv": functools.partial(csvfeed.csv_items, **csv_options, notes=notes),
         "oscar-csv": functools.partial(oscarcsv.oscar_items, **csv_options),
         "xml": functools.partial(_xml_sniffed, notes=notes),
@@ -359,7 +359,7 @@ def _path_open(
     try:
         if count and regular:
             # Only regular files are counted: a pipe or a device can be read once. Our JSON
-            # array and a partial CSV are counted without making payloads.
+            # array, JSON Lines and a partial CSV are counted without making payloads.
             counter = reader
             if not (options.mapping or options.preset):
                 counter = reader_for(name, options, parse=False)[1]
