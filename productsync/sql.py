@@ -249,9 +249,10 @@ def _copy(cursor, sql: str, rows: Iterable[tuple]) -> None:
 
 def update_rows(model, fields: list[str], rows: list[tuple], same: dict | None = None) -> None:
     """UPDATE the rows (tuples of the primary key, then the values of fields by attname) with
-    one statement per max_query_params, joining a VALUES list: what bulk_update writes, without
-    its CASE WHEN per row and field (its compilation grows with the square of the batch).
-    same: values (by attname) set on every row, sent once rather than per row."""
+    one statement joining the rows: what bulk_update writes, without its CASE WHEN per row and
+    field (its compilation grows with the square of the batch). PostgreSQL: the rows as one
+    array per column; SQLite: a VALUES list, a statement per max_query_params. same: values
+    (by attname) set on every row, sent once rather than per row."""
     if not rows:
         return
     conn = connections[DEFAULT_DB_ALIAS]
@@ -272,6 +273,16 @@ def update_rows(model, fields: list[str], rows: list[tuple], same: dict | None =
         + [f"{quote(f.column)} = %s" for f, _ in constants]
     )
     constant_values = [f.get_db_prep_save(value, conn) for f, value in constants]
+    if conn.vendor == "postgresql":
+        # One array per column: one parameter each, however many rows.
+        arrays = ", ".join(f"CAST(%s AS {c}[])" for c in casts)
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) "
+                f"WHERE {table}.{quote(opts.pk.column)} = v.c0",
+                constant_values + [list(column) for column in zip(*rows, strict=True)],
+            )
+        return
     per_statement = len(rows)
     if conn.features.max_query_params:
         room = conn.features.max_query_params - len(constants)
