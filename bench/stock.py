@@ -9,13 +9,16 @@ timed as whole processes and as runs (their own time, start-up left out); median
 """
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
 from pathlib import Path
 
-import catalogue
-from run import BENCH, ROOT, Database, run, sync_argv
+os.environ.setdefault("BENCH_PG_PREFIX", "ps_bench_stock")  # beside bench/run.py's
+
+import catalogue  # noqa: E402
+from run import BENCH, ROOT, Database, run, sync_argv  # noqa: E402
 
 
 def prepared(kind: str, work: Path, n: int) -> tuple[Database, dict]:
