@@ -191,8 +191,9 @@ def run(argv: list[str], database_url: str) -> tuple[float, int, float | None, f
         elapsed = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
+            out.seek(0)
             err.seek(0)
-            tail = err.read()[-2000:]
+            tail = out.read()[-1000:] + err.read()[-2000:]
             raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{tail}")
         out.seek(0)
         found = RUN_TIME.findall(out.read())
