@@ -105,12 +105,12 @@ def cases(files: dict, with_odin: bool) -> list[Case]:
             )
         )
     # A re-sync of the same file skips it (its digest is the last run's); --full reads and
-    # checks every item.
+    # checks every item; --compare also compares every product with its item by value.
     for size in (1000, 15):
-        for extra in ((), ("--full",)):
+        for extra in ((), ("--full",), ("--compare",)):
             out.append(
                 Case(
-                    f"re-sync unchanged{' --full' if extra else ''}, --batch-size {size}",
+                    f"re-sync unchanged{''.join(' ' + e for e in extra)}, --batch-size {size}",
                     lambda f, s=size, e=extra: sync_argv(f["json"], s, *e),
                     size,
                     prepare=lambda f, s=size: sync_argv(f["json"], s),
