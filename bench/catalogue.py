@@ -116,6 +116,7 @@ def write_all(directory: Path, n: int) -> dict[str, Path]:
         ("jsonl", "jsonl", write_jsonl),
         ("csv", "csv", write_csv),
         ("changed", "changed.json", write_changed_json),
+        ("fresh", "fresh.json", write_fresh_json),
         ("stock", "stock.csv", write_stock_csv),
     )
     for fmt, suffix, write in writers:
@@ -125,6 +126,9 @@ def write_all(directory: Path, n: int) -> dict[str, Path]:
             write(tmp, n)
             tmp.rename(path)
         paths[fmt] = path
+    # Where a re-sync's feed is synced first and then replaced by another version's bytes
+    # (bench/run.py): the same source both times, as a supplier's feed path is.
+    paths["live"] = directory / f"catalogue-{n}.live.json"
     return paths
 
 
@@ -144,6 +148,15 @@ def write_changed_json(path: Path, n: int, every: int = 100) -> None:
             item = changed(item, i) if i % every == 0 else item
             out.write(("," if i else "") + json.dumps(item) + "\n")
         out.write("]\n")
+
+
+def write_fresh_json(path: Path, n: int) -> None:
+    """The JSON catalogue of n products in a file of other bytes: every item's bytes as in
+    write_json, one more newline at the end. A re-sync of it reads every item (the file is
+    not the one the last run read) and finds each unchanged."""
+    write_json(path, n)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("\n")
 
 
 def write_stock_csv(path: Path, n: int) -> None:

@@ -41,6 +41,9 @@ class Case:
     argv: callable
     batch: int  # products per batch (1: per product), for queries per batch
     prepare: callable = None
+    # A re-sync of another version of the feed: the catalogue is synced from files["live"]
+    # (prepare), then this version's bytes replace it there, the same source as a supplier's.
+    feed: str | None = None
     runs: list = field(default_factory=list)  # run()'s figures per repeat
     queries_per_batch: float | None = None
 
@@ -88,23 +91,26 @@ def cases(files: dict, with_odin: bool) -> list[Case]:
                 size,
             )
         )
-    # A re-sync with 1% of the prices changed reads every item; only the changed ones are
-    # validated and written.
-    out.append(
-        Case(
-            "re-sync 1% changed, --batch-size 1000",
-            lambda f: sync_argv(f["changed"], 1000),
-            1000,
-            prepare=lambda f: sync_argv(f["json"], 1000),
+    # Re-syncs of new bytes read every item: a file of the same items (one more newline at
+    # its end) finds each unchanged; with 1% of the prices changed, only those are validated
+    # and written.
+    for name, feed in (("unchanged items (fresh bytes)", "fresh"), ("1% changed", "changed")):
+        out.append(
+            Case(
+                f"re-sync {name}, --batch-size 1000",
+                lambda f: sync_argv(f["live"], 1000),
+                1000,
+                prepare=lambda f: sync_argv(f["live"], 1000),
+                feed=feed,
+            )
         )
-    )
     # A re-sync of the same file skips it (its digest is the last run's); --full reads and
-    # checks every item.
+    # checks every item; --compare also compares every product with its item by value.
     for size in (1000, 15):
-        for extra in ((), ("--full",)):
+        for extra in ((), ("--full",), ("--compare",)):
             out.append(
                 Case(
-                    f"re-sync unchanged{' --full' if extra else ''}, --batch-size {size}",
+                    f"re-sync unchanged{''.join(' ' + e for e in extra)}, --batch-size {size}",
                     lambda f, s=size, e=extra: sync_argv(f["json"], s, *e),
                     size,
                     prepare=lambda f, s=size: sync_argv(f["json"], s),
@@ -185,13 +191,25 @@ def run(argv: list[str], database_url: str) -> tuple[float, int, float | None, f
         elapsed = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
+            out.seek(0)
             err.seek(0)
-            tail = err.read()[-2000:]
+            tail = out.read()[-1000:] + err.read()[-2000:]
             raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{tail}")
         out.seek(0)
         found = RUN_TIME.findall(out.read())
     cpu = usage.ru_utime + usage.ru_stime
     return elapsed, usage.ru_maxrss, float(found[-1]) if found else None, cpu
+
+
+def case_prepare(case: Case, files: dict, url: str) -> None:
+    """A case's untimed preparation: its first sync, then for a re-sync of another version
+    of the feed that version's bytes put in place of the synced file."""
+    if case.feed:
+        shutil.copyfile(files["json"], files["live"])
+    if case.prepare:
+        run(case.prepare(files), url)
+    if case.feed:
+        shutil.copyfile(files[case.feed], files["live"])
 
 
 def lookups_settled() -> int:
@@ -220,8 +238,7 @@ def count_queries(case: Case, db: Database, work: Path) -> float:
     for n in sizes:
         files = catalogue.write_all(work / "feeds", n)
         db.reset()
-        if case.prepare:
-            run(case.prepare(files), db.url)
+        case_prepare(case, files, db.url)
         out = work / "queries.json"
         run([str(BENCH / "querycount.py"), str(out), *case.argv(files)], db.url)
         counts.append(json.loads(out.read_text())["queries"])
@@ -261,8 +278,7 @@ def measure(
         for repeat in range(repeats):
             for case in todo:
                 db.reset()
-                if case.prepare:
-                    run(case.prepare(files), db.url)
+                case_prepare(case, files, db.url)
                 case.runs.append(run(case.argv(files), db.url))
                 seconds, rss = case.runs[-1][:2]
                 print(
@@ -316,6 +332,22 @@ def resync_lines(todo: list[Case]) -> str:
             f"process; the run itself {in_run:.1f}× (first "
             f"{statistics.median(r[2] for r in a.runs):.2f}s, re-sync "
             f"{statistics.median(r[2] for r in b.runs):.3f}s)"
+        )
+    return "\n".join(lines)
+
+
+def floor_lines(todo: list[Case]) -> str:
+    """Each sync against the floor in chunks of its batch size and against
+    oscar_import_catalogue, as whole processes, ratios pair by pair."""
+    floors = {c.batch: c for c in todo if c.name.startswith("floor")}
+    oscar = next((c for c in todo if c.name == "oscar_import_catalogue"), None)
+    lines = []
+    for case in (c for c in todo if c.name.startswith("sync_products") and c.batch in floors):
+        by_oscar = f"; {median_ratio(oscar, case):.1f}× faster than {oscar.name}" if oscar else ""
+        lines.append(
+            f"- {case.name}: {median_ratio(case, floors[case.batch]):.2f}× the time of "
+            f"{floors[case.batch].name} (its speed: "
+            f"{median_ratio(floors[case.batch], case):.2f}×){by_oscar}"
         )
     return "\n".join(lines)
 
@@ -437,6 +469,7 @@ def main() -> None:
         todo = measure(kind, args.products, args.repeats, args.work / kind, with_odin, only)
         print(table(kind, args.products, todo) + "\n")
         print(resync_lines(todo) + "\n")
+        print(floor_lines(todo) + "\n")
         print(batch_size_table(kind, todo) + "\n", flush=True)
 
 
