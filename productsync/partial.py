@@ -85,16 +85,20 @@ class StockItem:
     currency: str | None
     num_in_stock: int | None
     payload: Any = None
+    made: PartialRecord | None = None  # the record, made on first use
 
     @property
     def record(self) -> PartialRecord:
-        values = {
-            "price": self.price,
-            "price_currency": self.currency,
-            "num_in_stock": self.num_in_stock,
-        }
-        values = {key: v for key, v in values.items() if v is not None}
-        return PartialRecord("", {}, (StockChange(self.partner, self.partner_sku, values),))
+        if self.made is None:
+            values = {
+                "price": self.price,
+                "price_currency": self.currency,
+                "num_in_stock": self.num_in_stock,
+            }
+            values = {key: v for key, v in values.items() if v is not None}
+            change = StockChange(self.partner, self.partner_sku, values)
+            self.made = PartialRecord("", {}, (change,))
+        return self.made
 
     def raw(self) -> str:
         return payload_dump(self.payload)
