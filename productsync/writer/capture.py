@@ -5,7 +5,7 @@ they do not count, and a repair subtracts the count it read, so that an edit com
 between that read and the repair is still counted, and repaired by the next run.
 
 Row triggers: a TRUNCATE, or a session that disables triggers (session_replication_role =
-replica), is not seen; `--full` compares values and repairs those too."""
+replica), is not seen; a `--compare` run compares values and repairs those too."""
 
 from contextlib import contextmanager
 
