@@ -59,7 +59,7 @@ class BatchWriter:
         self.stock_authoritative = False
         # Which items it writes: all (""), new products only ("create"), existing ("update").
         self.only = ""
-        # Compare every product with its item by value (a full run), not only the edited.
+        # Compare every product with its item by value (--compare), not only the edited.
         self.compare = False
         sqlite_variable_limit_lift()
 

@@ -23,7 +23,7 @@ class Known(NamedTuple):
     same: set[int]  # the units whose stored fingerprint is their item's
     drifted: set[int]  # of those, the ones a product of which someone changed since
     taken: dict[str, int]  # a dry run's: {upc: position} its earlier batches recorded
-    # Comparing by value (a full run): the same units' products' digests before the write;
+    # Comparing by value (--compare): the same units' products' digests before the write;
     # each same unit is written again, and had drifted if the write changed a digest.
     digests: dict[int, list] | None = None
 
@@ -48,7 +48,7 @@ def known_read(
 ) -> Known:
     """Read what the catalogue holds of the items' products, reusing what unchanged_skip
     read in this transaction (looked_up) when it covers them. compare: every unit the last
-    sync wrote as its item is is written again and compared by value (a full run)."""
+    sync wrote as its item is is written again and compared by value (a --compare run)."""
     upcs = {member.upc for item in items for _, member in item.record.members()}
     if looked_up is not None and upcs <= looked_up.upcs:
         existing = looked_up.existing
