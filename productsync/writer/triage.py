@@ -47,8 +47,8 @@ def known_read(
     items: list[ValidItem], looked_up, run_id: int, dry_run: bool, compare: bool = False
 ) -> Known:
     """Read what the catalogue holds of the items' products, reusing what unchanged_skip
-    read in this transaction (looked_up) when it covers them. compare: every unit the last
-    sync wrote as its item is is written again and compared by value (a --compare run)."""
+    read in this transaction (looked_up) when it covers them. compare: each unit the last
+    sync wrote as its item says is written again and compared by value (a --compare run)."""
     upcs = {member.upc for item in items for _, member in item.record.members()}
     if looked_up is not None and upcs <= looked_up.upcs:
         existing = looked_up.existing
