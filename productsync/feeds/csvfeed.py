@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from productsync.exceptions import FeedError, SourceError
 from productsync.feeds.bounds import CsvLines, item_bound
+from productsync.feeds.stream import NOTED_FIELDS, NOTED_STOCK_FIELDS, not_carried_note
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
 
@@ -269,14 +270,13 @@ def table_items(rows: Iterator[Row], notes: list | None = None) -> Iterator[Feed
 
 def absent_note(flat: dict, notes: list) -> None:
     """Note the fields of data a row's header has no column for (prices and stock levels
-    when it has stock records): the feed does not carry them. is_public and currency, left
-    out by most files, are not named."""
-    wanted = ["description", "categories"]
+    when it has stock records): the feed does not carry them."""
+    wanted = NOTED_FIELDS
     if "partner" in flat or "partner_sku" in flat:
-        wanted += ["price", "num_in_stock"]
+        wanted += NOTED_STOCK_FIELDS
     absent = [name for name in wanted if name not in flat]
     if absent:
-        notes.append(f"the feed did not carry: {', '.join(absent)} — left as they were")
+        notes.append(not_carried_note(absent))
 
 
 def _ours(column: str) -> str:

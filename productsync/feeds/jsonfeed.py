@@ -15,7 +15,14 @@ from productsync.feeds.bounds import (
     line_read,
     line_too_long,
 )
-from productsync.feeds.stream import MAX_DEPTH, depth_exceeds, may_nest_deeper
+from productsync.feeds.stream import (
+    MAX_DEPTH,
+    NOTED_FIELDS,
+    NOTED_STOCK_FIELDS,
+    depth_exceeds,
+    may_nest_deeper,
+    not_carried_note,
+)
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed, one_line, payload_dump
 
@@ -118,12 +125,6 @@ def jsonl_items(stream: io.BufferedReader, parse: bool = True) -> Iterator[FeedI
         raise FeedError("the feed is empty: expected one JSON object per line")
 
 
-# Fields of data an item may leave out, named in the run's notes when some do (is_public
-# and currency, which most feeds leave to their defaults, are not named).
-NOTED_FIELDS = ("description", "categories")
-NOTED_STOCK_FIELDS = ("price", "num_in_stock")
-
-
 def absent_noted(items: Iterator[FeedItem], notes: list) -> Iterator[FeedItem]:
     """The items; once they are all read, notes name the fields some of them did not carry
     (left as they are), with how many items left each out."""
@@ -143,4 +144,4 @@ def absent_noted(items: Iterator[FeedItem], notes: list) -> Iterator[FeedItem]:
         yield item
     named = [f"{name} ({count} of {read} items)" for name, count in counts.items() if count]
     if named:
-        notes.append(f"the feed did not carry: {', '.join(named)} — left as they were")
+        notes.append(not_carried_note(named))

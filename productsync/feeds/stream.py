@@ -71,6 +71,18 @@ def is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
 
+# Fields of data an item may leave out, named in the run's notes when some do (is_public
+# and currency, which most feeds leave to their defaults, are not named); the stock ones
+# only of items with stock records.
+NOTED_FIELDS = ("description", "categories")
+NOTED_STOCK_FIELDS = ("price", "num_in_stock")
+
+
+def not_carried_note(named: list[str]) -> str:
+    """The run's note naming the fields (with how they are missing) a feed did not carry."""
+    return f"the feed did not carry: {', '.join(named)} — left as they were"
+
+
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether a parsed item nests arrays/objects deeper than limit (iterative, no recursion)."""
     containers = (dict, list)

@@ -17,7 +17,7 @@ from productsync.partial import PartialItem, StockChange, StockItem
 from productsync.sql import quoted_names, select_rows, update_given
 from productsync.writer.capture import sync_writes
 from productsync.writer.search import search_index_update
-from productsync.writer.stock import STOCK_VALUES, price_text, stockrecords_by_sku
+from productsync.writer.stock import FED_AS, STOCK_VALUES, price_text, stockrecords_by_sku
 
 Product = get_model("catalogue", "Product")
 Partner = get_model("partner", "Partner")
@@ -245,7 +245,7 @@ def _change_rows(old: dict, diff: dict, change: StockChange | None = None) -> li
     catalogue writer names them; change: the stock record they are of, if any."""
     out = []
     for name, new in diff.items():
-        field = "currency" if name == "price_currency" else name
+        field = FED_AS.get(name, name)  # a stock value as the feed names it
         if change is not None:
             field = stock_field(change.partner, change.partner_sku, field)
         out.append([field, _shown(name, old[name]), _shown(name, new)])

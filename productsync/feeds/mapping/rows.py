@@ -18,6 +18,7 @@ from productsync.feeds.mapping.grouping import (
 )
 from productsync.feeds.mapping.rules import Rule
 from productsync.feeds.mapping.shapes import group_payload
+from productsync.feeds.stream import not_carried_note
 from productsync.feeds.xmlfeed import Document, xml_rows, xml_value
 from productsync.outcomes import FeedItem
 from productsync.records import Unparsed
@@ -135,8 +136,7 @@ class RowMapping:
         carried (left as they are). `parent.` and absolute paths count as present."""
         if not isinstance(row, dict):
             return frozenset()
-        shapes = [self.shape] + ([self.variants.shape] if self.variants else [])
-        paths = {p for shape in shapes for p in shape.paths() if p[:1] != "/"}
+        paths = {p for shape in self._shapes() for p in shape.paths() if p[:1] != "/"}
         return frozenset(
             p for p in paths if not p.startswith("parent.") and xml_value(row, p) is None
         )
@@ -205,11 +205,15 @@ class RowMapping:
         """Note the fields the feed does not carry because their columns are absent, once:
         left as they are. A column whose field another column gives (a preset reads
         several versions of a platform's export) goes unmentioned."""
-        shapes = [self.shape] + ([self.variants.shape] if self.variants else [])
-        fields = {k: v for shape in shapes for k, v in shape.fields.absent(self.absent).items()}
+        absent = self.absent
+        fields = {k: v for s in self._shapes() for k, v in s.fields.absent(absent).items()}
         if fields:
-            named = ", ".join(f"{name} (column {column})" for name, column in fields.items())
-            self.notes.append(f"the feed did not carry: {named} — left as they were")
+            named = [f"{name} (column {column})" for name, column in fields.items()]
+            self.notes.append(not_carried_note(named))
+
+    def _shapes(self) -> list:
+        """The shapes of the items it reads: the product's, and its variants' if any."""
+        return [self.shape] + ([self.variants.shape] if self.variants else [])
 
     def _groups(self, rows: Iterator[Row], getter) -> Iterator[list[Row]]:
         group = self.group
