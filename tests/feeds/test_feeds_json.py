@@ -36,6 +36,23 @@ def test_a_bad_jsonl_line_is_one_unparsed_item_not_the_end(tmp_path):
     assert items[2].payload == {"upc": "3"}
 
 
+def test_a_jsonl_item_nested_too_deep_fails_alone_and_is_counted(tmp_path):
+    def nested(levels: int) -> str:  # the item is level 1, each list one more
+        return '{"upc": "X", "junk": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+    path = tmp_path / "deep.jsonl"
+    brackets = '{"upc": "B", "title": "' + "[{" * 100 + '"}'  # shallow, bracketed text
+    path.write_text("\n".join([nested(64), nested(65), brackets, nested(3000)]) + "\n")
+
+    total, items = read(str(path))
+
+    assert total == 4
+    assert items[0].payload["upc"] == "X" and items[2].payload["upc"] == "B"
+    for deep in (items[1], items[3]):
+        assert isinstance(deep.payload, Unparsed)
+        assert "nested deeper than 64 levels" in deep.payload.message
+
+
 def test_utf8_bom_is_skipped(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + b'[{"upc": "1"}]')
