@@ -4,7 +4,7 @@ preview shows of a new one, in the same form."""
 from typing import Any
 
 # The fields of a product compared one by one; categories compare as one list.
-SCALARS = ("title", "description", "product_class", "categories", "is_public")
+SCALARS = ("barcode", "title", "description", "product_class", "categories", "is_public")
 STOCK_VALUES = ("price", "currency", "num_in_stock")
 # What a preview shows of a new product's children: their number, and the first few.
 CHILDREN_SHOWN = 5

@@ -127,7 +127,13 @@ def _csv_rows(payload: dict) -> Iterator[list[str]]:
     categories = payload.get("categories")
     if isinstance(categories, list) and all(isinstance(c, str) for c in categories):
         categories = "|".join(categories)
-    product = [_cell(categories if f == "categories" else payload.get(f)) for f in PRODUCT_FIELDS]
+    # A CSV cell is never absent: an item without a barcode has its key as UPC (records).
+    given = {
+        **payload,
+        "categories": categories,
+        "barcode": payload.get("barcode", payload.get("upc")),
+    }
+    product = [_cell(given.get(f)) for f in PRODUCT_FIELDS]
     stockrecords = payload.get("stockrecords") or [{}]
     for stockrecord in stockrecords:
         yield product + [_cell(stockrecord.get(f)) for f in STOCK_FIELDS]

@@ -11,8 +11,16 @@ from productsync.exceptions import ProductSyncError
 from productsync.records import ProductRecord
 
 # Fields added later are left out of a fingerprint while empty, so earlier ones stay valid.
-LATER_FIELDS = ("slug", "class_options", "attribute_types", "attribute_names")
-CHILD_FIELDS = ("title", "description", "is_public", "attributes", "images", "stockrecords")
+LATER_FIELDS = ("slug", "barcode", "class_options", "attribute_types", "attribute_names")
+CHILD_FIELDS = (
+    "title",
+    "description",
+    "is_public",
+    "attributes",
+    "images",
+    "stockrecords",
+    "barcode",
+)
 # Lists a run that does not own them still reads (to find the records and children whose
 # owned fields it writes): in a fingerprint even when the item does not carry them.
 FOUND_LISTS = ("children", "stockrecords")
@@ -27,6 +35,7 @@ PRODUCT_FIELDS = (
     "images",
     "children",
     "stockrecords",
+    "barcode",
 )
 STOCK_FIELDS = ("price", "currency", "num_in_stock")
 OWNABLE = PRODUCT_FIELDS + STOCK_FIELDS
@@ -96,9 +105,13 @@ def record_fingerprint(
     what they do not know and give what they do, keep the digests they had before the two
     differed. With owns, the fields the run does not own are left out."""
     # Fields added later are left out while empty, so earlier fingerprints stay valid.
-    exclude: dict = {name: True for name in LATER_FIELDS if not getattr(record, name)}
+    exclude: dict = {name: True for name in LATER_FIELDS if _unset_later(getattr(record, name))}
     # Children's fields added later, left out while no child has them.
-    unused = {n for n in ("slug", "images") if not any(getattr(c, n) for c in record.children)}
+    unused = {
+        n
+        for n in ("slug", "images", "barcode")
+        if all(_unset_later(getattr(c, n)) for c in record.children)
+    }
     if owns is None:
         if unused:
             exclude["children"] = {"__all__": unused}
@@ -115,6 +128,12 @@ def record_fingerprint(
     text += f"\nowns: {','.join(owns)}" if owns is not None else ""
     text += f"\n{policy}" if policy else ""
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _unset_later(value) -> bool:
+    """Whether a field added later is left at its default (None, or an empty list or table;
+    an empty barcode is given: it clears the UPC)."""
+    return value is None or value == [] or value == {}
 
 
 def _given_defaults(record: ProductRecord) -> list[str]:

@@ -132,6 +132,13 @@ class StockRecordIn(BaseModel):
 
 
 Upc = text(min_length=1, max_length=64)
+# Oscar's UPC where it is not the item's key: empty (or null) for none (writer product_upc).
+Barcode = Annotated[
+    str,
+    BeforeValidator(lambda v: "" if v is None else v),
+    StringConstraints(strip_whitespace=True, max_length=64),
+    AfterValidator(text_storable),
+]
 # Oscar's ProductAttribute.code rule: a Python identifier.
 AttributeCode = Annotated[
     str, StringConstraints(pattern=r"^[a-zA-Z_][0-9a-zA-Z_]*$", max_length=128)
@@ -185,6 +192,7 @@ class ChildRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
+    barcode: Barcode | None = None
     title: text(max_length=255) = ""
     slug: Slug | None = None
     description: EmptyableText = ""
@@ -204,6 +212,7 @@ class ProductRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
+    barcode: Barcode | None = None
     title: text(min_length=1, max_length=255)
     product_class: text(min_length=1, max_length=128)
     description: EmptyableText = ""

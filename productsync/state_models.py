@@ -12,6 +12,11 @@ class SyncedProduct(models.Model):
         primary_key=True,
         related_name="productsync_state",
     )
+    # What the product's items name in `upc`: its key, kept apart from Product.upc, which
+    # is the platform's barcode where the feed gives one (writer.catalogue.product_upc).
+    # Null, not "", where unknown (a state from before keys whose product lost its UPC):
+    # unique, as Oscar's own upc.
+    sync_key = models.CharField("sync key", max_length=64, unique=True, null=True)  # noqa: DJ001
     source = models.CharField("source", max_length=2000)
     fingerprint = models.CharField("fingerprint", max_length=32)
     raw_fingerprint = models.CharField(

@@ -15,7 +15,15 @@ from productsync.records import Unparsed
 
 DELIMITERS = ",;\t|"
 CATEGORY_SEPARATOR = "|"
-PRODUCT_FIELDS = ("upc", "title", "product_class", "description", "categories", "is_public")
+PRODUCT_FIELDS = (
+    "upc",
+    "barcode",
+    "title",
+    "product_class",
+    "description",
+    "categories",
+    "is_public",
+)
 STOCK_FIELDS = ("partner", "partner_sku", "price", "currency", "num_in_stock")
 FIELDS = PRODUCT_FIELDS + STOCK_FIELDS
 REQUIRED = ("upc", "title", "product_class")

@@ -14,7 +14,7 @@ from productsync.exceptions import FeedError
 from productsync.models import SyncRun
 from productsync.outcomes import BatchResult, FeedItem, ItemOutcome
 from productsync.services.mode import RunMode
-from productsync.writer import products_by_upc
+from productsync.writer import products_by_key
 
 # The guard judges the first batch or the first this many items, whichever is larger...
 GUARD_ITEMS = 1000
@@ -138,7 +138,7 @@ def _window_outcomes(
         try:
             with transaction.atomic():
                 valid, looked_up = mode.items(writer, chunk, result, True)
-                if valid and (mode.partial or products_by_upc({i.record.upc for i in valid})):
+                if valid and (mode.partial or products_by_key({i.record.upc for i in valid})):
                     writer.write(valid, result, looked_up=looked_up)  # else nothing to judge
                 transaction.set_rollback(True)
         except DatabaseError:

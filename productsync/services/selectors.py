@@ -44,7 +44,7 @@ def run_batch_products(
     run: SyncRun, batches: list[SyncBatch]
 ) -> list[tuple[SyncBatch, list[tuple[str, str, str | None]]]]:
     """Each batch with the products it wrote, as far as the products' sync state still points
-    at this run: (upc, title, dashboard URL), looked up in one query for all the batches."""
+    at this run: (key, title, dashboard URL), looked up in one query for all the batches."""
     if not batches:
         return []
     products = list(
@@ -54,7 +54,7 @@ def run_batch_products(
             last_position__lte=batches[-1].last_position,
         )
         .order_by("last_position")
-        .values_list("last_position", "product_id", "product__upc", "product__title")
+        .values_list("last_position", "product_id", "sync_key", "product__title")
     )
     return [
         (

@@ -5,7 +5,7 @@ from productsync.writer.capture import capture_install, capture_remove, edits_in
 from productsync.writer.catalogue import (
     catalogue_category_view_refresh,
     product_dashboard_urls,
-    products_by_upc,
+    products_by_key,
     products_hide,
     products_missing,
 )
@@ -29,7 +29,7 @@ __all__ = [
     "items_lock",
     "catalogue_snapshots",
     "product_dashboard_urls",
-    "products_by_upc",
+    "products_by_key",
     "products_hide",
     "products_missing",
     "search_index_update",

@@ -16,7 +16,7 @@ from productsync.records import ClassOptions, ProductRecord
 from productsync.sql import delete_quietly, insert_rows, sqlite_variable_limit_lift
 from productsync.writer.attributes import Attributes, attributes_clear
 from productsync.writer.capture import edits_settle, sync_writes
-from productsync.writer.catalogue import product_slug, products_insert
+from productsync.writer.catalogue import product_slug, product_upc, products_insert
 from productsync.writer.categories import CategoryTree
 from productsync.writer.drift import unit_digests
 from productsync.writer.item_rows import outcomes_add, snapshots_before
@@ -210,7 +210,7 @@ class BatchWriter:
         new_ids = products_insert(
             [
                 (
-                    item.record.upc,
+                    product_upc(item.record),
                     item.record.title,
                     item.record.slug or product_slug(item.record.title),
                     html_clean(item.record.description),
@@ -245,6 +245,7 @@ class BatchWriter:
                 member_ids[(item.position, prefix)] = existing[child.upc].id
         synced_at = timezone.now()
         state = [
+            "sync_key",
             "source",
             "fingerprint",
             "raw_fingerprint",
@@ -259,6 +260,7 @@ class BatchWriter:
             [
                 (
                     member_ids[(item.position, prefix)],
+                    member.upc,
                     self.source,
                     item.fingerprint,
                     item.raw_fingerprint,
@@ -309,7 +311,9 @@ def _children_write(touched, existing, updates, now) -> dict[tuple[int, str], in
                 keys.append((item.position, prefix))
                 slug = child.slug or product_slug(child.title or item.record.title)
                 description = html_clean(child.description)
-                rows.append((child.upc, child.title, slug, description, None, child.is_public))
+                rows.append(
+                    (product_upc(child), child.title, slug, description, None, child.is_public)
+                )
                 rows[-1] += (Product.CHILD, parent_id)
             else:
                 updates.append((row.id, product_changes(child, None, now, row, parent_id)))

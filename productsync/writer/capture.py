@@ -31,6 +31,7 @@ MARKER_TABLE = "productsync_writing"
 # num_allocated, which orders change, nor timestamps), a row moved to another product, or a
 # row added or removed. drift.py's digest covers the same.
 PRODUCT_FIELDS = (
+    "upc",
     "title",
     "description",
     "is_public",

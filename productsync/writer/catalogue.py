@@ -1,5 +1,6 @@
 """Catalogue state the runs read and change: product lookups, hiding, the category view."""
 
+import re
 from typing import NamedTuple
 
 from django.db import connection
@@ -37,8 +38,8 @@ def products_missing(source: str, run_id: int, failed_upcs) -> list[int]:
     return list(
         Product.objects.filter(productsync_state__source=source, is_public=True)
         .exclude(productsync_state__last_run_id=run_id)
-        .exclude(upc__in=failed_upcs)
-        .exclude(parent__upc__in=failed_upcs)
+        .exclude(productsync_state__sync_key__in=failed_upcs)
+        .exclude(parent__productsync_state__sync_key__in=failed_upcs)
         # Children of an item that did not carry its children are left as they are.
         .exclude(parent__productsync_state__last_run_id=run_id)
         .values_list("pk", flat=True)
@@ -72,35 +73,92 @@ PRODUCT_COLUMNS = [
     "parent_id",
 ]
 
+# A product's key, what its items name in `upc`: kept in its sync state once the sync wrote
+# it; before, its UPC; a product with neither is named by its id (export_products).
+ID_KEY = "oscar-product-{}"
+_ID_KEY = re.compile(r"oscar-product-([1-9][0-9]{0,17})")
+
+
+def product_key(sync_key: str | None, upc: str | None, product_id: int) -> str:
+    """The key of a product (key_select's rule, for rows read by the ORM)."""
+    return sync_key or upc or ID_KEY.format(product_id)
+
+
+def product_upc(member) -> str | None:
+    """The UPC a new product gets: its barcode where the item gives one (an empty barcode:
+    none), else the item's key."""
+    if member.barcode is None:
+        return member.upc
+    return member.barcode or None
+
+
+def product_key_sql(product: str, state: str) -> str:
+    """product_key's rule in SQL, for the product and sync state of these table aliases."""
+    p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
+    ids = f"{product}.{p['id']}"
+    return (
+        f"COALESCE({state}.{s['sync_key']}, {product}.{p['upc']}, '{ID_KEY.format('')}' || {ids})"
+    )
+
+
+def key_select(columns: str, keys: set[str], joins: str = "") -> list[tuple]:
+    """Rows of columns (over product p, its sync state s, and joins) of the products these
+    keys name, with "{key}" in columns for the product's key. A product the sync wrote is
+    found by its sync state's key, another by its UPC (or, without a UPC, by the key its id
+    makes): each by an index. The products whose UPC is one of the keys come too, whatever
+    their key: the writer checks that no other product holds a UPC it writes."""
+    if not keys:
+        return []
+    p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
+    upc, key = f"p.{p['upc']}", f"s.{s['sync_key']}"
+    columns = columns.format(key=product_key_sql("p", "s"))
+    base = (
+        f"SELECT {columns} FROM {p['']} p LEFT JOIN {s['']} s "
+        f"ON s.{s['product_id']} = p.{p['id']} {joins} WHERE "
+    )
+    parts = [
+        base + f"{upc} IN ({{}})",
+        base + f"{key} IN ({{}}) AND ({upc} IS NULL OR {upc} <> {key})",
+    ]
+    lists = [list(keys), list(keys)]
+    ids = [int(match.group(1)) for k in keys if (match := _ID_KEY.fullmatch(k))]
+    if ids:
+        parts.append(base + f"p.{p['id']} IN ({{}}) AND {upc} IS NULL AND {key} IS NULL")
+        lists.append(ids)
+    return select_rows(" UNION ALL ".join(parts), *lists)
+
 
 class ProductState(NamedTuple):
-    """What products_by_upc tells of each product."""
+    """What products_by_key tells of each product."""
 
     id: int
-    upc: str
+    key: str
     structure: str
-    parent_upc: str | None
+    parent_key: str | None
     fingerprint: str | None
     raw_fingerprint: str | None
     last_run_id: int | None
     last_position: int | None
     stock_fed: str | None  # JSON: the stock levels the feed last gave (stock_levels_fed)
     edits: int | None  # changes others made since the sync wrote it (writer.capture)
+    upc: str | None
 
 
-def products_by_upc(upcs: set[str]) -> dict[str, ProductState]:
-    """The products of these UPCs with their sync state (None where never synced)."""
-    if not upcs:
-        return {}
+def products_by_key(keys: set[str]) -> dict[str, ProductState]:
+    """The products of these keys with their sync state (None where never synced), by key;
+    with them, under their own keys, the products whose UPC is one of these (key_select)."""
     p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
-    sql = (
-        f"SELECT p.{p['id']}, p.{p['upc']}, p.{p['structure']}, parent.{p['upc']}, "
+    parent_key = product_key_sql("parent", "ps")
+    columns = (
+        f"p.{p['id']}, {{key}}, p.{p['structure']}, {parent_key}, "
         f"s.{s['fingerprint']}, s.{s['raw_fingerprint']}, s.{s['last_run_id']}, "
-        f"s.{s['last_position']}, s.{s['stock_fed']}, s.{s['edits']} FROM {p['']} p "
-        f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
-        f"LEFT JOIN {s['']} s ON s.{s['product_id']} = p.{p['id']} WHERE p.{p['upc']} IN ({{}})"
+        f"s.{s['last_position']}, s.{s['stock_fed']}, s.{s['edits']}, p.{p['upc']}"
     )
-    return {row[1]: ProductState(*row) for row in select_rows(sql, list(upcs))}
+    joins = (
+        f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
+        f"LEFT JOIN {s['']} ps ON ps.{s['product_id']} = parent.{p['id']}"
+    )
+    return {row[1]: ProductState(*row) for row in key_select(columns, keys, joins)}
 
 
 def products_insert(rows: list[tuple]) -> list[int]:
@@ -122,10 +180,9 @@ def product_dashboard_url(product_id: int) -> str | None:
         return None
 
 
-def product_dashboard_urls(upcs) -> dict[str, str | None]:
-    """Dashboard URLs of the products with these UPCs that exist, in one query."""
-    upcs = {upc for upc in upcs if upc}
-    if not upcs:
-        return {}
-    rows = Product.objects.filter(upc__in=upcs).values_list("upc", "pk")
-    return {upc: product_dashboard_url(pk) for upc, pk in rows}
+def product_dashboard_urls(keys) -> dict[str, str | None]:
+    """Dashboard URLs of the products of these keys that exist, in one query."""
+    keys = {key for key in keys if key}
+    p = quoted_names(Product, connection.vendor)
+    rows = key_select(f"{{key}}, p.{p['id']}", keys)
+    return {key: product_dashboard_url(pk) for key, pk in rows}

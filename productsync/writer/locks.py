@@ -33,12 +33,14 @@ def keys_lock(keys: Iterable[int]) -> bool:
 
 
 def items_lock(items: Iterable[ValidItem]) -> bool:
-    """Lock the UPCs and (partner, partner_sku) of every product of the items; return
+    """Lock the keys, barcodes and (partner, partner_sku) of every product of the items; return
     whether a lock was taken."""
     keys = set()
     for item in items:
         for _, member in item.record.members():
             keys.add(_key("upc", member.upc))
+            if member.barcode:  # a UPC the write sets (writer.triage checks who holds it)
+                keys.add(_key("upc", member.barcode))
             keys.update(_key("sku", sr.partner, sr.partner_sku) for sr in member.stockrecords)
     return keys_lock(keys)
 

@@ -14,8 +14,9 @@ from productsync.changes import stock_field
 from productsync.models import SyncItem
 from productsync.outcomes import BatchResult, ItemFailure, ItemOutcome
 from productsync.partial import PartialItem, StockChange, StockItem
-from productsync.sql import quoted_names, select_rows, update_given
+from productsync.sql import quoted_names, update_given
 from productsync.writer.capture import sync_writes
+from productsync.writer.catalogue import key_select
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import FED_AS, STOCK_VALUES, price_text, stockrecords_by_sku
 
@@ -314,12 +315,10 @@ def _stock_update_sql() -> str:
     )
 
 
-def _products(upcs: set[str]) -> dict[str, dict]:
-    """The current values of the products of these UPCs."""
-    if not upcs:
-        return {}
+def _products(keys: set[str]) -> dict[str, dict]:
+    """The current values of the products of these keys, by key."""
     names = ["id", "upc", *PRODUCT_COLUMNS]
     p = quoted_names(Product, connection.vendor)
-    sql = f"SELECT {', '.join(p[n] for n in names)} FROM {p['']} WHERE {p['upc']} IN ({{}})"
-    rows = select_rows(sql, list(upcs))
-    return {row[1]: dict(zip(names, row, strict=True)) for row in rows}
+    columns = ", ".join(["{key}", *(f"p.{p[n]}" for n in names)])
+    rows = key_select(columns, keys)
+    return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}

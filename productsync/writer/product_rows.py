@@ -4,6 +4,7 @@ from oscar.core.loading import get_model
 
 from productsync.ownership import carried
 from productsync.sql import update_rows
+from productsync.writer.catalogue import product_upc
 from productsync.writer.sanitise import html_clean
 
 Product = get_model("catalogue", "Product")
@@ -15,6 +16,8 @@ def product_changes(member, class_id, now, row, parent_id: int | None = None) ->
     id by name; parent_id: a child's parent (a child has no class of its own: Oscar's
     rule). A product the sync hid (it left the feed) comes back public unless told not."""
     values = {}
+    if carried(member, "barcode"):
+        values["upc"] = product_upc(member)
     if carried(member, "title"):
         values["title"] = member.title
     if carried(member, "description"):

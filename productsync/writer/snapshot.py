@@ -7,6 +7,7 @@ from django.db.models import Q
 from oscar.core.loading import get_model
 
 from productsync.records import category_name_escaped
+from productsync.writer.catalogue import product_key
 
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
@@ -113,7 +114,15 @@ def _categories(product_ids: list[int], known: dict[str, str]) -> dict[int, list
     return out
 
 
-PRODUCT_VALUES = ("id", "upc", "title", "description", "is_public", "product_class__name")
+PRODUCT_VALUES = (
+    "id",
+    "upc",
+    "productsync_state__sync_key",
+    "title",
+    "description",
+    "is_public",
+    "product_class__name",
+)
 
 
 def breadcrumb(path: str, names: dict[str, str]) -> str:
@@ -153,7 +162,7 @@ def product_snapshots(
     for child in children:
         kids[child["parent_id"]].append(
             {
-                "upc": child["upc"] or "",
+                **_keys(child),
                 "title": child["title"],
                 "description": child["description"],
                 "is_public": child["is_public"],
@@ -163,7 +172,7 @@ def product_snapshots(
         )
     return {
         p["id"]: {
-            "upc": p["upc"] or "",
+            **_keys(p),
             "title": p["title"],
             "product_class": p["product_class__name"] or "",
             "description": p["description"],
@@ -175,6 +184,12 @@ def product_snapshots(
         }
         for p in products
     }
+
+
+def _keys(row: dict) -> dict:
+    """A product's key (what its items name in upc) and its UPC as the item's barcode."""
+    key = product_key(row["productsync_state__sync_key"], row["upc"], row["id"])
+    return {"upc": key, "barcode": row["upc"] or ""}
 
 
 def catalogue_snapshots(source: str | None = None, chunk: int = 500) -> Iterator[dict]:

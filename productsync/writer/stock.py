@@ -7,9 +7,11 @@ from decimal import Decimal
 from django.db import connection
 from oscar.core.loading import get_model
 
+from productsync.models import SyncedProduct
 from productsync.outcomes import ValidItem
 from productsync.ownership import carried
 from productsync.sql import delete_with_dependents, insert_rows, quoted_names, select_rows
+from productsync.writer.catalogue import product_key_sql
 
 Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
@@ -32,14 +34,17 @@ _COLUMNS = ("id", "product_id", "partner_id", "partner_sku", *STOCK_VALUES)
 
 def stockrecords_by_sku(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict]:
     """The stock records of these (partner id, partner_sku), by that key: their columns
-    (id, product_id, partner_id, partner_sku and the STOCK_VALUES) and their product's upc."""
+    (id, product_id, partner_id, partner_sku and the STOCK_VALUES) and their product's key
+    (as "upc", what its items name)."""
     if not keys:
         return {}
     p, sr = quoted_names(Product, connection.vendor), quoted_names(StockRecord, connection.vendor)
     columns = ", ".join(f"sr.{sr[name]}" for name in _COLUMNS)
+    s = quoted_names(SyncedProduct, connection.vendor)
     sql = (
-        f"SELECT {columns}, p.{p['upc']} FROM {sr['']} sr JOIN {p['']} p "
-        f"ON p.{p['id']} = sr.{sr['product_id']} "
+        f"SELECT {columns}, {product_key_sql('p', 's')} FROM {sr['']} sr JOIN {p['']} p "
+        f"ON p.{p['id']} = sr.{sr['product_id']} LEFT JOIN {s['']} s "
+        f"ON s.{s['product_id']} = p.{p['id']} "
     )
     names = [*_COLUMNS, "upc"]
     if connection.vendor == "postgresql":

@@ -9,7 +9,7 @@ from oscar.core.loading import get_model
 
 from productsync.outcomes import ValidItem
 from productsync.ownership import carried
-from productsync.writer.catalogue import ProductState, products_by_upc
+from productsync.writer.catalogue import ProductState, product_upc, products_by_key
 from productsync.writer.drift import unit_digests
 from productsync.writer.item_rows import taken_in_dry_run
 
@@ -19,7 +19,8 @@ Product = get_model("catalogue", "Product")
 class Known(NamedTuple):
     """What the catalogue holds of a batch's products, read before they are written."""
 
-    existing: dict[str, ProductState]  # by upc, every product the items name that exists
+    # By key: every product the items name that exists, and each holding a UPC they give.
+    existing: dict[str, ProductState]
     same: set[int]  # the units whose stored fingerprint is their item's
     drifted: set[int]  # of those, the ones a product of which someone changed since
     taken: dict[str, int]  # a dry run's: {upc: position} its earlier batches recorded
@@ -50,10 +51,11 @@ def known_read(
     read in this transaction (looked_up) when it covers them. compare: each unit the last
     sync wrote as its item says is written again and compared by value (a --compare run)."""
     upcs = {member.upc for item in items for _, member in item.record.members()}
+    upcs |= {m.barcode for item in items for _, m in item.record.members() if m.barcode}
     if looked_up is not None and upcs <= looked_up.upcs:
         existing = looked_up.existing
     else:
-        existing = products_by_upc(upcs)
+        existing = products_by_key(upcs)
     # Items the last sync wrote as they are: unchanged, unless someone changed a product of
     # theirs since (capture counted an edit): then written again, repaired.
     same, drifted = set(), set()
@@ -104,9 +106,14 @@ def items_sort(
     product (or child) that does not exist fails."""
     out = Sorted()
     accepted: dict[str, int] = {}
+    holders = {row.upc: row for row in known.existing.values() if row.upc}
     suspect = known.suspect()
     for item in items:
-        problem = _structure_conflict(item, known.existing) or _only_conflict(item, known, only)
+        problem = (
+            _structure_conflict(item, known.existing)
+            or _only_conflict(item, known, only)
+            or _upc_taken(item, known.existing, holders)
+        )
         row = known.existing.get(item.record.upc)
         seen = _seen(item, accepted, known, run_id)
         if seen is not None:
@@ -125,7 +132,36 @@ def items_sort(
             out.changed.append((item, row.id))
         if seen is None and problem is None:
             accepted.update((m.upc, item.position) for _, m in item.record.members())
+            holders.update((upc, item) for upc in _upcs_written(item, known.existing).values())
     return out
+
+
+def _upcs_written(item: ValidItem, existing: dict) -> dict[str, str]:
+    """{field prefix: UPC} of the products of the unit whose UPC the write sets: a new one's,
+    and the barcode an item gives."""
+    return {
+        prefix: upc
+        for prefix, member in item.record.members()
+        if (member.upc not in existing or carried(member, "barcode"))
+        and (upc := product_upc(member))
+    }
+
+
+def _upc_taken(item: ValidItem, existing: dict, holders: dict) -> tuple[str, str] | None:
+    """(field, message) when a UPC the unit would write is another product's (holders: the
+    products holding the UPCs the batch gives, and the earlier items that write them)."""
+    members = dict(item.record.members())
+    for prefix, upc in _upcs_written(item, existing).items():
+        holder, own = holders.get(upc), existing.get(members[prefix].upc)
+        if holder is None or (own is not None and getattr(holder, "id", None) == own.id):
+            continue
+        field = f"{prefix}barcode" if members[prefix].barcode else f"{prefix}upc"
+        if isinstance(holder, ProductState):
+            whose = f"product {holder.key!r}"
+        else:
+            whose = f"the item at position {holder.position}"
+        return field, f"{field}: {upc!r} is already the UPC of {whose}"
+    return None
 
 
 def _seen(item: ValidItem, accepted: dict, known: Known, run_id: int):
@@ -167,7 +203,7 @@ def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | No
         is_child = row.structure == Product.CHILD
         if not prefix and is_child:
             return "upc", (
-                f"upc: {member.upc!r} is a child of product {row.parent_upc!r}; it "
+                f"upc: {member.upc!r} is a child of product {row.parent_key!r}; it "
                 "cannot become a product of its own"
             )
         # Its children left out, a parent stays one, and a parent has no stock records.
@@ -177,8 +213,8 @@ def _structure_conflict(item: ValidItem, existing: dict) -> tuple[str, str] | No
                 f"stockrecords: {member.upc!r} is a parent product and the item leaves "
                 "its children as they are; give the stock records to its children"
             )
-        if prefix and not (is_child and row.parent_upc == item.record.upc):
-            owner = f"a child of {row.parent_upc!r}" if is_child else "a product"
+        if prefix and not (is_child and row.parent_key == item.record.upc):
+            owner = f"a child of {row.parent_key!r}" if is_child else "a product"
             return f"{prefix}upc", (
                 f"{prefix}upc: {member.upc!r} is already {owner}, not a child of "
                 f"{item.record.upc!r}"

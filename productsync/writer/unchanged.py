@@ -8,7 +8,7 @@ from oscar.core.loading import get_model
 from productsync.models import SyncedProduct
 from productsync.outcomes import BatchResult, FeedItem
 from productsync.sql import update_rows
-from productsync.writer.catalogue import products_by_upc
+from productsync.writer.catalogue import products_by_key
 
 Product = get_model("catalogue", "Product")
 
@@ -17,18 +17,20 @@ class Lookup(NamedTuple):
     """What unchanged_skip read, for the writer of the same batch."""
 
     upcs: set[str]  # asked for
-    existing: dict  # the products found, by upc (products_by_upc)
+    existing: dict  # the products found, by key (products_by_key)
 
 
-def _upc(payload) -> str | None:
-    upc = payload.get("upc") if isinstance(payload, dict) else None
+def _upc(payload, name: str = "upc") -> str | None:
+    upc = payload.get(name) if isinstance(payload, dict) else None
     return upc.strip() if isinstance(upc, str) else None
 
 
-def _children(payload: dict) -> list[str]:
+def _children(payload: dict, name: str = "upc") -> list[str]:
     children = payload.get("children")
     return [
-        upc for child in (children if isinstance(children, list) else ()) if (upc := _upc(child))
+        upc
+        for child in (children if isinstance(children, list) else ())
+        if (upc := _upc(child, name))
     ]
 
 
@@ -52,13 +54,17 @@ def unchanged_skip(
     with stamp, record that this run saw them. Return the other items, for validation, and
     what was looked up, for the writer."""
     counts: dict[str, int] = {}
+    barcodes: set[str] = set()  # the writer checks who holds them (triage)
     for item in chunk:
         upc = _upc(item.payload)
         if upc is not None:
             counts[upc] = counts.get(upc, 0) + 1
             for child in _children(item.payload):
                 counts.setdefault(child, 0)
-    existing = products_by_upc(set(counts))
+            barcodes.update(_children(item.payload, "barcode"))
+            barcodes.add(_upc(item.payload, "barcode") or "")
+    barcodes.discard("")
+    existing = products_by_key(set(counts) | barcodes)
     skipped: dict[int, tuple[FeedItem, list[int]]] = {}
     for item in chunk:
         upc = _upc(item.payload)
@@ -92,4 +98,4 @@ def unchanged_skip(
                 result.images.append((existing[_upc(child)].id, _upc(child), images))
     positions = {item.position for item, _ in skipped.values()}
     rest = [item for item in chunk if item.position not in positions]
-    return rest, Lookup(set(counts), existing)
+    return rest, Lookup(set(counts) | barcodes, existing)
