@@ -18,8 +18,9 @@ from productsync.feeds.mapping.rules import (
 )
 
 # Besides our flat fields, a mapping may give a dict of attribute codes to values, images
-# (a list of references) and the slug a new product gets.
-MAPPED_FIELDS = (*FIELDS, "attributes", "images", "slug")
+# (a list of references), the slug a new product gets and its barcode (the UPC Oscar shows
+# when it is not the sync key upc; "" for none). Each once, whatever FIELDS comes to hold.
+MAPPED_FIELDS = tuple(dict.fromkeys((*FIELDS, "barcode", "attributes", "images", "slug")))
 CLASS_OPTIONS = ("track_stock", "requires_shipping")
 # What an item says of its attributes, for its class: their types and shoppers' names.
 DECLARED = ("attribute_types", "attribute_names")
