@@ -187,9 +187,10 @@ def product_snapshots(
 
 
 def _keys(row: dict) -> dict:
-    """A product's key (what its items name in upc) and its UPC as the item's barcode."""
+    """A product's key (what its items name in upc) and, where it is not the key, its UPC as
+    the item's barcode ("" for none)."""
     key = product_key(row["productsync_state__sync_key"], row["upc"], row["id"])
-    return {"upc": key, "barcode": row["upc"] or ""}
+    return {"upc": key} if row["upc"] == key else {"upc": key, "barcode": row["upc"] or ""}
 
 
 def catalogue_snapshots(source: str | None = None, chunk: int = 500) -> Iterator[dict]:
