@@ -111,7 +111,8 @@ def key_select(columns: str, keys: set[str], joins: str = "") -> list[tuple]:
         return []
     p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
     upc, key = f"p.{p['upc']}", f"s.{s['sync_key']}"
-    columns = columns.format(key=product_key_sql("p", "s"))
+    # Last, whether the sync wrote the product: see the sort below.
+    columns = columns.format(key=product_key_sql("p", "s")) + f", {key} IS NOT NULL"
     base = (
         f"SELECT {columns} FROM {p['']} p LEFT JOIN {s['']} s "
         f"ON s.{s['product_id']} = p.{p['id']} {joins} WHERE "
@@ -125,7 +126,11 @@ def key_select(columns: str, keys: set[str], joins: str = "") -> list[tuple]:
     if ids:
         parts.append(base + f"p.{p['id']} IN ({{}}) AND {upc} IS NULL AND {key} IS NULL")
         lists.append(ids)
-    return select_rows(" UNION ALL ".join(parts), *lists)
+    rows = select_rows(" UNION ALL ".join(parts), *lists)
+    # Two products may have one key (one made in the dashboard with the UPC another product
+    # was synced under): the synced one comes last, so a dict by key holds it.
+    rows.sort(key=lambda row: bool(row[-1]))
+    return [row[:-1] for row in rows]
 
 
 class ProductState(NamedTuple):

@@ -207,7 +207,7 @@ def test_an_xml_item_without_an_element_leaves_its_field_alone(tmp_path):
     again = sync_run_execute(bare, feed_options={"preset": "google"})
 
     assert again.status == "succeeded"
-    scarf = Product.objects.get(upc="G1")
+    scarf = Product.objects.get(productsync_state__sync_key="G1")
     assert scarf.description == "Warm"
     assert [c.name for c in scarf.get_categories()] == ["Scarves"]
     assert str(scarf.stockrecords.get().price) == "10.00"

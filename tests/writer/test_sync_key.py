@@ -84,6 +84,16 @@ def test_a_upc_edited_in_the_dashboard_does_not_make_a_second_product(write_feed
     assert list(Product.objects.values_list("upc", "title")) == [("EDITED", "New title")]
 
 
+def test_a_key_names_the_synced_product_before_a_dashboard_product_of_that_upc(write_feed):
+    sync_run_execute(write_feed([product("K1", barcode="B1")]))
+    book = ProductClass.objects.get(name="Book")
+    Product.objects.create(upc="K1", title="Made by hand", product_class=book)
+    run = sync_run_execute(write_feed([product("K1", barcode="B1", title="Synced")], "b.json"))
+    assert (run.created, run.updated, run.failed) == (0, 1, 0)
+    assert Product.objects.get(productsync_state__sync_key="K1").title == "Synced"
+    assert Product.objects.get(upc="K1").title == "Made by hand"
+
+
 def test_a_product_made_in_the_dashboard_is_found_by_its_upc(write_feed):
     made = Product.objects.create(
         upc="DASH-1", title="Made by hand", product_class=ProductClass.objects.create(name="Book")
