@@ -26,6 +26,8 @@ GUARD_MIN_MATCHED = 10
 # whether any change counts or only clearing and zeroing: a stock level moves with every
 # delivery and order, so only one that would be emptied or zeroed counts.
 JUDGED = {
+    # A UPC cleared (a barcode column lost, or given empty): only clearing counts.
+    "barcode": False,
     "title": True,
     "description": True,
     "product_class": True,

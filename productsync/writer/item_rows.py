@@ -46,13 +46,16 @@ def _snapshots_after(changed, tree: CategoryTree) -> dict[int, dict]:
 
 
 def _codes(record) -> tuple[str, ...]:
-    """The SKUs of the record, its children's UPCs and SKUs: what a preview finds it by."""
+    """The SKUs and barcodes of the record, its children's keys, barcodes and SKUs: what a
+    preview finds it by."""
     return (
         *(sr.partner_sku for sr in record.stockrecords),
+        *((record.barcode,) if record.barcode else ()),
         *(
             code
             for c in record.children
-            for code in (c.upc, *(sr.partner_sku for sr in c.stockrecords))
+            for code in (c.upc, c.barcode, *(sr.partner_sku for sr in c.stockrecords))
+            if code
         ),
     )
 

@@ -175,3 +175,23 @@ def test_the_export_names_each_product_by_its_key_and_gives_its_barcode(write_fe
     call_command("export_products", "--format", "jsonl", stdout=out)
     items = {(i["upc"], i["barcode"]) for i in map(json.loads, out.getvalue().splitlines())}
     assert items == {("K1", "777"), ("K2", "")}
+
+
+def test_a_feed_clearing_every_upc_is_stopped_by_the_mass_change_guard(write_feed):
+    feed = [product(f"K{i}", barcode=f"50000000000{i:02}") for i in range(12)]
+    sync_run_execute(write_feed(feed))
+    cleared = [{**item, "barcode": ""} for item in feed]
+    run = sync_run_execute(write_feed(cleared, "cleared.json"))
+    assert run.status == "failed"
+    assert "barcode: 12 of 12 matched products would be cleared" in run.error
+    assert Product.objects.filter(upc__isnull=True).count() == 0
+    forced = sync_run_execute(write_feed(cleared, "cleared.json"), allow_mass_change=True)
+    assert (forced.updated, Product.objects.filter(upc__isnull=True).count()) == (12, 12)
+
+
+def test_a_preview_finds_an_item_by_its_barcode(write_feed):
+    feed = [product("K1", barcode="5012345678900"), parent("P", [child("P / S", barcode="77")])]
+    run = sync_run_execute(write_feed(feed), dry_run=True)
+    codes = dict(run.item_set.filter(outcome="created").values_list("upc", "codes"))
+    assert "5012345678900" in codes["K1"]
+    assert "77" in codes["P"]
