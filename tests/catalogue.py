@@ -149,3 +149,8 @@ def reading_peak(source: str) -> tuple[int, int]:
         return count, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def product_by_key(key: str):
+    """The product a sync keeps under this key (its items' upc): its UPC may be a barcode."""
+    return Product.objects.get(productsync_state__sync_key=key)

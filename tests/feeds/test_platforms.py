@@ -13,6 +13,7 @@ from oscar.core.loading import get_class, get_model
 
 from productsync.feeds import feed_open
 from productsync.models import SyncRun
+from tests.catalogue import product_by_key
 from tests.conftest import shared_data
 
 Product = get_model("catalogue", "Product")
@@ -90,6 +91,16 @@ def internals_absent(run: SyncRun, columns: list[str]) -> None:
     )
 
 
+def key(product) -> str:
+    """The product's sync key: what its items name in upc (a handle, a SKU)."""
+    return product.productsync_state.sync_key
+
+
+def upcs() -> set[str]:
+    """Every product's UPC: the platform's barcode, never its key ("": none)."""
+    return set(Product.objects.values_list("upc", flat=True))
+
+
 def stock_of(sku: str) -> tuple:
     record = StockRecord.objects.get(partner_sku=sku)
     return record.price, record.num_in_stock
@@ -109,15 +120,19 @@ def test_shopify_export_lands_with_its_variants():
     assert "mapping: the shopify preset, detected" not in run.notes  # named with --preset
     assert (len(handles), len(variants)) == (3, 16)
     parents = Product.objects.filter(structure="parent")
-    assert {p.upc for p in parents} == {h for h, n in per_handle.items() if n > 1}
+    assert {key(p) for p in parents} == {h for h, n in per_handle.items() if n > 1}
     assert Product.objects.filter(structure="child").count() == sum(
         n for n in per_handle.values() if n > 1
     )
     # "Default Title": a single default variant is one standalone product.
-    hat = Product.objects.get(upc="example-hat")
+    hat = product_by_key("example-hat")
     assert (hat.structure, hat.slug, hat.is_public) == ("standalone", "example-hat", False)
+    # The sample's barcodes were saved in exponent notation ("1.22328E+11"), their digits
+    # lost: no product has a UPC, neither a handle nor a SKU is one.
+    assert [r["Variant Barcode"] for r in source if r["Handle"] == "example-hat"] == ["1.22328E+11"]
+    assert (hat.upc, upcs()) == ("", {""})
     # Old URLs survive: the handle is the slug.
-    assert Product.objects.get(upc="example-shirt").slug == "example-shirt"
+    assert product_by_key("example-shirt").slug == "example-shirt"
     assert category_paths() == with_ancestors(
         {r["Product Category"] for r in source if r["Product Category"]}
     )
@@ -130,9 +145,9 @@ def test_shopify_export_lands_with_its_variants():
     sellable = Product.objects.exclude(structure="parent")
     assert sellable.count() == len(variants)
     assert buyable(sellable) == len(variants)
-    shirts = Product.objects.get(upc="example-shirt").product_class
+    shirts = product_by_key("example-shirt").product_class
     assert (shirts.name, shirts.track_stock) == ("Shirts", False)
-    assert Product.objects.get(upc="example-pants").product_class.track_stock is True
+    assert product_by_key("example-pants").product_class.track_stock is True
     types = attribute_types([shirts.name])
     assert {k: types[k] for k in ("color", "size", "tags", "vendor", "weight")} == {
         "color": "option",
@@ -141,14 +156,14 @@ def test_shopify_export_lands_with_its_variants():
         "vendor": "text",
         "weight": "text",
     }
-    blue_m = Product.objects.get(upc="SRT_COT_222")
+    blue_m = product_by_key("SRT_COT_222")
     assert (blue_m.attr.color.option, blue_m.attr.size.option) == ("Blue", "M")
-    shirt = Product.objects.get(upc="example-shirt")
+    shirt = product_by_key("example-shirt")
     assert sorted(o.option for o in shirt.attr.tags) == ["Made to Order", "Shirt Tag"]
     assert shirt.description.startswith("<p>This t-shirt")
     # Native: variants titled from their product and options, shoppers' names with units.
     assert blue_m.title == "Example T-Shirt - Blue / M"
-    assert (blue_m.attr.weight, Product.objects.get(upc="PNT_DEN_285").attr.weight) == (
+    assert (blue_m.attr.weight, product_by_key("PNT_DEN_285").attr.weight) == (
         "145 g",
         "8 oz",
     )
@@ -178,8 +193,11 @@ def test_an_older_shopify_export_without_skus_is_detected_and_lands():
     assert Product.objects.filter(structure="child").count() == sum(
         n for n in per_handle.values() if n > 1
     )
-    # No variant SKU: the handle and the option values name a variant.
-    assert Product.objects.filter(upc="classic-varsity-top / Medium", structure="child").exists()
+    # No variant SKU: the handle and the option values name a variant, its key, not its UPC.
+    medium = product_by_key("classic-varsity-top / Medium")
+    assert (medium.structure, medium.upc) == ("child", "")
+    assert not any(r["Variant Barcode"] for r in source)  # and no barcodes: no UPCs
+    assert upcs() == {""}
     sellable = Product.objects.exclude(structure="parent")
     assert buyable(sellable) == sellable.count() == sum(per_handle.values())
 
@@ -201,13 +219,13 @@ def test_woocommerce_export_lands_with_its_variations():
 
     top = len(source) - kinds["variation"] - kinds["grouped"]
     assert (run.status, run.items, run.created, run.failed) == ("succeeded", top, top, 0)
-    assert {p.upc for p in Product.objects.filter(structure="parent")} == variable
+    assert {key(p) for p in Product.objects.filter(structure="parent")} == variable
     assert (len(variable), len(variations)) == (2, 7)
     for r in variations:
-        child = Product.objects.get(upc=r["SKU"])
-        assert (child.structure, child.parent.upc) == ("child", r["Parent"])
+        child = product_by_key(r["SKU"])
+        assert (child.structure, key(child.parent)) == ("child", r["Parent"])
     # Grouped products have no Oscar equivalent: skipped, and the notes say so.
-    assert not Product.objects.filter(upc="logo-collection").exists()
+    assert not Product.objects.filter(productsync_state__sync_key="logo-collection").exists()
     assert "1 items skipped by the mapping's filter (Type equals 'grouped')" in run.notes
     assert category_paths() == with_ancestors(
         {c.strip() for r in source for c in r["Categories"].split(",") if c.strip()}
@@ -220,26 +238,31 @@ def test_woocommerce_export_lands_with_its_variations():
         )
     # Stock not managed: every priced product can be bought, but the external one.
     on_sale = [r["SKU"] for r in priced if r["Type"] != "external"]
-    assert buyable(Product.objects.filter(upc__in=on_sale)) == len(priced) - 1
-    hidden = Product.objects.get(upc="woo-hoodie-with-pocket")
+    assert (
+        buyable(Product.objects.filter(productsync_state__sync_key__in=on_sale)) == len(priced) - 1
+    )
+    # An export before WooCommerce 9.2 has no GTIN column: no product has a UPC, no SKU is one.
+    assert "GTIN, UPC, EAN, or ISBN" not in source[0]
+    assert upcs() == {""}
+    hidden = product_by_key("woo-hoodie-with-pocket")
     assert hidden.is_public is False  # "Visibility in catalog: hidden"
     types = attribute_types(["Product"])
     assert (types["color"], types["weight"], types["length"]) == ("multi_option", "text", "text")
-    tee = Product.objects.get(upc="woo-vneck-tee")
+    tee = product_by_key("woo-vneck-tee")
     assert sorted(o.option for o in tee.attr.color) == ["Blue", "Green", "Red"]
-    assert [o.option for o in Product.objects.get(upc="woo-hoodie-red").attr.logo] == ["No"]
-    album = Product.objects.get(upc="woo-album").product_class
+    assert [o.option for o in product_by_key("woo-hoodie-red").attr.logo] == ["No"]
+    album = product_by_key("woo-album").product_class
     assert (album.name, album.track_stock, album.requires_shipping) == (
         "Digital product",
         False,
         False,
     )
     # The external product is shown with where it is bought, and cannot be bought here.
-    pennant = Product.objects.get(upc="wp-pennant")
+    pennant = product_by_key("wp-pennant")
     assert pennant.attr.buy_at == "https://mercantile.wordpress.org/product/wordpress-pennant/"
     assert (pennant.product_class.name, buyable([pennant])) == ("External product", 0)
-    assert Product.objects.get(upc="woo-vneck-tee-red").title == "V-Neck T-Shirt - Red"
-    assert Product.objects.get(upc="woo-beanie").attr.weight == "0.2 lbs"
+    assert product_by_key("woo-vneck-tee-red").title == "V-Neck T-Shirt - Red"
+    assert product_by_key("woo-beanie").attr.weight == "0.2 lbs"
     internals_absent(run, ["Tax status", "Tax class", "Backorders allowed?", "Download limit"])
 
 
@@ -260,8 +283,11 @@ def test_magento_export_lands_with_its_configurable_products():
     assert (len(configurable), len(simple)) == (147, 1847)
     assert (run.status, run.items, run.created, run.failed) == ("succeeded", 147, 147, 0)
     assert Product.objects.filter(structure="parent").count() == len(configurable)
-    children = Product.objects.filter(structure="child").select_related("parent")
-    assert {c.upc: c.parent.upc for c in children} == named
+    children = Product.objects.filter(structure="child").select_related(
+        "productsync_state", "parent__productsync_state"
+    )
+    assert {key(c): key(c.parent) for c in children} == named
+    assert upcs() == {""}  # Magento has no barcode attribute: the sku is a key, not a UPC
     assert category_paths() == with_ancestors(
         {
             c.removeprefix("Default Category/").replace("/", " > ")
@@ -283,13 +309,13 @@ def test_magento_export_lands_with_its_configurable_products():
         "eco_collection": "boolean",
         "weight": "text",
     }
-    chaz = Product.objects.get(upc="MH01")
+    chaz = product_by_key("MH01")
     assert sorted(o.option for o in chaz.attr.climate) == sorted(
         ["All-weather", "Cool", "Indoor", "Spring", "Windy"]
     )
-    assert Product.objects.get(upc="MH01-XS-Black").slug == "chaz-kangeroo-hoodie-xs-black"
+    assert product_by_key("MH01-XS-Black").slug == "chaz-kangeroo-hoodie-xs-black"
     assert ProductAttributeValue.objects.filter(attribute__code="size").count() == len(simple)
-    assert Product.objects.get(upc="MH01-XS-Black").title == "Chaz Kangeroo Hoodie-XS-Black"
+    assert product_by_key("MH01-XS-Black").title == "Chaz Kangeroo Hoodie-XS-Black"
     size = ProductAttribute.objects.filter(code="size").values_list("name", flat=True)
     assert set(size) == {"Size"}
     internals_absent(run, ["tax_class_name", "meta_title", "special_price"])
