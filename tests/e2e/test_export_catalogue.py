@@ -189,9 +189,44 @@ def test_the_export_synced_back_into_the_same_shop_leaves_every_item_unchanged(w
     parent = product("R-3", children=[child])
     del parent["stockrecords"]
     items = [product("R-1"), product("R-2", is_public=False, description=""), parent]
+    items += [product("R-4", barcode="4006381333931"), product("R-5", barcode="")]
     first = sync_run_execute(write_feed(items, "shop.json"))
-    assert (first.created, first.failed) == (3, 0)
+    assert (first.created, first.failed) == (5, 0)
 
     again = sync_run_execute(write_feed(lines(export("--format", "jsonl")), "export.json"))
 
-    assert (again.items, again.unchanged, again.updated, again.failed) == (3, 3, 0, 0)
+    assert (again.items, again.unchanged, again.updated, again.failed) == (5, 5, 0, 0)
+    assert Product.objects.count() == 6
+
+
+def upcs_by_key() -> dict:
+    """Each product's UPC by its key; None for no UPC (NULL: Oscar reads it as "")."""
+    without = set(Product.objects.filter(upc__isnull=True).values_list("pk", flat=True))
+    rows = Product.objects.values_list("pk", "productsync_state__sync_key", "upc")
+    return {key: None if pk in without else upc for pk, key, upc in rows}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_keys_and_barcodes_survive_export_and_reimport(fmt, write_feed, tmp_path):
+    """Issue 27: an item's upc is its product's key, its barcode the UPC (empty: none). The
+    export names the barcode only where the UPC is not the key (in CSV the cell repeats the
+    key), so an empty shop gets back every key and UPC. (CSV has no children.)"""
+    items = [product("K-1"), product("K-2", barcode=""), product("K-3", barcode="4006381333931")]
+    expected = {"K-1": "K-1", "K-2": None, "K-3": "4006381333931"}
+    if fmt == "jsonl":
+        child = product("K-4-a", barcode="")
+        del child["product_class"], child["categories"]
+        parent = product("K-4", barcode="0012345678905", children=[child])
+        del parent["stockrecords"]
+        items.append(parent)
+        expected |= {"K-4": "0012345678905", "K-4-a": None}
+    first, _ = round_trip(write_feed(items, "shop.json"), tmp_path, fmt)
+    assert upcs_by_key() == expected
+    if fmt == "jsonl":
+        barcodes = {item["upc"]: item.get("barcode") for item in lines(first)}
+        assert barcodes == {"K-1": None, "K-2": "", "K-3": "4006381333931", "K-4": "0012345678905"}
+        [child_out] = lines(first)[-1]["children"]
+        assert (child_out["upc"], child_out["barcode"]) == ("K-4-a", "")
+    else:
+        barcodes = {row["upc"]: row["barcode"] for row in csv.DictReader(io.StringIO(first))}
+        assert barcodes == {"K-1": "K-1", "K-2": "", "K-3": "4006381333931"}

@@ -69,7 +69,7 @@ def test_upload_preview_confirm_changes_export_and_reimport(
     items[CHANGED]["stockrecords"][0]["price"] = "12.50"
     for position in BAD:
         del items[position]["title"]
-    items[BAD[1]]["upc"] = "U" * 70  # longer than a UPC may be: a long unbroken value shown
+    items[BAD[1]]["upc"] = "U" * 70  # longer than a key may be: a long unbroken value shown
     second = tmp_path / "second.jsonl"
     second.write_text(feed_lines(items))
 
