@@ -101,11 +101,24 @@ def _breadcrumb(text: str) -> str:
     return text
 
 
-def text(**constraints: Any) -> Any:
-    """A stripped string type with constraints, refused when no database could store it."""
+def text(strip: bool = True, **constraints: Any) -> Any:
+    """A string type with constraints, stripped unless not strip, refused when unstorable."""
     return Annotated[
-        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(text_storable)
+        str, StringConstraints(strip_whitespace=strip, **constraints), AfterValidator(text_storable)
     ]
+
+
+def _not_blank(title: str) -> str:
+    """A title of only whitespace is refused as an empty one is: "title: '  ' is too short"."""
+    if not title.strip():
+        raise PydanticCustomError("string_too_short", "is only whitespace", {"min_length": 1})
+    return title
+
+
+# A title is kept exactly as the feed gives it, surrounding spaces too: an export comes back
+# the same. A child's blank title is "": none of its own, it shows its parent's (get_title).
+Title = Annotated[text(strip=False, max_length=255), AfterValidator(_not_blank)]
+ChildTitle = Annotated[text(strip=False, max_length=255), AfterValidator(lambda t: t.strip() and t)]
 
 
 StockPrice = Annotated[
@@ -185,7 +198,7 @@ class ChildRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    title: text(max_length=255) = ""
+    title: ChildTitle = ""
     slug: Slug | None = None
     description: EmptyableText = ""
     is_public: bool = True
@@ -204,7 +217,7 @@ class ProductRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    title: text(min_length=1, max_length=255)
+    title: Title
     product_class: text(min_length=1, max_length=128)
     description: EmptyableText = ""
     categories: Annotated[
