@@ -11,10 +11,10 @@ from productsync.exceptions import RecordError
 from productsync.records import (
     JSON_TYPES,
     StockRecordIn,
+    Title,
     Unparsed,
     Upc,
     payload_dump,
-    text,
     text_storable,
 )
 from productsync.wording import error_location, validation_message
@@ -36,7 +36,7 @@ class _Product(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    title: text(min_length=1, max_length=255) | None = None
+    title: Title | None = None
     description: Annotated[str, AfterValidator(text_storable)] | None = None
     is_public: bool | None = None
     stockrecords: Annotated[list[StockRecordIn], Field(max_length=100)] = Field(

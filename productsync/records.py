@@ -1,16 +1,13 @@
 """Typed feed records, their validation, and the outcome of each item and batch."""
 
-import datetime as dt
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from django.utils import timezone
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -101,12 +98,24 @@ def _breadcrumb(text: str) -> str:
     return text
 
 
-def text(**constraints: Any) -> Any:
-    """A stripped string type with constraints, refused when no database could store it."""
+def text(strip: bool = True, **constraints: Any) -> Any:
+    """A string type with constraints, stripped unless not strip, refused when unstorable."""
     return Annotated[
-        str, StringConstraints(strip_whitespace=True, **constraints), AfterValidator(text_storable)
+        str, StringConstraints(strip_whitespace=strip, **constraints), AfterValidator(text_storable)
     ]
 
+
+def _not_blank(title: str) -> str:
+    """A title of only whitespace is refused as an empty one is: "title: '  ' is too short"."""
+    if not title.strip():
+        raise PydanticCustomError("string_too_short", "is only whitespace", {"min_length": 1})
+    return title
+
+
+# A title is kept exactly as the feed gives it, surrounding spaces too: an export comes back
+# the same. A child's blank title is "": none of its own, it shows its parent's (get_title).
+Title = Annotated[text(strip=False, max_length=255), AfterValidator(_not_blank)]
+ChildTitle = Annotated[text(strip=False, max_length=255), AfterValidator(lambda t: t.strip() and t)]
 
 StockPrice = Annotated[
     Decimal,
@@ -133,12 +142,7 @@ class StockRecordIn(BaseModel):
 
 Upc = text(min_length=1, max_length=64)
 # Oscar's UPC where it is not the item's key: empty (or null) for none (writer product_upc).
-Barcode = Annotated[
-    str,
-    BeforeValidator(lambda v: "" if v is None else v),
-    StringConstraints(strip_whitespace=True, max_length=64),
-    AfterValidator(text_storable),
-]
+Barcode = Annotated[text(max_length=64), BeforeValidator(lambda v: "" if v is None else v)]
 # Oscar's ProductAttribute.code rule: a Python identifier.
 AttributeCode = Annotated[
     str, StringConstraints(pattern=r"^[a-zA-Z_][0-9a-zA-Z_]*$", max_length=128)
@@ -192,8 +196,8 @@ class ChildRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    barcode: Barcode | None = None
-    title: text(max_length=255) = ""
+    barcode: Barcode = None  # left out: None; null: "" (none)
+    title: ChildTitle = ""
     slug: Slug | None = None
     description: EmptyableText = ""
     is_public: bool = True
@@ -212,8 +216,8 @@ class ProductRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
     upc: Upc
-    barcode: Barcode | None = None
-    title: text(min_length=1, max_length=255)
+    barcode: Barcode = None  # left out: None; null: "" (none)
+    title: Title
     product_class: text(min_length=1, max_length=128)
     description: EmptyableText = ""
     categories: Annotated[
@@ -322,91 +326,6 @@ def _check_structure(record: ProductRecord) -> None:
                 field=f"{where}.upc",
             )
         seen[child.upc] = where
-
-
-def _as_number(value: Any, kind: type):
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError
-    if isinstance(value, str) and not number_text_plain(value):
-        raise ValueError
-    number = kind(value.strip()) if isinstance(value, str) else value
-    if not math.isfinite(number):
-        raise ValueError
-    if kind is int:
-        if number != int(number):
-            raise ValueError
-        number = int(number)
-        if not -(2**31) <= number < 2**31:
-            raise ValueError  # Oscar's value_integer is a 32-bit IntegerField
-    return kind(number)
-
-
-def _as_boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-    if isinstance(value, str | int) and str(value).strip().lower() in words:
-        return words[str(value).strip().lower()]
-    raise ValueError
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError
-    return str(value)
-
-
-def _as_date(value: Any) -> dt.date:
-    if not isinstance(value, str):
-        raise ValueError
-    return dt.date.fromisoformat(value.strip())
-
-
-def _as_datetime(value: Any) -> dt.datetime:
-    if not isinstance(value, str):
-        raise ValueError
-    moment = dt.datetime.fromisoformat(value.strip())
-    if settings.USE_TZ and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
-
-
-def _as_option(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
-        raise ValueError
-    return value.strip()
-
-
-def _as_options(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise ValueError
-    return list(dict.fromkeys(_as_option(v) for v in value))
-
-
-# Oscar attribute type -> (converter of a feed value, what the error message says is expected).
-ATTRIBUTE_TYPES = {
-    "text": (_as_text, "text"),
-    "richtext": (_as_text, "text"),
-    "integer": (lambda v: _as_number(v, int), "an integer"),
-    "float": (lambda v: _as_number(v, float), "a number"),
-    "boolean": (_as_boolean, "true or false"),
-    "date": (_as_date, "a date (YYYY-MM-DD)"),
-    "datetime": (_as_datetime, "an ISO 8601 date and time"),
-    "option": (_as_option, "the name of one option"),
-    "multi_option": (_as_options, "a list of option names"),
-}
-
-
-def attribute_value(kind: str, value: Any) -> Any:
-    """The Python value of a feed value for an Oscar attribute of type kind; ValueError with
-    the reason when the value does not fit (the caller names the attribute)."""
-    if kind not in ATTRIBUTE_TYPES:
-        raise ValueError(f"attributes of type {kind!r} cannot be synced from a feed")
-    convert, expected = ATTRIBUTE_TYPES[kind]
-    try:
-        return convert(value)
-    except (ValueError, TypeError, OverflowError):
-        raise ValueError(f"expected {expected} ({kind} attribute), got {value!r}") from None
 
 
 # The meaning of a stored raw fingerprint: a new version makes the next sync validate every

@@ -6,11 +6,11 @@ from typing import NamedTuple
 from django.db.models import Q
 from oscar.core.loading import get_model
 
+from productsync.attribute_values import attribute_value
 from productsync.conf import app_settings
 from productsync.exceptions import RecordError
 from productsync.outcomes import ValidItem
 from productsync.ownership import carried
-from productsync.records import attribute_value
 from productsync.sql import delete_quietly
 from productsync.writer.sanitise import html_clean
 

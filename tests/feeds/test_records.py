@@ -4,6 +4,7 @@ import pytest
 
 from productsync.exceptions import RecordError
 from productsync.ownership import record_fingerprint
+from productsync.partial import partial_parse
 from productsync.records import (
     FINGERPRINT_VERSION,
     Unparsed,
@@ -55,6 +56,25 @@ def test_valid_item_with_numbers_for_prices_and_unknown_keys():
     assert str(record.stockrecords[0].price) == "39.99"
     assert record.stockrecords[0].num_in_stock is None
     assert record.is_public is True
+
+
+@pytest.mark.parametrize("blank", ["", " ", "  \t\n "])
+def test_a_title_is_kept_as_given_and_refused_when_blank(blank):
+    record = record_parse(product("1", title="  Spaced  ", stockrecords=[]))
+    assert record.title == "  Spaced  "
+    assert record.product_class == "Book"  # other fields are stripped as ever
+    assert record_parse(product("1", product_class=" Book ")).product_class == "Book"
+    with pytest.raises(RecordError, match=r"^title: (is empty|'.*' is too short)$") as refused:
+        record_parse(product("1", title=blank))
+    assert refused.value.field == "title"
+    with pytest.raises(RecordError, match=r"^title: ") as refused:
+        partial_parse({"upc": "1", "title": blank})
+    assert refused.value.field == "title"
+    assert partial_parse({"upc": "1", "title": " P "}).values == {"title": " P "}
+    # A child's blank title means none of its own: it shows its parent's.
+    children = [{"upc": "C1", "title": blank}, {"upc": "C2", "title": " C "}]
+    parent = record_parse(product("1", stockrecords=[], children=children))
+    assert [child.title for child in parent.children] == ["", " C "]
 
 
 def test_fingerprint_changes_with_content_only():

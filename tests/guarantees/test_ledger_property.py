@@ -37,6 +37,9 @@ SEED = {
 TEXT = st.text(
     st.sampled_from(list("abcXYZ019 -_éß日本語😀ﬃ<>&'\"")), min_size=1, max_size=30
 ).filter(lambda t: t.strip() and ">" not in t)
+# A title, often with surrounding spaces or tabs, which it keeps (a blank one is refused).
+PADDING = st.sampled_from(["", "", " ", "  ", "\t", " \t "])
+TITLE = st.tuples(PADDING, TEXT, PADDING).map("".join)
 # Control characters other than NUL are stored as they are and escaped when shown.
 DESCRIPTION = st.text(st.sampled_from(list("ab \n\t\x07\x1b[31m\u202e<p>é")), max_size=40)
 
@@ -69,7 +72,7 @@ def valid_item(draw, max_records: int = 2, extras: bool = True):
     )
     item = {
         "upc": draw(st.sampled_from([upc, f"  {upc} "])),
-        "title": draw(TEXT),
+        "title": draw(TITLE),
         "product_class": draw(st.sampled_from(["Book", "Toy"])),
         "description": draw(DESCRIPTION),
         "categories": draw(st.lists(st.sampled_from(CATEGORIES), max_size=2)),
@@ -104,6 +107,7 @@ BREAKERS = [
     lambda i: i.pop("upc"),
     lambda i: i.update(product_class=""),
     lambda i: i.update(title=123),
+    lambda i: i.update(title=" \t\n "),
     lambda i: i.update(upc=["U1"]),
     lambda i: i.update(categories="Books"),
     lambda i: i.update(categories=["Books >  > Fiction"]),
@@ -307,7 +311,7 @@ def assert_matches_feed(state: dict, products: dict) -> None:
     for upc, item in products.items():
         got = state[upc]
         assert got["row"][1:] == (
-            item["title"].strip(),
+            item["title"],  # kept as given, surrounding spaces too
             html_sanitise(item["description"]),  # HTML as the storefront may show it
             item["product_class"],
             item["is_public"],
@@ -509,6 +513,7 @@ def partial_item(draw):
                     {"partner": "Acme Books", "partner_sku": "SKU-U1", "price": "-1.00"},
                     {"partner": "Acme Books", "partner_sku": "SKU-U1", "num_in_stock": True},
                     {"upc": "U2", "title": "x" * 256},
+                    {"upc": "U2", "title": " \t "},
                     {"price": "1.00"},
                     42,
                     None,
@@ -517,7 +522,7 @@ def partial_item(draw):
         )
     item = {"upc": draw(st.sampled_from([*UPCS, "MISSING"]))}
     if draw(st.booleans()):
-        item["title"] = draw(TEXT)
+        item["title"] = draw(TITLE)
     if draw(st.booleans()):
         item["is_public"] = draw(st.booleans())
     if draw(st.booleans()):
@@ -563,9 +568,8 @@ def _replay(items, products: dict, stock: dict) -> tuple[dict, set[int], int]:
         moved = False
         for key in ("title", "description", "is_public") if upc else ():
             if key in item:
-                value = item[key].strip() if key == "title" else item[key]
-                moved |= products[upc][key] != value
-                products[upc][key] = value
+                moved |= products[upc][key] != item[key]
+                products[upc][key] = item[key]
         for change, key in zip(changes, keys, strict=True):
             for field in ("price", "currency", "num_in_stock"):
                 if field in change:

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from oscar.core.loading import get_model
 
-from productsync.records import attribute_value
+from productsync.attribute_values import attribute_value
 from productsync.services import sync_run_execute
 from tests.conftest import product
 from tests.oscar_catalogue import Fixture

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from productsync.attribute_values import ATTRIBUTE_TYPES
 from productsync.exceptions import SourceError
 from productsync.feeds.mapping.rules import Getter, Rule, attribute_code, empty, rule_parse
-from productsync.records import ATTRIBUTE_TYPES
 
 # Grams in one of each unit a platform gives a weight in (Shopify's Variant Weight Unit).
 GRAMS = {"g": 1, "kg": 1000, "lb": Decimal("453.59237"), "lbs": Decimal("453.59237")}
