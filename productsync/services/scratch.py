@@ -1,9 +1,13 @@
-"""The runs' temporary folders: one per run, named after it, under PRODUCTSYNC['TEMP_DIR']."""
+"""The runs' temporary folders: one per run, named after its database and itself, under
+PRODUCTSYNC['TEMP_DIR']."""
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
+
+from django.db import connections, router
 
 from productsync.conf import app_settings
 from productsync.models import SyncRun
@@ -11,9 +15,18 @@ from productsync.models import SyncRun
 PREFIX = "productsync-run-"
 
 
+def _prefix() -> str:
+    """The folders' prefix for the runs of this database: two databases sharing TEMP_DIR (two
+    shops on one host, a test run beside another) have runs of the same ids, and neither
+    takes the other's folders for leftovers."""
+    db = connections[router.db_for_write(SyncRun)].settings_dict
+    where = "|".join(str(db.get(name)) for name in ("ENGINE", "NAME", "HOST", "PORT"))
+    return f"{PREFIX}{hashlib.blake2b(where.encode(), digest_size=4).hexdigest()}-"
+
+
 def run_temp_dir(run: SyncRun) -> str:
     """The folder of the run's temporary files (made when a reader first needs it)."""
-    return os.path.join(app_settings.TEMP_DIR or tempfile.gettempdir(), f"{PREFIX}{run.pk}")
+    return os.path.join(app_settings.TEMP_DIR or tempfile.gettempdir(), f"{_prefix()}{run.pk}")
 
 
 def run_temp_remove(run: SyncRun) -> None:
@@ -23,14 +36,14 @@ def run_temp_remove(run: SyncRun) -> None:
 def temp_leftovers_remove() -> int:
     """Remove the folders of runs that no longer run (killed before they could remove
     theirs, or taken for dead); return how many. A running run's folder, on any host sharing
-    TEMP_DIR, stays."""
-    root = app_settings.TEMP_DIR or tempfile.gettempdir()
+    TEMP_DIR, stays, and so do the folders of another database's runs."""
+    root, prefix = app_settings.TEMP_DIR or tempfile.gettempdir(), _prefix()
     found: dict[int, str] = {}
     with contextlib.suppress(OSError), os.scandir(root) as entries:
         found = {
-            int(entry.name[len(PREFIX) :]): entry.path
+            int(entry.name[len(prefix) :]): entry.path
             for entry in entries
-            if entry.name.startswith(PREFIX) and entry.name[len(PREFIX) :].isdigit()
+            if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit()
         }
     if not found:
         return 0

@@ -3,17 +3,22 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
 from productsync.models import SyncBatch, SyncRun
-from tests.conftest import product, qcluster, run_command, wait_for
+from productsync.services.scratch import run_temp_dir
+from tests.conftest import ROOT, product, qcluster, run_command, subprocess_env, wait_for
 from tests.guarantees.test_faults import (
     FAULT_SETTINGS,
     LARGE,
@@ -77,7 +82,8 @@ def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
     wait_for_batch(process, 2)
     killed = SyncRun.objects.get()
     # The row index of the grouped CSV, under TEMP_DIR in a folder named after the run.
-    assert list((scratch / f"productsync-run-{killed.pk}").rglob("rows.sqlite3"))
+    folder = scratch / Path(run_temp_dir(killed)).name  # the worker's TEMP_DIR
+    assert list(folder.rglob("rows.sqlite3"))
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
 
@@ -87,6 +93,30 @@ def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
     )
     assert final.returncode == 0, final.stderr
     assert list(scratch.iterdir()) == []  # the dead run's folder, and the new run's own
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_of_another_database_sharing_temp_dir_leaves_this_ones_folders(tmp_path, write_feed):
+    """Two shops (or a test run beside another) on one host: runs of the same ids."""
+    scratch = tmp_path / "scratch"
+    env = {"PRODUCTSYNC_OVERRIDES": json.dumps({"TEMP_DIR": str(scratch)})}
+    running = SyncRun.objects.create(source="elsewhere", batch_size=5, status="running")
+    with override_settings(PRODUCTSYNC={**settings.PRODUCTSYNC, "TEMP_DIR": str(scratch)}):
+        folder = Path(run_temp_dir(running))
+    assert folder.parent == scratch
+    (folder / "rows").mkdir(parents=True)
+    other = {
+        **subprocess_env({**FAULT_SETTINGS, **env}),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'other.sqlite3'}",
+    }
+    feed = write_feed([product("X1")])
+    for args in (["migrate", "--verbosity", "0"], ["sync_products", "--source", feed]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], env=other, cwd=ROOT, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+    assert b"1 created" in done.stdout  # the other shop's run 1, as ours may be
+    assert (folder / "rows").is_dir()
 
 
 def test_a_temp_dir_that_is_no_writable_folder_is_reported(settings, tmp_path):
