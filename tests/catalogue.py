@@ -21,20 +21,28 @@ DEMO = FIXTURES / "products.json"
 HEADER = [name for name in FIELDS if name != "barcode"]  # a CSV may leave it out
 
 
+def key_of(product) -> str:
+    """A product's key as the sync names it: its sync state's, else (never synced) its UPC."""
+    state = getattr(product, "productsync_state", None)
+    return state.sync_key if state is not None else product.upc
+
+
 def catalogue_snapshot() -> dict:
-    """Everything a sync writes, keyed by UPC and by name: equal snapshots, equal catalogues."""
+    """Everything a sync writes, products by key, the rest by name: equal snapshots, equal
+    catalogues."""
     names = {c.pk: c.full_name for c in Category.objects.all()}
     products = {}
-    for p in Product.objects.select_related("product_class", "parent").prefetch_related(
-        "categories", "stockrecords__partner"
-    ):
-        products[p.upc] = {
+    for p in Product.objects.select_related(
+        "productsync_state", "product_class", "parent__productsync_state"
+    ).prefetch_related("categories", "stockrecords__partner"):
+        products[key_of(p)] = {
+            "upc": p.upc,
             "title": p.title,
             "slug": p.slug,
             "description": p.description,
             "product_class": p.product_class.name if p.product_class else None,
             "structure": p.structure,
-            "parent": p.parent.upc if p.parent_id else None,
+            "parent": key_of(p.parent) if p.parent_id else None,
             "is_public": p.is_public,
             "categories": sorted(names[c.pk] for c in p.categories.all()),
             "stockrecords": sorted(
@@ -57,11 +65,11 @@ def catalogue_snapshot() -> dict:
 
 
 def attribute_snapshot() -> dict:
-    """Every product's attribute values as text, by UPC and attribute code."""
+    """Every product's attribute values as text, by key and attribute code."""
     out: dict = {}
-    values = ProductAttributeValue.objects.select_related("product", "attribute")
+    values = ProductAttributeValue.objects.select_related("product__productsync_state", "attribute")
     for value in values.prefetch_related("value_multi_option"):
-        out.setdefault(value.product.upc, {})[value.attribute.code] = value.value_as_text
+        out.setdefault(key_of(value.product), {})[value.attribute.code] = value.value_as_text
     return out
 
 

@@ -11,9 +11,8 @@ from oscar.core.loading import get_class, get_model
 
 from productsync.feeds import feed_open
 from productsync.models import SyncRun
-from tests.catalogue import catalogue_clear, product_by_key
+from tests.catalogue import catalogue_clear, catalogue_snapshot, product_by_key
 from tests.conftest import FIXTURES
-from tests.feeds.keyed import catalogue_by_key
 
 Product = get_model("catalogue", "Product")
 ProductAttribute = get_model("catalogue", "ProductAttribute")
@@ -131,7 +130,7 @@ def test_a_google_feed_is_told_by_its_namespace_and_a_resync_is_unchanged():
 @pytest.mark.django_db
 def test_atom_and_tab_separated_forms_make_the_catalogue_of_the_rss_feed():
     sync(RSS, "--preset", "google")
-    expected = catalogue_by_key()  # by key: three products have no UPC
+    expected = catalogue_snapshot()
     assert len(expected["products"]) == 7
 
     # The tab-separated form has no channel title: the partner is given.
@@ -140,7 +139,7 @@ def test_atom_and_tab_separated_forms_make_the_catalogue_of_the_rss_feed():
         run = sync(path, "--preset", "google", *extra)
         assert not run.partial
         assert (run.status, run.created, run.failed) == ("succeeded", 4, 0), run.notes
-        got = catalogue_by_key()
+        got = catalogue_snapshot()
         if path == TSV:  # one product_type column: the socks' second type is not in it
             socks = expected["products"]["SOCK-3PK"]
             got["products"]["SOCK-3PK"]["categories"] = socks["categories"]

@@ -21,12 +21,12 @@ from productsync.feeds.xlsxfeed import cell_text, number_text
 from productsync.models import SyncRun
 from tests.catalogue import (
     HEADER,
+    attribute_snapshot,
     catalogue_clear,
     catalogue_snapshot,
     demo_csv_rows,
 )
 from tests.conftest import shared_data
-from tests.feeds.keyed import attributes_by_key, catalogue_by_key
 
 Product = get_model("catalogue", "Product")
 StockRecord = get_model("partner", "StockRecord")
@@ -96,15 +96,14 @@ def test_a_platform_export_saved_as_a_workbook_makes_the_catalogue_of_its_csv(
     book = workbook_of(csv_rows(source), tmp_path / f"{preset}.xlsx")
     from_csv = sync(source, "--preset", preset)
     assert from_csv.created > 0 and from_csv.status in ("succeeded", "completed_with_failures")
-    # By key: the products have no UPC (their barcodes are the platform's), so snapshots by
-    # UPC would hold one of them.
-    expected = (catalogue_by_key(), attributes_by_key())
+    # Snapshots by key: the products have no UPC (a platform without barcodes).
+    expected = (catalogue_snapshot(), attribute_snapshot())
     assert len(expected[0]["products"]) == Product.objects.count() > 1
     catalogue_clear()
 
     from_book = sync(book, "--preset", preset)
 
-    assert (catalogue_by_key(), attributes_by_key()) == expected
+    assert (catalogue_snapshot(), attribute_snapshot()) == expected
     assert (from_book.status, from_book.items, from_book.created, from_book.failed) == (
         from_csv.status,
         from_csv.items,
