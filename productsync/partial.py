@@ -23,7 +23,7 @@ from productsync.wording import error_location, validation_message
 PRODUCT_FIELDS = ("title", "description", "is_public")
 STOCK_FIELDS = ("price", "currency", "num_in_stock")
 # Fields of a full item that a partial item cannot change: refused, never silently ignored.
-REFUSED = ("product_class", "categories", "attributes", "images", "children")
+REFUSED = ("barcode", "product_class", "categories", "attributes", "images", "children")
 KNOWN_KEYS = frozenset(("upc", "stockrecords", "partner", "partner_sku", *PRODUCT_FIELDS))
 KNOWN_KEYS |= frozenset((*STOCK_FIELDS, *REFUSED))
 CHANGES = (

@@ -3,6 +3,7 @@ the driver, without the ORM's per-object compilation. Knows no Oscar and no prod
 
 import contextlib
 import functools
+import json
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable
@@ -374,6 +375,11 @@ def select_rows(sql: str, *lists: list) -> list[tuple]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(sql.replace("IN ({})", "= ANY(%s)"), [list(v) for v in lists])
+            return cursor.fetchall()
+        if sum(map(len, lists)) > connection.features.max_query_params:
+            # More values than SQLite takes as variables: each list as one JSON array.
+            in_json = "IN (SELECT value FROM json_each(%s))"
+            cursor.execute(sql.replace("IN ({})", in_json), [json.dumps(list(v)) for v in lists])
             return cursor.fetchall()
         cursor.execute(
             sql.format(*(", ".join(["%s"] * len(values)) for values in lists)),

@@ -37,21 +37,22 @@ def temp_leftovers_remove() -> int:
     """Remove the folders of runs that no longer run (killed before they could remove
     theirs, or taken for dead); return how many. A running run's folder, on any host sharing
     TEMP_DIR, stays, and so do the folders of another database's runs."""
-    root, prefix = app_settings.TEMP_DIR or tempfile.gettempdir(), _prefix()
-    found: dict[int, str] = {}
+    root = app_settings.TEMP_DIR or tempfile.gettempdir()
+    # Before folders were named after their database: "productsync-run-<id>".
+    found: dict[str, int] = {}
     with contextlib.suppress(OSError), os.scandir(root) as entries:
-        found = {
-            int(entry.name[len(prefix) :]): entry.path
-            for entry in entries
-            if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit()
-        }
+        for entry in entries:
+            for prefix in (_prefix(), PREFIX):
+                if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit():
+                    found[entry.path] = int(entry.name[len(prefix) :])
     if not found:
         return 0
     running = set(
-        SyncRun.objects.filter(pk__in=found, status=SyncRun.Status.RUNNING).values_list(
-            "pk", flat=True
-        )
+        SyncRun.objects.filter(
+            pk__in=set(found.values()), status=SyncRun.Status.RUNNING
+        ).values_list("pk", flat=True)
     )
-    for run_id in found.keys() - running:
-        shutil.rmtree(found[run_id], ignore_errors=True)
-    return len(found.keys() - running)
+    left = [path for path, run_id in found.items() if run_id not in running]
+    for path in left:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(left)

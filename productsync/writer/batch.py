@@ -20,7 +20,7 @@ from productsync.writer.catalogue import product_slug, product_upc, products_ins
 from productsync.writer.categories import CategoryTree
 from productsync.writer.drift import unit_digests
 from productsync.writer.item_rows import outcomes_add, snapshots_before
-from productsync.writer.product_rows import product_changes, products_update
+from productsync.writer.product_rows import product_changes, products_update, upcs_release
 from productsync.writer.sanitise import html_clean
 from productsync.writer.search import search_index_update
 from productsync.writer.stock import (
@@ -158,7 +158,7 @@ class BatchWriter:
         fail = _failure_recorder(result)
         with sync_writes():
             known = known_read(items, looked_up, self.run_id, self.outcomes, self.compare)
-            claim = sku_claims(items, self._partner_id, fail)
+            claim = sku_claims(items, self._partner_id, fail, known.existing)
             units = items_sort(items, known, self.run_id, claim, fail, self.only)
             self._write(units, known, result, fail)
 
@@ -207,6 +207,7 @@ class BatchWriter:
         """Insert the new products and update the changed ones, with their children.
         Return the touched units (item, product id) and the ids of their products by (item
         position, field prefix)."""
+        upcs_release(units.changed, existing)
         new_ids = products_insert(
             [
                 (

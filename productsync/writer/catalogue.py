@@ -95,10 +95,8 @@ def product_upc(member) -> str | None:
 def product_key_sql(product: str, state: str) -> str:
     """product_key's rule in SQL, for the product and sync state of these table aliases."""
     p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
-    ids = f"{product}.{p['id']}"
-    return (
-        f"COALESCE({state}.{s['sync_key']}, {product}.{p['upc']}, '{ID_KEY.format('')}' || {ids})"
-    )
+    ids, upc = f"{product}.{p['id']}", f"NULLIF({product}.{p['upc']}, '')"
+    return f"COALESCE({state}.{s['sync_key']}, {upc}, '{ID_KEY.format('')}' || {ids})"
 
 
 def key_select(columns: str, keys: set[str], joins: str = "") -> list[tuple]:
@@ -124,7 +122,9 @@ def key_select(columns: str, keys: set[str], joins: str = "") -> list[tuple]:
     lists = [list(keys), list(keys)]
     ids = [int(match.group(1)) for k in keys if (match := _ID_KEY.fullmatch(k))]
     if ids:
-        parts.append(base + f"p.{p['id']} IN ({{}}) AND {upc} IS NULL AND {key} IS NULL")
+        parts.append(
+            base + f"p.{p['id']} IN ({{}}) AND NULLIF({upc}, '') IS NULL AND {key} IS NULL"
+        )
         lists.append(ids)
     rows = select_rows(" UNION ALL ".join(parts), *lists)
     # Two products may have one key (one made in the dashboard with the UPC another product
@@ -149,7 +149,14 @@ class ProductState(NamedTuple):
     upc: str | None
 
 
-def products_by_key(keys: set[str]) -> dict[str, ProductState]:
+class Keyed(dict):
+    """products_by_key's answer: ProductStates by key, and in holders every product it read by
+    its UPC (a dashboard product whose UPC is a synced product's key too)."""
+
+    holders: dict[str, ProductState]
+
+
+def products_by_key(keys: set[str]) -> Keyed:
     """The products of these keys with their sync state (None where never synced), by key;
     with them, under their own keys, the products whose UPC is one of these (key_select)."""
     p, s = quoted_names(Product, connection.vendor), quoted_names(SyncedProduct, connection.vendor)
@@ -163,7 +170,10 @@ def products_by_key(keys: set[str]) -> dict[str, ProductState]:
         f"LEFT JOIN {p['']} parent ON parent.{p['id']} = p.{p['parent_id']} "
         f"LEFT JOIN {s['']} ps ON ps.{s['product_id']} = parent.{p['id']}"
     )
-    return {row[1]: ProductState(*row) for row in key_select(columns, keys, joins)}
+    rows = [ProductState(*row) for row in key_select(columns, keys, joins)]
+    out = Keyed((row.key, row) for row in rows)
+    out.holders = {row.upc: row for row in rows if row.upc}
+    return out
 
 
 def products_insert(rows: list[tuple]) -> list[int]:

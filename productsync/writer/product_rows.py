@@ -16,7 +16,7 @@ def product_changes(member, class_id, now, row, parent_id: int | None = None) ->
     id by name; parent_id: a child's parent (a child has no class of its own: Oscar's
     rule). A product the sync hid (it left the feed) comes back public unless told not."""
     values = {}
-    if carried(member, "barcode"):
+    if carried(member, "barcode") and product_upc(member) != (row.upc or None):
         values["upc"] = product_upc(member)
     if carried(member, "title"):
         values["title"] = member.title
@@ -33,6 +33,23 @@ def product_changes(member, class_id, now, row, parent_id: int | None = None) ->
         values["is_public"] = member.is_public
     values.update(parent_id=parent_id, date_updated=now)
     return values
+
+
+def upcs_release(changed, existing: dict) -> None:
+    """Clear the UPCs the changed units' barcodes replace before any product is written: one
+    may move to another product of the batch (Oscar's UPCs are unique; writer.triage lets
+    it, in feed order)."""
+    ids = [
+        row.id
+        for item, _ in changed
+        for _, member in item.record.members()
+        if (row := existing.get(member.upc)) is not None
+        and carried(member, "barcode")
+        and row.upc
+        and product_upc(member) != row.upc
+    ]
+    if ids:
+        Product.objects.filter(pk__in=ids).update(upc=None)
 
 
 def products_update(updates: list[tuple[int, dict]]) -> None:

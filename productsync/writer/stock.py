@@ -67,11 +67,14 @@ def stockrecords_by_sku(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dic
     return {key: row for key, row in found.items() if key in keys}
 
 
-def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem], bool]:
+def sku_claims(
+    items: list[ValidItem], partner_id, fail, existing: dict
+) -> Callable[[ValidItem], bool]:
     """A check that fails an item whose (partner, partner_sku) belongs to a product outside
     its unit or to an earlier item of the batch, and else claims its SKUs; True if it may
-    be written. partner_id gives a partner's id by name."""
-    owners: dict[tuple[int, str], str] | None = None  # read on the first claim
+    be written. partner_id gives a partner's id by name; existing: the items' products by
+    key (products_by_key), whose ids tell a unit's own records."""
+    owners: dict[tuple[int, str], dict] | None = None  # read on the first claim
     claimed: dict[tuple[int, str], str] = {}
 
     def allowed(item: ValidItem) -> bool:
@@ -83,13 +86,19 @@ def sku_claims(items: list[ValidItem], partner_id, fail) -> Callable[[ValidItem]
                 for _, member in other.record.members()
                 for sr in member.stockrecords
             }
-            owners = {key: row["upc"] for key, row in stockrecords_by_sku(wanted).items()}
+            owners = stockrecords_by_sku(wanted)
         unit = {member.upc for _, member in item.record.members()}
+        ids = {existing[key].id for key in unit if key in existing}
         for prefix, member in item.record.members():
             for sr in member.stockrecords:
                 key = (partner_id(sr.partner), sr.partner_sku)
-                owner = claimed.get(key) or owners.get(key)
-                if owner is not None and owner not in unit:
+                if key in claimed:  # by an earlier item of the batch
+                    owner, mine = claimed[key], claimed[key] in unit
+                elif (row := owners.get(key)) is not None:  # by a product, told by its id
+                    owner, mine = row["upc"], row["product_id"] in ids
+                else:
+                    continue
+                if not mine:
                     fail(
                         item,
                         f"{prefix}stockrecords.partner_sku",

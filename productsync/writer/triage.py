@@ -106,7 +106,8 @@ def items_sort(
     product (or child) that does not exist fails."""
     out = Sorted()
     accepted: dict[str, int] = {}
-    holders = {row.upc: row for row in known.existing.values() if row.upc}
+    # By UPC: the product that holds it, or the accepted item whose product will.
+    holders: dict = dict(getattr(known.existing, "holders", {}))
     suspect = known.suspect()
     for item in items:
         problem = (
@@ -126,14 +127,26 @@ def items_sort(
             continue
         elif row is None:
             out.new.append(item)
+            _upcs_move(item, known.existing, holders)
         elif only == "create":
             out.untouched.append((item, row.id))
         else:
             out.changed.append((item, row.id))
+            _upcs_move(item, known.existing, holders)
         if seen is None and problem is None:
             accepted.update((m.upc, item.position) for _, m in item.record.members())
-            holders.update((upc, item) for upc in _upcs_written(item, known.existing).values())
     return out
+
+
+def _upcs_move(item: ValidItem, existing: dict, holders: dict) -> None:
+    """The unit will be written: the UPCs its barcodes replace are free for later items of
+    the batch (the writer clears them first), the ones it writes are its own."""
+    for _, member in item.record.members():
+        own = existing.get(member.upc)
+        held = own is not None and getattr(holders.get(own.upc), "id", None) == own.id
+        if held and carried(member, "barcode"):
+            del holders[own.upc]
+    holders.update((upc, item) for upc in _upcs_written(item, existing).values())
 
 
 def _upcs_written(item: ValidItem, existing: dict) -> dict[str, str]:
@@ -150,12 +163,15 @@ def _upcs_written(item: ValidItem, existing: dict) -> dict[str, str]:
 def _upc_taken(item: ValidItem, existing: dict, holders: dict) -> tuple[str, str] | None:
     """(field, message) when a UPC the unit would write is another product's (holders: the
     products holding the UPCs the batch gives, and the earlier items that write them)."""
-    members = dict(item.record.members())
+    members, unit = dict(item.record.members()), {}
     for prefix, upc in _upcs_written(item, existing).items():
         holder, own = holders.get(upc), existing.get(members[prefix].upc)
+        field = f"{prefix}barcode" if members[prefix].barcode else f"{prefix}upc"
+        if upc in unit:
+            return field, f"{field}: {upc!r} is also the UPC of {unit[upc] or 'the parent'}"
+        unit[upc] = prefix.rstrip(".")
         if holder is None or (own is not None and getattr(holder, "id", None) == own.id):
             continue
-        field = f"{prefix}barcode" if members[prefix].barcode else f"{prefix}upc"
         if isinstance(holder, ProductState):
             whose = f"product {holder.key!r}"
         else:

@@ -35,6 +35,21 @@ def links() -> dict[str, set[str]]:
     }
 
 
+def export(fmt: str, tmp_path) -> str:
+    """The catalogue as export_products writes it in fmt, in a file; its path."""
+    out = io.StringIO()
+    call_command("export_products", "--format", fmt, stdout=out)
+    exported = tmp_path / f"export.{fmt}"
+    exported.write_text(out.getvalue(), encoding="utf-8")
+    return str(exported)
+
+
+def shop_empty() -> None:
+    Product.objects.all().delete()
+    Category.objects.all().delete()
+    Partner.objects.all().delete()
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_categories_named_with_separators_survive_export_and_import(fmt, tmp_path, write_feed):
     run = sync_run_execute(write_feed([product("P1"), product("P2")]))
@@ -47,14 +62,9 @@ def test_categories_named_with_separators_survive_export_and_import(fmt, tmp_pat
     Product.objects.get(upc="P2").categories.add(child)
     tree, linked = category_tree(), links()
 
-    out = io.StringIO()
-    call_command("export_products", "--format", fmt, stdout=out)
-    exported = tmp_path / f"export.{fmt}"
-    exported.write_text(out.getvalue(), encoding="utf-8")
-    Product.objects.all().delete()
-    Category.objects.all().delete()
-    Partner.objects.all().delete()
-    again = sync_run_execute(str(exported))
+    exported = export(fmt, tmp_path)
+    shop_empty()
+    again = sync_run_execute(exported)
 
     assert (again.created, again.failed) == (2, 0), list(again.failure_set.values("message"))
     assert category_tree() == tree
@@ -86,14 +96,9 @@ def test_titles_with_surrounding_spaces_survive_export_and_import(fmt, tmp_path,
         Product.objects.filter(upc=upc).update(title=title)  # as the dashboard keeps it
     before = titles()
 
-    out = io.StringIO()
-    call_command("export_products", "--format", fmt, stdout=out)
-    exported = tmp_path / f"export.{fmt}"
-    exported.write_text(out.getvalue(), encoding="utf-8")
-    Product.objects.all().delete()
-    Category.objects.all().delete()
-    Partner.objects.all().delete()
-    again = sync_run_execute(str(exported))
+    exported = export(fmt, tmp_path)
+    shop_empty()
+    again = sync_run_execute(exported)
 
     assert (again.created, again.failed) == (len(items), 0), list(
         again.failure_set.values("message")

@@ -4,14 +4,19 @@ whatever its UPC became, and a UPC held by another product fails the item naming
 
 import io
 import json
+import sqlite3
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from oscar.core.loading import get_model
 
 from productsync.models import SyncedProduct
 from productsync.services import sync_run_execute
+from productsync.writer import products_by_key
 from tests.conftest import product
+from tests.writer.test_roundtrip import export, shop_empty
 
 pytestmark = pytest.mark.django_db
 
@@ -149,22 +154,17 @@ def test_products_with_barcodes_and_without_upc_survive_export_and_import(
     Product.objects.filter(pk=blank.pk).update(upc=None)  # Oscar stores none as NULL
     before = sorted(Product.objects.values_list("upc", "title"), key=str)
 
-    out = io.StringIO()
-    call_command("export_products", "--format", fmt, stdout=out)
-    exported = tmp_path / f"export.{fmt}"
-    exported.write_text(out.getvalue(), encoding="utf-8")
+    exported = export(fmt, tmp_path)
 
     # Into the same shop: every product is found again, none is created.
-    same = sync_run_execute(str(exported))
+    same = sync_run_execute(exported)
     assert (same.created, same.failed) == (0, 0), list(same.failure_set.values("message"))
     assert sorted(Product.objects.values_list("upc", "title"), key=str) == before
     assert SyncedProduct.objects.get(product=nameless).sync_key == f"oscar-product-{nameless.pk}"
 
     # Into an empty shop: the same products, UPCs and no UPCs.
-    Product.objects.all().delete()
-    Category.objects.all().delete()
-    Partner.objects.all().delete()
-    again = sync_run_execute(str(exported))
+    shop_empty()
+    again = sync_run_execute(exported)
     assert (again.created, again.failed) == (4, 0), list(again.failure_set.values("message"))
     assert sorted(Product.objects.values_list("upc", "title"), key=str) == before
 
@@ -195,3 +195,70 @@ def test_a_preview_finds_an_item_by_its_barcode(write_feed):
     codes = dict(run.item_set.filter(outcome="created").values_list("upc", "codes"))
     assert "5012345678900" in codes["K1"]
     assert "77" in codes["P"]
+
+
+def test_two_products_of_one_item_with_one_barcode_fail_that_item_alone(write_feed):
+    twins = parent("P", [child("P / S", barcode="77"), child("P / M", barcode="77")])
+    own = parent("Q", [child("Q / S", barcode="Q")])  # the parent's UPC is its key, Q
+    run = sync_run_execute(write_feed([twins, own, product("R", barcode="88")]))
+    failures = dict(run.failure_set.values_list("upc", "message"))
+    assert failures == {
+        "P": "children[1].barcode: '77' is also the UPC of children[0]",
+        "Q": "children[0].barcode: 'Q' is also the UPC of the parent",
+    }
+    assert (run.created, run.batch_set.exclude(error="").count()) == (1, 0)
+
+
+def test_a_barcode_moves_to_another_product_in_one_run(write_feed):
+    sync_run_execute(write_feed([product("A", barcode="111"), product("B", barcode="222")]))
+    moved = [product("A", barcode=""), product("B", barcode="111")]
+    run = sync_run_execute(write_feed(moved, "moved.json"))
+    assert (run.updated, run.failed) == (2, 0), list(run.failure_set.values("message"))
+    assert upcs() == {"A": "", "B": "111"}
+    # A swap, in feed order, would need a UPC held twice at once: the first item fails.
+    swap = [product("A", barcode="111"), product("B", barcode="")]
+    run = sync_run_execute(write_feed(swap, "swap.json"))
+    assert dict(run.failure_set.values_list("upc", "field")) == {"A": "barcode"}
+
+
+def test_a_dashboard_product_holding_a_synced_key_as_upc_keeps_its_upc_and_stock(write_feed):
+    sync_run_execute(write_feed([product("K1", barcode="B1")]))
+    book = ProductClass.objects.get(name="Book")
+    made = Product.objects.create(upc="K1", title="Made by hand", product_class=book)
+    partner = Partner.objects.get(name="Acme Books")
+    made.stockrecords.create(partner=partner, partner_sku="HAND-1", price="1.00")
+    stock = [{"partner": "Acme Books", "partner_sku": "HAND-1", "price": "2.00"}]
+    feed = [product("K1", barcode="K1"), product("K1", barcode="B1", stockrecords=stock)]
+    run = sync_run_execute(write_feed(feed[:1], "a.json"))
+    assert run.failure_set.get().message == "barcode: 'K1' is already the UPC of product 'K1'"
+    run = sync_run_execute(write_feed(feed[1:], "b.json"))
+    assert "'HAND-1' of 'Acme Books' belongs to product 'K1'" in run.failure_set.get().message
+    assert list(made.stockrecords.values_list("price", flat=True)) == [Decimal("1.00")]
+    assert Product.objects.get(pk=made.pk).upc == "K1"
+
+
+def test_a_partial_item_giving_a_barcode_is_refused(write_feed):
+    sync_run_execute(write_feed([product("K1")]))
+    run = sync_run_execute(write_feed([{"upc": "K1", "barcode": "1"}], "p.json"), partial=True)
+    failure = run.failure_set.get()
+    assert (failure.field, failure.message.split(";")[-1]) == (
+        "barcode",
+        " barcode is not one of them",
+    )
+
+
+def test_tens_of_thousands_of_keys_are_looked_up_in_one_query(django_assert_num_queries):
+    """Keys and barcodes of a 10,000-item batch, asked twice (by UPC, by key): more values
+    than SQLite's usual limit of variables (32,766; Debian's build takes 250,000)."""
+    keys = {f"K{i}" for i in range(20_000)}
+    sqlite = connection.vendor == "sqlite"
+    if sqlite:
+        connection.ensure_connection()
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    try:
+        with django_assert_num_queries(1):
+            assert products_by_key(keys) == {}
+    finally:
+        if sqlite:
+            connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
