@@ -17,7 +17,7 @@ from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
 from productsync.models import SyncBatch, SyncRun
-from productsync.services.scratch import run_temp_dir
+from productsync.services.scratch import run_temp_dir, temp_leftovers_remove
 from tests.conftest import ROOT, product, qcluster, run_command, subprocess_env, wait_for
 from tests.guarantees.test_faults import (
     FAULT_SETTINGS,
@@ -117,6 +117,19 @@ def test_a_run_of_another_database_sharing_temp_dir_leaves_this_ones_folders(tmp
         assert done.returncode == 0, done.stderr
     assert b"1 created" in done.stdout  # the other shop's run 1, as ours may be
     assert (folder / "rows").is_dir()
+
+
+@pytest.mark.django_db
+def test_leftover_folders_of_the_earlier_name_are_removed_a_running_runs_kept(tmp_path):
+    running = SyncRun.objects.create(source="a", batch_size=5, status="running")
+    ended = SyncRun.objects.create(source="b", batch_size=5, status="succeeded")
+    legacy = tmp_path / f"productsync-run-{ended.pk}"  # named before folders named a database
+    (legacy / "rows").mkdir(parents=True)
+    with override_settings(PRODUCTSYNC={**settings.PRODUCTSYNC, "TEMP_DIR": str(tmp_path)}):
+        kept = Path(run_temp_dir(running))
+        (kept / "rows").mkdir(parents=True)
+        assert temp_leftovers_remove() == 1
+    assert [p.name for p in tmp_path.iterdir()] == [kept.name]
 
 
 def test_a_temp_dir_that_is_no_writable_folder_is_reported(settings, tmp_path):
