@@ -376,8 +376,9 @@ def select_rows(sql: str, *lists: list) -> list[tuple]:
         if connection.vendor == "postgresql":
             cursor.execute(sql.replace("IN ({})", "= ANY(%s)"), [list(v) for v in lists])
             return cursor.fetchall()
-        if sum(map(len, lists)) > connection.features.max_query_params:
-            # More values than SQLite takes as variables: each list as one JSON array.
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        if sum(map(len, lists)) > limit:
+            # More values than this SQLite takes as variables: each list as one JSON array.
             in_json = "IN (SELECT value FROM json_each(%s))"
             cursor.execute(sql.replace("IN ({})", in_json), [json.dumps(list(v)) for v in lists])
             return cursor.fetchall()

@@ -16,7 +16,7 @@ def product_changes(member, class_id, now, row, parent_id: int | None = None) ->
     id by name; parent_id: a child's parent (a child has no class of its own: Oscar's
     rule). A product the sync hid (it left the feed) comes back public unless told not."""
     values = {}
-    if carried(member, "barcode") and product_upc(member) != (row.upc or None):
+    if upc_changes(member, row):
         values["upc"] = product_upc(member)
     if carried(member, "title"):
         values["title"] = member.title
@@ -35,6 +35,11 @@ def product_changes(member, class_id, now, row, parent_id: int | None = None) ->
     return values
 
 
+def upc_changes(member, row) -> bool:
+    """Whether the item gives its product (row: its ProductState) another UPC."""
+    return carried(member, "barcode") and product_upc(member) != (row.upc or None)
+
+
 def upcs_release(changed, existing: dict) -> None:
     """Clear the UPCs the changed units' barcodes replace before any product is written: one
     may move to another product of the batch (Oscar's UPCs are unique; writer.triage lets
@@ -43,10 +48,7 @@ def upcs_release(changed, existing: dict) -> None:
         row.id
         for item, _ in changed
         for _, member in item.record.members()
-        if (row := existing.get(member.upc)) is not None
-        and carried(member, "barcode")
-        and row.upc
-        and product_upc(member) != row.upc
+        if (row := existing.get(member.upc)) is not None and row.upc and upc_changes(member, row)
     ]
     if ids:
         Product.objects.filter(pk__in=ids).update(upc=None)
