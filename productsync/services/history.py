@@ -4,7 +4,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from productsync.exceptions import ProductSyncError
@@ -59,7 +59,11 @@ TERMINATED = "terminated (SIGTERM)"
 
 def run_interrupted(run: SyncRun, interrupt: KeyboardInterrupt) -> None:
     """End a run stopped by Ctrl-C or SIGTERM aborted: resumable from its first uncommitted
-    batch, its lease released at once."""
+    batch, its lease released at once. The interrupt may have come between a transaction's
+    BEGIN and Django knowing of it (in Atomic.__enter__): a statement on that connection
+    would join the transaction and never be committed, so a new one records the end."""
+    if not connection.in_atomic_block:
+        connection.close()
     run_finish(run, str(interrupt) or "interrupted", status=Status.ABORTED)
 
 

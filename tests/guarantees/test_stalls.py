@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +18,7 @@ from oscar.core.loading import get_model
 
 from productsync.checks import check_settings
 from productsync.models import SyncBatch, SyncRun
+from productsync.services.history import TERMINATED, run_interrupted
 from productsync.services.scratch import run_temp_dir, temp_leftovers_remove
 from tests.conftest import ROOT, product, qcluster, run_command, subprocess_env, wait_for
 from tests.guarantees.test_faults import (
@@ -59,6 +61,19 @@ def test_sigterm_aborts_the_run_and_it_resumes(large_feed):
     assert summary["status"] == "succeeded"
     assert Product.objects.count() == LARGE
     assert_whole_batches()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupt_between_begin_and_django_knowing_still_records_the_run_aborted():
+    """The race SIGTERM and Ctrl-C can hit: the signal lands in Atomic.__enter__ after its
+    BEGIN went to the database, so the connection holds a transaction Django does not know."""
+    run = SyncRun.objects.create(source="a", batch_size=5, status="running")
+    connection.ensure_connection()
+    connection.connection.cursor().execute("BEGIN")  # as Atomic.__enter__ had sent it
+    run_interrupted(run, KeyboardInterrupt(TERMINATED))
+    connection.close()  # as the process ends: what was not committed is gone
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("aborted", TERMINATED)
 
 
 def magento_csv(folder: Path, rows: int) -> str:
