@@ -49,6 +49,20 @@ def _cents(value: Any) -> Any:
     return str((cents / 100).quantize(Decimal("0.01")))
 
 
+# A number a spreadsheet wrote in exponent notation ("3.65275E+11"); possessive, no
+# backtracking whatever a cell holds.
+_EXPONENT = re.compile(r"[-+]?[0-9]++(?:[.,][0-9]*+)?[eE][-+]?[0-9]++")
+
+
+def _barcode(value: Any) -> Any:
+    """A barcode as given, stripped; none ("") for one a spreadsheet wrote in exponent
+    notation: its digits are lost, and a wrong UPC is worse than none."""
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    return "" if _EXPONENT.fullmatch(value) else value
+
+
 def _text_transform(method: str) -> Callable[[Any], Any]:
     return lambda value: getattr(value, method)() if isinstance(value, str) else value
 
@@ -56,6 +70,7 @@ def _text_transform(method: str) -> Callable[[Any], Any]:
 TRANSFORMS: dict[str, Callable[[Any], Any]] = {
     "boolean": _boolean,
     "cents": _cents,
+    "barcode": _barcode,
     "upper": _text_transform("upper"),
     "lower": _text_transform("lower"),
     "strip": _text_transform("strip"),
