@@ -38,11 +38,12 @@ def temp_leftovers_remove() -> int:
     theirs, or taken for dead); return how many. A running run's folder, on any host sharing
     TEMP_DIR, stays, and so do the folders of another database's runs."""
     root = app_settings.TEMP_DIR or tempfile.gettempdir()
-    # Before folders were named after their database: "productsync-run-<id>".
+    # Ours, and those named before folders named their database ("productsync-run-<id>").
+    prefixes = (_prefix(), PREFIX)
     found: dict[str, int] = {}
     with contextlib.suppress(OSError), os.scandir(root) as entries:
         for entry in entries:
-            for prefix in (_prefix(), PREFIX):
+            for prefix in prefixes:
                 if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit():
                     found[entry.path] = int(entry.name[len(prefix) :])
     if not found:
