@@ -9,9 +9,10 @@ from oscar.core.loading import get_model
 
 from productsync.outcomes import ValidItem
 from productsync.ownership import carried
-from productsync.writer.catalogue import ProductState, product_upc, products_by_key
+from productsync.writer.catalogue import Keyed, ProductState, product_upc, products_by_key
 from productsync.writer.drift import unit_digests
 from productsync.writer.item_rows import taken_in_dry_run
+from productsync.writer.product_rows import upc_changes
 
 Product = get_model("catalogue", "Product")
 
@@ -20,7 +21,7 @@ class Known(NamedTuple):
     """What the catalogue holds of a batch's products, read before they are written."""
 
     # By key: every product the items name that exists, and each holding a UPC they give.
-    existing: dict[str, ProductState]
+    existing: Keyed
     same: set[int]  # the units whose stored fingerprint is their item's
     drifted: set[int]  # of those, the ones a product of which someone changed since
     taken: dict[str, int]  # a dry run's: {upc: position} its earlier batches recorded
@@ -107,7 +108,7 @@ def items_sort(
     out = Sorted()
     accepted: dict[str, int] = {}
     # By UPC: the product that holds it, or the accepted item whose product will.
-    holders: dict = dict(getattr(known.existing, "holders", {}))
+    holders: dict = dict(known.existing.holders)
     suspect = known.suspect()
     for item in items:
         problem = (
@@ -144,18 +145,18 @@ def _upcs_move(item: ValidItem, existing: dict, holders: dict) -> None:
     for _, member in item.record.members():
         own = existing.get(member.upc)
         held = own is not None and getattr(holders.get(own.upc), "id", None) == own.id
-        if held and carried(member, "barcode"):
+        if held and upc_changes(member, own):
             del holders[own.upc]
     holders.update((upc, item) for upc in _upcs_written(item, existing).values())
 
 
 def _upcs_written(item: ValidItem, existing: dict) -> dict[str, str]:
     """{field prefix: UPC} of the products of the unit whose UPC the write sets: a new one's,
-    and the barcode an item gives."""
+    and another UPC an item's barcode gives."""
     return {
         prefix: upc
         for prefix, member in item.record.members()
-        if (member.upc not in existing or carried(member, "barcode"))
+        if (member.upc not in existing or upc_changes(member, existing[member.upc]))
         and (upc := product_upc(member))
     }
 

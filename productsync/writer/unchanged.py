@@ -8,7 +8,7 @@ from oscar.core.loading import get_model
 from productsync.models import SyncedProduct
 from productsync.outcomes import BatchResult, FeedItem
 from productsync.sql import update_rows
-from productsync.writer.catalogue import products_by_key
+from productsync.writer.catalogue import Keyed, products_by_key
 
 Product = get_model("catalogue", "Product")
 
@@ -17,20 +17,22 @@ class Lookup(NamedTuple):
     """What unchanged_skip read, for the writer of the same batch."""
 
     upcs: set[str]  # asked for
-    existing: dict  # the products found, by key (products_by_key)
+    existing: Keyed  # the products found, by key (products_by_key)
 
 
 def _upc(payload, name: str = "upc") -> str | None:
-    upc = payload.get(name) if isinstance(payload, dict) else None
-    return upc.strip() if isinstance(upc, str) else None
+    """The payload's text of name (its key, upc, unless told), stripped; None if not text."""
+    text = payload.get(name) if isinstance(payload, dict) else None
+    return text.strip() if isinstance(text, str) else None
 
 
 def _children(payload: dict, name: str = "upc") -> list[str]:
+    """The payload's children's texts of name (their keys unless told), the empty left out."""
     children = payload.get("children")
     return [
-        upc
+        text
         for child in (children if isinstance(children, list) else ())
-        if (upc := _upc(child, name))
+        if (text := _upc(child, name))
     ]
 
 
