@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from productsync.feeds import feed_open
+from productsync.feeds.mapping.rules import TRANSFORMS
 from productsync.feeds.stream import FeedOptions
 from tests.conftest import FIXTURES, shared_data
 
@@ -191,3 +192,13 @@ def test_a_damaged_gtin_in_google_s_tab_separated_form_gives_none(tmp_path):
     got = barcodes(items)
     assert got["1.23457E+10"] == ""  # its key is what the feed says; no UPC shown
     assert got["0012345678905"] == "0012345678905"
+
+
+def test_the_barcode_transform_drops_only_a_number_in_exponent_notation():
+    barcode = TRANSFORMS["barcode"]
+    assert [barcode(v) for v in ("3.65275E+11", "4,6347e11", "-1E-3", " 1e5 ")] == [""] * 4
+    kept = ["0012345678905", "978-3-16-148410-0", "E+11", "12E", "1.5E+11x", "ABC123"]
+    assert [barcode(v) for v in kept] == kept
+    assert barcode("  0012  ") == "0012"
+    hostile = "9" * 200_000 + "E"  # no backtracking: the possessive pattern fails at once
+    assert barcode(hostile) == hostile

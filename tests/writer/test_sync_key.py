@@ -262,3 +262,16 @@ def test_tens_of_thousands_of_keys_are_looked_up_in_one_query(django_assert_num_
     finally:
         if sqlite:
             connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+
+def test_a_hostile_barcode_fails_its_item_naming_the_field(write_feed):
+    feed = [
+        product("K1", barcode="9" * 65),
+        product("K2", barcode="12\x003"),
+        product("K3", barcode=["1", "2"]),
+        product("K4", barcode="  5012345678900  "),
+    ]
+    run = sync_run_execute(write_feed(feed))
+    fields = dict(run.failure_set.values_list("upc", "field"))
+    assert fields == dict.fromkeys(["K1", "K2", "K3"], "barcode")
+    assert upcs() == {"K4": "5012345678900"}
