@@ -7,6 +7,7 @@ from oscar.core.loading import get_model
 
 from productsync.models import SyncedProduct
 from productsync.outcomes import BatchResult, FeedItem
+from productsync.records import text_storable
 from productsync.sql import update_rows
 from productsync.writer.catalogue import Keyed, products_by_key
 
@@ -21,9 +22,13 @@ class Lookup(NamedTuple):
 
 
 def _upc(payload, name: str = "upc") -> str | None:
-    """The payload's text of name (its key, upc, unless told), stripped; None if not text."""
+    """The payload's text of name (its key, upc, unless told), stripped; None if not text,
+    or text no database could be asked for (a NUL, a lone surrogate): validation fails it."""
     text = payload.get(name) if isinstance(payload, dict) else None
-    return text.strip() if isinstance(text, str) else None
+    try:
+        return text_storable(text.strip()) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _children(payload: dict, name: str = "upc") -> list[str]:

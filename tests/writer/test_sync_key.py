@@ -270,8 +270,10 @@ def test_a_hostile_barcode_fails_its_item_naming_the_field(write_feed):
         product("K2", barcode="12\x003"),
         product("K3", barcode=["1", "2"]),
         product("K4", barcode="  5012345678900  "),
+        product("K5\x00"),  # a key no database can be asked for, as a barcode above
     ]
     run = sync_run_execute(write_feed(feed))
     fields = dict(run.failure_set.values_list("upc", "field"))
-    assert fields == dict.fromkeys(["K1", "K2", "K3"], "barcode")
+    expected = {**dict.fromkeys(["K1", "K2", "K3"], "barcode"), "K5\\x00": "upc"}
+    assert fields == expected, (run.status, run.error)
     assert upcs() == {"K4": "5012345678900"}
